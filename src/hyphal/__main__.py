@@ -1,0 +1,5 @@
+"""`python -m hyphal` runs the command line."""
+
+from hyphal.cli import main
+
+main()

@@ -1,0 +1,146 @@
+"""Daemon configuration: defaults, the TOML config file, and command-line overrides.
+
+Config file keys mirror the command-line flags in snake_case (``peers``, ``tcp_listen_port``,
+``api_addr``, ``no_tun``, ``tun_name``, ``key_file``, ``network_name``, ``network_key_file``, ...).
+A flag given on the command line wins over the file; the file wins over built-in defaults.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from hyphal.identity import DEFAULT_KEY_FILE
+from hyphal.links.endpoint import Endpoint, EndpointError
+
+DEFAULT_TCP_PORT = 9651
+DEFAULT_API_ADDR = "127.0.0.1:8989"
+DEFAULT_TUN_NAME = "hyphal0"
+DEFAULT_CONFIG_FILE = Path.home() / ".config" / "hyphal" / "hyphal.toml"
+
+
+class ConfigError(ValueError):
+    """Configuration that cannot be used; the message names the key and what to do."""
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Everything `hyphal run` needs, validated."""
+
+    key_file: Path = DEFAULT_KEY_FILE
+    peers: tuple[Endpoint, ...] = ()
+    tcp_listen_port: int = DEFAULT_TCP_PORT
+    listen_address: str = "::"
+    api_addr: str = DEFAULT_API_ADDR
+    no_tun: bool = False
+    tun_name: str = DEFAULT_TUN_NAME
+    tun_mtu: int | None = None
+    network_name: str | None = None
+    network_key_file: Path | None = None
+    metrics_api_address: str | None = None
+    message_store: Path | None = None
+    api_token_file: Path | None = None
+
+    def with_overrides(self, **overrides: Any) -> NodeConfig:
+        """A copy with every override that is not None applied (flags beat the file)."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def network_key(self) -> bytes | None:
+        """The 32-byte private-network key, or None on the public network."""
+        if self.network_key_file is None:
+            return None
+        try:
+            raw = self.network_key_file.read_bytes()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read network key file {self.network_key_file}: {exc.strerror}"
+            ) from exc
+        if len(raw) < 32:
+            raise ConfigError(
+                f"network key file {self.network_key_file} holds {len(raw)} bytes; it needs 32 "
+                "(create one with: head -c 32 /dev/urandom > network.key)"
+            )
+        return raw[:32]
+
+    def validate(self) -> NodeConfig:
+        if (self.network_name is None) != (self.network_key_file is None):
+            raise ConfigError(
+                "--network-name and --network-key-file go together: give both or neither"
+            )
+        if self.network_name is not None and not 2 <= len(self.network_name.encode()) <= 64:
+            raise ConfigError("--network-name must be 2 to 64 bytes long")
+        if not 0 <= self.tcp_listen_port < 65536:
+            raise ConfigError("tcp_listen_port must be 0..65535 (0 picks a free port)")
+        parse_host_port(self.api_addr, "api_addr")
+        if self.metrics_api_address:
+            parse_host_port(self.metrics_api_address, "metrics_api_address")
+        if self.tun_mtu is not None and not 1280 <= self.tun_mtu <= 65535:
+            raise ConfigError("tun_mtu must be 1280..65535")
+        return self
+
+
+def parse_host_port(text: str, what: str) -> tuple[str, int]:
+    """`host:port` or `[v6]:port` -> (host, port); ConfigError naming ``what`` otherwise."""
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ConfigError(
+            f"{what}: expected host:port, e.g. 127.0.0.1:8989 or [::1]:8989, got {text!r}"
+        )
+    return host, int(port)
+
+
+def parse_peers(values: list[str] | tuple[str, ...]) -> tuple[Endpoint, ...]:
+    try:
+        return tuple(Endpoint.parse(v) for v in values)
+    except EndpointError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+_PATH_KEYS = {"key_file", "network_key_file", "message_store", "api_token_file"}
+_SCALAR_KEYS: dict[str, type] = {
+    "tcp_listen_port": int,
+    "listen_address": str,
+    "api_addr": str,
+    "no_tun": bool,
+    "tun_name": str,
+    "tun_mtu": int,
+    "network_name": str,
+    "metrics_api_address": str,
+}
+
+
+def load_config_file(path: Path) -> NodeConfig:
+    """Read a TOML config file into a NodeConfig (unknown keys are an error, so typos show)."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} does not exist") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    known = {"peers"} | _PATH_KEYS | set(_SCALAR_KEYS)
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(
+            f"config file {path}: unknown keys {unknown}; known keys: {sorted(known)}"
+        )
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "peers":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"config file {path}: peers must be a list of URIs")
+            values[key] = parse_peers(value)
+        elif key in _PATH_KEYS:
+            if not isinstance(value, str):
+                raise ConfigError(f"config file {path}: {key} must be a path string")
+            values[key] = Path(value).expanduser()
+        else:
+            expected = _SCALAR_KEYS[key]
+            if type(value) is not expected:
+                raise ConfigError(f"config file {path}: {key} must be a {expected.__name__}")
+            values[key] = value
+    return NodeConfig(**values).validate()
