@@ -1,0 +1,50 @@
+"""Checks on signed origin announcements, with a bounded cache of verification results.
+
+An announcement binds (prefix, seqno, router id) with an XEdDSA signature by the key in the
+router id. It is accepted only if the prefix lies in 400::/7, is the /64 that key owns, and the
+signature verifies. Results are cached per (router id, seqno, signature): relays repeat the
+origin's signature unchanged, so each announcement is verified once per router (or once per
+process, when the simulator injects a shared memoising verifier).
+"""
+
+from __future__ import annotations
+
+from hyphal.crypto.signing import Verifier
+from hyphal.identity import prefix64_for_public_key
+from hyphal.wire.control import announcement_message
+
+OK = "ok"
+BAD_PREFIX = "prefix"
+WRONG_KEY = "key"
+BAD_SIGNATURE = "signature"
+
+
+def in_overlay(prefix64: bytes) -> bool:
+    """True if the prefix lies inside 400::/7."""
+    return len(prefix64) == 8 and prefix64[0] in (0x04, 0x05)
+
+
+class AnnouncementChecker:
+    def __init__(self, verifier: Verifier, cache_size: int) -> None:
+        self._verifier = verifier
+        self._cache: dict[tuple[bytes, int, bytes], bool] = {}
+        self._cache_size = cache_size
+        self.verifications = 0
+
+    def check(self, prefix64: bytes, seqno: int, router_id: bytes, signature: bytes) -> str:
+        """OK or the reason (BAD_PREFIX, WRONG_KEY, BAD_SIGNATURE) the announcement is refused."""
+        if not in_overlay(prefix64):
+            return BAD_PREFIX
+        if prefix64_for_public_key(router_id[:32]) != prefix64:
+            return WRONG_KEY
+        key = (router_id, seqno, signature)
+        good = self._cache.get(key)
+        if good is None:
+            self.verifications += 1
+            good = self._verifier.verify(
+                router_id[:32], announcement_message(prefix64, seqno, router_id), signature
+            )
+            if len(self._cache) >= self._cache_size:
+                del self._cache[next(iter(self._cache))]
+            self._cache[key] = good
+        return OK if good else BAD_SIGNATURE

@@ -1,0 +1,46 @@
+"""Per-neighbour state: hello schedule, RTT estimate from Hello/IHU, damped link cost, liveness."""
+
+from __future__ import annotations
+
+from hyphal.routing.metric import INFINITY
+from hyphal.routing.params import RoutingParams
+
+
+class Neighbour:
+    """One directly connected peer. ``cost`` is INFINITY until the first RTT sample."""
+
+    __slots__ = ("cost", "hello_seqno", "last_heard", "next_hello", "peer", "prefixes", "rtt",
+                 "sent_hellos")
+
+    def __init__(self, peer: int, now: float) -> None:
+        self.peer = peer
+        self.rtt: float | None = None
+        self.cost = INFINITY
+        self.last_heard = now
+        self.next_hello = now
+        self.hello_seqno = 0
+        # Timestamps of the last few hellos by seqno: an IHU must echo one of them exactly.
+        self.sent_hellos: dict[int, int] = {}
+        # Prefixes for which this neighbour has a route entry (to touch only those on changes).
+        self.prefixes: set[bytes] = set()
+
+    @property
+    def usable(self) -> bool:
+        return self.rtt is not None
+
+    def rtt_sample(self, sample: float, params: RoutingParams) -> bool:
+        """Fold one RTT sample in; True if the link cost changed (including first measurement)."""
+        if self.rtt is None:
+            self.rtt = sample
+        else:
+            self.rtt += params.rtt_alpha * (sample - self.rtt)
+        new_cost = max(params.cost_floor, round(self.rtt / 2 / params.metric_unit))
+        new_cost = min(new_cost, INFINITY - 1)
+        old = self.cost
+        if old == INFINITY:
+            self.cost = new_cost
+            return True
+        if abs(new_cost - old) > max(params.cost_damping_abs, params.cost_damping_rel * old):
+            self.cost = new_cost
+            return True
+        return False

@@ -1,0 +1,112 @@
+"""Every routing parameter in one frozen dataclass; the daemon and the simulator both import it.
+
+Times are seconds, metrics are u16 in units of ``metric_unit`` seconds (100 µs) of one-way
+latency. Each field's comment says what it means and why its default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RoutingParams:
+    # --- neighbours -------------------------------------------------------------------------
+    # Hello period. 4 probes a second cost ~11 bytes each and give the RTT estimator enough
+    # samples to converge within a couple of seconds and the dead timer below something to count.
+    hello_interval: float = 0.25
+    # Each hello is sent after hello_interval * (1 - u * hello_jitter), u uniform in [0, 1), so
+    # thousands of routers started together do not tick in lockstep; never later than the interval.
+    hello_jitter: float = 0.2
+    # No control frame at all from a neighbour for this long -> NeighbourDead. About 4 missed
+    # hellos: sub-second failover on a silent link, yet two lost hellos in a row do not kill it.
+    dead_interval: float = 1.0
+    # EWMA gain for RTT samples (TCP's SRTT uses 1/8). The first sample is taken as is.
+    rtt_alpha: float = 0.125
+    # Samples above this (stale IHUs, clock wraps) are discarded.
+    max_rtt_sample: float = 10.0
+
+    # --- metric -----------------------------------------------------------------------------
+    # One metric unit is 100 µs of one-way latency: u16 then spans 6.5 s, plenty for any path.
+    metric_unit: float = 0.0001
+    # Every hop costs at least 10 units (1 ms), so hop count always matters and a LAN mesh does not
+    # route over many "free" hops.
+    cost_floor: int = 10
+    # Link cost is only changed when the new value differs from the current one by more than
+    # max(cost_damping_abs, cost_damping_rel * current): jitter of a few hundred µs or a few
+    # percent does not ripple through the network as metric changes.
+    cost_damping_abs: int = 3
+    cost_damping_rel: float = 0.1
+
+    # --- route selection --------------------------------------------------------------------
+    # Switch the selected route only if the best candidate is better by more than
+    # max(hysteresis_abs, hysteresis_rel * current metric). 3 % keeps steady-state stretch well
+    # below 1.05 while stopping flaps between near-equal paths; 5 units = 0.5 ms.
+    hysteresis_abs: int = 5
+    hysteresis_rel: float = 0.03
+    # Send a triggered update when the selected metric moved by more than
+    # max(significant_change_abs, significant_change_rel * last advertised) since the last one.
+    significant_change_abs: int = 10
+    significant_change_rel: float = 0.1
+
+    # --- updates ----------------------------------------------------------------------------
+    # Periodic full-table update to every neighbour. Triggered updates carry every real change,
+    # so this only repairs losses and refreshes expiry; 30 s keeps background load modest.
+    update_interval: float = 30.0
+    # The periodic update fires after update_interval * (1 - u * update_jitter).
+    update_jitter: float = 0.1
+    # A route not refreshed for route_expiry_factor x its advertised interval expires
+    # (RFC 8966: 3.5, i.e. three lost periodic updates plus slack).
+    route_expiry_factor: float = 3.5
+    # Advertised intervals are clamped to this, bounding how long a neighbour can pin a route
+    # (and keeping every route's lifetime well below source_gc_time, which loop freedom needs).
+    max_advertised_interval: float = 120.0
+    # A prefix whose selected route was lost is remembered for this long: its retraction is
+    # repeated in full dumps and a late stale update cannot resurrect it silently.
+    retraction_hold: float = 6.0
+    # Upper bound on UPDATE/TLV bytes in one control payload; TLVs are batched up to this size.
+    # Fits easily in one link record; lower it for datagram links.
+    max_payload_size: int = 8192
+
+    # --- sources (feasibility distances) -----------------------------------------------------
+    # Feasibility distance entries unused this long are dropped (must exceed the longest route
+    # lifetime, route_expiry_factor * max_advertised_interval = 420 s).
+    source_gc_time: float = 1800.0
+    # How often the source table is swept (an O(n) pass, so rarely).
+    source_sweep_interval: float = 60.0
+
+    # --- seqno requests ---------------------------------------------------------------------
+    # Hop count a new seqno request starts with (RFC 8966 suggests 64); forwarded while > 1.
+    seqno_request_hops: int = 64
+    # The same request (prefix, router id, seqno) is not re-sent to a peer within this time.
+    seqno_request_resend: float = 1.0
+    # A received request for the same (prefix, router id, seqno) is handled once per this time.
+    seqno_request_dedupe: float = 3.0
+    # The origin bumps its own seqno at most once per this interval (a bump is re-signed and
+    # floods the network); a request inside the window is served when it ends.
+    seqno_bump_min_interval: float = 1.0
+
+    # --- bounds -----------------------------------------------------------------------------
+    # Most prefixes held; updates for new prefixes beyond this are rejected (flood protection).
+    max_routes: int = 65536
+    # Most router ids remembered per prefix in the source table (each restart of a node makes
+    # a new one).
+    max_sources_per_prefix: int = 8
+    # Verified-signature cache entries, request caches.
+    signature_cache_size: int = 131072
+    request_cache_size: int = 16384
+
+    def __post_init__(self) -> None:
+        if self.hello_interval <= 0 or self.dead_interval <= self.hello_interval:
+            raise ValueError("dead_interval must exceed a positive hello_interval")
+        if not 0 < self.rtt_alpha <= 1:
+            raise ValueError("rtt_alpha must be in (0, 1]")
+        if self.cost_floor < 1:
+            raise ValueError("cost_floor must be at least 1 so every hop costs something")
+        if self.max_payload_size < 256:
+            raise ValueError("max_payload_size must hold at least one update")
+        if self.source_gc_time <= self.route_expiry_factor * self.max_advertised_interval:
+            raise ValueError("source_gc_time must exceed the longest route lifetime")
+
+
+DEFAULT_PARAMS = RoutingParams()

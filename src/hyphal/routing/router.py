@@ -1,0 +1,627 @@
+"""The sans-IO Babel-style router (RFC 8966, as Mycelium adapts it, with signed announcements).
+
+Inputs are control payloads, neighbour up/down events and the current time; outputs are
+:class:`SendControl` / :class:`NeighbourDead` actions. Nothing here reads a clock or does I/O.
+
+Work per input is proportional to what the input touches: an update reselects one prefix, a
+link-cost change reselects only the prefixes that neighbour announced, timers sit in a lazy heap.
+Changes made while handling one input are collected and flushed at the end as batched payloads.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Iterable
+from itertools import count
+
+from hyphal.crypto.signing import Signer, Verifier, XEdDSAVerifier
+from hyphal.identity import prefix64_for_public_key
+from hyphal.routing.auth import OK, AnnouncementChecker, in_overlay
+from hyphal.routing.metric import INFINITY, metric_add, seqno_newer, seqno_newer_or_equal
+from hyphal.routing.neighbour import Neighbour
+from hyphal.routing.params import RoutingParams
+from hyphal.routing.source import SourceTable
+from hyphal.routing.table import PrefixEntry, Route
+from hyphal.routing.types import Action, NeighbourDead, NeighbourInfo, RouteInfo, SendControl
+from hyphal.wire.control import (
+    IHU,
+    Hello,
+    SeqnoRequest,
+    Update,
+    announcement_message,
+    decode_payload,
+    encode_tlv,
+)
+
+_ROUTE_EXPIRY = 0
+_HOLD_EXPIRY = 1
+_MIN_ROUTE_INTERVAL = 1.0  # a route lives at least route_expiry_factor seconds
+
+_COUNTERS = (
+    "control_received", "control_from_unknown_peer", "hellos_sent", "hellos_received",
+    "ihus_received", "rtt_samples", "rtt_samples_discarded", "updates_sent", "updates_received",
+    "updates_accepted", "updates_unfeasible", "updates_own_prefix", "updates_rejected_prefix",
+    "updates_rejected_key", "updates_rejected_signature", "updates_rejected_table_full",
+    "retractions_sent", "retractions_received", "seqno_requests_sent", "seqno_requests_received",
+    "seqno_requests_forwarded", "seqno_requests_deduped", "seqno_bumps", "neighbours_up",
+    "neighbours_down", "neighbours_dead", "route_switches", "routes_lost", "routes_expired",
+    "signature_verifications", "full_dumps",
+)
+_REJECT_COUNTER = {
+    "prefix": "updates_rejected_prefix",
+    "key": "updates_rejected_key",
+    "signature": "updates_rejected_signature",
+}
+
+
+def _centiseconds(seconds: float) -> int:
+    return max(0, min(0xFFFF, round(seconds * 100)))
+
+
+class Router:
+    """Babel-style distance-vector router for overlay /64s. See ``docs/routing.md``."""
+
+    def __init__(self, public_key: bytes, signer: Signer, params: RoutingParams, now: float,
+                 rng: random.Random, verifier: Verifier | None = None,
+                 router_id_suffix: bytes | None = None) -> None:
+        if len(public_key) != 32:
+            raise ValueError("a public key has 32 bytes")
+        suffix = rng.randbytes(8) if router_id_suffix is None else router_id_suffix
+        if len(suffix) != 8:
+            raise ValueError("router_id_suffix must be 8 bytes")
+        self.params = params
+        self.public_key = public_key
+        self.router_id = public_key + suffix
+        self.own_prefix64 = prefix64_for_public_key(public_key)
+        self.counters: dict[str, int] = dict.fromkeys(_COUNTERS, 0)
+        self._rng = rng
+        self._signer = signer
+        self._checker = AnnouncementChecker(verifier or XEdDSAVerifier(),
+                                            params.signature_cache_size)
+        self._update_interval_cs = _centiseconds(params.update_interval)
+        self._hello_interval_cs = _centiseconds(params.hello_interval)
+        # Own announcement.
+        self._seqno = 0
+        self._own_tlv = self._sign_own()
+        self._own_pending = False
+        self._last_bump = float("-inf")
+        self._bump_at: float | None = None
+        # State.
+        self._neighbours: dict[int, Neighbour] = {}
+        self._table: dict[bytes, PrefixEntry] = {}
+        self._route_count = 0
+        self._fib: dict[bytes, int] = {}
+        self._fib_key: dict[bytes, bytes] = {}
+        self._sources = SourceTable(2 * params.max_routes, params.max_sources_per_prefix)
+        self._heap: list[tuple[float, int, int, bytes, Route | None]] = []
+        self._heap_seq = count()
+        self._next_periodic = now + self._jittered(params.update_interval, params.update_jitter)
+        self._next_sweep = now + params.source_sweep_interval
+        self._req_sent: dict[tuple[int, bytes, bytes, int], float] = {}
+        self._req_seen: dict[tuple[bytes, bytes, int], float] = {}
+        # Output collected during one call.
+        self._pending: dict[bytes, None] = {}
+        self._out: dict[int, list[bytes]] = {}
+        self._dead: list[Action] = []
+
+    # ------------------------------------------------------------------ public API: queries
+
+    @property
+    def seqno(self) -> int:
+        """Our own announcement's current seqno."""
+        return self._seqno
+
+    def next_hop(self, prefix64: bytes) -> int | None:
+        return self._fib.get(prefix64)
+
+    def route_public_key(self, prefix64: bytes) -> bytes | None:
+        if prefix64 == self.own_prefix64:
+            return self.public_key
+        return self._fib_key.get(prefix64)
+
+    def selected_routes(self) -> list[RouteInfo]:
+        return [self._info(e.selected, True) for e in self._table.values()
+                if e.selected is not None]
+
+    def fallback_routes(self) -> list[RouteInfo]:
+        return [self._info(r, False) for e in self._table.values()
+                for r in e.routes.values() if r is not e.selected]
+
+    def neighbours(self) -> list[NeighbourInfo]:
+        return [NeighbourInfo(n.peer, n.rtt, n.cost, n.last_heard, n.usable)
+                for n in self._neighbours.values()]
+
+    def route_count(self) -> int:
+        """Number of prefixes in the table (selected or not)."""
+        return len(self._table)
+
+    def _info(self, route: Route, selected: bool) -> RouteInfo:
+        cost = self._neighbours[route.peer].cost
+        return RouteInfo(route.prefix, route.peer, metric_add(route.metric, cost), route.seqno,
+                         route.router_id, selected, route.metric)
+
+    # ------------------------------------------------------------------ public API: events
+
+    def neighbour_up(self, peer: int, now: float) -> list[Action]:
+        if peer not in self._neighbours:
+            self._neighbours[peer] = nb = Neighbour(peer, now)
+            self.counters["neighbours_up"] += 1
+            self._send_hello(nb, now)
+        return self._flush(now)
+
+    def neighbour_down(self, peer: int, now: float) -> list[Action]:
+        self._drop_neighbour(peer, now)
+        return self._flush(now)
+
+    def handle_control(self, peer: int, payload: bytes, now: float) -> list[Action]:
+        tlvs = decode_payload(payload)
+        nb = self._neighbours.get(peer)
+        if nb is None:
+            self.counters["control_from_unknown_peer"] += 1
+            return []
+        self.counters["control_received"] += 1
+        nb.last_heard = now
+        for tlv in tlvs:
+            if isinstance(tlv, Update):
+                self._on_update(nb, tlv, now)
+            elif isinstance(tlv, Hello):
+                self.counters["hellos_received"] += 1
+                self._queue(peer, encode_tlv(IHU(tlv.seqno, self._hello_interval_cs,
+                                                 tlv.timestamp)))
+            elif isinstance(tlv, IHU):
+                self._on_ihu(nb, tlv, now)
+            else:
+                self._on_seqno_request(nb, tlv, now)
+        return self._flush(now)
+
+    def on_timer(self, now: float) -> list[Action]:
+        params = self.params
+        for nb in list(self._neighbours.values()):
+            if now - nb.last_heard >= params.dead_interval:
+                self.counters["neighbours_dead"] += 1
+                self._dead.append(NeighbourDead(nb.peer))
+                self._drop_neighbour(nb.peer, now)
+            elif now >= nb.next_hello:
+                self._send_hello(nb, now)
+        if self._bump_at is not None and now >= self._bump_at:
+            self._bump(now)
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _, _, kind, prefix, route = heapq.heappop(heap)
+            self._on_heap_item(kind, prefix, route, now)
+        if now >= self._next_periodic:
+            self._next_periodic = now + self._jittered(params.update_interval,
+                                                       params.update_jitter)
+            self._dump(list(self._neighbours.values()), now)
+        if now >= self._next_sweep:
+            self._next_sweep = now + params.source_sweep_interval
+            self._sources.sweep(now)
+            self._sweep_caches(now)
+        return self._flush(now)
+
+    def next_deadline(self) -> float:
+        dead = self.params.dead_interval
+        deadline = min(self._next_periodic, self._next_sweep)
+        for nb in self._neighbours.values():
+            deadline = min(deadline, nb.next_hello, nb.last_heard + dead)
+        if self._heap:
+            deadline = min(deadline, self._heap[0][0])
+        if self._bump_at is not None:
+            deadline = min(deadline, self._bump_at)
+        return deadline
+
+    # ------------------------------------------------------------------ neighbours
+
+    def _jittered(self, interval: float, jitter: float) -> float:
+        return interval * (1.0 - jitter * self._rng.random())
+
+    def _send_hello(self, nb: Neighbour, now: float) -> None:
+        nb.hello_seqno = (nb.hello_seqno + 1) & 0xFFFF
+        timestamp = round(now * 1_000_000) & 0xFFFFFFFF
+        nb.sent_hellos[nb.hello_seqno] = timestamp
+        if len(nb.sent_hellos) > 16:
+            del nb.sent_hellos[next(iter(nb.sent_hellos))]
+        self._queue(nb.peer, encode_tlv(Hello(nb.hello_seqno, self._hello_interval_cs,
+                                              timestamp)))
+        self.counters["hellos_sent"] += 1
+        nb.next_hello = now + self._jittered(self.params.hello_interval, self.params.hello_jitter)
+
+    def _on_ihu(self, nb: Neighbour, ihu: IHU, now: float) -> None:
+        self.counters["ihus_received"] += 1
+        # Only an echo of a hello we really sent counts, so a neighbour cannot invent a low RTT.
+        if nb.sent_hellos.pop(ihu.seqno, None) != ihu.timestamp:
+            self.counters["rtt_samples_discarded"] += 1
+            return
+        sample = ((round(now * 1_000_000) - ihu.timestamp) & 0xFFFFFFFF) / 1_000_000
+        if sample > self.params.max_rtt_sample:
+            self.counters["rtt_samples_discarded"] += 1
+            return
+        self.counters["rtt_samples"] += 1
+        was_usable = nb.usable
+        if nb.rtt_sample(sample, self.params):
+            for prefix in list(nb.prefixes):
+                entry = self._table.get(prefix)
+                if entry is not None:
+                    self._reselect(entry, now)
+        if not was_usable:
+            self._dump([nb], now)
+
+    def _drop_neighbour(self, peer: int, now: float) -> None:
+        nb = self._neighbours.pop(peer, None)
+        if nb is None:
+            return
+        self.counters["neighbours_down"] += 1
+        self._out.pop(peer, None)
+        for prefix in nb.prefixes:
+            entry = self._table.get(prefix)
+            if entry is None:
+                continue
+            if entry.routes.pop(peer, None) is not None:
+                self._route_count -= 1
+            self._reselect(entry, now)
+        for key in [k for k in self._req_sent if k[0] == peer]:
+            del self._req_sent[key]
+
+    # ------------------------------------------------------------------ updates
+
+    def _on_update(self, nb: Neighbour, u: Update, now: float) -> None:
+        self.counters["updates_received"] += 1
+        prefix = u.prefix64
+        if prefix == self.own_prefix64:
+            self.counters["updates_own_prefix"] += 1
+            return
+        if not in_overlay(prefix):
+            self.counters["updates_rejected_prefix"] += 1
+            return
+        entry = self._table.get(prefix)
+        peer = nb.peer
+        if u.is_retraction:
+            self.counters["retractions_received"] += 1
+            if entry is None:
+                return
+            route = entry.routes.get(peer)
+            if route is None or route.metric >= INFINITY:
+                return
+            route.metric = INFINITY
+            route.expires = min(route.expires, now + self.params.retraction_hold)
+            self._push(route.expires, _ROUTE_EXPIRY, prefix, route)
+            self._reselect(entry, now)
+            return
+        before = self._checker.verifications
+        verdict = self._checker.check(prefix, u.seqno, u.router_id, u.signature)
+        self.counters["signature_verifications"] += self._checker.verifications - before
+        if verdict != OK:
+            self.counters[_REJECT_COUNTER[verdict]] += 1
+            return
+        if entry is None:
+            if len(self._table) >= self.params.max_routes:
+                self.counters["updates_rejected_table_full"] += 1
+                return
+            entry = self._table[prefix] = PrefixEntry(prefix)
+        feasible = self._sources.feasible(prefix, u.router_id, u.seqno, u.metric)
+        route = entry.routes.get(peer)
+        if (not feasible and route is not None and route is entry.selected
+                and route.router_id == u.router_id):
+            # RFC 8966 3.5.4: keep the installed route as it was (still loop-free) and ask the
+            # origin for a new seqno that will make the newer information feasible.
+            self.counters["updates_unfeasible"] += 1
+            self._request_seqno(peer, prefix, u.router_id, now)
+            return
+        self.counters["updates_accepted"] += 1
+        interval = max(_MIN_ROUTE_INTERVAL, min(u.interval / 100,
+                                                 self.params.max_advertised_interval))
+        expires = now + self.params.route_expiry_factor * interval
+        if route is None:
+            route = Route(prefix, peer, u.router_id, u.seqno, u.metric, u.signature, u.interval,
+                          expires)
+            entry.routes[peer] = route
+            self._route_count += 1
+            nb.prefixes.add(prefix)
+            self._push(expires, _ROUTE_EXPIRY, prefix, route)
+        else:
+            route.router_id = u.router_id
+            route.seqno = u.seqno
+            route.metric = u.metric
+            route.signature = u.signature
+            route.interval = u.interval
+            if expires < route.expires:
+                self._push(expires, _ROUTE_EXPIRY, prefix, route)
+            route.expires = expires
+        if not feasible:
+            self.counters["updates_unfeasible"] += 1
+            if entry.selected is None:
+                self._request_seqno(peer, prefix, u.router_id, now)
+        self._reselect(entry, now)
+
+    def _reselect(self, entry: PrefixEntry, now: float) -> None:
+        """Pick the best feasible route (with hysteresis); update the FIB and note triggers."""
+        params = self.params
+        prefix = entry.prefix
+        old = entry.selected
+        best: Route | None = None
+        best_metric = INFINITY
+        old_metric = INFINITY
+        neighbours = self._neighbours
+        feasible = self._sources.feasible
+        for route in entry.routes.values():
+            if route.metric >= INFINITY:
+                continue
+            total = metric_add(route.metric, neighbours[route.peer].cost)
+            if total >= INFINITY or not feasible(prefix, route.router_id, route.seqno,
+                                                 route.metric):
+                continue
+            if route is old:
+                old_metric = total
+            if total < best_metric:
+                best, best_metric = route, total
+        if (old is not None and old_metric < INFINITY and best is not old
+                and best_metric + max(params.hysteresis_abs,
+                                      params.hysteresis_rel * old_metric) >= old_metric):
+            best, best_metric = old, old_metric
+        entry.selected = best
+        if best is None:
+            if old is not None:
+                self.counters["routes_lost"] += 1
+                self._fib.pop(prefix, None)
+                self._fib_key.pop(prefix, None)
+                entry.last_router_id = old.router_id
+                entry.last_seqno = old.seqno
+                entry.hold_until = now + params.retraction_hold
+                self._push(entry.hold_until, _HOLD_EXPIRY, prefix, None)
+                if entry.advertised_metric < INFINITY:
+                    self._pending[prefix] = None
+                self._request_starved(entry, now)
+            elif not entry.routes and entry.hold_until <= now:
+                del self._table[prefix]
+            return
+        if old is not None and old is not best:
+            self.counters["route_switches"] += 1
+        self._fib[prefix] = best.peer
+        self._fib_key[prefix] = best.router_id[:32]
+        advertised = entry.advertised_metric
+        if (best.router_id != entry.last_router_id or best.seqno != entry.last_seqno
+                or best.peer != entry.advertised_peer or advertised >= INFINITY
+                or abs(best_metric - advertised) > max(params.significant_change_abs,
+                                                       params.significant_change_rel * advertised)):
+            self._pending[prefix] = None
+        entry.last_router_id = best.router_id
+        entry.last_seqno = best.seqno
+
+    def _update_tlv(self, entry: PrefixEntry, route: Route, now: float) -> tuple[bytes, int]:
+        """Our advertisement of ``route`` (recording it as a feasibility distance)."""
+        metric = metric_add(route.metric, self._neighbours[route.peer].cost)
+        self._sources.advertised(entry.prefix, route.router_id, route.seqno, metric,
+                                 now + self.params.source_gc_time)
+        tlv = encode_tlv(Update(entry.prefix, route.seqno, metric, self._update_interval_cs, 0,
+                                route.router_id, route.signature))
+        return tlv, metric
+
+    def _retraction_tlv(self, entry: PrefixEntry) -> bytes:
+        return encode_tlv(Update(entry.prefix, entry.last_seqno, INFINITY,
+                                 self._update_interval_cs, 0, entry.last_router_id, b""))
+
+    def _advertise(self, entry: PrefixEntry, targets: Iterable[Neighbour], now: float,
+                   poison: bool) -> None:
+        """Send ``entry``'s current state to ``targets`` (split horizon on the next hop)."""
+        route = entry.selected
+        if route is None:
+            tlv = self._retraction_tlv(entry)
+            for nb in targets:
+                self._queue(nb.peer, tlv)
+                self.counters["retractions_sent"] += 1
+            entry.advertised_metric = INFINITY
+            entry.advertised_peer = None
+            return
+        tlv, metric = self._update_tlv(entry, route, now)
+        for nb in targets:
+            if nb.peer != route.peer:
+                self._queue(nb.peer, tlv)
+                self.counters["updates_sent"] += 1
+        if (poison and entry.advertised_metric < INFINITY and route.peer != entry.advertised_peer
+                and route.peer in self._neighbours):
+            # Poisoned reverse once, when the next hop moves: the new next hop must not keep
+            # using a route of ours that now leads back through itself.
+            self._queue(route.peer, self._retraction_tlv_for(entry, route))
+            self.counters["retractions_sent"] += 1
+        entry.advertised_metric = metric
+        entry.advertised_peer = route.peer
+
+    def _retraction_tlv_for(self, entry: PrefixEntry, route: Route) -> bytes:
+        return encode_tlv(Update(entry.prefix, route.seqno, INFINITY, self._update_interval_cs, 0,
+                                 route.router_id, b""))
+
+    def _dump(self, targets: list[Neighbour], now: float) -> None:
+        """Full table (own prefix, selected routes, held retractions) to usable ``targets``."""
+        targets = [nb for nb in targets if nb.usable]
+        if not targets:
+            return
+        self.counters["full_dumps"] += len(targets)
+        for nb in targets:
+            self._queue(nb.peer, self._own_tlv)
+        self.counters["updates_sent"] += len(targets)
+        for entry in self._table.values():
+            if entry.selected is not None or entry.hold_until > now:
+                self._advertise(entry, targets, now, poison=False)
+
+    # ------------------------------------------------------------------ seqno requests
+
+    def _request_seqno(self, peer: int, prefix: bytes, router_id: bytes, now: float) -> None:
+        source = self._sources.get(prefix, router_id)
+        if source is None:
+            return  # without a feasibility distance every update is feasible
+        seqno = (source.seqno + 1) & 0xFFFF
+        key = (peer, prefix, router_id, seqno)
+        sent = self._req_sent.get(key)
+        if sent is not None and now - sent < self.params.seqno_request_resend:
+            return
+        if len(self._req_sent) >= self.params.request_cache_size:
+            self._sweep_caches(now)
+            if len(self._req_sent) >= self.params.request_cache_size:
+                del self._req_sent[next(iter(self._req_sent))]
+        self._req_sent[key] = now
+        self.counters["seqno_requests_sent"] += 1
+        self._queue(peer, encode_tlv(SeqnoRequest(prefix, seqno, self.params.seqno_request_hops,
+                                                  router_id)))
+
+    def _request_starved(self, entry: PrefixEntry, now: float) -> None:
+        """No feasible route left: ask every neighbour still announcing it for a newer seqno."""
+        for route in entry.routes.values():
+            if route.metric < INFINITY and route.peer in self._neighbours:
+                self._request_seqno(route.peer, entry.prefix, route.router_id, now)
+
+    def _on_seqno_request(self, nb: Neighbour, req: SeqnoRequest, now: float) -> None:
+        self.counters["seqno_requests_received"] += 1
+        prefix = req.prefix64
+        peer = nb.peer
+        if prefix == self.own_prefix64:
+            if req.router_id == self.router_id and seqno_newer(req.seqno, self._seqno):
+                self._schedule_bump(now)
+            else:
+                self._queue(peer, self._own_tlv)
+                self.counters["updates_sent"] += 1
+            return
+        entry = self._table.get(prefix)
+        selected = entry.selected if entry is not None else None
+        if selected is not None and (selected.router_id != req.router_id
+                                     or seqno_newer_or_equal(selected.seqno, req.seqno)):
+            if selected.peer != peer and entry is not None:
+                self._advertise(entry, [nb], now, poison=False)
+            return
+        if req.hop_count < 2 or entry is None:
+            return
+        key = (prefix, req.router_id, req.seqno)
+        seen = self._req_seen.get(key)
+        if seen is not None and now - seen < self.params.seqno_request_dedupe:
+            self.counters["seqno_requests_deduped"] += 1
+            return
+        if len(self._req_seen) >= self.params.request_cache_size:
+            self._sweep_caches(now)
+            if len(self._req_seen) >= self.params.request_cache_size:
+                del self._req_seen[next(iter(self._req_seen))]
+        self._req_seen[key] = now
+        target: int | None = None
+        if selected is not None and selected.peer != peer:
+            target = selected.peer
+        else:
+            for route in entry.routes.values():
+                if route.peer != peer and route.metric < INFINITY:
+                    target = route.peer
+                    if route.router_id == req.router_id:
+                        break
+        if target is None:
+            return
+        self.counters["seqno_requests_forwarded"] += 1
+        self._queue(target, encode_tlv(SeqnoRequest(prefix, req.seqno, req.hop_count - 1,
+                                                    req.router_id)))
+
+    def _schedule_bump(self, now: float) -> None:
+        ready = self._last_bump + self.params.seqno_bump_min_interval
+        if now >= ready:
+            self._bump(now)
+        elif self._bump_at is None:
+            self._bump_at = ready
+
+    def _bump(self, now: float) -> None:
+        self._seqno = (self._seqno + 1) & 0xFFFF
+        self._own_tlv = self._sign_own()
+        self._last_bump = now
+        self._bump_at = None
+        self._own_pending = True
+        self.counters["seqno_bumps"] += 1
+
+    def _sign_own(self) -> bytes:
+        signature = self._signer.sign(
+            announcement_message(self.own_prefix64, self._seqno, self.router_id))
+        return encode_tlv(Update(self.own_prefix64, self._seqno, 0, self._update_interval_cs, 0,
+                                 self.router_id, signature))
+
+    def _sweep_caches(self, now: float) -> None:
+        resend = self.params.seqno_request_resend
+        self._req_sent = {k: t for k, t in self._req_sent.items() if now - t < resend}
+        dedupe = self.params.seqno_request_dedupe
+        self._req_seen = {k: t for k, t in self._req_seen.items() if now - t < dedupe}
+
+    # ------------------------------------------------------------------ timers
+
+    def _push(self, when: float, kind: int, prefix: bytes, route: Route | None) -> None:
+        heapq.heappush(self._heap, (when, next(self._heap_seq), kind, prefix, route))
+        if len(self._heap) > 4 * (self._route_count + len(self._table)) + 1024:
+            self._compact_heap()
+
+    def _compact_heap(self) -> None:
+        items: list[tuple[float, int, int, bytes, Route | None]] = []
+        for prefix, entry in self._table.items():
+            for route in entry.routes.values():
+                items.append((route.expires, next(self._heap_seq), _ROUTE_EXPIRY, prefix, route))
+            if entry.hold_until > 0:
+                items.append((entry.hold_until, next(self._heap_seq), _HOLD_EXPIRY, prefix, None))
+        heapq.heapify(items)
+        self._heap = items
+
+    def _on_heap_item(self, kind: int, prefix: bytes, route: Route | None, now: float) -> None:
+        entry = self._table.get(prefix)
+        if entry is None:
+            return
+        if kind == _HOLD_EXPIRY:
+            if entry.selected is None and 0 < entry.hold_until <= now:
+                entry.hold_until = 0.0
+                if not entry.routes:
+                    del self._table[prefix]
+            return
+        if route is None or entry.routes.get(route.peer) is not route:
+            return  # stale: the route was replaced or removed
+        if route.expires > now:
+            self._push(route.expires, _ROUTE_EXPIRY, prefix, route)
+            return
+        self.counters["routes_expired"] += 1
+        del entry.routes[route.peer]
+        self._route_count -= 1
+        nb = self._neighbours.get(route.peer)
+        if nb is not None:
+            nb.prefixes.discard(prefix)
+        self._reselect(entry, now)
+
+    # ------------------------------------------------------------------ output
+
+    def _queue(self, peer: int, tlv: bytes) -> None:
+        out = self._out.get(peer)
+        if out is None:
+            self._out[peer] = [tlv]
+        else:
+            out.append(tlv)
+
+    def _flush(self, now: float) -> list[Action]:
+        if self._own_pending:
+            self._own_pending = False
+            for nb in self._neighbours.values():
+                if nb.usable:
+                    self._queue(nb.peer, self._own_tlv)
+                    self.counters["updates_sent"] += 1
+        if self._pending:
+            pending = self._pending
+            self._pending = {}
+            usable = [nb for nb in self._neighbours.values() if nb.usable]
+            for prefix in pending:
+                entry = self._table.get(prefix)
+                if entry is not None:
+                    self._advertise(entry, usable, now, poison=True)
+        actions = self._dead
+        self._dead = []
+        if not self._out:
+            return actions
+        limit = self.params.max_payload_size
+        for peer, tlvs in self._out.items():
+            if peer not in self._neighbours:
+                continue
+            batch: list[bytes] = []
+            size = 0
+            for tlv in tlvs:
+                if batch and size + len(tlv) > limit:
+                    actions.append(SendControl(peer, b"".join(batch)))
+                    batch, size = [], 0
+                batch.append(tlv)
+                size += len(tlv)
+            actions.append(SendControl(peer, b"".join(batch)))
+        self._out = {}
+        return actions

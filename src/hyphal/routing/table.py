@@ -1,0 +1,43 @@
+"""Route entries: one per (prefix, neighbour), grouped per prefix with the selected one marked."""
+
+from __future__ import annotations
+
+from hyphal.routing.metric import INFINITY
+
+
+class Route:
+    """What neighbour ``peer`` last told us about ``prefix`` (metric excludes our link cost)."""
+
+    __slots__ = ("expires", "interval", "metric", "peer", "prefix", "router_id", "seqno",
+                 "signature")
+
+    def __init__(self, prefix: bytes, peer: int, router_id: bytes, seqno: int, metric: int,
+                 signature: bytes, interval: int, expires: float) -> None:
+        self.prefix = prefix
+        self.peer = peer
+        self.router_id = router_id
+        self.seqno = seqno
+        self.metric = metric
+        self.signature = signature
+        self.interval = interval
+        self.expires = expires
+
+
+class PrefixEntry:
+    """All routes for one /64, the selected one, and what we last advertised for it."""
+
+    __slots__ = ("advertised_metric", "advertised_peer", "hold_until", "last_router_id",
+                 "last_seqno", "prefix", "routes", "selected")
+
+    def __init__(self, prefix: bytes) -> None:
+        self.prefix = prefix
+        self.routes: dict[int, Route] = {}
+        self.selected: Route | None = None
+        # Metric of our last triggered/periodic advertisement (INFINITY = retraction / none).
+        self.advertised_metric = INFINITY
+        # Next hop when we last advertised (split horizon changes when it moves).
+        self.advertised_peer: int | None = None
+        # While no route is selected: retract until then, then forget.
+        self.hold_until = 0.0
+        self.last_router_id = b""
+        self.last_seqno = 0

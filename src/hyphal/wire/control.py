@@ -1,0 +1,194 @@
+"""Routing TLVs: the body of a CONTROL frame, encoded and decoded with strict length checks.
+
+A payload is a sequence of TLVs, each ``type u8 | length u16 | body`` (big-endian). Unknown types
+are skipped so newer nodes can add TLVs; a known type with a body of the wrong size, or a TLV that
+runs past the end of the payload, raises :class:`DecodeError`.
+
+| type | TLV | body |
+|---|---|---|
+| 1 | Hello | seqno u16, interval u16 (cs), timestamp u32 (sender clock, µs mod 2^32) |
+| 2 | IHU | seqno u16 (echoed), interval u16 (cs), timestamp u32 (echoed) |
+| 3 | Update | prefix64 8B, seqno u16, metric u16, interval u16 (cs), flags u8, router id 40B, |
+|   |        | signature 64B unless metric is 0xFFFF (a retraction carries none) |
+| 4 | SeqnoRequest | prefix64 8B, seqno u16, hop count u8, reserved u8, router id 40B |
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from hyphal.wire.errors import DecodeError
+
+TLV_HELLO = 1
+TLV_IHU = 2
+TLV_UPDATE = 3
+TLV_SEQNO_REQUEST = 4
+
+TLV_HEADER_SIZE = 3
+PREFIX_SIZE = 8
+ROUTER_ID_SIZE = 40
+SIGNATURE_SIZE = 64
+METRIC_INFINITY = 0xFFFF
+MAX_TLV_BODY = 0xFFFF
+
+_HEADER = struct.Struct(">BH")
+_HELLO = struct.Struct(">HHI")
+_UPDATE_FIXED = struct.Struct(">8sHHHB40s")
+_SEQNO_REQUEST = struct.Struct(">8sHBB40s")
+
+UPDATE_BODY_SIZE = _UPDATE_FIXED.size + SIGNATURE_SIZE
+RETRACTION_BODY_SIZE = _UPDATE_FIXED.size
+
+_ANNOUNCEMENT_DOMAIN = b"hyphal route announcement v1\x00"
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """Liveness probe; the receiver answers at once with an IHU echoing ``timestamp``."""
+
+    seqno: int
+    interval: int  # centiseconds until the next Hello
+    timestamp: int  # sender's clock in microseconds, modulo 2**32
+
+
+@dataclass(frozen=True, slots=True)
+class IHU:
+    """"I heard you": echoes a Hello's seqno and timestamp so the Hello's sender measures RTT."""
+
+    seqno: int
+    interval: int
+    timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """A route to ``prefix64`` originated by ``router_id``; metric 0xFFFF means retraction."""
+
+    prefix64: bytes
+    seqno: int
+    metric: int
+    interval: int  # centiseconds until the sender's next periodic update
+    flags: int
+    router_id: bytes
+    signature: bytes  # empty for a retraction
+
+    @property
+    def is_retraction(self) -> bool:
+        return self.metric == METRIC_INFINITY
+
+
+@dataclass(frozen=True, slots=True)
+class SeqnoRequest:
+    """Ask the origin of ``prefix64`` (as ``router_id``) for a seqno at least ``seqno``."""
+
+    prefix64: bytes
+    seqno: int
+    hop_count: int
+    router_id: bytes
+
+
+Tlv = Hello | IHU | Update | SeqnoRequest
+
+
+def announcement_message(prefix64: bytes, seqno: int, router_id: bytes) -> bytes:
+    """The domain-separated bytes an origin signs for one (prefix, seqno, router id)."""
+    return _ANNOUNCEMENT_DOMAIN + prefix64 + seqno.to_bytes(2, "big") + router_id
+
+
+def _check_u16(name: str, value: int) -> None:
+    if not 0 <= value <= 0xFFFF:
+        raise ValueError(f"{name} {value} does not fit in u16")
+
+
+def encode_tlv(tlv: Tlv) -> bytes:
+    """One TLV with its header. Raises ValueError on out-of-range fields (a caller bug)."""
+    if isinstance(tlv, Hello | IHU):
+        _check_u16("seqno", tlv.seqno)
+        _check_u16("interval", tlv.interval)
+        if not 0 <= tlv.timestamp <= 0xFFFFFFFF:
+            raise ValueError("timestamp does not fit in u32")
+        kind = TLV_HELLO if isinstance(tlv, Hello) else TLV_IHU
+        body = _HELLO.pack(tlv.seqno, tlv.interval, tlv.timestamp)
+    elif isinstance(tlv, Update):
+        if len(tlv.prefix64) != PREFIX_SIZE or len(tlv.router_id) != ROUTER_ID_SIZE:
+            raise ValueError("bad prefix or router id size")
+        _check_u16("seqno", tlv.seqno)
+        _check_u16("metric", tlv.metric)
+        _check_u16("interval", tlv.interval)
+        if not 0 <= tlv.flags <= 0xFF:
+            raise ValueError("flags do not fit in u8")
+        expected = 0 if tlv.is_retraction else SIGNATURE_SIZE
+        if len(tlv.signature) != expected:
+            raise ValueError(f"metric {tlv.metric} needs a {expected}-byte signature")
+        kind = TLV_UPDATE
+        body = (
+            _UPDATE_FIXED.pack(
+                tlv.prefix64, tlv.seqno, tlv.metric, tlv.interval, tlv.flags, tlv.router_id
+            )
+            + tlv.signature
+        )
+    elif isinstance(tlv, SeqnoRequest):
+        if len(tlv.prefix64) != PREFIX_SIZE or len(tlv.router_id) != ROUTER_ID_SIZE:
+            raise ValueError("bad prefix or router id size")
+        _check_u16("seqno", tlv.seqno)
+        if not 0 <= tlv.hop_count <= 0xFF:
+            raise ValueError("hop count does not fit in u8")
+        kind = TLV_SEQNO_REQUEST
+        body = _SEQNO_REQUEST.pack(tlv.prefix64, tlv.seqno, tlv.hop_count, 0, tlv.router_id)
+    else:  # pragma: no cover - exhaustive over Tlv
+        raise TypeError(f"not a TLV: {tlv!r}")
+    return _HEADER.pack(kind, len(body)) + body
+
+
+def encode_payload(tlvs: Iterable[Tlv]) -> bytes:
+    """Concatenated TLVs (the caller keeps the total within its size budget)."""
+    return b"".join(encode_tlv(tlv) for tlv in tlvs)
+
+
+def _decode_body(kind: int, body: bytes) -> Tlv | None:
+    if kind in (TLV_HELLO, TLV_IHU):
+        if len(body) != _HELLO.size:
+            raise DecodeError(f"TLV {kind} body has {len(body)} bytes, expected {_HELLO.size}")
+        seqno, interval, timestamp = _HELLO.unpack(body)
+        if kind == TLV_HELLO:
+            return Hello(seqno, interval, timestamp)
+        return IHU(seqno, interval, timestamp)
+    if kind == TLV_UPDATE:
+        if len(body) not in (UPDATE_BODY_SIZE, RETRACTION_BODY_SIZE):
+            raise DecodeError(f"update body has {len(body)} bytes")
+        prefix, seqno, metric, interval, flags, router_id = _UPDATE_FIXED.unpack_from(body)
+        signature = body[_UPDATE_FIXED.size :]
+        if (metric == METRIC_INFINITY) != (len(signature) == 0):
+            raise DecodeError("an update is signed exactly when it is not a retraction")
+        return Update(prefix, seqno, metric, interval, flags, router_id, signature)
+    if kind == TLV_SEQNO_REQUEST:
+        if len(body) != _SEQNO_REQUEST.size:
+            raise DecodeError(f"seqno request body has {len(body)} bytes")
+        prefix, seqno, hop_count, _reserved, router_id = _SEQNO_REQUEST.unpack(body)
+        return SeqnoRequest(prefix, seqno, hop_count, router_id)
+    return None
+
+
+def decode_payload(payload: bytes) -> list[Tlv]:
+    """Every known TLV in ``payload`` in order; unknown types are skipped.
+
+    Raises DecodeError if a TLV header or body is truncated or a known TLV is malformed.
+    """
+    tlvs: list[Tlv] = []
+    view = bytes(payload)
+    offset = 0
+    end = len(view)
+    while offset < end:
+        if end - offset < TLV_HEADER_SIZE:
+            raise DecodeError("truncated TLV header")
+        kind, length = _HEADER.unpack_from(view, offset)
+        offset += TLV_HEADER_SIZE
+        if end - offset < length:
+            raise DecodeError(f"TLV {kind} claims {length} bytes, {end - offset} left")
+        tlv = _decode_body(kind, view[offset : offset + length])
+        offset += length
+        if tlv is not None:
+            tlvs.append(tlv)
+    return tlvs

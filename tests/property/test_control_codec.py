@@ -1,0 +1,175 @@
+"""Routing TLV codec: round trips, garbage only ever raises DecodeError, the router survives it."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import struct
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hyphal.identity import NodeIdentity, prefix64_for_public_key
+from hyphal.routing import DEFAULT_PARAMS, Router, SendControl
+from hyphal.wire.control import (
+    IHU,
+    Hello,
+    SeqnoRequest,
+    Tlv,
+    Update,
+    decode_payload,
+    encode_payload,
+    encode_tlv,
+)
+from hyphal.wire.errors import DecodeError
+
+u16 = st.integers(0, 0xFFFF)
+u32 = st.integers(0, 0xFFFFFFFF)
+prefixes = st.binary(min_size=8, max_size=8)
+router_ids = st.binary(min_size=40, max_size=40)
+
+hellos = st.builds(Hello, u16, u16, u32)
+ihus = st.builds(IHU, u16, u16, u32)
+signed = st.builds(Update, prefixes, u16, st.integers(0, 0xFFFE), u16, st.integers(0, 255),
+                   router_ids, st.binary(min_size=64, max_size=64))
+retractions = st.builds(Update, prefixes, u16, st.just(0xFFFF), u16, st.integers(0, 255),
+                        router_ids, st.just(b""))
+requests = st.builds(SeqnoRequest, prefixes, u16, st.integers(0, 255), router_ids)
+tlvs: st.SearchStrategy[Tlv] = st.one_of(hellos, ihus, signed, retractions, requests)
+
+
+@given(st.lists(tlvs, max_size=20))
+def test_round_trip(items: list[Tlv]) -> None:
+    assert decode_payload(encode_payload(items)) == items
+
+
+@given(st.lists(tlvs, max_size=5), st.integers(5, 255), st.binary(max_size=40))
+def test_unknown_tlvs_are_skipped(items: list[Tlv], kind: int, body: bytes) -> None:
+    unknown = struct.pack(">BH", kind, len(body)) + body
+    payload = unknown + encode_payload(items) + unknown
+    assert decode_payload(payload) == items
+
+
+@given(st.lists(tlvs, min_size=1, max_size=5), st.data())
+def test_truncation_raises_decode_error(items: list[Tlv], data: st.DataObject) -> None:
+    payload = encode_payload(items)
+    cut = data.draw(st.integers(1, len(payload) - 1)) if len(payload) > 1 else 0
+    if cut:
+        try:
+            decoded = decode_payload(payload[:cut])
+        except DecodeError:
+            return
+        # a cut exactly on a TLV boundary is a shorter valid payload
+        assert decoded == items[: len(decoded)]
+
+
+@given(st.binary(max_size=600))
+def test_arbitrary_bytes_only_raise_decode_error(payload: bytes) -> None:
+    with contextlib.suppress(DecodeError):
+        decode_payload(payload)
+
+
+@given(st.integers(1, 4), st.binary(max_size=200))
+def test_wrong_body_sizes_raise(kind: int, body: bytes) -> None:
+    valid = {1: {8}, 2: {8}, 3: {55, 119}, 4: {52}}[kind]
+    payload = struct.pack(">BH", kind, len(body)) + body
+    if len(body) in valid:
+        if kind == 3:
+            metric = int.from_bytes(body[10:12], "big")
+            if (metric == 0xFFFF) != (len(body) == 55):
+                try:
+                    decode_payload(payload)
+                except DecodeError:
+                    return
+                raise AssertionError("inconsistent signature presence accepted")
+        decode_payload(payload)
+    else:
+        try:
+            decode_payload(payload)
+        except DecodeError:
+            return
+        raise AssertionError(f"body of {len(body)} bytes accepted for TLV {kind}")
+
+
+def test_encoder_rejects_out_of_range() -> None:
+    import pytest
+    with pytest.raises(ValueError):
+        encode_tlv(Hello(70000, 0, 0))
+    with pytest.raises(ValueError):
+        encode_tlv(Update(b"\x04" * 8, 0, 10, 0, 0, b"r" * 40, b""))  # unsigned non-retraction
+
+
+_IDENT = NodeIdentity.generate()
+_POOL = [NodeIdentity.generate().public_key for _ in range(3)]
+
+
+class _NoSigner:
+    def sign(self, message: bytes) -> bytes:
+        return bytes(64)
+
+
+class _TrustingVerifier:
+    """Accepts every signature so fuzzed updates reach selection, requests, retractions."""
+
+    def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
+        return signature[0] != 0xFF
+
+
+def _fresh_router() -> Router:
+    router = Router(_IDENT.public_key, _NoSigner(), DEFAULT_PARAMS, 0.0, random.Random(1),
+                    verifier=_TrustingVerifier(), router_id_suffix=bytes(8))
+    for peer in (1, 2):
+        actions = router.neighbour_up(peer, 0.0)
+        hello = next(t for a in actions if isinstance(a, SendControl)
+                     for t in decode_payload(a.payload) if isinstance(t, Hello))
+        router.handle_control(peer, encode_payload([IHU(hello.seqno, 25, hello.timestamp)]),
+                              0.001 * peer)
+    return router
+
+
+@st.composite
+def _origin(draw: st.DrawFn) -> tuple[bytes, bytes]:
+    """(prefix, router id) pairs that pass the key binding, plus our own and random ones."""
+    choice = draw(st.integers(0, 4))
+    if choice < 3:
+        key = _POOL[choice]
+        return prefix64_for_public_key(key), key + draw(st.sampled_from([bytes(8), b"\x01" * 8]))
+    if choice == 3:
+        return prefix64_for_public_key(_IDENT.public_key), _IDENT.public_key + bytes(8)
+    return draw(prefixes), draw(router_ids)
+
+
+small_seqnos = st.one_of(st.integers(0, 3), u16)
+structured = st.lists(st.one_of(
+    hellos, ihus,
+    st.builds(lambda o, s, h: SeqnoRequest(o[0], s, h, o[1]), _origin(), small_seqnos,
+              st.integers(0, 255)),
+    st.builds(lambda o, s, m, i, sig: Update(o[0], s, m, i, 0, o[1], sig), _origin(),
+              small_seqnos, st.integers(0, 0xFFFE), u16, st.binary(min_size=64, max_size=64)),
+    st.builds(lambda o, s: Update(o[0], s, 0xFFFF, 3000, 0, o[1], b""), _origin(),
+              small_seqnos),
+), max_size=8)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=200)
+@given(st.lists(st.tuples(st.sampled_from([1, 2, 3]),
+                          st.one_of(st.binary(max_size=300), structured.map(encode_payload)),
+                          st.floats(0.0, 2.0)),
+                max_size=10))
+def test_router_survives_arbitrary_control(inputs: list[tuple[int, bytes, float]]) -> None:
+    router = _fresh_router()
+    now = 0.01
+    for peer, payload, step in inputs:
+        now += step
+        with contextlib.suppress(DecodeError):
+            router.handle_control(peer, payload, now)
+        router.on_timer(now)
+        # invariants: the FIB matches the selected routes, none of them infinite
+        selected = router.selected_routes()
+        assert all(r.metric < 0xFFFF for r in selected)
+        assert all(router.next_hop(r.prefix64) == r.next_hop for r in selected)
+    # still serving: timers run, queries answer
+    assert router.next_deadline() >= now - 1
+    router.on_timer(now + 0.3)
+    router.neighbours()
+    router.fallback_routes()

@@ -1,0 +1,179 @@
+"""Small pieces of the router: metric arithmetic, seqnos, feasibility, selection details."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from routing_harness import Net, make_router
+from test_routing_security import PEER, deliver, signed_update, usable_router
+
+from hyphal.routing import DEFAULT_PARAMS, INFINITY, RoutingParams, SendControl
+from hyphal.routing.metric import metric_add, seqno_newer
+from hyphal.routing.source import SourceTable
+from hyphal.wire.control import Hello, Update, decode_payload
+
+MS = 0.001
+
+
+def test_metric_add_saturates() -> None:
+    assert metric_add(10, 20) == 30
+    assert metric_add(INFINITY, 1) == INFINITY
+    assert metric_add(1, INFINITY) == INFINITY
+    assert metric_add(0xFFF0, 0x100) == INFINITY - 1
+
+
+def test_seqno_wraparound() -> None:
+    assert seqno_newer(1, 0)
+    assert seqno_newer(0, 0xFFFF)
+    assert not seqno_newer(0xFFFF, 0)
+    assert not seqno_newer(5, 5)
+    assert seqno_newer(0x7FFF, 0)
+    assert not seqno_newer(0x8000, 0)
+
+
+def test_feasibility_condition() -> None:
+    table = SourceTable(10, 2)
+    p, rid = b"\x04" * 8, b"r" * 40
+    assert table.feasible(p, rid, 3, 100)  # no source yet
+    table.advertised(p, rid, 3, 100, expires=10.0)
+    assert table.feasible(p, rid, 3, 99)
+    assert not table.feasible(p, rid, 3, 100)
+    assert not table.feasible(p, rid, 2, 1)
+    assert table.feasible(p, rid, 4, 5000)
+    assert table.feasible(p, rid, 3, INFINITY)  # retractions always feasible
+    table.advertised(p, rid, 3, 150, expires=10.0)  # never raises the distance
+    assert not table.feasible(p, rid, 3, 120)
+    assert table.sweep(11.0) == 1
+    assert table.feasible(p, rid, 3, 120)
+
+
+def test_params_validate() -> None:
+    with pytest.raises(ValueError):
+        RoutingParams(dead_interval=0.1, hello_interval=0.25)
+    with pytest.raises(ValueError):
+        RoutingParams(cost_floor=0)
+    assert DEFAULT_PARAMS.hello_interval == 0.25 and DEFAULT_PARAMS.dead_interval == 1.0
+
+
+def test_router_id_is_key_plus_random_suffix() -> None:
+    first = make_router(0, seed=1)
+    second = make_router(0, seed=2)
+    assert len(first.router_id) == 40
+    assert first.router_id[:32] == first.public_key
+    assert first.router_id != second.router_id
+    assert first.own_prefix64 == second.own_prefix64
+
+
+def test_hello_interval_and_next_deadline() -> None:
+    router = make_router(0)
+    actions = router.neighbour_up(PEER, 0.0)
+    assert any(isinstance(t, Hello) for a in actions if isinstance(a, SendControl)
+               for t in decode_payload(a.payload))
+    deadline = router.next_deadline()
+    assert 0.25 * (1 - DEFAULT_PARAMS.hello_jitter) <= deadline <= 0.25
+    actions = router.on_timer(deadline)
+    assert any(isinstance(t, Hello) for a in actions if isinstance(a, SendControl)
+               for t in decode_payload(a.payload))
+
+
+def test_hysteresis_keeps_route_against_marginal_improvement() -> None:
+    router = usable_router()
+    router.neighbour_up(PEER + 1, 0.0)
+    hello = next(t for a in router.on_timer(0.25) if isinstance(a, SendControl)
+                 and a.peer == PEER + 1 for t in decode_payload(a.payload)
+                 if isinstance(t, Hello))
+    from hyphal.wire.control import IHU, encode_payload
+    router.handle_control(PEER + 1, encode_payload([IHU(hello.seqno, 25, hello.timestamp)]),
+                          0.252)
+    update = signed_update(1, metric=300)
+    deliver(router, update)
+    assert router.next_hop(update.prefix64) == PEER
+    # 1 % better via the other neighbour: not worth switching
+    router.handle_control(PEER + 1, encode_payload([replace(update, metric=297)]), 0.26)
+    assert router.next_hop(update.prefix64) == PEER
+    # 20 % better: switch
+    router.handle_control(PEER + 1, encode_payload([replace(update, metric=240)]), 0.27)
+    assert router.next_hop(update.prefix64) == PEER + 1
+
+
+def _updates_to(actions: list[object], peer: int) -> list[Update]:
+    return [t for a in actions if isinstance(a, SendControl) and a.peer == peer
+            for t in decode_payload(a.payload) if isinstance(t, Update)]
+
+
+def test_split_horizon_and_triggered_update() -> None:
+    router = usable_router()
+    # a second, measured neighbour
+    router.neighbour_up(PEER + 1, 0.0)
+    hello = next(t for a in router.on_timer(0.25) if isinstance(a, SendControl)
+                 and a.peer == PEER + 1 for t in decode_payload(a.payload)
+                 if isinstance(t, Hello))
+    from hyphal.wire.control import IHU, encode_payload
+    router.handle_control(PEER + 1, encode_payload([IHU(hello.seqno, 25, hello.timestamp)]),
+                          0.252)
+    update = signed_update(1)
+    actions = router.handle_control(PEER, encode_payload([update]), 0.3)
+    to_other = [u for u in _updates_to(actions, PEER + 1) if u.prefix64 == update.prefix64]
+    to_next_hop = [u for u in _updates_to(actions, PEER) if u.prefix64 == update.prefix64]
+    assert len(to_other) == 1 and to_other[0].metric > update.metric
+    assert to_other[0].signature == update.signature  # relayed unchanged
+    assert to_other[0].seqno == update.seqno and to_other[0].router_id == update.router_id
+    assert to_next_hop == []
+
+
+def test_payloads_are_batched_within_size_limit() -> None:
+    params = replace(DEFAULT_PARAMS, max_payload_size=400)
+    net = Net(params=params)
+    for node in range(1, 8):
+        net.link(0, node, 1 * MS)
+    net.run_until(1.0)
+    router = net.node(0)
+    router.neighbour_up(99, net.now)
+    from hyphal.wire.control import IHU, encode_payload
+    hello = next(t for a in router.on_timer(net.now + 0.25) if isinstance(a, SendControl)
+                 and a.peer == 99 for t in decode_payload(a.payload) if isinstance(t, Hello))
+    actions = router.handle_control(99, encode_payload([IHU(hello.seqno, 25, hello.timestamp)]),
+                                    net.now + 0.26)
+    payloads = [a.payload for a in actions if isinstance(a, SendControl) and a.peer == 99]
+    assert len(payloads) > 1
+    assert all(len(p) <= 400 for p in payloads)
+    dumped = {t.prefix64 for p in payloads for t in decode_payload(p) if isinstance(t, Update)}
+    assert dumped == {net.prefix(i) for i in range(8)}
+
+
+def test_seqno_bump_is_rate_limited() -> None:
+    from hyphal.wire.control import SeqnoRequest, encode_payload
+    router = usable_router()
+    request = SeqnoRequest(router.own_prefix64, 1, 10, router.router_id)
+    router.handle_control(PEER, encode_payload([request]), 0.1)
+    assert router.seqno == 1
+    request2 = SeqnoRequest(router.own_prefix64, 2, 10, router.router_id)
+    router.handle_control(PEER, encode_payload([request2]), 0.2)
+    assert router.seqno == 1  # inside the rate-limit window
+    assert router.next_deadline() <= 0.1 + DEFAULT_PARAMS.seqno_bump_min_interval
+    actions = router.on_timer(0.1 + DEFAULT_PARAMS.seqno_bump_min_interval)
+    assert router.seqno == 2
+    own = [u for u in _updates_to(actions, PEER) if u.prefix64 == router.own_prefix64]
+    assert own and own[0].seqno == 2 and own[0].metric == 0
+
+
+def test_seqno_request_for_stale_router_id_is_answered_not_bumped() -> None:
+    from hyphal.wire.control import SeqnoRequest, encode_payload
+    router = usable_router()
+    old_id = router.public_key + b"\x00" * 8
+    actions = router.handle_control(
+        PEER, encode_payload([SeqnoRequest(router.own_prefix64, 9, 10, old_id)]), 0.1)
+    assert router.seqno == 0
+    own = [u for u in _updates_to(actions, PEER) if u.prefix64 == router.own_prefix64]
+    assert own and own[0].router_id == router.router_id
+
+
+def test_neighbour_down_removes_routes_and_counts() -> None:
+    router = usable_router()
+    update = signed_update(1)
+    deliver(router, update)
+    router.neighbour_down(PEER, 0.5)
+    assert router.next_hop(update.prefix64) is None
+    assert router.neighbours() == []
+    assert router.counters["neighbours_down"] == 1
