@@ -1,0 +1,28 @@
+"""Builds the daemon's FastAPI application from its routers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+
+from hyphal import __version__
+from hyphal.api.admin import admin_router
+from hyphal.api.errors import install_error_handlers
+
+if TYPE_CHECKING:
+    from hyphal.node import Node
+
+
+def create_app(node: Node) -> FastAPI:
+    app = FastAPI(
+        title="hyphal API",
+        version=__version__,
+        description="Local API of a hyphal node (Mycelium-compatible paths and shapes).",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    app.include_router(admin_router(node))
+    return app

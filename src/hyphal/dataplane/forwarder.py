@@ -1,0 +1,133 @@
+"""The forwarder: end-to-end sealed packets, hop by hop.
+
+Sans-IO: it holds no sockets and reads no clock. The node gives it the router (for next hops and
+destination keys), the end-to-end crypto, and two outputs: ``send(peer, packet)`` to hand a packet
+to a neighbour's link and ``deliver(opened)`` for packets addressed to this node. Relays only read
+the outer header (destination and hop limit); they never hold a key that opens the payload.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from hyphal.crypto.e2e import E2ECrypto, E2EError, OpenedPacket
+from hyphal.dataplane.stats import DataplaneStats
+from hyphal.identity import prefix64_for_public_key
+from hyphal.wire import data as wire_data
+from hyphal.wire.errors import DecodeError
+
+
+class RouteLookup(Protocol):
+    def next_hop(self, prefix64: bytes) -> int | None: ...
+    def route_public_key(self, prefix64: bytes) -> bytes | None: ...
+
+
+SendFn = Callable[[int, bytes | bytearray | memoryview], bool]
+DeliverFn = Callable[[OpenedPacket], None]
+PeerKeyFn = Callable[[int], bytes | None]
+
+
+class Forwarder:
+    """Routes sealed packets: local ones are opened and delivered, others are relayed."""
+
+    def __init__(
+        self,
+        own_prefix64: bytes,
+        e2e: E2ECrypto,
+        routes: RouteLookup,
+        send: SendFn,
+        deliver: DeliverFn,
+        peer_key: PeerKeyFn,
+        stats: DataplaneStats | None = None,
+    ) -> None:
+        self.own_prefix64 = own_prefix64
+        self.e2e = e2e
+        self.routes = routes
+        self._send = send
+        self._deliver = deliver
+        self._peer_key = peer_key
+        self.stats = stats or DataplaneStats()
+        self.on_relay_error: Callable[[str, bytes | bytearray | memoryview], None] | None = None
+
+    def send_to(
+        self,
+        dst_public_key: bytes,
+        kind: int,
+        body: bytes | bytearray | memoryview,
+        hop_limit: int = wire_data.DEFAULT_HOP_LIMIT,
+    ) -> str | None:
+        """Seal ``body`` for a node and send it towards it; returns a drop reason or None."""
+        packet = self.e2e.seal(dst_public_key, kind, body, hop_limit)
+        prefix = bytes(packet[wire_data.OFF_DESTINATION : wire_data.OFF_DESTINATION + 8])
+        if prefix == self.own_prefix64:
+            return self.receive_local(packet)
+        peer = self.routes.next_hop(prefix)
+        if peer is None:
+            self.stats.drop("no-route")
+            return "no-route"
+        if not self._send(peer, packet):
+            self.stats.drop("queue-full")
+            return "queue-full"
+        self.stats.local_tx.add(len(packet))
+        self.stats.by_destination.add(prefix, len(packet))
+        return None
+
+    def send_to_prefix(
+        self,
+        prefix64: bytes,
+        kind: int,
+        body: bytes | bytearray | memoryview,
+        hop_limit: int = wire_data.DEFAULT_HOP_LIMIT,
+    ) -> str | None:
+        """Like send_to, for a destination known by its /64 (the key comes from its route)."""
+        if prefix64 == self.own_prefix64:
+            return self.send_to(self.e2e.public_key, kind, body, hop_limit)
+        key = self.routes.route_public_key(prefix64)
+        if key is None:
+            self.stats.drop("no-route")
+            return "no-route"
+        return self.send_to(key, kind, body, hop_limit)
+
+    def from_peer(self, peer: int, packet: memoryview) -> None:
+        """A DATA frame from a neighbour: deliver it here or pass it on."""
+        try:
+            prefix = wire_data.destination_prefix64(packet)
+        except DecodeError:
+            self.stats.drop("malformed")
+            return
+        key = self._peer_key(peer)
+        if key is not None:
+            self.stats.peer(key).rx.add(len(packet))
+        if prefix == self.own_prefix64:
+            self.receive_local(packet)
+            return
+        next_peer = self.routes.next_hop(prefix)
+        if next_peer is None:
+            self.stats.drop("no-route")
+            if self.on_relay_error is not None:
+                self.on_relay_error("no-route", packet)
+            return
+        relayed = bytearray(packet)
+        if wire_data.decrement_hop_limit(relayed) <= 0:
+            self.stats.drop("hop-limit")
+            if self.on_relay_error is not None:
+                self.on_relay_error("hop-limit", packet)
+            return
+        if not self._send(next_peer, relayed):
+            self.stats.drop("queue-full")
+            return
+        next_key = self._peer_key(next_peer)
+        if next_key is not None:
+            self.stats.peer(next_key).forwarded.add(len(relayed))
+
+    def receive_local(self, packet: bytes | bytearray | memoryview) -> str | None:
+        try:
+            opened = self.e2e.open(packet)
+        except E2EError as exc:
+            self.stats.drop(f"e2e-{exc.reason}")
+            return f"e2e-{exc.reason}"
+        self.stats.local_rx.add(len(packet))
+        self.stats.by_source.add(prefix64_for_public_key(opened.src_public_key), len(packet))
+        self._deliver(opened)
+        return None

@@ -1,0 +1,237 @@
+"""`hyphal demo`: a local four-node mesh that shows routes converging, a multi-hop overlay ping,
+and a reroute after a relay is killed. Runs on loopback, so it needs no root and no TUN.
+
+Topology: A-B-C-D in a line of fast links, plus a direct A-D link made slow (a delay line adds
+25 ms each way). A reaches D over three fast hops until B dies, then over the slow direct link.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from hyphal.client import ApiError, Client
+from hyphal.identity import NodeIdentity
+
+console = Console()
+SLOW_LINK_MS = 25
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class DemoNode:
+    name: str
+    identity: NodeIdentity
+    port: int
+    api_port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def api(self) -> Client:
+        return Client(f"127.0.0.1:{self.api_port}", timeout=5)
+
+
+@contextlib.contextmanager
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        yield started
+    finally:
+        for proc in started:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in started:
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def wait_for(predicate: Any, timeout: float, interval: float = 0.05) -> float | None:
+    """Seconds until predicate() held, or None on timeout."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        with contextlib.suppress(ApiError):
+            if predicate():
+                return time.monotonic() - start
+        time.sleep(interval)
+    return None
+
+
+def next_hop_of(node: DemoNode, target: DemoNode, names: dict[str, str]) -> str | None:
+    subnet = str(target.identity.subnet)
+    for row in node.api.get("/admin/routes/selected"):
+        if row["subnet"] == subnet:
+            return _hop_name(row, names) if row["metric"] != "infinite" else None
+    return None
+
+
+def run_demo(keep_running: bool = False) -> int:
+    work = Path(tempfile.mkdtemp(prefix="hyphal-demo-"))
+    names = "ABCD"
+    nodes = {n: DemoNode(n, NodeIdentity.generate(), free_port(), free_port()) for n in names}
+    key_names = {node.identity.public_key.hex(): n for n, node in nodes.items()}
+    a, b, c, d = (nodes[n] for n in names)
+    console.rule("[bold]hyphal demo")
+    console.print(
+        "Four nodes on this machine: [bold]A-B-C-D[/] over fast links, and a direct [bold]A-D[/] link "
+        f"slowed to {SLOW_LINK_MS} ms each way by a delay line.\n"
+    )
+    with processes() as procs:
+        delay_port = free_port()
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "hyphal.tools.delayline",
+                    "--listen",
+                    f"127.0.0.1:{delay_port}",
+                    "--target",
+                    f"127.0.0.1:{d.port}",
+                    "--delay-ms",
+                    str(SLOW_LINK_MS),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        peers_of = {
+            "A": [f"tcp://127.0.0.1:{b.port}", f"tcp://127.0.0.1:{delay_port}"],
+            "B": [f"tcp://127.0.0.1:{c.port}"],
+            "C": [f"tcp://127.0.0.1:{d.port}"],
+            "D": [],
+        }
+        table = Table("node", "overlay address", "public key", box=None)
+        for node in nodes.values():
+            key_file = work / f"{node.name}.key"
+            node.identity.save(key_file)
+            cmd = [
+                sys.executable,
+                "-m",
+                "hyphal",
+                "run",
+                "-k",
+                str(key_file),
+                "-t",
+                str(node.port),
+                "--api-addr",
+                f"127.0.0.1:{node.api_port}",
+                "--no-tun",
+                "--listen-address",
+                "127.0.0.1",
+            ]
+            for peer in peers_of[node.name]:
+                cmd += ["--peers", peer]
+            log = (work / f"{node.name}.log").open("wb")
+            node.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+            procs.append(node.process)
+            table.add_row(
+                node.name, str(node.identity.address), node.identity.public_key.hex()[:16] + "…"
+            )
+        console.print(table)
+
+        with console.status("starting daemons…"):
+            if wait_for(lambda: all(n.api.get("/admin") for n in nodes.values()), 20) is None:
+                console.print(f"[red]daemons did not start; logs in {work}")
+                return 1
+        with console.status("waiting for every node to have a route to every other node…"):
+            took = wait_for(
+                lambda: (
+                    all(
+                        len(n.api.get("/admin/routes/selected")) == len(nodes) - 1
+                        for n in nodes.values()
+                    )
+                    and next_hop_of(a, d, key_names) == "B"
+                ),
+                20,
+            )
+        if took is None:
+            console.print(f"[red]routes did not converge in 20 s; logs in {work}")
+            return 1
+        console.print(
+            f"\n[green]✓[/] routes converged {took:.2f} s after the daemons answered. A's routing table:"
+        )
+        show_routes(a, key_names)
+
+        console.print(
+            "\n[bold]Overlay ping A → D[/] (end-to-end encrypted; B and C relay without a key to open it):"
+        )
+        ping(a, d)
+
+        console.print(
+            f"\n[bold]Killing B with SIGKILL[/] (pid {b.process.pid if b.process else '?'})…"
+        )
+        assert b.process is not None
+        b.process.send_signal(signal.SIGKILL)
+        took = wait_for(lambda: next_hop_of(a, d, key_names) == "D", 10, 0.01)
+        if took is None:
+            console.print("[red]A did not reroute to D within 10 s")
+            return 1
+        console.print(
+            f"[green]✓[/] A rerouted to D over the direct slow link {took * 1000:.0f} ms after the kill."
+        )
+        show_routes(a, key_names)
+        console.print("\n[bold]Overlay ping A → D again[/] (now direct, through the delay line):")
+        ping(a, d)
+        console.print(f"\nLogs: {work}")
+        if keep_running:
+            console.print("Nodes keep running; press Ctrl-C to stop.")
+            with contextlib.suppress(KeyboardInterrupt):
+                signal.pause()
+    return 0
+
+
+def show_routes(node: DemoNode, key_names: dict[str, str]) -> None:
+    table = Table("to", "subnet", "next hop", "metric", box=None)
+    for row in node.api.get("/admin/routes/selected"):
+        metric = row["metric"]
+        table.add_row(
+            key_names.get(row["publicKey"], "?"),
+            row["subnet"],
+            _hop_name(row, key_names),
+            metric if isinstance(metric, str) else f"{metric / 10:.1f} ms",
+        )
+    console.print(table)
+
+
+def _hop_name(row: dict[str, Any], key_names: dict[str, str]) -> str:
+    return key_names.get(row.get("nextHopPublicKey") or "", str(row["nextHop"]))
+
+
+def ping(source: DemoNode, target: DemoNode, count: int = 3) -> None:
+    for seq in range(1, count + 1):
+        try:
+            reply = source.api.post(
+                "/admin/ping", {"dst": {"pk": target.identity.public_key.hex()}, "timeout": 2}
+            ).json()
+            console.print(
+                f"  reply from {target.name} ({target.identity.address}): seq={seq} "
+                f"hops={reply['hops']} time={reply['rtt_ms']:.2f} ms"
+            )
+        except ApiError as exc:
+            console.print(f"  seq={seq}: {exc}")
+        time.sleep(0.2)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(run_demo())

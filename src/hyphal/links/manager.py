@@ -1,0 +1,318 @@
+"""The peer manager: dials static peers (with backoff), accepts inbound links, dedupes links.
+
+It owns every PeerLink and tells the node about usable links through `LinkOwner`. Two links to the
+same node (both sides dialing each other, or two endpoints of one node) are reduced to one by a
+rule both ends agree on: keep the link whose initiator has the smaller public key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from hyphal.crypto.handshake import LinkHandshake
+from hyphal.identity import NodeIdentity
+from hyphal.links.backoff import Backoff
+from hyphal.links.connection import PeerLink
+from hyphal.links.endpoint import Endpoint
+
+log = logging.getLogger("hyphal.links")
+
+CONNECT_TIMEOUT = 10.0
+STABLE_LINK_SECONDS = 10.0
+MAX_INBOUND_HANDSHAKES = 64
+
+
+class LinkOwner(Protocol):
+    """What the node does with usable links."""
+
+    def link_up(self, link: PeerLink) -> None: ...
+    def link_frame(self, link: PeerLink, frame_type: int, body: memoryview) -> None: ...
+    def link_down(self, link: PeerLink, reason: str) -> None: ...
+
+
+class PeerExistsError(ValueError):
+    pass
+
+
+class PeerNotFoundError(KeyError):
+    pass
+
+
+@dataclass
+class StaticPeer:
+    """A peer we dial and keep dialing: from --peers, the config file or the API."""
+
+    endpoint: Endpoint
+    state: str = "connecting"
+    link: PeerLink | None = None
+    remote_public_key: bytes | None = None
+    discovered: float = field(default_factory=time.time)
+    last_connected: float | None = None
+    last_error: str = ""
+    task: asyncio.Task[None] | None = None
+    backoff: Backoff = field(default_factory=Backoff)
+    tx_bytes: int = 0
+    rx_bytes: int = 0
+
+
+class PeerManager:
+    """Dials, accepts and supervises links; only established, deduplicated links reach the owner."""
+
+    def __init__(
+        self,
+        identity: NodeIdentity,
+        owner: LinkOwner,
+        *,
+        network_name: str | None,
+        network_key: bytes | None,
+        local_payload: bytes = b"",
+    ) -> None:
+        self.identity = identity
+        self.owner = owner
+        self.network_name = network_name
+        self.network_key = network_key
+        self.local_payload = local_payload
+        self.static: dict[Endpoint, StaticPeer] = {}
+        self.links: dict[int, PeerLink] = {}
+        self.by_key: dict[bytes, PeerLink] = {}
+        self.all_links: set[PeerLink] = set()
+        self._ids = itertools.count(1)
+        self._server: asyncio.base_events.Server | None = None
+        self.listen_port = 0
+        self._closing = False
+        self._closed_waiters: dict[PeerLink, asyncio.Future[None]] = {}
+
+    # lifecycle --------------------------------------------------------------------------------
+
+    async def start(self, listen_address: str, port: int, peers: tuple[Endpoint, ...]) -> None:
+        loop = asyncio.get_running_loop()
+        host: str | None = None if listen_address in ("::", "") else listen_address
+        self._server = await loop.create_server(
+            lambda: self._new_link(initiator=False, endpoint=None, kind="inbound"),
+            host=host,
+            port=port,
+            reuse_address=True,
+        )
+        sockets = self._server.sockets
+        self.listen_port = sockets[0].getsockname()[1] if sockets else port
+        log.info("listening for peers on tcp port %d", self.listen_port)
+        for endpoint in peers:
+            with contextlib.suppress(PeerExistsError):
+                self.add_static(endpoint)
+
+    async def close(self) -> None:
+        self._closing = True
+        for peer in self.static.values():
+            if peer.task is not None:
+                peer.task.cancel()
+        for link in list(self.all_links):
+            link.close("node shutting down")
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+        tasks = [p.task for p in self.static.values() if p.task is not None]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # static peers -----------------------------------------------------------------------------
+
+    def add_static(self, endpoint: Endpoint) -> StaticPeer:
+        if endpoint in self.static:
+            raise PeerExistsError(f"peer {endpoint} is already known")
+        peer = StaticPeer(endpoint=endpoint)
+        self.static[endpoint] = peer
+        peer.task = asyncio.get_running_loop().create_task(self._dial_loop(peer))
+        log.info("added static peer %s", endpoint)
+        return peer
+
+    def remove_static(self, endpoint: Endpoint) -> None:
+        peer = self.static.pop(endpoint, None)
+        if peer is None:
+            raise PeerNotFoundError(str(endpoint))
+        if peer.task is not None:
+            peer.task.cancel()
+        if peer.link is not None:
+            peer.link.close("peer removed by the operator")
+        log.info("removed static peer %s", endpoint)
+
+    async def _dial_loop(self, peer: StaticPeer) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._closing:
+            # A live link to the same node (e.g. it dialed us) makes a second one pointless.
+            known = peer.remote_public_key
+            if (
+                known is not None
+                and known in self.by_key
+                and self.by_key[known].endpoint != peer.endpoint
+            ):
+                peer.state = "alive"
+                await asyncio.sleep(1.0)
+                continue
+            peer.state = "connecting"
+            link = self._new_link(initiator=True, endpoint=peer.endpoint, kind="static")
+            done: asyncio.Future[None] = loop.create_future()
+            peer.link = link
+            self._closed_waiters[link] = done
+            started = time.monotonic()
+            try:
+                await asyncio.wait_for(
+                    loop.create_connection(
+                        functools.partial(_same, link), peer.endpoint.host, peer.endpoint.port
+                    ),
+                    CONNECT_TIMEOUT,
+                )
+                await done
+            except asyncio.CancelledError:
+                link.close("dial cancelled")
+                raise
+            except (OSError, TimeoutError) as exc:
+                reason = str(exc) or type(exc).__name__
+                level = logging.WARNING if peer.backoff.failures == 0 else logging.DEBUG
+                log.log(
+                    level,
+                    "cannot connect to %s: %s (will retry with backoff)",
+                    peer.endpoint,
+                    reason,
+                )
+                peer.last_error = reason
+            finally:
+                self._closed_waiters.pop(link, None)
+                peer.tx_bytes += link.tx_bytes
+                peer.rx_bytes += link.rx_bytes
+                if link.remote_public_key is not None:
+                    peer.remote_public_key = link.remote_public_key
+            peer.link = None
+            peer.state = "dead"
+            if link.established and time.monotonic() - started > STABLE_LINK_SECONDS:
+                peer.backoff.reset()
+            if link.established and link.close_reason.startswith("duplicate"):
+                continue
+            await asyncio.sleep(peer.backoff.next_delay())
+
+    # links ----------------------------------------------------------------------------------
+
+    def _new_link(self, *, initiator: bool, endpoint: Endpoint | None, kind: str) -> PeerLink:
+        handshake = LinkHandshake(
+            self.identity,
+            initiator=initiator,
+            network_name=self.network_name,
+            network_key=self.network_key,
+            local_payload=self.local_payload,
+        )
+        link = PeerLink(
+            next(self._ids), self, handshake, initiator=initiator, endpoint=endpoint, kind=kind
+        )
+        self.all_links.add(link)
+        if (
+            not initiator
+            and sum(1 for lk in self.all_links if not lk.established) > MAX_INBOUND_HANDSHAKES
+        ):
+            asyncio.get_running_loop().call_soon(link.close, "too many handshakes in progress")
+        return link
+
+    def _initiator_key(self, link: PeerLink) -> bytes:
+        assert link.remote_public_key is not None
+        return self.identity.public_key if link.initiator else link.remote_public_key
+
+    def link_established(self, link: PeerLink) -> None:
+        key = link.remote_public_key
+        assert key is not None
+        existing = self.by_key.get(key)
+        if existing is not None:
+            # Both ends see the same initiator keys, so they close the same link; on a tie (one
+            # node dialed twice) the link that completed first wins, on both ends alike.
+            if not self._initiator_key(link) < self._initiator_key(existing):
+                link.close("duplicate link to the same node (keeping the existing one)")
+                return
+            existing.close("duplicate link to the same node (keeping the new one)")
+        self.by_key[key] = link
+        self.links[link.id] = link
+        if link.endpoint is not None and link.endpoint in self.static:
+            peer = self.static[link.endpoint]
+            peer.state = "alive"
+            peer.remote_public_key = key
+            peer.last_connected = time.time()
+        log.info(
+            "link %d up: %s %s (%s)", link.id, link.kind, link.remote_address, key.hex()[:16] + "…"
+        )
+        self.owner.link_up(link)
+
+    def link_frame(self, link: PeerLink, frame_type: int, body: memoryview) -> None:
+        self.owner.link_frame(link, frame_type, body)
+
+    def link_closed(self, link: PeerLink, reason: str) -> None:
+        self.all_links.discard(link)
+        if self.links.pop(link.id, None) is not None:
+            if (
+                link.remote_public_key is not None
+                and self.by_key.get(link.remote_public_key) is link
+            ):
+                del self.by_key[link.remote_public_key]
+            self.owner.link_down(link, reason)
+        waiter = self._closed_waiters.get(link)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def close_link(self, link_id: int, reason: str) -> None:
+        link = self.links.get(link_id)
+        if link is not None:
+            link.close(reason)
+
+    # reporting --------------------------------------------------------------------------------
+
+    def peer_rows(
+        self, link_details: Callable[[PeerLink], dict[str, object]]
+    ) -> list[dict[str, object]]:
+        """Rows for the peers API: every static peer, then every inbound link."""
+        now = time.time()
+        rows: list[dict[str, object]] = []
+        for peer in self.static.values():
+            link = peer.link if peer.link is not None and peer.link.established else None
+            if link is None and peer.remote_public_key in self.by_key:
+                link = self.by_key[peer.remote_public_key]  # connected the other way round
+            row: dict[str, object] = {
+                "endpoint": {"proto": peer.endpoint.proto, "socketAddr": peer.endpoint.socket_addr},
+                "type": "static",
+                "connectionState": "alive" if link is not None else peer.state,
+                "txBytes": peer.tx_bytes + (link.tx_bytes if link else 0),
+                "rxBytes": peer.rx_bytes + (link.rx_bytes if link else 0),
+                "discoveredSeconds": int(now - peer.discovered),
+                "lastConnectedSeconds": int(now - peer.last_connected)
+                if peer.last_connected
+                else None,
+                "lastError": peer.last_error or None,
+            }
+            if link is not None:
+                row.update(link_details(link))
+            rows.append(row)
+        static_links = {p.link for p in self.static.values()} | {
+            self.by_key.get(p.remote_public_key)
+            for p in self.static.values()
+            if p.remote_public_key
+        }
+        for link in self.links.values():
+            if link.kind != "inbound" or link in static_links:
+                continue
+            row = {
+                "endpoint": {"proto": "tcp", "socketAddr": link.remote_address},
+                "type": "inbound",
+                "connectionState": "alive",
+                "txBytes": link.tx_bytes,
+                "rxBytes": link.rx_bytes,
+            }
+            row.update(link_details(link))
+            rows.append(row)
+        return rows
+
+
+def _same(link: PeerLink) -> PeerLink:
+    return link

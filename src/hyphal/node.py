@@ -1,0 +1,286 @@
+"""The daemon: composes identity, links, router, forwarder, API (and TUN and bus) into one node.
+
+This is the only module that wires parts together. Every protocol core it drives is sans-IO; the
+node feeds them frames and `loop.time()`, applies the actions they return, and keeps one timer
+per core armed at the core's next deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import struct
+import time
+from dataclasses import dataclass
+
+from hyphal.config import NodeConfig, parse_host_port
+from hyphal.crypto.e2e import E2ECrypto, OpenedPacket
+from hyphal.crypto.signing import XEdDSASigner, XEdDSAVerifier
+from hyphal.dataplane.bridge import IPv6Bridge
+from hyphal.dataplane.forwarder import Forwarder
+from hyphal.dataplane.tun import DEFAULT_MTU, TunDevice
+from hyphal.identity import NodeIdentity, prefix64_for_public_key
+from hyphal.links.connection import PeerLink
+from hyphal.links.manager import PeerManager
+from hyphal.routing.params import DEFAULT_PARAMS, RoutingParams
+from hyphal.routing.router import Router
+from hyphal.routing.types import Action, NeighbourDead, SendControl
+from hyphal.wire import data as wire_data
+from hyphal.wire.errors import DecodeError
+from hyphal.wire.link import FRAME_CONTROL, FRAME_DATA
+
+log = logging.getLogger("hyphal.node")
+
+_ECHO = struct.Struct(">8sB")
+
+
+class PingError(Exception):
+    """An overlay ping that got no answer; the message says why."""
+
+
+@dataclass(frozen=True)
+class PingReply:
+    rtt: float
+    hops: int
+    size: int
+
+
+class Node:
+    """One hyphal daemon."""
+
+    def __init__(
+        self, config: NodeConfig, identity: NodeIdentity, params: RoutingParams = DEFAULT_PARAMS
+    ) -> None:
+        self.config = config
+        self.identity = identity
+        self.params = params
+        self.started_at = time.time()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = float("inf")
+        self.router: Router | None = None
+        self.e2e = E2ECrypto(identity)
+        self.peers = PeerManager(
+            identity,
+            self,
+            network_name=config.network_name,
+            network_key=config.network_key(),
+        )
+        self.forwarder: Forwarder | None = None
+        self.tun: TunDevice | None = None
+        self.bridge: IPv6Bridge | None = None
+        self._tun_buffer = bytearray(DEFAULT_MTU)
+        self._pings: dict[bytes, asyncio.Future[tuple[float, int, int]]] = {}
+        self.control_errors = 0
+        self.stopped = asyncio.Event()
+
+    # lifecycle --------------------------------------------------------------------------------
+
+    @staticmethod
+    def now() -> float:
+        """The cores' clock: monotonic with sub-microsecond resolution (uvloop's is 1 ms)."""
+        return time.monotonic()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        assert self._loop is not None, "node not started"
+        return self._loop
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        now = self.now()
+        self.router = Router(
+            self.identity.public_key,
+            XEdDSASigner(self.identity.private_bytes()),
+            self.params,
+            now,
+            random.Random(),
+            XEdDSAVerifier(),
+        )
+        self.forwarder = Forwarder(
+            self.identity.address_bytes[:8],
+            self.e2e,
+            self.router,
+            self._send_data,
+            self._deliver,
+            self._peer_key,
+        )
+        if not self.config.no_tun:
+            await self._open_tun()
+        await self.peers.start(
+            self.config.listen_address, self.config.tcp_listen_port, self.config.peers
+        )
+        self._schedule()
+        log.info(
+            "node %s up: address %s, subnet %s",
+            self.identity.public_key.hex(),
+            self.identity.address,
+            self.identity.subnet,
+        )
+
+    async def _open_tun(self) -> None:
+        """Create the TUN device (TunError tells the user what to do when it cannot).
+
+        pyroute2's synchronous API runs an event loop of its own, so setup runs in a thread.
+        """
+        mtu = self.config.tun_mtu or DEFAULT_MTU
+        self.tun = await asyncio.to_thread(
+            TunDevice.open, self.config.tun_name, self.identity.address, mtu
+        )
+        self._tun_buffer = bytearray(mtu)
+        assert self.forwarder is not None
+        self.bridge = IPv6Bridge(
+            self.identity, self.forwarder, self.tun.write, self.public_key_for_prefix, mtu
+        )
+        self.loop.add_reader(self.tun.fileno(), self._tun_readable)
+        log.info("TUN %s up: %s/7, MTU %d", self.config.tun_name, self.identity.address, mtu)
+
+    def _tun_readable(self) -> None:
+        """Drain up to 64 packets per wake-up into one reused buffer (fair to the links)."""
+        tun, bridge = self.tun, self.bridge
+        assert tun is not None and bridge is not None
+        view = memoryview(self._tun_buffer)
+        for _ in range(64):
+            size = tun.read_into(self._tun_buffer)
+            if size <= 0:
+                break
+            bridge.from_tun(view[:size])
+
+    async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.tun is not None:
+            self.loop.remove_reader(self.tun.fileno())
+            self.tun.close()
+            log.info("TUN %s removed", self.config.tun_name)
+        await self.peers.close()
+        self.stopped.set()
+
+    # router plumbing --------------------------------------------------------------------------
+
+    def _apply(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, SendControl):
+                link = self.peers.links.get(action.peer)
+                if link is not None:
+                    link.send_frame(FRAME_CONTROL, action.payload)
+            elif isinstance(action, NeighbourDead):
+                self.peers.close_link(
+                    action.peer, "no hello from the peer within the dead interval"
+                )
+        self._schedule()
+
+    def _schedule(self) -> None:
+        assert self.router is not None
+        deadline = self.router.next_deadline()
+        if deadline >= self._timer_at and self._timer is not None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = self.loop.call_later(max(0.0, deadline - self.now()), self._on_timer)
+
+    def _on_timer(self) -> None:
+        assert self.router is not None
+        self._timer = None
+        self._timer_at = float("inf")
+        self._apply(self.router.on_timer(self.now()))
+
+    # LinkOwner ------------------------------------------------------------------------------
+
+    def link_up(self, link: PeerLink) -> None:
+        assert self.router is not None
+        self._apply(self.router.neighbour_up(link.id, self.now()))
+
+    def link_down(self, link: PeerLink, reason: str) -> None:
+        assert self.router is not None
+        self._apply(self.router.neighbour_down(link.id, self.now()))
+
+    def link_frame(self, link: PeerLink, frame_type: int, body: memoryview) -> None:
+        assert self.router is not None and self.forwarder is not None
+        if frame_type == FRAME_DATA:
+            self.forwarder.from_peer(link.id, body)
+        elif frame_type == FRAME_CONTROL:
+            try:
+                actions = self.router.handle_control(link.id, bytes(body), self.now())
+            except DecodeError as exc:
+                self.control_errors += 1
+                link.close(f"malformed routing message, dropping the peer: {exc}")
+                return
+            self._apply(actions)
+
+    def _send_data(self, peer: int, packet: bytes | bytearray | memoryview) -> bool:
+        link = self.peers.links.get(peer)
+        return link is not None and link.send_frame(FRAME_DATA, packet)
+
+    def _peer_key(self, peer: int) -> bytes | None:
+        link = self.peers.links.get(peer)
+        return link.remote_public_key if link is not None else None
+
+    # local delivery ---------------------------------------------------------------------------
+
+    def _deliver(self, opened: OpenedPacket) -> None:
+        kind = opened.kind
+        if kind == wire_data.KIND_IPV6:
+            if self.bridge is not None:
+                self.bridge.from_mesh(opened)
+            else:
+                self.forwarder_stats_drop("no-tun")
+        elif kind == wire_data.KIND_ICMP_RELAY:
+            if self.bridge is not None:
+                self.bridge.from_notice(opened)
+        elif kind == wire_data.KIND_ECHO_REQUEST:
+            if len(opened.body) >= 8:
+                reply = bytes(opened.body[:8]) + bytes([opened.hop_limit]) + bytes(opened.body[8:])
+                assert self.forwarder is not None
+                self.forwarder.send_to(opened.src_public_key, wire_data.KIND_ECHO_REPLY, reply)
+        elif kind == wire_data.KIND_ECHO_REPLY:
+            if len(opened.body) >= _ECHO.size:
+                token, hop_limit = _ECHO.unpack_from(opened.body)
+                waiter = self._pings.pop(token, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result((self.now(), hop_limit, len(opened.body) - _ECHO.size))
+        else:
+            self.forwarder_stats_drop(f"unhandled-kind-{kind}")
+
+    def forwarder_stats_drop(self, reason: str) -> None:
+        if self.forwarder is not None:
+            self.forwarder.stats.drop(reason)
+
+    # services used by the API -----------------------------------------------------------------
+
+    async def ping(
+        self, dst_public_key: bytes, timeout: float = 2.0, size: int = 0  # noqa: ASYNC109
+    ) -> PingReply:
+        """One end-to-end encrypted echo through the mesh."""
+        assert self.forwarder is not None
+        token = os.urandom(8)
+        waiter: asyncio.Future[tuple[float, int, int]] = self.loop.create_future()
+        self._pings[token] = waiter
+        sent = self.now()
+        reason = self.forwarder.send_to(
+            dst_public_key, wire_data.KIND_ECHO_REQUEST, token + bytes(size)
+        )
+        if reason is not None:
+            self._pings.pop(token, None)
+            raise PingError("no route to that node" if reason == "no-route" else reason)
+        try:
+            received, hop_limit, echoed = await asyncio.wait_for(waiter, timeout)
+        except TimeoutError as exc:
+            raise PingError(f"no reply within {timeout:g} s") from exc
+        finally:
+            self._pings.pop(token, None)
+        return PingReply(
+            rtt=received - sent, hops=wire_data.DEFAULT_HOP_LIMIT - hop_limit + 1, size=echoed
+        )
+
+    def public_key_for_prefix(self, prefix64: bytes) -> bytes | None:
+        if prefix64 == prefix64_for_public_key(self.identity.public_key):
+            return self.identity.public_key
+        assert self.router is not None
+        return self.router.route_public_key(prefix64)
+
+    def api_bind(self) -> tuple[str, int]:
+        return parse_host_port(self.config.api_addr, "api_addr")
