@@ -1,0 +1,90 @@
+"""Fixtures for netns tests: the ``topology`` factory that builds and always tears down.
+
+Usage::
+
+    @pytest.mark.netns
+    def test_line(topology):
+        topo = topology("A-B B-C", start=True)
+        topo.wait_until(lambda: len(topo.node("A").get("/api/v1/admin/routes/selected")) >= 2)
+
+When a test fails, every node's log tail is attached to the report ("hyphal node logs").
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from topology import Topology, TopologyFactory, reap_stale_namespaces
+
+TOPOLOGIES = pytest.StashKey[list[Topology]]()
+_netns_status: list[str | None] = []
+
+
+def netns_unavailable() -> str | None:
+    """Why namespace tests cannot run here, or None (probed once per process)."""
+    if _netns_status:
+        return _netns_status[0]
+    reason: str | None = None
+    if os.geteuid() != 0:
+        reason = "netns tests need root (ip netns, veth)"
+    elif shutil.which("ip") is None:
+        reason = "iproute2 'ip' command not found"
+    else:
+        probe = f"hyt-probe-{os.getpid()}-{secrets.token_hex(2)}"
+        add = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
+        if add.returncode != 0:
+            reason = f"'ip netns add' does not work here: {add.stderr.strip()}"
+        else:
+            subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+            reap_stale_namespaces()
+    _netns_status.append(reason)
+    return reason
+
+
+@pytest.fixture
+def topology(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TopologyFactory]:
+    """Factory ``topology(desc, **kwargs) -> Topology`` (see ``Topology.build``).
+
+    Skips when not root or without ``ip netns``. Every topology built is closed at teardown,
+    whatever the test did; logs stay in ``tmp_path/topoN``.
+    """
+    reason = netns_unavailable()
+    if reason:
+        pytest.skip(reason)
+    built: list[Topology] = []
+    request.node.stash[TOPOLOGIES] = built
+
+    def factory(desc: Any, **kwargs: Any) -> Topology:
+        kwargs.setdefault("workdir", tmp_path / f"topo{len(built)}")
+        topo = Topology.build(desc, **kwargs)
+        built.append(topo)
+        return topo
+
+    try:
+        yield factory
+    finally:
+        for topo in built:
+            topo.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.failed and report.when in ("setup", "call"):
+        topologies: list[Topology] = item.stash.get(TOPOLOGIES, [])
+        for i, topo in enumerate(topologies):
+            report.sections.append((f"hyphal node logs (topology {i})", topo.log_tails()))
+    return report
