@@ -1,0 +1,203 @@
+"""The IPv6 bridge: TUN packets into the mesh and mesh packets onto the TUN.
+
+Sans-IO like the forwarder: it is given a ``write_tun`` output and the forwarder, and it decides
+per packet. Outbound it checks the source is ours, finds the destination /64's route and answers
+with ICMPv6 errors (no route, address unreachable, source not ours, packet too big). Inbound it
+drops packets whose inner source lies outside the sender's own /64 (no spoofing) and writes the
+rest with the inner hop limit set to the outer one, so each relay counts as a router hop.
+
+Relays that must drop a packet (hop limit spent, no route) send its source a notice: the
+original sealed header and the start of its ciphertext. Only the source can turn that back into
+an ICMPv6 error quoting its own packet: it holds the session key, and AES-GCM is counter mode, so
+the quoted prefix decrypts without the tag. That is what makes `traceroute -6` show each relay.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import time
+from collections.abc import Callable
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from hyphal.crypto.e2e import OpenedPacket, derive_key
+from hyphal.dataplane import ipv6
+from hyphal.dataplane.forwarder import Forwarder
+from hyphal.identity import NodeIdentity, address_bytes_for_public_key, prefix64_for_public_key
+from hyphal.wire import data as wire_data
+
+log = logging.getLogger("hyphal.dataplane")
+
+NOTICE_TIME_EXCEEDED = 1
+NOTICE_NO_ROUTE = 2
+QUOTE_CIPHERTEXT = 1 + 1232  # kind byte + as much of the inner packet as an ICMPv6 error quotes
+_NOTICE = struct.Struct(">B")
+NOTICES_PER_SECOND = 200.0
+
+WriteTun = Callable[[bytes | bytearray | memoryview], bool]
+KeyForPrefix = Callable[[bytes], bytes | None]
+
+
+class TokenBucket:
+    """Rate limit for generated errors (a relay must not become an amplifier)."""
+
+    def __init__(
+        self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rate, self.burst, self.clock = rate, burst, clock
+        self.tokens = burst
+        self.stamp = clock()
+
+    def take(self) -> bool:
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+class IPv6Bridge:
+    """Moves IPv6 packets between the TUN device and the forwarder."""
+
+    def __init__(
+        self,
+        identity: NodeIdentity,
+        forwarder: Forwarder,
+        write_tun: WriteTun,
+        key_for_prefix: KeyForPrefix,
+        mtu: int,
+    ) -> None:
+        self.identity = identity
+        self.address = identity.address_bytes
+        self.prefix = self.address[:8]
+        self.forwarder = forwarder
+        self.stats = forwarder.stats
+        self.write_tun = write_tun
+        self.key_for_prefix = key_for_prefix
+        self.mtu = mtu
+        self.errors = TokenBucket(NOTICES_PER_SECOND, NOTICES_PER_SECOND)
+        forwarder.on_relay_error = self.relay_error
+
+    # TUN -> mesh --------------------------------------------------------------------------
+
+    def from_tun(self, packet: memoryview) -> None:
+        size = len(packet)
+        if size < ipv6.HEADER_LEN or packet[0] >> 4 != 6:
+            self.stats.drop("tun-malformed")
+            return
+        src = packet[8:24]
+        dst_prefix = bytes(packet[24:32])
+        if packet[24] == 0xFF:
+            self.stats.drop("tun-multicast")
+            return
+        if src[:8] != self.prefix:
+            self.stats.drop("tun-source-not-ours")
+            self._icmp_to_tun(
+                ipv6.destination_unreachable(packet, self.address, ipv6.UNREACH_POLICY)
+            )
+            return
+        if dst_prefix == self.prefix:
+            self.stats.drop("local-address-unreachable")
+            self._icmp_to_tun(
+                ipv6.destination_unreachable(packet, self.address, ipv6.UNREACH_ADDRESS)
+            )
+            return
+        if size > self.mtu:
+            self.stats.drop("packet-too-big")
+            self._icmp_to_tun(ipv6.packet_too_big(packet, self.address, self.mtu))
+            return
+        hop_limit = packet[7]
+        if hop_limit == 0:
+            self.stats.drop("tun-hop-limit")
+            return
+        reason = self.forwarder.send_to_prefix(dst_prefix, wire_data.KIND_IPV6, packet, hop_limit)
+        if reason == "no-route":
+            self._icmp_to_tun(
+                ipv6.destination_unreachable(packet, self.address, ipv6.UNREACH_NO_ROUTE)
+            )
+
+    # mesh -> TUN --------------------------------------------------------------------------
+
+    def from_mesh(self, opened: OpenedPacket) -> None:
+        body = opened.body
+        if len(body) < ipv6.HEADER_LEN or body[0] >> 4 != 6:
+            self.stats.drop("mesh-malformed")
+            return
+        if bytes(body[8:16]) != prefix64_for_public_key(opened.src_public_key):
+            self.stats.drop("spoofed-source")
+            log.debug(
+                "dropped a packet from %s with a forged inner source",
+                opened.src_public_key.hex()[:16],
+            )
+            return
+        if bytes(body[24:32]) != self.prefix:
+            self.stats.drop("not-our-subnet")
+            return
+        if body[7] != opened.hop_limit:
+            patched = bytearray(body)
+            patched[7] = opened.hop_limit
+            body = memoryview(patched)
+        if not self.write_tun(body):
+            self.stats.drop("tun-write")
+
+    # relay errors ---------------------------------------------------------------------------
+
+    def relay_error(self, reason: str, packet: bytes | bytearray | memoryview) -> None:
+        """At a relay: tell the packet's source why it was dropped (rate limited)."""
+        if not self.errors.take():
+            self.stats.drop("notice-rate-limited")
+            return
+        try:
+            source = wire_data.source_public_key(packet)
+        except Exception:
+            return
+        code = NOTICE_TIME_EXCEEDED if reason == "hop-limit" else NOTICE_NO_ROUTE
+        end = min(len(packet) - wire_data.TAG_SIZE, wire_data.HEADER_SIZE + QUOTE_CIPHERTEXT)
+        notice = _NOTICE.pack(code) + bytes(packet[:end])
+        self.forwarder.send_to(source, wire_data.KIND_ICMP_RELAY, notice)
+
+    def from_notice(self, opened: OpenedPacket) -> None:
+        """At the source: turn a relay's notice into an ICMPv6 error on our TUN."""
+        body = bytes(opened.body)
+        if len(body) < 1 + wire_data.HEADER_SIZE + 1:
+            self.stats.drop("notice-malformed")
+            return
+        code, original = body[0], body[1:]
+        if wire_data.source_public_key(original) != self.identity.public_key:
+            self.stats.drop("notice-not-ours")
+            return
+        quote = self._decrypt_quote(original)
+        if quote is None or quote[0] != wire_data.KIND_IPV6:
+            return  # not an IP packet of ours (e.g. a ping or a bus message): nothing to report
+        inner = quote[1:]
+        if len(inner) < ipv6.HEADER_LEN or inner[8:16] != self.prefix:
+            self.stats.drop("notice-bad-quote")
+            return
+        relay = address_bytes_for_public_key(opened.src_public_key)
+        if code == NOTICE_TIME_EXCEEDED:
+            self._icmp_to_tun(ipv6.time_exceeded(inner, relay))
+        else:
+            self._icmp_to_tun(ipv6.destination_unreachable(inner, relay, ipv6.UNREACH_NO_ROUTE))
+
+    def _decrypt_quote(self, original: bytes) -> bytes | None:
+        destination = wire_data.destination(original)
+        dst_key = self.key_for_prefix(destination[:8])
+        if dst_key is None or address_bytes_for_public_key(dst_key)[:8] != destination[:8]:
+            return None
+        key = derive_key(
+            self.identity.shared_secret(dst_key),
+            wire_data.session_id(original),
+            self.identity.public_key,
+            dst_key,
+        )
+        nonce = bytes(4) + wire_data.counter(original).to_bytes(8, "big")
+        # AES-GCM encrypts with AES-CTR starting at counter block 2 (J0 + 1).
+        decryptor = Cipher(algorithms.AES(key), modes.CTR(nonce + b"\x00\x00\x00\x02")).decryptor()
+        return decryptor.update(original[wire_data.HEADER_SIZE :]) + decryptor.finalize()
+
+    def _icmp_to_tun(self, packet: bytes | None) -> None:
+        if packet is not None and self.errors.take():
+            self.write_tun(packet)
