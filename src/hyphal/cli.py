@@ -412,6 +412,39 @@ def ping(
 
 
 @app.command()
+def stats(api_addr: ApiAddr = default_api_addr(), as_json: JsonFlag = False) -> None:
+    """Packets and bytes per peer and direction, and drops by reason."""
+    try:
+        report = client(api_addr).get("/admin/stats/packets")
+    except ApiError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        print_json(report)
+        return
+    table = Table("peer", "rx packets", "rx bytes", "tx packets", "tx bytes", box=None)
+    for row in report["peers"]:
+        rx, tx = row["rx"], row["tx"]
+        table.add_row(
+            row["publicKey"][:16],
+            str(rx["packets"]),
+            human_bytes(rx["bytes"]),
+            str(tx["packets"]),
+            human_bytes(tx["bytes"]),
+        )
+    out.print(table if report["peers"] else "no data packets yet")
+    local, fwd = report["local"], report["forwarded"]
+    out.print(
+        f"this node: sent {local['tx']['packets']} packets ({human_bytes(local['tx']['bytes'])}), "
+        f"received {local['rx']['packets']} ({human_bytes(local['rx']['bytes'])}); "
+        f"relayed {fwd['packets']} ({human_bytes(fwd['bytes'])})"
+    )
+    drops = report["drops"]
+    out.print(
+        "drops: " + (", ".join(f"{reason} {n}" for reason, n in drops.items()) if drops else "none")
+    )
+
+
+@app.command()
 def demo(
     keep: Annotated[
         bool, typer.Option("--keep", help="Keep the nodes running afterwards.")

@@ -213,7 +213,11 @@ class Node:
 
     def _send_data(self, peer: int, packet: bytes | bytearray | memoryview) -> bool:
         link = self.peers.links.get(peer)
-        return link is not None and link.send_frame(FRAME_DATA, packet)
+        if link is None or not link.send_frame(FRAME_DATA, packet):
+            return False
+        if link.remote_public_key is not None and self.forwarder is not None:
+            self.forwarder.stats.peer(link.remote_public_key).tx.add(len(packet))
+        return True
 
     def _peer_key(self, peer: int) -> bytes | None:
         link = self.peers.links.get(peer)

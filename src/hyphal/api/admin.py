@@ -166,6 +166,14 @@ def admin_router(node: Node) -> APIRouter:
             return error(404, f"no route covers {address}")
         return {"publicKey": key.hex()}
 
+    @router.get("/admin/stats/packets", tags=["Statistics"])
+    async def packet_stats() -> dict[str, object]:
+        assert node.forwarder is not None
+        report = node.forwarder.stats.report()
+        report["tunWriteDrops"] = node.tun.write_drops if node.tun is not None else 0
+        report["linkDroppedFrames"] = sum(link.dropped_frames for link in node.peers.links.values())
+        return report
+
     @router.post(
         "/admin/ping",
         response_model=PingResult,

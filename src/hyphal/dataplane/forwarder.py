@@ -117,9 +117,7 @@ class Forwarder:
         if not self._send(next_peer, relayed):
             self.stats.drop("queue-full")
             return
-        next_key = self._peer_key(next_peer)
-        if next_key is not None:
-            self.stats.peer(next_key).forwarded.add(len(relayed))
+        self.stats.forwarded.add(len(relayed))
 
     def receive_local(self, packet: bytes | bytearray | memoryview) -> str | None:
         try:

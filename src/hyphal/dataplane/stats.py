@@ -8,7 +8,7 @@ flood of spoofed or scanned addresses cannot grow memory.
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from ipaddress import IPv6Address
 
 MAX_ADDRESS_ENTRIES = 1024
@@ -28,11 +28,10 @@ class Traffic:
 
 @dataclass
 class PeerTraffic:
-    """Everything counted for one neighbour (keyed by its public key, so it survives reconnects)."""
+    """Data packets to and from one neighbour (keyed by its public key: survives reconnects)."""
 
     rx: Traffic = field(default_factory=Traffic)
     tx: Traffic = field(default_factory=Traffic)
-    forwarded: Traffic = field(default_factory=Traffic)
 
 
 class BoundedAddressTable:
@@ -75,6 +74,7 @@ class DataplaneStats:
         self.drops: Counter[str] = Counter()
         self.local_tx = Traffic()
         self.local_rx = Traffic()
+        self.forwarded = Traffic()
         self.by_source = BoundedAddressTable()
         self.by_destination = BoundedAddressTable()
 
@@ -88,3 +88,18 @@ class DataplaneStats:
 
     def drop(self, reason: str) -> None:
         self.drops[reason] += 1
+
+    def report(self) -> dict[str, object]:
+        """The packet statistics API body: Mycelium's shape plus peers, drops and totals."""
+        return {
+            "bySource": self.by_source.rows(),
+            "byDestination": self.by_destination.rows(),
+            "peers": [
+                {"publicKey": key.hex(), "rx": asdict(t.rx), "tx": asdict(t.tx)}
+                for key, t in self.peers.items()
+            ],
+            "local": {"tx": asdict(self.local_tx), "rx": asdict(self.local_rx)},
+            "forwarded": asdict(self.forwarded),
+            "drops": dict(sorted(self.drops.items())),
+            "evictedAddressEntries": self.by_source.evicted + self.by_destination.evicted,
+        }

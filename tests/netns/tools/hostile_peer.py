@@ -6,7 +6,9 @@ Modes: garbage (random bytes), huge-handshake (valid preamble, then a huge lengt
 truncated (half a handshake message, then close), huge-record (complete the handshake, then a
 record announcing 2 GiB), bad-record (complete the handshake, then a record that fails
 authentication), bad-control (complete the handshake, then a well-sealed CONTROL frame holding
-garbage TLVs). Prints what the daemon did: "closed" when it dropped us.
+garbage TLVs), forged-source (complete the handshake, then send the daemon, whose public key is
+the 4th argument, one end-to-end sealed IPv6 packet whose inner source lies in another node's /64
+and one whose source is honestly ours). Prints what the daemon did: "closed" when it dropped us.
 """
 
 from __future__ import annotations
@@ -16,13 +18,18 @@ import socket
 import struct
 import sys
 
+from hyphal.crypto.e2e import E2ECrypto
 from hyphal.crypto.handshake import LinkHandshake
-from hyphal.identity import NodeIdentity
-from hyphal.wire.link import FRAME_CONTROL, encode_frame
+from hyphal.dataplane import ipv6
+from hyphal.identity import NodeIdentity, address_bytes_for_public_key
+from hyphal.wire.data import KIND_IPV6
+from hyphal.wire.link import FRAME_CONTROL, FRAME_DATA, encode_frame
 
 
-def handshake(sock: socket.socket) -> tuple[object, bytes]:
-    hs = LinkHandshake(NodeIdentity.generate(), initiator=True, network_name=None, network_key=None)
+def handshake(sock: socket.socket, me: NodeIdentity | None = None) -> tuple[object, bytes]:
+    hs = LinkHandshake(
+        me or NodeIdentity.generate(), initiator=True, network_name=None, network_key=None
+    )
     sock.sendall(hs.initial_bytes())
     while not hs.complete:
         data = sock.recv(65536)
@@ -48,6 +55,19 @@ def wait_closed(sock: socket.socket, timeout: float = 5.0) -> str:
         return "still-open"
 
 
+def forged_source(sock: socket.socket, victim: bytes) -> str:
+    me = NodeIdentity.generate()
+    sender, _ = handshake(sock, me)
+    e2e = E2ECrypto(me)
+    victim_address = NodeIdentity.generate().address_bytes  # some other node's /64
+    target = address_bytes_for_public_key(victim)
+    for source in (victim_address, me.address_bytes):
+        packet = ipv6.echo_request(source, target, 7, 1, b"forged?")
+        sealed = e2e.seal(victim, KIND_IPV6, packet, 64)
+        sock.sendall(bytes(sender.seal(encode_frame(FRAME_DATA, sealed))))  # type: ignore[attr-defined]
+    return "sent"
+
+
 def main() -> None:
     host, port, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     sock = socket.create_connection((host, port), timeout=5)
@@ -67,6 +87,9 @@ def main() -> None:
             first = hs.initial_bytes()
             sock.sendall(first[: len(first) // 2])
             sock.shutdown(socket.SHUT_WR)
+        elif mode == "forged-source":
+            print(forged_source(sock, bytes.fromhex(sys.argv[4])))
+            return
         else:
             sender, _ = handshake(sock)
             if mode == "huge-record":
