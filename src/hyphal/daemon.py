@@ -8,8 +8,10 @@ import signal
 import sys
 
 from hyphal.api.app import create_app
+from hyphal.api.auth import is_loopback, load_or_create_token
+from hyphal.api.metrics import metrics_app
 from hyphal.api.server import ApiBindError, ApiServer
-from hyphal.config import ConfigError, NodeConfig
+from hyphal.config import ConfigError, NodeConfig, parse_host_port
 from hyphal.dataplane.tun import TunError
 from hyphal.identity import IdentityError, NodeIdentity
 from hyphal.node import Node
@@ -31,14 +33,30 @@ def setup_logging(debug: bool = False, quiet: bool = False) -> None:
 async def serve(config: NodeConfig, identity: NodeIdentity) -> None:
     node = Node(config, identity)
     api_host, api_port = node.api_bind()
-    api = ApiServer(
-        create_app(node), api_host, api_port
-    )  # bind first: fail before joining the mesh
+    token = None
+    if not is_loopback(api_host):
+        token_file = config.api_token_file or config.key_file.parent / "api_token"
+        token = load_or_create_token(token_file)
+        log.warning(
+            "the API listens on %s:%d, beyond this machine: every request needs the bearer token "
+            "in %s (clients: export HYPHAL_API_TOKEN=$(cat %s))",
+            api_host,
+            api_port,
+            token_file,
+            token_file,
+        )
+    # Bind before joining the mesh, so a port in use fails fast with a clear message.
+    api = ApiServer(create_app(node, token), api_host, api_port)
+    metrics = None
+    if config.metrics_api_address:
+        host, port = parse_host_port(config.metrics_api_address, "metrics_api_address")
+        metrics = ApiServer(metrics_app(node), host, port, "Prometheus metrics")
     await node.start()
     api.start()
-    if api_host not in ("127.0.0.1", "::1", "localhost"):
-        log.warning("the API listens on %s:%d, beyond this machine", api_host, api.port)
     log.info("API on http://%s:%d/api/v1 (try: hyphal peers list)", api_host, api.port)
+    if metrics is not None:
+        metrics.start()
+        log.info("Prometheus metrics on http://%s/metrics", config.metrics_api_address)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -46,6 +64,8 @@ async def serve(config: NodeConfig, identity: NodeIdentity) -> None:
     await stop.wait()
     log.info("shutting down")
     await api.stop()
+    if metrics is not None:
+        await metrics.stop()
     await node.stop()
 
 

@@ -8,13 +8,15 @@ from fastapi import FastAPI
 
 from hyphal import __version__
 from hyphal.api.admin import admin_router
+from hyphal.api.auth import BearerTokenMiddleware
 from hyphal.api.errors import install_error_handlers
 
 if TYPE_CHECKING:
     from hyphal.node import Node
 
 
-def create_app(node: Node) -> FastAPI:
+def create_app(node: Node, token: str | None = None) -> FastAPI:
+    """The API app; with ``token`` every request must carry it as a bearer token."""
     app = FastAPI(
         title="hyphal API",
         version=__version__,
@@ -24,5 +26,7 @@ def create_app(node: Node) -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)
+    if token is not None:
+        app.add_middleware(BearerTokenMiddleware, token=token)
     app.include_router(admin_router(node))
     return app
