@@ -1,0 +1,1155 @@
+"""Sans-IO message bus core: reliable, flow-controlled transfer of arbitrary-size messages.
+
+``MessageCore`` never reads a clock, sleeps or touches a socket (its optional SQLite store is the
+one exception: it is written synchronously). Every entry point takes ``now`` (monotonic seconds)
+and returns a list of actions for the adapter:
+
+* :class:`SendPacket` - hand ``body`` (a bus packet, see ``hyphal.wire.bus``) to the data path for
+  the node with public key ``dst``.
+* :class:`MessageArrived` - the inbox has a new message (wake long-poll waiters).
+* :class:`ReplyArrived` - a reply for an id registered with :meth:`MessageCore.expect_reply`.
+* :class:`ForwardMessage` - a message for a topic with a forward socket (not put in the inbox).
+* :class:`StatusChanged` - an outbound message changed state.
+
+Sender: INIT (carrying chunk 0) -> receiver admission control -> ACK (cumulative + selective
+ranges + receive window) -> chunks inside min(congestion window, receive window, per-peer
+in-flight cap) -> RECEIVED once the receiver has verified the BLAKE3 digest -> READ when the
+receiving application pops it. Lost chunks are detected by RACK-style reordering (three later
+sends acknowledged) or by the RFC 6298 retransmission timer with exponential backoff. The
+caller's deadline aborts the transfer (ABORT is sent to the peer).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import os
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from blake3 import blake3
+
+from hyphal.bus.chunks import CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, Reassembly, chunk_count
+from hyphal.bus.inbox import InboundMessage, Inbox
+from hyphal.bus.store import MessageStore, OutboxRecord
+from hyphal.bus.topics import MAX_TOPIC_LEN, TopicTable
+from hyphal.bus.window import CongestionWindow, RttEstimator
+from hyphal.identity import address_for_public_key
+from hyphal.wire import bus as wire
+from hyphal.wire.bus import AbortReason
+from hyphal.wire.errors import DecodeError
+
+KEY_SIZE = 32
+DUPTHRESH = 3
+READ_NOTICE_TRIES = 6
+MAX_BUSY_BACKOFF = 30.0
+
+# Outbound states (Mycelium names; "queued" is reported as "pending").
+QUEUED = "queued"
+PENDING = "pending"
+SENDING = "sending"
+RECEIVED = "received"
+READ = "read"
+ABORTED = "aborted"
+FINAL_STATES = frozenset({RECEIVED, READ, ABORTED})
+
+REASON_TEXT = {
+    AbortReason.SENDER_GAVE_UP: "sender gave up",
+    AbortReason.REJECTED_ACL: "rejected by the receiver's topic ACL",
+    AbortReason.TOO_LARGE: "message larger than the receiver accepts",
+    AbortReason.INBOX_FULL: "receiver inbox full",
+    AbortReason.BUSY: "receiver busy",
+    AbortReason.UNKNOWN_TRANSFER: "receiver lost the transfer",
+    AbortReason.INTEGRITY: "integrity check failed at the receiver",
+    AbortReason.BAD_REQUEST: "receiver rejected the transfer parameters",
+}
+REASON_DEADLINE = "deadline passed"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Every bound on memory and work the core enforces (defaults in parentheses in docs)."""
+
+    max_message_size: int = 128 * 1024 * 1024
+    max_inbox_bytes: int = 512 * 1024 * 1024
+    max_inbox_count: int = 10_000
+    max_outbox_bytes: int = 1024 * 1024 * 1024
+    max_outbox_count: int = 10_000
+    max_inflight_per_peer: int = 4 * 1024 * 1024
+    receive_window: int = 2 * 1024 * 1024
+    max_incoming_per_source: int = 16
+    max_incoming_total: int = 256
+    max_active_per_destination: int = 8
+    incoming_idle_timeout: float = 120.0
+    status_ttl: float = 3600.0
+    max_status_records: int = 100_000
+    max_completed_memory: int = 16_384
+    max_read_notices: int = 4096
+    max_reply_routes: int = 65_536
+    chunk_size: int = CHUNK_SIZE
+    default_deadline: float = 300.0
+    max_deadline: float = 30 * 86400.0
+
+
+class BusError(Exception):
+    """A request the core refuses; ``status`` is the HTTP status the API maps it to."""
+
+    status = 400
+
+
+class MessageTooLarge(BusError):
+    status = 413
+
+
+class OutboxFull(BusError):
+    status = 429
+
+
+class UnknownMessage(BusError):
+    status = 404
+
+
+class DuplicateReply(BusError):
+    status = 409
+
+
+@dataclass(frozen=True, slots=True)
+class SendPacket:
+    dst: bytes
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class MessageArrived:
+    topic: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyArrived:
+    message: InboundMessage
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardMessage:
+    message: InboundMessage
+    socket_path: str
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChanged:
+    msg_id: bytes
+    reply: bool
+    state: str
+
+
+Action = SendPacket | MessageArrived | ReplyArrived | ForwardMessage | StatusChanged
+
+
+@dataclass(frozen=True, slots=True)
+class MessageStatus:
+    msg_id: bytes
+    reply: bool
+    dst_pk: bytes
+    state: str  # pending | sending | received | read | aborted
+    pending: int  # chunks never sent
+    sent: int  # chunks sent, not yet acknowledged
+    acked: int
+    created: float  # wall clock
+    deadline: float  # wall clock
+    msg_len: int
+    reason: str | None
+
+
+OutKey = tuple[bytes, bool]  # (message id, is reply)
+InKey = tuple[bytes, bytes, bool]  # (source public key, message id, is reply)
+
+
+@dataclass(eq=False)
+class _Out:
+    msg_id: bytes
+    reply: bool
+    dst: bytes
+    topic: bytes
+    payload: bytes
+    digest: bytes
+    total: int
+    chunk_size: int
+    count: int
+    created_wall: float
+    deadline: float
+    deadline_wall: float
+    state: str = QUEUED
+    reason: str | None = None
+    acked: bytearray = field(default_factory=bytearray)
+    acked_count: int = 0
+    acked_cum: int = 0
+    next_new: int = 0
+    inflight: dict[int, tuple[int, float, bool]] = field(default_factory=dict)
+    inflight_bytes: int = 0
+    lost: deque[int] = field(default_factory=deque)
+    retransmitted: bytearray = field(default_factory=bytearray)
+    send_seq: int = 0
+    recovery_seq: int = -1
+    rtt: RttEstimator = field(default_factory=RttEstimator)
+    cwnd: CongestionWindow = field(default_factory=CongestionWindow)
+    rwnd: int = 1
+    rto_at: float | None = None
+    init_sent_at: float | None = None
+    init_retransmitted: bool = False
+    init_ever_sent: bool = False
+    busy_until: float | None = None
+    busy_backoff: float = 0.0
+    finished_wall: float | None = None
+    next_event: float = math.inf
+
+    @property
+    def key(self) -> OutKey:
+        return (self.msg_id, self.reply)
+
+    def chunk_len(self, index: int) -> int:
+        return min(self.chunk_size, self.total - index * self.chunk_size)
+
+    def reset_progress(self) -> None:
+        self.acked = bytearray(self.count)
+        self.retransmitted = bytearray(self.count)
+        self.acked_count = 0
+        self.acked_cum = 0
+        self.next_new = 0
+        self.inflight.clear()
+        self.inflight_bytes = 0
+        self.lost.clear()
+        self.rwnd = 1
+
+
+@dataclass(eq=False)
+class _In:
+    key: InKey
+    reasm: Reassembly
+    topic: bytes
+    digest: bytes
+    deadline: float
+    last_activity: float
+    window: int
+    next_event: float = math.inf
+
+
+@dataclass(eq=False)
+class _ReadNotice:
+    key: InKey
+    next_send: float
+    tries: int = 0
+    next_event: float = math.inf
+
+
+class MessageCore:
+    """The message bus state machine of one node."""
+
+    def __init__(
+        self,
+        public_key: bytes,
+        now: float,
+        *,
+        limits: Limits | None = None,
+        store: MessageStore | None = None,
+        wall_offset: float = 0.0,
+        id_source: Callable[[], bytes] | None = None,
+        topics: TopicTable | None = None,
+    ) -> None:
+        if len(public_key) != KEY_SIZE:
+            raise ValueError("public key must be 32 bytes")
+        self.public_key = public_key
+        self.limits = limits or Limits()
+        self.store = store
+        self.wall_offset = wall_offset
+        self.topics = topics or TopicTable()
+        self._new_id = id_source or (lambda: os.urandom(wire.ID_SIZE))
+        self.inbox = Inbox()
+        self._out: dict[OutKey, _Out] = {}
+        self._done: OrderedDict[OutKey, _Out] = OrderedDict()
+        self._queued: dict[bytes, deque[OutKey]] = {}
+        self._active_per_dst: dict[bytes, int] = {}
+        self._peer_inflight: dict[bytes, int] = {}
+        self.outbox_bytes = 0
+        self._in: dict[InKey, _In] = {}
+        self._in_per_src: dict[bytes, int] = {}
+        self.incoming_reserved = 0
+        self._completed: OrderedDict[InKey, bool] = OrderedDict()
+        self._reply_routes: OrderedDict[bytes, bytes] = OrderedDict()
+        self._read_notices: OrderedDict[InKey, _ReadNotice] = OrderedDict()
+        self._reply_waiters: dict[bytes, int] = {}
+        self._heap: list[tuple[float, int, str, object]] = []
+        self._heap_seq = 0
+        self.stats: dict[str, int] = {"decode_errors": 0, "ignored": 0, "retransmits": 0}
+        if store is not None:
+            self._load(store, now)
+
+    # ------------------------------------------------------------------ helpers
+    def wall(self, now: float) -> float:
+        return now + self.wall_offset
+
+    def _send(self, actions: list[Action], dst: bytes, packet: wire.BusPacket) -> None:
+        actions.append(SendPacket(dst, wire.encode(packet)))
+
+    def _push_timer(self, kind: str, key: object, when: float) -> None:
+        if when < math.inf:
+            self._heap_seq += 1
+            heapq.heappush(self._heap, (when, self._heap_seq, kind, key))
+            if (
+                len(self._heap)
+                > 4 * (len(self._out) + len(self._in) + len(self._read_notices)) + 4096
+            ):
+                self._rebuild_heap()
+
+    def _rebuild_heap(self) -> None:
+        self._heap = []
+        for key_o, t in self._out.items():
+            self._heap.append((t.next_event, 0, "out", key_o))
+        for key_i, r in self._in.items():
+            self._heap.append((r.next_event, 0, "in", key_i))
+        for key_r, n in self._read_notices.items():
+            self._heap.append((n.next_event, 0, "read", key_r))
+        self._heap = [e for e in self._heap if e[0] < math.inf]
+        if self._done:
+            first = next(iter(self._done.values()))
+            self._heap.append((self._done_expiry(first), 0, "gc", None))
+        heapq.heapify(self._heap)
+
+    def _schedule_out(self, t: _Out) -> None:
+        when = math.inf
+        if t.state not in FINAL_STATES:
+            when = t.deadline
+            if t.rto_at is not None:
+                when = min(when, t.rto_at)
+            if t.busy_until is not None:
+                when = min(when, t.busy_until)
+        if when != t.next_event:
+            t.next_event = when
+            self._push_timer("out", t.key, when)
+
+    def _schedule_in(self, r: _In) -> None:
+        when = min(r.deadline, r.last_activity + self.limits.incoming_idle_timeout)
+        if when != r.next_event:
+            r.next_event = when
+            self._push_timer("in", r.key, when)
+
+    def _done_expiry(self, t: _Out) -> float:
+        return (t.finished_wall or 0.0) - self.wall_offset + self.limits.status_ttl
+
+    def next_deadline(self) -> float:
+        """When :meth:`on_timer` must be called next (``math.inf`` when nothing is pending)."""
+        heap = self._heap
+        while heap:
+            when, _, kind, key = heap[0]
+            if self._timer_valid(when, kind, key):
+                return when
+            heapq.heappop(heap)
+        return math.inf
+
+    def _timer_valid(self, when: float, kind: str, key: object) -> bool:
+        if kind == "out":
+            t = self._out.get(key)  # type: ignore[call-overload]
+            return t is not None and t.next_event == when
+        if kind == "in":
+            r = self._in.get(key)  # type: ignore[call-overload]
+            return r is not None and r.next_event == when
+        if kind == "read":
+            n = self._read_notices.get(key)  # type: ignore[call-overload]
+            return n is not None and n.next_event == when
+        return bool(self._done)
+
+    # ------------------------------------------------------------------ sending API
+    def send(
+        self,
+        dst: bytes,
+        payload: bytes,
+        now: float,
+        *,
+        topic: bytes = b"",
+        deadline: float | None = None,
+        reply_to: bytes | None = None,
+    ) -> tuple[bytes, list[Action]]:
+        """Queue a message for ``dst`` (public key); returns its id and the actions to run.
+
+        ``deadline`` is seconds from now (default ``limits.default_deadline``). ``reply_to`` makes
+        the message a reply to that received message id (the reply reuses the id).
+        """
+        lim = self.limits
+        if len(dst) != KEY_SIZE:
+            raise BusError("destination public key must be 32 bytes")
+        if dst == self.public_key:
+            raise BusError("cannot send a message to this node itself")
+        if len(topic) > MAX_TOPIC_LEN:
+            raise BusError(f"a topic has at most {MAX_TOPIC_LEN} bytes")
+        if len(payload) > lim.max_message_size:
+            raise MessageTooLarge(
+                f"message of {len(payload)} bytes exceeds the limit of {lim.max_message_size}"
+            )
+        if (
+            self.outbox_bytes + len(payload) > lim.max_outbox_bytes
+            or len(self._out) >= lim.max_outbox_count
+        ):
+            raise OutboxFull("outbox full; retry later")
+        span = lim.default_deadline if deadline is None else deadline
+        if not (0 < span <= lim.max_deadline) or math.isnan(span):
+            raise BusError(f"deadline must be in (0, {lim.max_deadline}] seconds")
+        if reply_to is not None:
+            if len(reply_to) != wire.ID_SIZE:
+                raise BusError("message id must be 8 bytes")
+            msg_id, reply = reply_to, True
+            if (msg_id, True) in self._out:
+                raise DuplicateReply("a reply to this message is still being sent")
+            self._done.pop((msg_id, True), None)
+        else:
+            msg_id, reply = self._new_id(), False
+            while (msg_id, False) in self._out or (msg_id, False) in self._done:
+                msg_id = self._new_id()
+        payload = bytes(payload)
+        t = self._new_out(
+            msg_id, reply, dst, topic, payload, self.wall(now), self.wall(now) + span, now
+        )
+        if self.store is not None:
+            self.store.outbox_put(
+                OutboxRecord(
+                    msg_id,
+                    reply,
+                    dst,
+                    topic,
+                    payload,
+                    len(payload),
+                    t.created_wall,
+                    t.deadline_wall,
+                    PENDING,
+                )
+            )
+        actions: list[Action] = []
+        self._enqueue(t, now, actions)
+        return msg_id, actions
+
+    def reply(
+        self,
+        msg_id: bytes,
+        payload: bytes,
+        now: float,
+        *,
+        topic: bytes = b"",
+        dst: bytes | None = None,
+        deadline: float | None = None,
+    ) -> list[Action]:
+        """Reply to a received message; ``dst`` defaults to the sender of that message."""
+        if dst is None:
+            dst = self._reply_routes.get(msg_id)
+            if dst is None:
+                raise UnknownMessage("no received message with this id is known")
+        _, actions = self.send(dst, payload, now, topic=topic, deadline=deadline, reply_to=msg_id)
+        return actions
+
+    def _new_out(
+        self,
+        msg_id: bytes,
+        reply: bool,
+        dst: bytes,
+        topic: bytes,
+        payload: bytes,
+        created_wall: float,
+        deadline_wall: float,
+        now: float,
+    ) -> _Out:
+        chunk_size = self.limits.chunk_size
+        t = _Out(
+            msg_id=msg_id,
+            reply=reply,
+            dst=dst,
+            topic=topic,
+            payload=payload,
+            digest=blake3(payload).digest(),
+            total=len(payload),
+            chunk_size=chunk_size,
+            count=chunk_count(len(payload), chunk_size),
+            created_wall=created_wall,
+            deadline=deadline_wall - self.wall_offset,
+            deadline_wall=deadline_wall,
+        )
+        t.reset_progress()
+        t.cwnd.ceiling = max(4.0, self.limits.max_inflight_per_peer / chunk_size)
+        self._out[t.key] = t
+        self.outbox_bytes += t.total
+        return t
+
+    def _enqueue(self, t: _Out, now: float, actions: list[Action]) -> None:
+        if self._active_per_dst.get(t.dst, 0) < self.limits.max_active_per_destination:
+            self._activate(t, now, actions)
+        else:
+            t.state = QUEUED
+            self._queued.setdefault(t.dst, deque()).append(t.key)
+            self._schedule_out(t)
+
+    def _activate(self, t: _Out, now: float, actions: list[Action]) -> None:
+        self._active_per_dst[t.dst] = self._active_per_dst.get(t.dst, 0) + 1
+        t.state = PENDING
+        self._send_init(t, now, actions)
+        self._schedule_out(t)
+
+    def _send_init(self, t: _Out, now: float, actions: list[Action]) -> None:
+        data: bytes | memoryview = b""
+        if t.count and not t.acked[0]:
+            size = t.chunk_len(0)
+            if 0 in t.inflight:
+                data = memoryview(t.payload)[:size]
+            elif self._peer_room(t.dst, size):
+                data = memoryview(t.payload)[:size]
+                self._mark_sent(t, 0, now, retransmit=t.next_new > 0)
+                t.next_new = max(t.next_new, 1)
+        if t.init_ever_sent:
+            t.init_retransmitted = True
+        t.init_ever_sent = True
+        t.init_sent_at = now
+        lifetime = max(0, math.ceil(t.deadline - now))
+        self._send(
+            actions,
+            t.dst,
+            wire.Init(
+                t.msg_id, t.reply, t.total, t.chunk_size, lifetime, t.digest, t.topic, bytes(data)
+            ),
+        )
+        if t.rto_at is None:
+            t.rto_at = now + t.rtt.rto
+
+    def _peer_room(self, dst: bytes, size: int) -> bool:
+        used = self._peer_inflight.get(dst, 0)
+        return used == 0 or used + size <= self.limits.max_inflight_per_peer
+
+    def _mark_sent(self, t: _Out, index: int, now: float, *, retransmit: bool) -> None:
+        size = t.chunk_len(index)
+        t.send_seq += 1
+        if retransmit:
+            t.retransmitted[index] = 1
+        t.inflight.pop(index, None)
+        t.inflight[index] = (t.send_seq, now, retransmit)
+        t.inflight_bytes += size
+        self._peer_inflight[t.dst] = self._peer_inflight.get(t.dst, 0) + size
+
+    def _unmark_inflight(self, t: _Out, index: int) -> tuple[int, float, bool] | None:
+        entry = t.inflight.pop(index, None)
+        if entry is not None:
+            size = t.chunk_len(index)
+            t.inflight_bytes -= size
+            left = self._peer_inflight.get(t.dst, 0) - size
+            if left > 0:
+                self._peer_inflight[t.dst] = left
+            else:
+                self._peer_inflight.pop(t.dst, None)
+        return entry
+
+    def _pump(self, t: _Out, now: float, actions: list[Action]) -> None:
+        """Send chunks while the congestion window, receive window and peer cap allow."""
+        if t.state != SENDING:
+            return
+        limit = min(t.cwnd.chunks, t.rwnd)
+        view = memoryview(t.payload)
+        while len(t.inflight) < limit:
+            retransmit = False
+            if t.lost:
+                index = t.lost[0]
+                if t.acked[index] or index in t.inflight:
+                    t.lost.popleft()
+                    continue
+                retransmit = True
+            elif t.next_new < t.count and t.next_new < t.acked_cum + t.rwnd:
+                index = t.next_new
+            else:
+                break
+            size = t.chunk_len(index)
+            if not self._peer_room(t.dst, size):
+                break
+            if retransmit:
+                t.lost.popleft()
+                self.stats["retransmits"] += 1
+            else:
+                t.next_new += 1
+            self._mark_sent(t, index, now, retransmit=retransmit)
+            start = index * t.chunk_size
+            actions.append(
+                SendPacket(
+                    t.dst,
+                    wire.encode_chunk(t.msg_id, t.reply, index, view[start : start + size]),
+                )
+            )
+            if t.rto_at is None:
+                t.rto_at = now + t.rtt.rto
+
+    def _pump_peer(self, dst: bytes, now: float, actions: list[Action]) -> None:
+        for t in list(self._out.values()):
+            if t.dst == dst and t.state == SENDING:
+                self._pump(t, now, actions)
+                self._schedule_out(t)
+
+    def _finish_out(
+        self, t: _Out, state: str, reason: str | None, now: float, actions: list[Action]
+    ) -> None:
+        was_active = t.state in (PENDING, SENDING)
+        was_queued = t.state == QUEUED
+        for index in list(t.inflight):
+            self._unmark_inflight(t, index)
+        t.state = state
+        t.reason = reason
+        t.rto_at = None
+        t.busy_until = None
+        t.finished_wall = self.wall(now)
+        if state != ABORTED:
+            t.acked_count = t.count
+            t.next_new = t.count
+        t.payload = b""
+        t.acked = bytearray()
+        t.retransmitted = bytearray()
+        t.lost.clear()
+        self.outbox_bytes -= t.total
+        del self._out[t.key]
+        self._remember_done(t, now)
+        if self.store is not None:
+            self.store.outbox_finish(t.msg_id, t.reply, state, reason, t.finished_wall)
+        actions.append(StatusChanged(t.msg_id, t.reply, state))
+        if was_queued:
+            queue = self._queued.get(t.dst)
+            if queue is not None and t.key in queue:
+                queue.remove(t.key)
+        if was_active:
+            left = self._active_per_dst.get(t.dst, 1) - 1
+            if left > 0:
+                self._active_per_dst[t.dst] = left
+            else:
+                self._active_per_dst.pop(t.dst, None)
+            self._activate_queued(t.dst, now, actions)
+            self._pump_peer(t.dst, now, actions)
+
+    def _activate_queued(self, dst: bytes, now: float, actions: list[Action]) -> None:
+        queue = self._queued.get(dst)
+        while queue and self._active_per_dst.get(dst, 0) < self.limits.max_active_per_destination:
+            nxt = self._out.get(queue.popleft())
+            if nxt is not None and nxt.state == QUEUED:
+                self._activate(nxt, now, actions)
+        if queue is not None and not queue:
+            self._queued.pop(dst, None)
+
+    def _remember_done(self, t: _Out, now: float) -> None:
+        self._done.pop(t.key, None)
+        self._done[t.key] = t
+        while len(self._done) > self.limits.max_status_records:
+            _, old = self._done.popitem(last=False)
+            if self.store is not None:
+                self.store.outbox_delete(old.msg_id, old.reply)
+        if len(self._done) == 1:
+            self._push_timer("gc", None, self._done_expiry(t))
+
+    # ------------------------------------------------------------------ receiving API
+    def expect_reply(self, msg_id: bytes) -> None:
+        """A local caller waits for a reply to ``msg_id``: deliver it as ReplyArrived."""
+        self._reply_waiters[msg_id] = self._reply_waiters.get(msg_id, 0) + 1
+
+    def cancel_reply(self, msg_id: bytes) -> None:
+        left = self._reply_waiters.get(msg_id, 0) - 1
+        if left > 0:
+            self._reply_waiters[msg_id] = left
+        else:
+            self._reply_waiters.pop(msg_id, None)
+
+    def pop(
+        self, now: float, topic: bytes | None = None, *, peek: bool = False
+    ) -> tuple[InboundMessage | None, list[Action]]:
+        """Oldest inbox message whose topic starts with ``topic``; pop sends a read receipt."""
+        found = self.inbox.find(topic)
+        if found is None:
+            return None, []
+        seq, message = found
+        if peek:
+            return message, []
+        self.inbox.remove(seq)
+        if self.store is not None:
+            self.store.inbox_delete(seq)
+        actions: list[Action] = []
+        self._mark_read((message.src_pk, message.msg_id, message.reply), now, actions)
+        return message, actions
+
+    def deliver_to_inbox(self, message: InboundMessage) -> list[Action]:
+        """Put a message in the inbox (used when forwarding to a topic socket failed)."""
+        seq = self.inbox.push(message)
+        if self.store is not None:
+            self.store.inbox_put(seq, message)
+        return [MessageArrived(message.topic)]
+
+    def _mark_read(self, key: InKey, now: float, actions: list[Action]) -> None:
+        if key in self._completed:
+            self._completed[key] = True
+        notice = _ReadNotice(key, now)
+        self._read_notices.pop(key, None)
+        self._read_notices[key] = notice
+        while len(self._read_notices) > self.limits.max_read_notices:
+            self._read_notices.popitem(last=False)
+        self._send_read(notice, now, actions)
+
+    def _send_read(self, notice: _ReadNotice, now: float, actions: list[Action]) -> None:
+        src, msg_id, reply = notice.key
+        self._send(actions, src, wire.Read(msg_id, reply))
+        notice.tries += 1
+        if notice.tries >= READ_NOTICE_TRIES:
+            self._read_notices.pop(notice.key, None)
+            notice.next_event = math.inf
+            return
+        notice.next_send = now + min(2.0**notice.tries, 60.0)
+        notice.next_event = notice.next_send
+        self._push_timer("read", notice.key, notice.next_event)
+
+    # ------------------------------------------------------------------ status
+    def status(self, msg_id: bytes) -> MessageStatus | None:
+        """Status of an outbound message (an original first, then a reply with that id)."""
+        for key in ((msg_id, False), (msg_id, True)):
+            t = self._out.get(key) or self._done.get(key)
+            if t is not None:
+                state = PENDING if t.state == QUEUED else t.state
+                return MessageStatus(
+                    msg_id=t.msg_id,
+                    reply=t.reply,
+                    dst_pk=t.dst,
+                    state=state,
+                    pending=t.count - t.next_new,
+                    sent=t.next_new - t.acked_count,
+                    acked=t.acked_count,
+                    created=t.created_wall,
+                    deadline=t.deadline_wall,
+                    msg_len=t.total,
+                    reason=t.reason,
+                )
+        return None
+
+    def incoming_progress(self, src: bytes, msg_id: bytes, reply: bool = False) -> int | None:
+        """Cumulative chunk pointer of an incoming transfer (for tests and diagnostics)."""
+        r = self._in.get((src, msg_id, reply))
+        return None if r is None else r.reasm.cumulative
+
+    def inflight_bytes(self, dst: bytes) -> int:
+        return self._peer_inflight.get(dst, 0)
+
+    def memory_usage(self) -> dict[str, int]:
+        """Counters of everything that grows with input (for tests and metrics)."""
+        return {
+            "inbox_bytes": self.inbox.bytes,
+            "inbox_count": len(self.inbox),
+            "incoming_transfers": len(self._in),
+            "incoming_reserved": self.incoming_reserved,
+            "incoming_allocated": sum(r.reasm.allocated for r in self._in.values()),
+            "completed_ids": len(self._completed),
+            "read_notices": len(self._read_notices),
+            "reply_routes": len(self._reply_routes),
+            "outbox_bytes": self.outbox_bytes,
+            "status_records": len(self._done),
+            "timer_heap": len(self._heap),
+        }
+
+    # ------------------------------------------------------------------ packets
+    def handle_packet(self, src: bytes, body: bytes, now: float) -> list[Action]:
+        """Process one bus packet from the authenticated node ``src``; never raises."""
+        if len(src) != KEY_SIZE or src == self.public_key:
+            self.stats["ignored"] += 1
+            return []
+        try:
+            packet = wire.decode(body)
+        except DecodeError:
+            self.stats["decode_errors"] += 1
+            return []
+        actions: list[Action] = []
+        if isinstance(packet, wire.Init):
+            self._on_init(src, packet, now, actions)
+        elif isinstance(packet, wire.Chunk):
+            self._on_chunk(src, packet, now, actions)
+        elif isinstance(packet, wire.Ack):
+            self._on_ack(src, packet, now, actions)
+        elif isinstance(packet, wire.Received):
+            self._on_received(src, packet, now, actions)
+        elif isinstance(packet, wire.Read):
+            self._on_read(src, packet, now, actions)
+        elif isinstance(packet, wire.ReadAck):
+            self._read_notices.pop((src, packet.msg_id, packet.reply), None)
+        else:
+            self._on_abort(src, packet, now, actions)
+        return actions
+
+    # receiver side
+    def _reply_bypasses_acl(self, src: bytes, msg_id: bytes) -> bool:
+        t = self._out.get((msg_id, False)) or self._done.get((msg_id, False))
+        return (t is not None and t.dst == src) or msg_id in self._reply_waiters
+
+    def _on_init(self, src: bytes, p: wire.Init, now: float, actions: list[Action]) -> None:
+        key: InKey = (src, p.msg_id, p.reply)
+        r = self._in.get(key)
+        if r is not None:
+            r.last_activity = now
+            if p.data:
+                self._accept_chunk(r, 0, p.data, now, actions)
+            else:
+                self._send_ack(r, actions)
+            self._schedule_in(r)
+            return
+        if key in self._completed:
+            self._send(actions, src, wire.Received(p.msg_id, p.reply))
+            return
+        reason = self._admit(src, p)
+        if reason is not None:
+            self._send(actions, src, wire.Abort(p.msg_id, p.reply, reason))
+            return
+        lim = self.limits
+        lifetime = min(float(p.lifetime), lim.max_deadline)
+        window = max(1, lim.receive_window // p.chunk_size)
+        r = _In(
+            key, Reassembly(p.total, p.chunk_size), p.topic, p.digest, now + lifetime, now, window
+        )
+        self._in[key] = r
+        self._in_per_src[src] = self._in_per_src.get(src, 0) + 1
+        self.incoming_reserved += p.total
+        if r.reasm.count == 0:
+            self._complete(r, now, actions)
+            return
+        if p.data:
+            self._accept_chunk(r, 0, p.data, now, actions)
+        else:
+            self._send_ack(r, actions)
+        if key in self._in:
+            self._schedule_in(r)
+
+    def _admit(self, src: bytes, p: wire.Init) -> AbortReason | None:
+        lim = self.limits
+        if not MIN_CHUNK_SIZE <= p.chunk_size <= MAX_CHUNK_SIZE:
+            return AbortReason.BAD_REQUEST
+        count = chunk_count(p.total, p.chunk_size)
+        if p.data and (count == 0 or len(p.data) != min(p.chunk_size, p.total)):
+            return AbortReason.BAD_REQUEST
+        if not (p.reply and self._reply_bypasses_acl(src, p.msg_id)) and not self.topics.allowed(
+            p.topic, address_for_public_key(src)
+        ):
+            return AbortReason.REJECTED_ACL
+        if p.total > lim.max_message_size:
+            return AbortReason.TOO_LARGE
+        if (
+            self.inbox.bytes + p.total > lim.max_inbox_bytes
+            or len(self.inbox) >= lim.max_inbox_count
+        ):
+            return AbortReason.INBOX_FULL
+        if (
+            self._in_per_src.get(src, 0) >= lim.max_incoming_per_source
+            or len(self._in) >= lim.max_incoming_total
+            or self.inbox.bytes + self.incoming_reserved + p.total > lim.max_inbox_bytes
+            or len(self.inbox) + len(self._in) >= lim.max_inbox_count
+        ):
+            return AbortReason.BUSY
+        return None
+
+    def _on_chunk(self, src: bytes, p: wire.Chunk, now: float, actions: list[Action]) -> None:
+        key: InKey = (src, p.msg_id, p.reply)
+        r = self._in.get(key)
+        if r is None:
+            if key in self._completed:
+                self._send(actions, src, wire.Received(p.msg_id, p.reply))
+            else:
+                self._send(
+                    actions, src, wire.Abort(p.msg_id, p.reply, AbortReason.UNKNOWN_TRANSFER)
+                )
+            return
+        r.last_activity = now
+        self._accept_chunk(r, p.index, p.data, now, actions)
+        if key in self._in:
+            self._schedule_in(r)
+
+    def _accept_chunk(
+        self, r: _In, index: int, data: bytes, now: float, actions: list[Action]
+    ) -> None:
+        if not r.reasm.valid(index, len(data)):
+            self.stats["ignored"] += 1
+            return
+        r.reasm.add(index, data)
+        if r.reasm.complete:
+            self._complete(r, now, actions)
+        else:
+            self._send_ack(r, actions)
+
+    def _send_ack(self, r: _In, actions: list[Action]) -> None:
+        src, msg_id, reply = r.key
+        ranges = r.reasm.sack_ranges(r.window, wire.MAX_SACK_RANGES)
+        self._send(actions, src, wire.Ack(msg_id, reply, r.reasm.cumulative, r.window, ranges))
+
+    def _drop_in(self, r: _In) -> None:
+        if self._in.pop(r.key, None) is None:
+            return
+        src = r.key[0]
+        left = self._in_per_src.get(src, 1) - 1
+        if left > 0:
+            self._in_per_src[src] = left
+        else:
+            self._in_per_src.pop(src, None)
+        self.incoming_reserved -= r.reasm.total
+        r.next_event = math.inf
+
+    def _complete(self, r: _In, now: float, actions: list[Action]) -> None:
+        src, msg_id, reply = r.key
+        payload = r.reasm.data()
+        self._drop_in(r)
+        if len(payload) != r.reasm.total or blake3(payload).digest() != r.digest:
+            self._send(actions, src, wire.Abort(msg_id, reply, AbortReason.INTEGRITY))
+            return
+        self._completed[r.key] = False
+        while len(self._completed) > self.limits.max_completed_memory:
+            self._completed.popitem(last=False)
+        if not reply:
+            self._reply_routes.pop(msg_id, None)
+            self._reply_routes[msg_id] = src
+            while len(self._reply_routes) > self.limits.max_reply_routes:
+                self._reply_routes.popitem(last=False)
+        message = InboundMessage(
+            msg_id, src, self.public_key, r.topic, payload, reply, self.wall(now)
+        )
+        cfg = self.topics.config(r.topic)
+        if reply and msg_id in self._reply_waiters:
+            actions.append(ReplyArrived(message))
+            self._send(actions, src, wire.Received(msg_id, reply))
+            self._mark_read(r.key, now, actions)
+            return
+        if cfg is not None and cfg.forward_socket and not reply:
+            actions.append(ForwardMessage(message, cfg.forward_socket))
+        else:
+            actions.extend(self.deliver_to_inbox(message))
+        self._send(actions, src, wire.Received(msg_id, reply))
+
+    # sender side
+    def _on_ack(self, src: bytes, p: wire.Ack, now: float, actions: list[Action]) -> None:
+        t = self._out.get((p.msg_id, p.reply))
+        if t is None or t.dst != src or t.state not in (PENDING, SENDING):
+            return
+        if t.state == PENDING:
+            t.state = SENDING
+            t.busy_backoff = 0.0
+            actions.append(StatusChanged(t.msg_id, t.reply, SENDING))
+            if t.init_sent_at is not None and not t.init_retransmitted:
+                t.rtt.sample(now - t.init_sent_at)
+        t.rwnd = max(1, min(p.window, 1 << 16))
+        newest: tuple[int, float, bool] | None = None
+        limit = t.next_new
+        cum = min(p.cumulative, limit)
+        for index in range(t.acked_cum, cum):
+            newest = self._ack_chunk(t, index, newest)
+        t.acked_cum = max(t.acked_cum, cum)
+        for start, end in p.ranges:
+            for index in range(start, min(end, limit)):
+                newest = self._ack_chunk(t, index, newest)
+        if newest is not None:
+            seq, sent_at, retransmitted = newest
+            if not retransmitted:
+                t.rtt.sample(now - sent_at)
+            # RACK-style loss detection: anything sent DUPTHRESH sends before an acked chunk.
+            lost_any = False
+            while t.inflight:
+                index = next(iter(t.inflight))
+                if t.inflight[index][0] > seq - DUPTHRESH:
+                    break
+                entry = self._unmark_inflight(t, index)
+                t.lost.append(index)
+                if entry is not None and entry[0] > t.recovery_seq:
+                    lost_any = True
+            if lost_any:
+                t.cwnd.on_loss()
+                t.recovery_seq = t.send_seq
+            t.rto_at = now + t.rtt.rto if t.inflight else None
+        self._pump(t, now, actions)
+        if t.rto_at is None and (t.inflight or t.acked_count == t.count or t.lost):
+            t.rto_at = now + t.rtt.rto  # probe for RECEIVED / stalled window
+        self._schedule_out(t)
+        if newest is not None:
+            self._pump_peer(t.dst, now, actions)
+
+    def _ack_chunk(
+        self, t: _Out, index: int, newest: tuple[int, float, bool] | None
+    ) -> tuple[int, float, bool] | None:
+        if t.acked[index]:
+            return newest
+        t.acked[index] = 1
+        t.acked_count += 1
+        t.cwnd.on_ack(1)
+        entry = self._unmark_inflight(t, index)
+        if entry is not None and (newest is None or entry[0] > newest[0]):
+            return entry
+        return newest
+
+    def _on_received(self, src: bytes, p: wire.Received, now: float, actions: list[Action]) -> None:
+        t = self._out.get((p.msg_id, p.reply))
+        if t is not None and t.dst == src and t.state in (PENDING, SENDING):
+            self._finish_out(t, RECEIVED, None, now, actions)
+
+    def _on_read(self, src: bytes, p: wire.Read, now: float, actions: list[Action]) -> None:
+        key = (p.msg_id, p.reply)
+        t = self._out.get(key)
+        if t is not None and t.dst == src and t.state in (PENDING, SENDING):
+            self._finish_out(t, RECEIVED, None, now, actions)
+        done = self._done.get(key)
+        if done is not None and done.dst == src and done.state == RECEIVED:
+            done.state = READ
+            if self.store is not None:
+                self.store.outbox_finish(
+                    done.msg_id, done.reply, READ, None, done.finished_wall or self.wall(now)
+                )
+            actions.append(StatusChanged(done.msg_id, done.reply, READ))
+        self._send(actions, src, wire.ReadAck(p.msg_id, p.reply))
+
+    def _on_abort(self, src: bytes, p: wire.Abort, now: float, actions: list[Action]) -> None:
+        if p.reason == AbortReason.SENDER_GAVE_UP:
+            r = self._in.get((src, p.msg_id, p.reply))
+            if r is not None:
+                self._drop_in(r)
+            return
+        t = self._out.get((p.msg_id, p.reply))
+        if t is None or t.dst != src or t.state not in (PENDING, SENDING):
+            return
+        if p.reason == AbortReason.BUSY:
+            if t.state == SENDING:
+                return  # the receiver has our state; a stale BUSY
+            for index in list(t.inflight):
+                self._unmark_inflight(t, index)
+            t.reset_progress()
+            t.busy_backoff = min(max(1.0, t.busy_backoff * 2), MAX_BUSY_BACKOFF)
+            t.busy_until = now + t.busy_backoff
+            t.rto_at = None
+            self._schedule_out(t)
+            self._pump_peer(t.dst, now, actions)
+        elif p.reason == AbortReason.UNKNOWN_TRANSFER:
+            if t.state == PENDING:
+                return  # a chunk overtook the INIT; the INIT will create the state
+            for index in list(t.inflight):
+                self._unmark_inflight(t, index)
+            t.reset_progress()
+            t.state = PENDING
+            t.rto_at = None
+            self._send_init(t, now, actions)
+            self._schedule_out(t)
+        else:
+            self._finish_out(t, ABORTED, REASON_TEXT[p.reason], now, actions)
+
+    # ------------------------------------------------------------------ timers
+    def on_timer(self, now: float) -> list[Action]:
+        """Run every timer that is due at ``now``."""
+        actions: list[Action] = []
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            when, _, kind, key = heapq.heappop(heap)
+            if not self._timer_valid(when, kind, key):
+                continue
+            if kind == "out":
+                t = self._out[key]  # type: ignore[index]
+                t.next_event = math.inf
+                self._out_timer(t, now, actions)
+                if t.key in self._out:
+                    self._schedule_out(t)
+            elif kind == "in":
+                r = self._in[key]  # type: ignore[index]
+                if now >= min(r.deadline, r.last_activity + self.limits.incoming_idle_timeout):
+                    self._drop_in(r)
+                else:
+                    r.next_event = math.inf
+                    self._schedule_in(r)
+            elif kind == "read":
+                notice = self._read_notices[key]  # type: ignore[index]
+                self._send_read(notice, now, actions)
+            else:
+                self._gc_done(now)
+        return actions
+
+    def _gc_done(self, now: float) -> None:
+        while self._done:
+            key, t = next(iter(self._done.items()))
+            if self._done_expiry(t) > now:
+                self._push_timer("gc", None, self._done_expiry(t))
+                return
+            del self._done[key]
+            if self.store is not None:
+                self.store.outbox_delete(t.msg_id, t.reply)
+
+    def _out_timer(self, t: _Out, now: float, actions: list[Action]) -> None:
+        if now >= t.deadline:
+            if t.init_ever_sent:
+                self._send(
+                    actions, t.dst, wire.Abort(t.msg_id, t.reply, AbortReason.SENDER_GAVE_UP)
+                )
+            self._finish_out(t, ABORTED, REASON_DEADLINE, now, actions)
+            return
+        if t.busy_until is not None and now >= t.busy_until:
+            t.busy_until = None
+            t.state = PENDING
+            self._send_init(t, now, actions)
+            return
+        if t.rto_at is not None and now >= t.rto_at:
+            t.rtt.backoff()
+            t.rto_at = None
+            if t.state == PENDING:
+                self._send_init(t, now, actions)
+                return
+            if t.inflight:
+                t.cwnd.on_timeout()
+                t.recovery_seq = t.send_seq
+                for index in list(t.inflight):
+                    self._unmark_inflight(t, index)
+                    t.lost.append(index)
+                self._pump(t, now, actions)
+            elif t.lost or t.acked_count == t.count or t.next_new < t.count:
+                # Nothing in flight: probe with INIT (answered by ACK or RECEIVED).
+                self._send_init(t, now, actions)
+            if t.rto_at is None and t.state == SENDING:
+                t.rto_at = now + t.rtt.rto
+
+    # ------------------------------------------------------------------ persistence
+    def _load(self, store: MessageStore, now: float) -> None:
+        for seq, message in store.inbox_load():
+            self.inbox.push(message, seq)
+            if not message.reply:
+                self._reply_routes[message.msg_id] = message.src_pk
+        wall_now = self.wall(now)
+        actions: list[Action] = []
+        for rec in store.outbox_load():
+            if rec.state in FINAL_STATES or rec.payload is None:
+                finished = rec.finished or rec.created
+                if finished + self.limits.status_ttl <= wall_now:
+                    store.outbox_delete(rec.msg_id, rec.reply)
+                    continue
+                t = self._new_out(
+                    rec.msg_id, rec.reply, rec.dst, rec.topic, b"", rec.created, rec.deadline, now
+                )
+                self.outbox_bytes -= t.total
+                del self._out[t.key]
+                t.total = rec.msg_len
+                t.count = chunk_count(rec.msg_len, t.chunk_size)
+                t.state = rec.state if rec.state in FINAL_STATES else ABORTED
+                t.reason = rec.reason
+                t.finished_wall = finished
+                if t.state != ABORTED:
+                    t.acked_count = t.next_new = t.count
+                self._remember_done(t, now)
+                continue
+            t = self._new_out(
+                rec.msg_id,
+                rec.reply,
+                rec.dst,
+                rec.topic,
+                rec.payload,
+                rec.created,
+                rec.deadline,
+                now,
+            )
+            if rec.deadline <= wall_now:
+                t.state = PENDING
+                self._finish_out(t, ABORTED, REASON_DEADLINE, now, actions)
+            else:
+                t.state = QUEUED
+                self._queued.setdefault(t.dst, deque()).append(t.key)
+
+    def start(self, now: float) -> list[Action]:
+        """Start transfers restored from the store (call once after construction)."""
+        actions: list[Action] = []
+        for dst in list(self._queued):
+            self._activate_queued(dst, now, actions)
+        for t in self._out.values():
+            self._schedule_out(t)
+        return actions

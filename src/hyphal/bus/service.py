@@ -1,0 +1,293 @@
+"""Thin asyncio adapter around :class:`hyphal.bus.core.MessageCore`.
+
+The node provides two callbacks and feeds arriving bus packets in:
+
+* ``send_packet(dst_public_key, body) -> bool`` - seal ``body`` as a KIND_BUS e2e packet for that
+  node; False (no route, queue full) is treated like loss, the core retransmits.
+* ``resolve_ip(address) -> public key | None`` - the routing table's answer for an overlay IP.
+* ``service.handle_packet(src_public_key, body)`` for each KIND_BUS packet that arrives.
+
+One timer task sleeps until ``core.next_deadline()`` (woken early whenever an event may have
+changed it). Long-poll readers and reply waiters each wait on their own future; no lock is held
+while waiting, so a long poll never blocks other API calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from ipaddress import IPv6Address
+from pathlib import Path
+
+from hyphal.bus.core import (
+    Action,
+    BusError,
+    ForwardMessage,
+    Limits,
+    MessageArrived,
+    MessageCore,
+    MessageStatus,
+    ReplyArrived,
+    SendPacket,
+)
+from hyphal.bus.inbox import InboundMessage
+from hyphal.bus.store import MessageStore
+from hyphal.bus.topics import TopicTable
+
+log = logging.getLogger(__name__)
+
+SendPacketFn = Callable[[bytes, bytes], bool]
+ResolveIpFn = Callable[[IPv6Address], "bytes | None"]
+
+FORWARD_CONNECT_TIMEOUT = 5.0
+FORWARD_REPLY_TIMEOUT = 60.0
+
+
+class UnknownDestination(BusError):
+    status = 404
+
+
+class MessageService:
+    """The node's message bus: owns a MessageCore, its timer task and the waiters."""
+
+    def __init__(
+        self,
+        public_key: bytes,
+        send_packet: SendPacketFn,
+        resolve_ip: ResolveIpFn,
+        *,
+        limits: Limits | None = None,
+        store_dir: Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        topics: TopicTable | None = None,
+    ) -> None:
+        self._send_packet = send_packet
+        self._resolve_ip = resolve_ip
+        self._clock = clock
+        self._store = MessageStore(store_dir) if store_dir is not None else None
+        now = clock()
+        self.core = MessageCore(
+            public_key,
+            now,
+            limits=limits,
+            store=self._store,
+            wall_offset=wall_clock() - now,
+            topics=topics,
+        )
+        self._kick = asyncio.Event()
+        self._timer_task: asyncio.Task[None] | None = None
+        self._inbox_waiters: set[asyncio.Future[None]] = set()
+        self._reply_waiters: dict[bytes, list[asyncio.Future[InboundMessage]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def public_key(self) -> bytes:
+        return self.core.public_key
+
+    @property
+    def topics(self) -> TopicTable:
+        return self.core.topics
+
+    async def start(self) -> None:
+        """Start the timer task and resume transfers restored from the store."""
+        if self._timer_task is None:
+            self._run(self.core.start(self._clock()))
+            self._timer_task = asyncio.create_task(self._timer_loop(), name="bus-timers")
+
+    async def close(self) -> None:
+        self._closing = True
+        tasks = [t for t in (self._timer_task, *self._tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._timer_task = None
+        for fut in self._inbox_waiters:
+            if not fut.done():
+                fut.cancel()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    async def _timer_loop(self) -> None:
+        # asyncio.timeout rather than wait_for: on 3.11 wait_for can swallow a cancellation.
+        while not self._closing:
+            self._kick.clear()
+            deadline = self.core.next_deadline()
+            delay = None if deadline == float("inf") else max(0.0, deadline - self._clock())
+            if delay is None or delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._kick.wait()
+            try:
+                self._run(self.core.on_timer(self._clock()))
+            except Exception:  # pragma: no cover - a bug must not kill the timer task
+                log.exception("message bus timer failed")
+                await asyncio.sleep(0.1)
+
+    def _run(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, SendPacket):
+                try:
+                    self._send_packet(action.dst, action.body)
+                except Exception:  # pragma: no cover - the node's callback failed: loss
+                    log.exception("send_packet failed")
+            elif isinstance(action, MessageArrived):
+                waiters, self._inbox_waiters = self._inbox_waiters, set()
+                for fut in waiters:
+                    if not fut.done():
+                        fut.set_result(None)
+            elif isinstance(action, ReplyArrived):
+                msg_id = action.message.msg_id
+                for reply_fut in self._reply_waiters.pop(msg_id, []):
+                    if not reply_fut.done():
+                        reply_fut.set_result(action.message)
+            elif isinstance(action, ForwardMessage):
+                task = asyncio.get_running_loop().create_task(
+                    self._forward(action.message, action.socket_path)
+                )
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        self._kick.set()
+
+    # ------------------------------------------------------------------ node side
+    def handle_packet(self, src_public_key: bytes, body: bytes) -> None:
+        """Feed one arriving KIND_BUS packet body from the authenticated ``src_public_key``."""
+        self._run(self.core.handle_packet(src_public_key, body, self._clock()))
+
+    # ------------------------------------------------------------------ API side
+    def resolve_destination(
+        self, *, ip: IPv6Address | None = None, pk: bytes | None = None
+    ) -> bytes:
+        """A destination public key from either an overlay IP or a public key."""
+        if pk is not None:
+            if len(pk) != 32:
+                raise BusError("a public key has 32 bytes")
+            return pk
+        if ip is None:
+            raise BusError("destination needs an ip or a pk")
+        found = self._resolve_ip(ip)
+        if found is None:
+            raise UnknownDestination(f"no known node owns {ip}")
+        return found
+
+    def send(
+        self, dst: bytes, payload: bytes, *, topic: bytes = b"", deadline: float | None = None
+    ) -> bytes:
+        """Queue a message; returns its 8-byte id. Raises BusError subclasses."""
+        msg_id, actions = self.core.send(
+            dst, payload, self._clock(), topic=topic, deadline=deadline
+        )
+        self._run(actions)
+        return msg_id
+
+    async def send_and_wait_reply(
+        self,
+        dst: bytes,
+        payload: bytes,
+        reply_timeout: float,
+        *,
+        topic: bytes = b"",
+        deadline: float | None = None,
+    ) -> tuple[bytes, InboundMessage | None]:
+        """Send, then wait up to ``reply_timeout`` s for the reply (None on timeout)."""
+        msg_id = self.send(dst, payload, topic=topic, deadline=deadline)
+        fut: asyncio.Future[InboundMessage] = asyncio.get_running_loop().create_future()
+        self._reply_waiters.setdefault(msg_id, []).append(fut)
+        self.core.expect_reply(msg_id)
+        try:
+            async with asyncio.timeout(reply_timeout):
+                return msg_id, await fut
+        except TimeoutError:
+            return msg_id, None
+        finally:
+            self.core.cancel_reply(msg_id)
+            waiters = self._reply_waiters.get(msg_id)
+            if waiters is not None:
+                if fut in waiters:
+                    waiters.remove(fut)
+                if not waiters:
+                    del self._reply_waiters[msg_id]
+
+    def reply(
+        self,
+        msg_id: bytes,
+        payload: bytes,
+        *,
+        topic: bytes = b"",
+        dst: bytes | None = None,
+        deadline: float | None = None,
+    ) -> None:
+        """Reply to a received message (to its sender unless ``dst`` is given)."""
+        self._run(
+            self.core.reply(msg_id, payload, self._clock(), topic=topic, dst=dst, deadline=deadline)
+        )
+
+    async def pop(
+        self,
+        topic: bytes | None = None,
+        *,
+        peek: bool = False,
+        timeout: float = 0.0,  # noqa: ASYNC109
+    ) -> InboundMessage | None:
+        """Next inbox message (topic-prefix filter); waits up to ``timeout`` s for one."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + max(0.0, timeout)
+        while True:
+            message, actions = self.core.pop(self._clock(), topic, peek=peek)
+            self._run(actions)
+            remaining = end - loop.time()
+            if message is not None or remaining <= 0:
+                return message
+            fut: asyncio.Future[None] = loop.create_future()
+            self._inbox_waiters.add(fut)
+            try:
+                async with asyncio.timeout(remaining):
+                    await fut
+            except TimeoutError:
+                pass
+            finally:
+                self._inbox_waiters.discard(fut)
+
+    def status(self, msg_id: bytes) -> MessageStatus | None:
+        return self.core.status(msg_id)
+
+    # topic configuration (thin wrappers over TopicTable)
+    def get_default_accept(self) -> bool:
+        return self.core.topics.default_accept
+
+    def set_default_accept(self, accept: bool) -> None:
+        self.core.topics.default_accept = accept
+
+    # ------------------------------------------------------------------ forwarding
+    async def _forward(self, message: InboundMessage, path: str) -> None:
+        """Write the message to a topic's Unix socket; send what it answers as the reply."""
+        try:
+            async with asyncio.timeout(FORWARD_CONNECT_TIMEOUT):
+                reader, writer = await asyncio.open_unix_connection(path)
+            try:
+                async with asyncio.timeout(FORWARD_CONNECT_TIMEOUT):
+                    writer.write(message.payload)
+                    await writer.drain()
+                    if writer.can_write_eof():
+                        writer.write_eof()
+                async with asyncio.timeout(FORWARD_REPLY_TIMEOUT):
+                    answer = await reader.read(self.core.limits.max_message_size)
+            finally:
+                writer.close()
+        except (OSError, TimeoutError) as exc:
+            log.info("forwarding to %s failed (%s); message goes to the inbox", path, exc)
+            self._run(self.core.deliver_to_inbox(message))
+            return
+        if answer:
+            try:
+                self.reply(message.msg_id, answer, topic=message.topic, dst=message.src_pk)
+            except BusError as exc:
+                log.info("cannot send the forward socket's reply: %s", exc)

@@ -1,0 +1,154 @@
+"""Optional on-disk persistence of the inbox and outbox in one SQLite file.
+
+With ``--message-store DIR`` the node keeps ``DIR/messages.sqlite3``:
+
+* ``inbox``: every message accepted into the inbox is written before the sender is told it was
+  received, and deleted when popped. After a restart the inbox is loaded again.
+* ``outbox``: every message submitted for sending, with its absolute (wall-clock) deadline. Its
+  payload is dropped once the transfer is final (received / read / aborted); the row remains as a
+  status record. After a restart unfinished transfers start again from INIT until their deadline.
+
+Writes are synchronous (WAL journal, ``synchronous=NORMAL``); the store is small and simple on
+purpose. Without a store everything is in memory, as in Mycelium.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from hyphal.bus.inbox import InboundMessage
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id BLOB NOT NULL, reply INTEGER NOT NULL, dst BLOB NOT NULL, topic BLOB NOT NULL,
+    payload BLOB, msg_len INTEGER NOT NULL, created REAL NOT NULL, deadline REAL NOT NULL,
+    state TEXT NOT NULL, reason TEXT, finished REAL, PRIMARY KEY (id, reply));
+CREATE TABLE IF NOT EXISTS inbox (
+    seq INTEGER PRIMARY KEY, id BLOB NOT NULL, src BLOB NOT NULL, dst BLOB NOT NULL,
+    topic BLOB NOT NULL, payload BLOB NOT NULL, reply INTEGER NOT NULL, received REAL NOT NULL);
+"""
+
+
+@dataclass(slots=True)
+class OutboxRecord:
+    msg_id: bytes
+    reply: bool
+    dst: bytes
+    topic: bytes
+    payload: bytes | None
+    msg_len: int
+    created: float  # wall clock
+    deadline: float  # wall clock
+    state: str
+    reason: str | None = None
+    finished: float | None = None
+
+
+class MessageStore:
+    """SQLite-backed inbox and outbox."""
+
+    FILENAME = "messages.sqlite3"
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / self.FILENAME
+        self._db = sqlite3.connect(self.path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # outbox
+    def outbox_put(self, rec: OutboxRecord) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO outbox VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                rec.msg_id,
+                int(rec.reply),
+                rec.dst,
+                rec.topic,
+                rec.payload,
+                rec.msg_len,
+                rec.created,
+                rec.deadline,
+                rec.state,
+                rec.reason,
+                rec.finished,
+            ),
+        )
+
+    def outbox_finish(
+        self, msg_id: bytes, reply: bool, state: str, reason: str | None, finished: float
+    ) -> None:
+        self._db.execute(
+            "UPDATE outbox SET state=?, reason=?, finished=?, payload=NULL WHERE id=? AND reply=?",
+            (state, reason, finished, msg_id, int(reply)),
+        )
+
+    def outbox_delete(self, msg_id: bytes, reply: bool) -> None:
+        self._db.execute("DELETE FROM outbox WHERE id=? AND reply=?", (msg_id, int(reply)))
+
+    def outbox_load(self) -> list[OutboxRecord]:
+        rows = self._db.execute(
+            "SELECT id, reply, dst, topic, payload, msg_len, created, deadline, state, reason,"
+            " finished FROM outbox ORDER BY created"
+        ).fetchall()
+        return [
+            OutboxRecord(
+                bytes(r[0]),
+                bool(r[1]),
+                bytes(r[2]),
+                bytes(r[3]),
+                None if r[4] is None else bytes(r[4]),
+                r[5],
+                r[6],
+                r[7],
+                r[8],
+                r[9],
+                r[10],
+            )
+            for r in rows
+        ]
+
+    # inbox
+    def inbox_put(self, seq: int, msg: InboundMessage) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO inbox VALUES (?,?,?,?,?,?,?,?)",
+            (
+                seq,
+                msg.msg_id,
+                msg.src_pk,
+                msg.dst_pk,
+                msg.topic,
+                msg.payload,
+                int(msg.reply),
+                msg.received_at,
+            ),
+        )
+
+    def inbox_delete(self, seq: int) -> None:
+        self._db.execute("DELETE FROM inbox WHERE seq=?", (seq,))
+
+    def inbox_load(self) -> list[tuple[int, InboundMessage]]:
+        rows = self._db.execute(
+            "SELECT seq, id, src, dst, topic, payload, reply, received FROM inbox ORDER BY seq"
+        ).fetchall()
+        return [
+            (
+                r[0],
+                InboundMessage(
+                    bytes(r[1]),
+                    bytes(r[2]),
+                    bytes(r[3]),
+                    bytes(r[4]),
+                    bytes(r[5]),
+                    bool(r[6]),
+                    r[7],
+                ),
+            )
+            for r in rows
+        ]

@@ -1,0 +1,276 @@
+"""Message API against two real MessageServices wired back to back in one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from ipaddress import IPv6Address
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from hyphal.api.messages import messages_router
+from hyphal.bus.service import MessageService
+from hyphal.identity import NodeIdentity, address_for_public_key, subnet_for_public_key
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+async def wait_state(client: httpx.AsyncClient, msg_id: str, state: str) -> dict[str, object]:
+    for _ in range(300):
+        r = await client.get(f"/api/v1/messages/status/{msg_id}")
+        assert r.status_code == 200
+        body: dict[str, object] = r.json()
+        if body["state"] == state:
+            return body
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{msg_id} never reached {state}: {body}")
+
+
+@dataclass
+class Node:
+    service: MessageService
+    client: httpx.AsyncClient
+
+    @property
+    def pk(self) -> bytes:
+        return self.service.public_key
+
+
+@pytest.fixture
+async def nodes() -> AsyncIterator[tuple[Node, Node]]:
+    loop = asyncio.get_running_loop()
+    services: dict[bytes, MessageService] = {}
+    by_addr: dict[IPv6Address, bytes] = {}
+
+    def make() -> MessageService:
+        pk = NodeIdentity.generate().public_key
+
+        def send_packet(dst: bytes, body: bytes) -> bool:
+            peer = services.get(dst)
+            if peer is None:
+                return False
+            loop.call_soon(peer.handle_packet, pk, body)
+            return True
+
+        service = MessageService(pk, send_packet, lambda ip: by_addr.get(ip))
+        services[pk] = service
+        by_addr[address_for_public_key(pk)] = pk
+        return service
+
+    out = []
+    for _ in range(2):
+        service = make()
+        await service.start()
+        app = FastAPI()
+        app.include_router(messages_router(lambda s=service: s))  # type: ignore[misc]
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+        out.append(Node(service, client))
+    yield out[0], out[1]
+    for node in out:
+        await node.client.aclose()
+        await node.service.close()
+
+
+async def test_send_receive_status_and_read(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    payload = os.urandom(100_000)
+    r = await a.client.post(
+        "/api/v1/messages",
+        json={"dst": {"pk": b.pk.hex()}, "topic": b64(b"chat"), "payload": b64(payload)},
+    )
+    assert r.status_code == 201, r.text
+    msg_id = r.json()["id"]
+    assert len(msg_id) == 16
+    r = await b.client.get("/api/v1/messages", params={"timeout": 5, "peek": True})
+    assert r.status_code == 200
+    got = r.json()
+    assert got["id"] == msg_id and base64.b64decode(got["payload"]) == payload
+    assert got["topic"] == b64(b"chat") and got["srcPk"] == a.pk.hex()
+    assert got["srcIp"] == str(address_for_public_key(a.pk))
+    assert got["dstPk"] == b.pk.hex()
+    st = await wait_state(a.client, msg_id, "received")
+    assert st["msgLen"] == 100_000 and st["dst"] == str(address_for_public_key(b.pk))
+    assert isinstance(st["created"], int) and isinstance(st["deadline"], int)
+    r = await b.client.get("/api/v1/messages", params={"topic": b64(b"chat")})
+    assert r.status_code == 200
+    await wait_state(a.client, msg_id, "read")
+    r = await b.client.get("/api/v1/messages")
+    assert r.status_code == 204
+
+
+async def test_send_by_ip_and_unknown_ip(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    ip = str(address_for_public_key(b.pk))
+    r = await a.client.post("/api/v1/messages", json={"dst": {"ip": ip}, "payload": b64(b"hi")})
+    assert r.status_code == 201
+    r = await a.client.post(
+        "/api/v1/messages", json={"dst": {"ip": "5ff::1"}, "payload": b64(b"hi")}
+    )
+    assert r.status_code == 404 and "detail" in r.json()
+
+
+async def test_reply_round_trip(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+
+    async def responder() -> None:
+        r = await b.client.get("/api/v1/messages", params={"timeout": 5})
+        assert r.status_code == 200
+        mid = r.json()["id"]
+        r = await b.client.post(f"/api/v1/messages/reply/{mid}", json={"payload": b64(b"pong")})
+        assert r.status_code == 204, r.text
+
+    task = asyncio.create_task(responder())
+    r = await a.client.post(
+        "/api/v1/messages",
+        params={"reply_timeout": 5},
+        json={"dst": {"pk": b.pk.hex()}, "payload": b64(b"ping")},
+    )
+    await task
+    assert r.status_code == 200, r.text
+    assert base64.b64decode(r.json()["payload"]) == b"pong"
+    assert r.json()["srcPk"] == b.pk.hex()
+
+
+async def test_reply_timeout_408(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    r = await a.client.post(
+        "/api/v1/messages",
+        params={"reply_timeout": 1},
+        json={"dst": {"pk": b.pk.hex()}, "payload": b64(b"anyone?")},
+    )
+    assert r.status_code == 408 and len(r.json()["id"]) == 16
+
+
+async def test_long_poll_does_not_block_other_requests(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    order: list[str] = []
+
+    async def poll() -> None:
+        r = await b.client.get("/api/v1/messages", params={"timeout": 3})
+        order.append(f"poll {r.status_code}")
+
+    task = asyncio.create_task(poll())
+    await asyncio.sleep(0.05)
+    r = await b.client.get("/api/v1/messages/topics/default")
+    order.append(f"default {r.status_code}")
+    r = await a.client.post(
+        "/api/v1/messages", json={"dst": {"pk": b.pk.hex()}, "payload": b64(b"wake")}
+    )
+    order.append(f"send {r.status_code}")
+    await task
+    assert order == ["default 200", "send 201", "poll 200"]
+
+
+async def test_bad_input_is_4xx(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    dst = {"pk": b.pk.hex()}
+    cases = [
+        {"dst": dst, "payload": "not base64!!"},
+        {"dst": dst, "payload": b64(b"x"), "topic": b64(bytes(256))},
+        {"dst": dst, "payload": b64(b"x"), "topic": "%%%"},
+        {"dst": {"pk": "zz"}, "payload": b64(b"x")},
+        {"dst": {"pk": "ab" * 31}, "payload": b64(b"x")},
+        {"dst": {"ip": "not-an-ip"}, "payload": b64(b"x")},
+        {"dst": {}, "payload": b64(b"x")},
+        {"dst": {"pk": a.pk.hex()}, "payload": b64(b"to self")},
+    ]
+    for body in cases:
+        r = await a.client.post("/api/v1/messages", json=body)
+        assert r.status_code == 400, (body, r.status_code, r.text)
+        assert "detail" in r.json()
+    r = await a.client.post("/api/v1/messages", json={"dst": dst})
+    assert r.status_code == 422
+    r = await a.client.post("/api/v1/messages", content=b"{not json")
+    assert r.status_code == 422
+    r = await a.client.get("/api/v1/messages/status/nothex0000000000")
+    assert r.status_code == 400
+    r = await a.client.get("/api/v1/messages/status/0011223344556677")
+    assert r.status_code == 404
+    r = await a.client.get("/api/v1/messages", params={"topic": "***"})
+    assert r.status_code == 400
+    r = await a.client.get("/api/v1/messages", params={"timeout": -1})
+    assert r.status_code == 422
+    r = await a.client.post("/api/v1/messages/reply/0011223344556677", json={"payload": b64(b"x")})
+    assert r.status_code == 404
+    r = await a.client.post(
+        "/api/v1/messages", params={"deadline": 0}, json={"dst": dst, "payload": b64(b"x")}
+    )
+    assert r.status_code == 422
+
+
+async def test_topic_configuration_and_acl(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    t = b64(b"jobs")
+    assert (await b.client.get("/api/v1/messages/topics/default")).json() == {"accept": True}
+    r = await b.client.put("/api/v1/messages/topics/default", json={"accept": False})
+    assert r.status_code == 204
+    assert (await b.client.post("/api/v1/messages/topics", json=t)).status_code == 201
+    assert (await b.client.post("/api/v1/messages/topics", json=list(b"raw"))).status_code == 201
+    topics = (await b.client.get("/api/v1/messages/topics")).json()
+    assert set(topics) == {t, b64(b"raw")}
+    # configured topic without sources rejects A
+    r = await a.client.post(
+        "/api/v1/messages", json={"dst": {"pk": b.pk.hex()}, "topic": t, "payload": b64(b"1")}
+    )
+    st = await wait_state(a.client, r.json()["id"], "aborted")
+    assert "ACL" in str(st["reason"])
+    subnet = str(subnet_for_public_key(a.pk))
+    r = await b.client.post(f"/api/v1/messages/topics/{t}/sources", json={"subnet": subnet})
+    assert r.status_code == 204
+    r = await b.client.post(f"/api/v1/messages/topics/{t}/sources", json={"subnet": "bogus"})
+    assert r.status_code == 400
+    assert (await b.client.get(f"/api/v1/messages/topics/{t}/sources")).json() == [subnet]
+    r = await a.client.post(
+        "/api/v1/messages", json={"dst": {"pk": b.pk.hex()}, "topic": t, "payload": b64(b"2")}
+    )
+    r = await b.client.get("/api/v1/messages", params={"timeout": 5, "topic": t})
+    assert r.status_code == 200 and base64.b64decode(r.json()["payload"]) == b"2"
+    r = await b.client.delete(f"/api/v1/messages/topics/{t}/sources/{subnet}")
+    assert r.status_code == 204
+    assert (await b.client.get(f"/api/v1/messages/topics/{t}/sources")).json() == []
+    r = await b.client.put(f"/api/v1/messages/topics/{t}/forward", json={"socket_path": "/x"})
+    assert r.status_code == 204
+    assert (await b.client.get(f"/api/v1/messages/topics/{t}/forward")).json() == "/x"
+    assert (await b.client.delete(f"/api/v1/messages/topics/{t}/forward")).status_code == 204
+    assert (await b.client.get(f"/api/v1/messages/topics/{t}/forward")).json() is None
+    assert (await b.client.delete(f"/api/v1/messages/topics/{t}")).status_code == 204
+    r = await b.client.get(f"/api/v1/messages/topics/{t}/sources")
+    assert r.status_code == 404
+    r = await b.client.get(f"/api/v1/messages/topics/{b64(bytes(300))}/sources")
+    assert r.status_code == 400
+
+
+async def test_forward_socket_answers_as_reply(nodes: tuple[Node, Node], tmp_path: object) -> None:
+    a, b = nodes
+    path = f"/tmp/hyphal-fwd-{os.getpid()}.sock"
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        data = await reader.read()
+        writer.write(data.upper())
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_unix_server(handle, path)
+    try:
+        t = b64(b"svc")
+        await b.client.post("/api/v1/messages/topics", json=t)
+        subnet = str(subnet_for_public_key(a.pk))
+        await b.client.post(f"/api/v1/messages/topics/{t}/sources", json={"subnet": subnet})
+        await b.client.put(f"/api/v1/messages/topics/{t}/forward", json={"socket_path": path})
+        r = await a.client.post(
+            "/api/v1/messages",
+            params={"reply_timeout": 5},
+            json={"dst": {"pk": b.pk.hex()}, "topic": t, "payload": b64(b"shout")},
+        )
+        assert r.status_code == 200, r.text
+        assert base64.b64decode(r.json()["payload"]) == b"SHOUT"
+    finally:
+        server.close()
+        os.unlink(path)
