@@ -14,7 +14,9 @@ import random
 import struct
 import time
 from dataclasses import dataclass
+from ipaddress import IPv6Address
 
+from hyphal.bus.service import MessageService
 from hyphal.config import NodeConfig, parse_host_port
 from hyphal.crypto.e2e import E2ECrypto, OpenedPacket
 from hyphal.crypto.signing import XEdDSASigner, XEdDSAVerifier
@@ -73,6 +75,7 @@ class Node:
         self.bridge: IPv6Bridge | None = None
         self._tun_buffer = bytearray(DEFAULT_MTU)
         self._pings: dict[bytes, asyncio.Future[tuple[float, int, int]]] = {}
+        self.messages: MessageService | None = None
         self.control_errors = 0
         self.stopped = asyncio.Event()
 
@@ -107,6 +110,13 @@ class Node:
             self._deliver,
             self._peer_key,
         )
+        self.messages = MessageService(
+            self.identity.public_key,
+            self._send_bus_packet,
+            self._resolve_ip,
+            store_dir=self.config.message_store,
+        )
+        await self.messages.start()
         if not self.config.no_tun:
             await self._open_tun()
         await self.peers.start(
@@ -155,6 +165,8 @@ class Node:
             self.loop.remove_reader(self.tun.fileno())
             self.tun.close()
             log.info("TUN %s removed", self.config.tun_name)
+        if self.messages is not None:
+            await self.messages.close()
         await self.peers.close()
         self.stopped.set()
 
@@ -232,6 +244,9 @@ class Node:
                 self.bridge.from_mesh(opened)
             else:
                 self.forwarder_stats_drop("no-tun")
+        elif kind == wire_data.KIND_BUS:
+            if self.messages is not None:
+                self.messages.handle_packet(opened.src_public_key, bytes(opened.body))
         elif kind == wire_data.KIND_ICMP_RELAY:
             if self.bridge is not None:
                 self.bridge.from_notice(opened)
@@ -279,6 +294,17 @@ class Node:
         return PingReply(
             rtt=received - sent, hops=wire_data.DEFAULT_HOP_LIMIT - hop_limit + 1, size=echoed
         )
+
+    def message_service(self) -> MessageService:
+        assert self.messages is not None, "node not started"
+        return self.messages
+
+    def _send_bus_packet(self, dst_public_key: bytes, body: bytes) -> bool:
+        assert self.forwarder is not None
+        return self.forwarder.send_to(dst_public_key, wire_data.KIND_BUS, body) is None
+
+    def _resolve_ip(self, address: IPv6Address) -> bytes | None:
+        return self.public_key_for_prefix(address.packed[:8])
 
     def public_key_for_prefix(self, prefix64: bytes) -> bytes | None:
         if prefix64 == prefix64_for_public_key(self.identity.public_key):

@@ -10,6 +10,7 @@ from hyphal import __version__
 from hyphal.api.admin import admin_router
 from hyphal.api.auth import BearerTokenMiddleware
 from hyphal.api.errors import install_error_handlers
+from hyphal.api.messages import messages_router
 
 if TYPE_CHECKING:
     from hyphal.node import Node
@@ -29,4 +30,5 @@ def create_app(node: Node, token: str | None = None) -> FastAPI:
     if token is not None:
         app.add_middleware(BearerTokenMiddleware, token=token)
     app.include_router(admin_router(node))
+    app.include_router(messages_router(node.message_service))
     return app

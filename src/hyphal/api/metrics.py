@@ -87,10 +87,9 @@ class NodeCollector(Collector):
             events.add_metric([event], count)
         yield events
 
-        bus = getattr(node, "bus", None)
-        if bus is not None:
-            messages = GaugeMetricFamily("hyphal_messages", "Message bus state.", labels=["what"])
-            for what, value in bus.metrics().items():
+        if node.messages is not None:
+            messages = GaugeMetricFamily("hyphal_message_bus", "Message bus state.", labels=["what"])
+            for what, value in node.messages.core.memory_usage().items():
                 messages.add_metric([what], value)
             yield messages
 
