@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-from ipaddress import IPv6Address
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from hyphal.cli_common import (
+    ApiAddr,
+    JsonFlag,
+    KeyFile,
+    client,
+    destination_body,
+    err,
+    fail,
+    out,
+    print_json,
+)
+from hyphal.cli_messages import message_app
 from hyphal.client import ApiError, Client, default_api_addr
 from hyphal.config import (
     DEFAULT_CONFIG_FILE,
@@ -42,35 +51,7 @@ peers_app = typer.Typer(
 routes_app = typer.Typer(help="Show the running daemon's routing table.", no_args_is_help=True)
 app.add_typer(peers_app, name="peers")
 app.add_typer(routes_app, name="routes")
-
-out = Console()
-err = Console(stderr=True)
-
-KeyFile = Annotated[
-    Path,
-    typer.Option("-k", "--key-file", help="Private key file (32 raw bytes).", show_default=True),
-]
-ApiAddr = Annotated[
-    str,
-    typer.Option(
-        "--api-addr", help="Address of the daemon's API (env HYPHAL_API_ADDR).", show_default=True
-    ),
-]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code)
-
-
-def client(api_addr: str) -> Client:
-    return Client(api_addr)
-
-
-def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2) + "\n")
-
+app.add_typer(message_app, name="message")
 
 # daemon -----------------------------------------------------------------------------------------
 
@@ -326,21 +307,6 @@ def routes_fallback(api_addr: ApiAddr = default_api_addr(), as_json: JsonFlag = 
 
 
 # ping -----------------------------------------------------------------------------------------
-
-
-def destination_body(dest: str) -> dict[str, str]:
-    """A DEST argument (overlay IP or hex public key) as an API destination."""
-    try:
-        IPv6Address(dest)
-        return {"ip": dest}
-    except ValueError:
-        pass
-    try:
-        return {"pk": parse_public_key(dest).hex()}
-    except IdentityError:
-        raise fail(
-            f"{dest!r} is neither an overlay IPv6 address nor a 64-character hex public key"
-        ) from None
 
 
 @app.command()

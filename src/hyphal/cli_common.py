@@ -1,0 +1,58 @@
+"""Pieces every `hyphal` subcommand shares: consoles, option types, errors, API client."""
+
+from __future__ import annotations
+
+import json
+import sys
+from ipaddress import IPv6Address
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from hyphal.client import Client
+from hyphal.identity import IdentityError, parse_public_key
+
+out = Console()
+err = Console(stderr=True)
+
+KeyFile = Annotated[
+    Path,
+    typer.Option("-k", "--key-file", help="Private key file (32 raw bytes).", show_default=True),
+]
+ApiAddr = Annotated[
+    str,
+    typer.Option(
+        "--api-addr", help="Address of the daemon's API (env HYPHAL_API_ADDR).", show_default=True
+    ),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def client(api_addr: str) -> Client:
+    return Client(api_addr)
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2) + "\n")
+
+
+def destination_body(dest: str) -> dict[str, str]:
+    """A DEST argument (overlay IP or hex public key) as an API destination."""
+    try:
+        IPv6Address(dest)
+        return {"ip": dest}
+    except ValueError:
+        pass
+    try:
+        return {"pk": parse_public_key(dest).hex()}
+    except IdentityError:
+        raise fail(
+            f"{dest!r} is neither an overlay IPv6 address nor a 64-character hex public key"
+        ) from None

@@ -1,0 +1,215 @@
+"""`hyphal message send|receive`: the message bus from the command line (through the API)."""
+
+from __future__ import annotations
+
+import base64
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from hyphal.cli_common import ApiAddr, JsonFlag, destination_body, err, fail, out, print_json
+from hyphal.client import ApiError, Client, default_api_addr
+
+message_app = typer.Typer(help="Send and receive messages through the mesh.", no_args_is_help=True)
+
+PROGRESS_THRESHOLD = 256 * 1024
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@message_app.command("send")
+def send(
+    dest: Annotated[
+        str, typer.Argument(help="Overlay IPv6 address or hex public key of the receiver")
+    ],
+    message: Annotated[str | None, typer.Argument(help="Message text (or use --msg-path)")] = None,
+    topic: Annotated[
+        str | None, typer.Option("-t", "--topic", help="Topic (UTF-8, at most 255 bytes)")
+    ] = None,
+    msg_path: Annotated[
+        Path | None, typer.Option("--msg-path", help="Send this file's bytes")
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("-w", "--wait", help="Wait for a reply and print it")
+    ] = False,
+    timeout: Annotated[
+        int, typer.Option("--timeout", help="Seconds to wait for a reply (with --wait)")
+    ] = 60,
+    deadline: Annotated[
+        float | None, typer.Option("--deadline", help="Give up delivering after this many seconds")
+    ] = None,
+    reply_to: Annotated[
+        str | None, typer.Option("--reply-to", help="Send as the reply to this message id")
+    ] = None,
+    api_addr: ApiAddr = default_api_addr(),
+    as_json: JsonFlag = False,
+) -> None:
+    """Send a message; with --wait, print the reply. Large messages show progress."""
+    if (message is None) == (msg_path is None):
+        raise fail("give the message text or --msg-path FILE (one of them)", 2)
+    try:
+        payload = msg_path.read_bytes() if msg_path is not None else (message or "").encode()
+    except OSError as exc:
+        raise fail(f"cannot read {msg_path}: {exc.strerror}", 2) from None
+    body: dict[str, Any] = {"dst": destination_body(dest), "payload": _b64(payload)}
+    if topic is not None:
+        if len(topic.encode()) > 255:
+            raise fail("a topic has at most 255 bytes", 2)
+        body["topic"] = _b64(topic.encode())
+    params: dict[str, Any] = {}
+    if deadline is not None:
+        params["deadline"] = deadline
+    api = Client(api_addr, timeout=max(timeout, 30) + 30)
+    try:
+        if reply_to is not None:
+            api.post(f"/messages/reply/{Client.quote(reply_to)}", body, params=params)
+            if not as_json:
+                out.print(f"replied to {reply_to}")
+            else:
+                print_json({"repliedTo": reply_to})
+            return
+        if wait:
+            params["reply_timeout"] = timeout
+            response = api.post("/messages", body, params=params)
+            if response.status_code == 200:
+                show_message(response.json(), as_json=as_json, raw=False)
+            else:
+                print_json(response.json()) if as_json else out.print(
+                    f"sent {response.json()['id']}"
+                )
+            return
+        msg_id = api.post("/messages", body, params=params).json()["id"]
+    except ApiError as exc:
+        if exc.status == 408:
+            raise fail(f"no reply within {timeout} s") from None
+        raise fail(str(exc)) from None
+    if len(payload) >= PROGRESS_THRESHOLD and not as_json:
+        track(api, msg_id, len(payload))
+    if as_json:
+        print_json({"id": msg_id})
+    else:
+        out.print(f"sent {msg_id}  (status: hyphal message status {msg_id})")
+
+
+def track(api: Client, msg_id: str, size: int) -> None:
+    """Show a progress bar until the receiver has the whole message (or it fails)."""
+    columns = (BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+    with Progress("[progress.description]{task.description}", *columns, console=err) as progress:
+        task = progress.add_task("sending", total=size)
+        while True:
+            try:
+                status = api.get(f"/messages/status/{msg_id}")
+            except ApiError:
+                return
+            state = status["state"]
+            if isinstance(state, dict):
+                counts = state.get("sending", {})
+                chunks = counts.get("pending", 0) + counts.get("sent", 0) + counts.get("acked", 0)
+                if chunks:
+                    progress.update(task, completed=size * counts.get("acked", 0) / chunks)
+            elif state in ("received", "read"):
+                progress.update(task, completed=size, description=state)
+                return
+            elif state == "aborted":
+                progress.update(task, description=f"aborted: {status.get('reason', '')}")
+                return
+            time.sleep(0.1)
+
+
+@message_app.command("receive")
+def receive(
+    topic: Annotated[
+        str | None, typer.Option("-t", "--topic", help="Only messages with this topic")
+    ] = None,
+    timeout: Annotated[int, typer.Option("--timeout", help="Seconds to wait for a message")] = 0,
+    msg_path: Annotated[
+        Path | None, typer.Option("--msg-path", help="Write the payload to this file")
+    ] = None,
+    raw: Annotated[bool, typer.Option("--raw", help="Print only the payload bytes")] = False,
+    peek: Annotated[bool, typer.Option("--peek", help="Leave the message in the inbox")] = False,
+    api_addr: ApiAddr = default_api_addr(),
+    as_json: JsonFlag = False,
+) -> None:
+    """Take the next message from the inbox (waiting up to --timeout seconds)."""
+    params: dict[str, Any] = {"timeout": timeout, "peek": peek}
+    if topic is not None:
+        params["topic"] = _b64(topic.encode())
+    try:
+        response = Client(api_addr, timeout=timeout + 30).request("GET", "/messages", params=params)
+    except ApiError as exc:
+        raise fail(str(exc)) from None
+    if response.status_code == 204:
+        if not as_json:
+            err.print("no message")
+        raise typer.Exit(1)
+    message = response.json()
+    if msg_path is not None:
+        msg_path.write_bytes(base64.b64decode(message["payload"]))
+    show_message(message, as_json=as_json, raw=raw, saved_to=msg_path)
+
+
+def show_message(
+    message: dict[str, Any], *, as_json: bool, raw: bool, saved_to: Path | None = None
+) -> None:
+    payload = base64.b64decode(message.get("payload", ""))
+    if as_json:
+        print_json(message)
+    elif raw:
+        if saved_to is None:
+            sys.stdout.buffer.write(payload)
+            sys.stdout.flush()
+    else:
+        topic = (
+            base64.b64decode(message["topic"]).decode(errors="replace")
+            if message.get("topic")
+            else ""
+        )
+        out.print(
+            f"message {message['id']} from {message['srcIp']}"
+            + (f" topic {topic!r}" if topic else "")
+            + f", {len(payload)} bytes"
+        )
+        if saved_to is not None:
+            out.print(f"saved to {saved_to}")
+        else:
+            out.print(payload.decode(errors="replace"), markup=False, highlight=False)
+
+
+@message_app.command("status")
+def status(
+    msg_id: Annotated[str, typer.Argument(help="Message id (16 hex characters)")],
+    api_addr: ApiAddr = default_api_addr(),
+    as_json: JsonFlag = False,
+) -> None:
+    """Delivery status of a message this node sent."""
+    try:
+        info = Client(api_addr).get(f"/messages/status/{Client.quote(msg_id)}")
+    except ApiError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        print_json(info)
+        return
+    state = info["state"]
+    if isinstance(state, dict):
+        counts = state.get("sending", {})
+        state = "sending ({acked} acked, {sent} in flight, {pending} waiting)".format(
+            acked=counts.get("acked", 0),
+            sent=counts.get("sent", 0),
+            pending=counts.get("pending", 0),
+        )
+    out.print(
+        f"{msg_id} to {info['dst']}: {state}"
+        + (f" ({info['reason']})" if info.get("reason") else "")
+    )
