@@ -73,7 +73,7 @@ class Node:
         self.forwarder: Forwarder | None = None
         self.tun: TunDevice | None = None
         self.bridge: IPv6Bridge | None = None
-        self._tun_buffer = bytearray(DEFAULT_MTU)
+        self._tun_buffer = bytearray(1 + DEFAULT_MTU)
         self._pings: dict[bytes, asyncio.Future[tuple[float, int, int]]] = {}
         self.messages: MessageService | None = None
         self.control_errors = 0
@@ -139,7 +139,7 @@ class Node:
         self.tun = await asyncio.to_thread(
             TunDevice.open, self.config.tun_name, self.identity.address, mtu
         )
-        self._tun_buffer = bytearray(mtu)
+        self._tun_buffer = bytearray(1 + mtu)
         assert self.forwarder is not None
         self.bridge = IPv6Bridge(
             self.identity, self.forwarder, self.tun.write, self.public_key_for_prefix, mtu
@@ -151,12 +151,16 @@ class Node:
         """Drain up to 64 packets per wake-up into one reused buffer (fair to the links)."""
         tun, bridge = self.tun, self.bridge
         assert tun is not None and bridge is not None
-        view = memoryview(self._tun_buffer)
+        buffer = self._tun_buffer
+        buffer[0] = wire_data.KIND_IPV6  # packets land behind their kind byte: sealed uncopied
+        view = memoryview(buffer)
+        space = view[1:]
         for _ in range(64):
-            size = tun.read_into(self._tun_buffer)
+            size = tun.read_into(space)
             if size <= 0:
                 break
-            bridge.from_tun(view[:size])
+            bridge.from_tun(view[: 1 + size])
+        self.peers.flush_links()
 
     async def stop(self) -> None:
         if self._timer is not None:

@@ -159,8 +159,22 @@ class E2ECrypto:
         hop_limit: int = wire.DEFAULT_HOP_LIMIT,
     ) -> bytearray:
         """The full packet carrying ``kind | body`` for the node owning ``dst_public_key``."""
-        if not 0 <= kind <= 0xFF or not 0 <= hop_limit <= 0xFF:
-            raise ValueError("kind and hop limit are bytes")
+        if not 0 <= kind <= 0xFF:
+            raise ValueError("kind is a byte")
+        return self.seal_plaintext(dst_public_key, bytes((kind,)) + body, hop_limit)
+
+    def seal_plaintext(
+        self,
+        dst_public_key: bytes,
+        plaintext: bytes | bytearray | memoryview,
+        hop_limit: int = wire.DEFAULT_HOP_LIMIT,
+    ) -> bytearray:
+        """Like :meth:`seal`, for a plaintext that already starts with its kind byte (the data
+        path reads packets in behind a kind byte, so nothing is copied before encryption)."""
+        if not 0 <= hop_limit <= 0xFF:
+            raise ValueError("hop limit is a byte")
+        if len(plaintext) < 1:
+            raise ValueError("a plaintext holds at least its kind byte")
         if self._counter >= SESSION_PACKETS:
             self._new_session()
         session_id = self._session_id
@@ -176,13 +190,12 @@ class E2ECrypto:
             self._tx.move_to_end(dst_public_key)
         counter = self._counter
         self._counter = counter + 1
-        size = len(body)
-        out = bytearray(_H + 1 + size + _TAG)
+        size = len(plaintext)
+        out = bytearray(_H + size + _TAG)
         _HEADER.pack_into(
             out, 0, wire.VERSION, hop_limit, entry[1], self.public_key, session_id, counter
         )
         aad = bytes(out[0:1]) + bytes(out[2:_H])
-        plaintext = bytes((kind,)) + body
         with memoryview(out) as view:
             entry[2].encrypt_into(_NONCE_PREFIX + bytes(out[58:_H]), plaintext, aad, view[_H:])
         return out

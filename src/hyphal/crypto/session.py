@@ -10,9 +10,12 @@ at the same record number (no signalling needed: TCP delivers records in order).
 encrypted under one AES-GCM key far below the usual per-key limits even at gigabit rates and means
 an old key is no longer held once it has been rotated away.
 
-Performance: AESGCM objects are cached (one per direction, replaced only on rekey); ``seal``
-returns ``bytes`` (one copy to prepend the length); ``feed`` decrypts records in place from the
-received chunk when nothing is buffered, copying only an incomplete tail.
+Performance (this is the data path): AESGCM objects are cached (one per direction, replaced only
+on rekey). ``seal`` encrypts straight into the record it returns, length prefix included, so a
+plaintext is read once and nothing is copied. The receiver owns one growable buffer that a
+``BufferedProtocol`` reads the socket into (``get_buffer``/``buffer_updated``): no per-read
+allocation, no concatenation, records decrypted where they landed; only an incomplete record's
+bytes move, to the front of the buffer, when room runs out.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ class RecordSender:
         """Records sealed so far (the next record's nonce)."""
         return self._n
 
-    def seal(self, plaintext: bytes | bytearray | memoryview) -> bytes:
+    def seal(self, plaintext: bytes | bytearray | memoryview) -> bytearray:
         """The full record (length prefix included) carrying ``plaintext``."""
         size = len(plaintext)
         if size > MAX_RECORD_PLAINTEXT:
@@ -61,24 +64,32 @@ class RecordSender:
         n = self._n
         if n > MAX_COUNTER:
             raise OverflowError("record counter exhausted; the link must be re-established")
-        header = _U32.pack(size + TAG_SIZE)
-        out = header + self._aead.encrypt(_NONCE.pack(n), plaintext, header)
+        record = bytearray(LENGTH_SIZE + size + TAG_SIZE)
+        _U32.pack_into(record, 0, size + TAG_SIZE)
+        with memoryview(record) as view:
+            self._aead.encrypt_into(_NONCE.pack(n), plaintext, view[:LENGTH_SIZE], view[LENGTH_SIZE:])
         n += 1
         self._n = n
         if n % REKEY_INTERVAL == 0:
             self._key = rekey(self._key)
             self._aead = AESGCM(self._key)
-        return out
+        return record
+
+
+INITIAL_BUFFER = 256 * 1024
+MIN_READ = 64 * 1024
 
 
 class RecordReceiver:
     """Reassembles records from a byte stream and opens them, in order.
 
-    After any error (oversize length, failed authentication) the receiver is poisoned: the link
-    must be closed, and further ``feed`` calls raise again.
+    Bytes arrive either through ``get_buffer``/``buffer_updated`` (an asyncio BufferedProtocol
+    reads the socket straight into our buffer) or through ``feed``. After any error (oversize
+    length, failed authentication) the receiver is poisoned: the link must be closed, and further
+    input raises again. The buffer grows only as far as one maximal record needs.
     """
 
-    __slots__ = ("_aead", "_buffer", "_failed", "_key", "_n")
+    __slots__ = ("_aead", "_buf", "_end", "_failed", "_key", "_n", "_start")
 
     def __init__(self, key: bytes) -> None:
         if len(key) != 32:
@@ -86,7 +97,9 @@ class RecordReceiver:
         self._key = key
         self._aead = AESGCM(key)
         self._n = 0
-        self._buffer = bytearray()
+        self._buf = bytearray(INITIAL_BUFFER)
+        self._start = 0  # first byte not yet consumed
+        self._end = 0  # end of received bytes
         self._failed: str | None = None
 
     @property
@@ -97,27 +110,58 @@ class RecordReceiver:
     @property
     def buffered(self) -> int:
         """Bytes of an incomplete record held back (at most 4 + MAX_RECORD_CIPHERTEXT)."""
-        return len(self._buffer)
+        return self._end - self._start
+
+    def get_buffer(self, sizehint: int = -1) -> memoryview:
+        """Writable space at the end of the buffer for the next socket read."""
+        if self._failed is not None:
+            raise DecodeError(self._failed)
+        want = max(sizehint, MIN_READ)
+        if len(self._buf) - self._end < want:
+            pending = self._end - self._start
+            needed = pending + want
+            if self._start and pending < self._start:
+                # Move the incomplete record to the front (it is shorter than what it frees).
+                self._buf[:pending] = self._buf[self._start : self._end]
+            elif needed > len(self._buf) or self._start:
+                # A new, larger buffer: the old one may still be exported to the transport.
+                size = len(self._buf)
+                while size < needed:
+                    size *= 2
+                fresh = bytearray(max(size, len(self._buf)))
+                fresh[:pending] = self._buf[self._start : self._end]
+                self._buf = fresh
+            self._start, self._end = 0, pending
+        return memoryview(self._buf)[self._end :]
+
+    def buffer_updated(self, nbytes: int) -> list[bytes]:
+        """``nbytes`` were written into the last ``get_buffer``; return every completed plaintext."""
+        self._end += nbytes
+        try:
+            with memoryview(self._buf) as view:
+                out, used = self._open_records(view[self._start : self._end])
+        except DecodeError:
+            self._start = self._end = 0
+            raise
+        self._start += used
+        if self._start == self._end:
+            self._start = self._end = 0
+        return out
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
         """Feed stream bytes; return the plaintexts of every record completed by them."""
         if self._failed is not None:
             raise DecodeError(self._failed)
-        buffer = self._buffer
-        try:
-            if buffer:
-                buffer += data
-                with memoryview(buffer) as view:
-                    out, used = self._open_records(view)
-                del buffer[:used]
-            else:
-                with memoryview(data) as view:
-                    out, used = self._open_records(view)
-                    if used < len(view):
-                        buffer += view[used:]
-        except DecodeError:
-            buffer.clear()  # the views are released by now
-            raise
+        out: list[bytes] = []
+        with memoryview(data) as source:
+            pos, size = 0, len(source)
+            while pos < size:
+                space = self.get_buffer(size - pos)
+                take = min(len(space), size - pos)
+                space[:take] = source[pos : pos + take]
+                space.release()
+                out += self.buffer_updated(take)
+                pos += take
         return out
 
     def _fail(self, message: str) -> DecodeError:

@@ -83,7 +83,9 @@ class IPv6Bridge:
 
     # TUN -> mesh --------------------------------------------------------------------------
 
-    def from_tun(self, packet: memoryview) -> None:
+    def from_tun(self, plaintext: memoryview) -> None:
+        """``plaintext`` is the kind byte (KIND_IPV6) followed by a packet read from the TUN."""
+        packet = plaintext[1:]
         size = len(packet)
         if size < ipv6.HEADER_LEN or packet[0] >> 4 != 6:
             self.stats.drop("tun-malformed")
@@ -113,7 +115,7 @@ class IPv6Bridge:
         if hop_limit == 0:
             self.stats.drop("tun-hop-limit")
             return
-        reason = self.forwarder.send_to_prefix(dst_prefix, wire_data.KIND_IPV6, packet, hop_limit)
+        reason = self.forwarder.send_plaintext_to_prefix(dst_prefix, plaintext, hop_limit)
         if reason == "no-route":
             self._icmp_to_tun(
                 ipv6.destination_unreachable(packet, self.address, ipv6.UNREACH_NO_ROUTE)

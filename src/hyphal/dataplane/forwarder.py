@@ -58,7 +58,29 @@ class Forwarder:
         hop_limit: int = wire_data.DEFAULT_HOP_LIMIT,
     ) -> str | None:
         """Seal ``body`` for a node and send it towards it; returns a drop reason or None."""
-        packet = self.e2e.seal(dst_public_key, kind, body, hop_limit)
+        try:
+            packet = self.e2e.seal(dst_public_key, kind, body, hop_limit)
+        except E2EError as exc:
+            self.stats.drop(f"e2e-{exc.reason}")
+            return exc.reason
+        return self._dispatch(packet)
+
+    def send_plaintext_to_prefix(
+        self, prefix64: bytes, plaintext: memoryview, hop_limit: int
+    ) -> str | None:
+        """Seal a kind-prefixed plaintext for the node owning ``prefix64`` and send it."""
+        key = self.routes.route_public_key(prefix64)
+        if key is None:
+            self.stats.drop("no-route")
+            return "no-route"
+        try:
+            packet = self.e2e.seal_plaintext(key, plaintext, hop_limit)
+        except E2EError as exc:
+            self.stats.drop(f"e2e-{exc.reason}")
+            return exc.reason
+        return self._dispatch(packet)
+
+    def _dispatch(self, packet: bytearray) -> str | None:
         prefix = bytes(packet[wire_data.OFF_DESTINATION : wire_data.OFF_DESTINATION + 8])
         if prefix == self.own_prefix64:
             return self.receive_local(packet)

@@ -1,9 +1,17 @@
 """One TCP peer link: drives the sans-IO handshake, then carries encrypted frames both ways.
 
-The link batches every frame queued during one event-loop iteration into a single encrypted record,
-so a burst of packets costs one AEAD call and one socket write. Its send queue is bounded: when the
-kernel socket buffer and our queue pass the high-water mark, data frames are dropped (and counted)
-while control frames still go out, so routing keeps working under overload.
+This is the data path, so it is built to copy as little as possible:
+
+* Receiving, the link is an ``asyncio.BufferedProtocol``: the socket is read straight into the
+  record receiver's buffer and records are decrypted where they landed.
+* Sending, frames are appended to one preallocated staging buffer (the only copy of a packet's
+  bytes), which is sealed into one record per flush. The owner flushes every link it wrote to at
+  the end of each batch of work (a TUN drain, a received chunk), so a burst of packets costs one
+  AEAD call and one socket write, and a lone packet waits for no extra loop turn. Frames queued
+  from anywhere else are flushed on the next loop turn.
+
+The send side is bounded: when the kernel socket buffer passes the high-water mark, data frames
+are dropped (and counted) while control frames still go out, so routing survives overload.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 from hyphal.crypto.handshake import HandshakeError, LinkHandshake
 from hyphal.links.endpoint import Endpoint
 from hyphal.wire.errors import DecodeError
-from hyphal.wire.link import FRAME_DATA, encode_frame, iter_frames
+from hyphal.wire.link import FRAME_DATA, FRAME_HEADER_SIZE, frame_header, iter_frames
 
 if TYPE_CHECKING:
     from hyphal.crypto.session import RecordReceiver, RecordSender
@@ -25,9 +33,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("hyphal.links")
 
 HANDSHAKE_TIMEOUT = 10.0
-MAX_RECORD_PLAINTEXT = 256 * 1024
+STAGING_SIZE = 256 * 1024
 SEND_HIGH_WATER = 4 * 1024 * 1024
 SEND_LOW_WATER = 1 * 1024 * 1024
+HANDSHAKE_READ = 4096
 
 
 class LinkEvents(Protocol):
@@ -36,9 +45,11 @@ class LinkEvents(Protocol):
     def link_established(self, link: PeerLink) -> None: ...
     def link_frame(self, link: PeerLink, frame_type: int, body: memoryview) -> None: ...
     def link_closed(self, link: PeerLink, reason: str) -> None: ...
+    def link_has_output(self, link: PeerLink) -> None: ...
+    def flush_links(self) -> None: ...
 
 
-class PeerLink(asyncio.Protocol):
+class PeerLink(asyncio.BufferedProtocol):
     """An authenticated, encrypted link to one neighbour over one TCP connection."""
 
     def __init__(
@@ -65,16 +76,16 @@ class PeerLink(asyncio.Protocol):
         self.close_reason = ""
         self._events = events
         self._handshake: LinkHandshake | None = handshake
+        self._handshake_buffer = bytearray(HANDSHAKE_READ)
         self._sender: RecordSender | None = None
         self._receiver: RecordReceiver | None = None
         self._transport: asyncio.Transport | None = None
-        self._pending: list[bytes] = []
-        self._pending_size = 0
-        self._flush_scheduled = False
+        self._staging = bytearray(STAGING_SIZE)
+        self._staged = 0
         self._paused = False
         self._timeout: asyncio.TimerHandle | None = None
 
-    # asyncio.Protocol -------------------------------------------------------------------------
+    # asyncio.BufferedProtocol -----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
@@ -93,19 +104,30 @@ class PeerLink(asyncio.Protocol):
         assert self._handshake is not None
         transport.write(self._handshake.initial_bytes())
 
-    def data_received(self, data: bytes) -> None:
-        self.rx_bytes += len(data)
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._receiver is not None:
+            try:
+                return self._receiver.get_buffer(sizehint)
+            except DecodeError:
+                pass  # poisoned: the link is closing; swallow what is still in flight
+        return memoryview(self._handshake_buffer)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.rx_bytes += nbytes
+        if self.closed:
+            return
         try:
             if self._handshake is not None:
-                self._handshake_data(data)
+                self._handshake_data(bytes(self._handshake_buffer[:nbytes]))
             elif self._receiver is not None:
-                self._record_data(data)
+                self._deliver(self._receiver.buffer_updated(nbytes))
         except HandshakeError as exc:
             if exc.reply and self._transport is not None:
                 self._transport.write(exc.reply)  # tell the peer why, before closing
             self.close(f"handshake failed ({exc.reason}): {exc}")
         except DecodeError as exc:
             self.close(f"malformed data from peer, dropping it: {exc}")
+        self._events.flush_links()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timeout is not None:
@@ -115,6 +137,7 @@ class PeerLink(asyncio.Protocol):
             who = self.remote_address or "peer"
             log.info("link %d to %s: %s", self.id, who, self.close_reason)
         self.closed = True
+        self._staged = 0
         self._events.link_closed(self, self.close_reason)
 
     def pause_writing(self) -> None:
@@ -142,11 +165,10 @@ class PeerLink(asyncio.Protocol):
         self.established = True
         self._events.link_established(self)
         if leftover and not self.closed:
-            self._record_data(leftover)
+            self._deliver(self._receiver.feed(leftover))
 
-    def _record_data(self, data: bytes) -> None:
-        assert self._receiver is not None
-        for plaintext in self._receiver.feed(data):
+    def _deliver(self, plaintexts: list[bytes]) -> None:
+        for plaintext in plaintexts:
             for frame_type, body in iter_frames(plaintext):
                 if self.closed:
                     return
@@ -161,39 +183,40 @@ class PeerLink(asyncio.Protocol):
         """Queue one frame; False when it was dropped (link closed, or data under overload)."""
         if self.closed or self._sender is None:
             return False
-        if frame_type == FRAME_DATA and (self._paused or self._pending_size > SEND_HIGH_WATER):
+        if frame_type == FRAME_DATA and self._paused:
             self.dropped_frames += 1
             return False
-        frame = encode_frame(frame_type, body)
-        self._pending.append(frame)
-        self._pending_size += len(frame)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+        size = FRAME_HEADER_SIZE + len(body)
+        if self._staged + size > STAGING_SIZE:
+            self.flush()
+            if size > STAGING_SIZE:  # a frame larger than the staging buffer goes on its own
+                self._write(self._sender.seal(frame_header(frame_type, len(body)) + body))
+                return True
+        if self._staged == 0:
+            self._events.link_has_output(self)
+        pos = self._staged
+        staging = self._staging
+        staging[pos : pos + FRAME_HEADER_SIZE] = frame_header(frame_type, len(body))
+        staging[pos + FRAME_HEADER_SIZE : pos + size] = body
+        self._staged = pos + size
         return True
 
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        if self.closed or self._transport is None or self._sender is None:
-            self._pending.clear()
-            self._pending_size = 0
+    def flush(self) -> None:
+        """Seal everything staged into one record and write it."""
+        staged = self._staged
+        if staged == 0 or self._sender is None or self.closed:
+            self._staged = 0
             return
-        batch: list[bytes] = []
-        size = 0
-        records: list[bytes] = []
-        for frame in self._pending:
-            if batch and size + len(frame) > MAX_RECORD_PLAINTEXT:
-                records.append(self._sender.seal(b"".join(batch)))
-                batch, size = [], 0
-            batch.append(frame)
-            size += len(frame)
-        if batch:
-            records.append(self._sender.seal(batch[0] if len(batch) == 1 else b"".join(batch)))
-        self._pending.clear()
-        self._pending_size = 0
-        for record in records:
-            self.tx_bytes += len(record)
-        self._transport.writelines(records)
+        self._staged = 0
+        with memoryview(self._staging) as view:
+            record = self._sender.seal(view[:staged])
+        self._write(record)
+
+    def _write(self, record: bytearray | bytes) -> None:
+        if self._transport is None:
+            return
+        self.tx_bytes += len(record)
+        self._transport.write(record)
 
     def close(self, reason: str) -> None:
         """Close the link, logging why; the owner hears about it through link_closed."""

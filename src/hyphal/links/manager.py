@@ -88,6 +88,8 @@ class PeerManager:
         self._server: asyncio.base_events.Server | None = None
         self.listen_port = 0
         self._closing = False
+        self._dirty: list[PeerLink] = []
+        self._flush_scheduled = False
         self._closed_waiters: dict[PeerLink, asyncio.Future[None]] = {}
 
     # lifecycle --------------------------------------------------------------------------------
@@ -248,6 +250,20 @@ class PeerManager:
 
     def link_frame(self, link: PeerLink, frame_type: int, body: memoryview) -> None:
         self.owner.link_frame(link, frame_type, body)
+
+    def link_has_output(self, link: PeerLink) -> None:
+        """A link staged its first frame since its last flush: flush it soon."""
+        self._dirty.append(link)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush_links)
+
+    def flush_links(self) -> None:
+        """Write out every link with staged frames (called at the end of each batch of work)."""
+        self._flush_scheduled = False
+        dirty, self._dirty = self._dirty, []
+        for link in dirty:
+            link.flush()
 
     def link_closed(self, link: PeerLink, reason: str) -> None:
         self.all_links.discard(link)
