@@ -56,6 +56,21 @@ def prefix64_for_public_key(public_key: bytes) -> bytes:
     return address_bytes_for_public_key(public_key)[:8]
 
 
+_PROBE_KEY = X25519PrivateKey.generate()
+
+
+@lru_cache(maxsize=4096)
+def is_usable_public_key(public_key: bytes) -> bool:
+    """False for keys no node can hold: wrong size, or a low-order point (all-zero agreement)."""
+    if len(public_key) != KEY_SIZE:
+        return False
+    try:
+        _PROBE_KEY.exchange(X25519PublicKey.from_public_bytes(public_key))
+    except ValueError:
+        return False
+    return True
+
+
 def parse_public_key(text: str) -> bytes:
     """A public key from its 64-character hex form."""
     try:

@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import unquote
 
 from fastapi import APIRouter, Body, Response
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
-from hyphal.api.errors import error
-from hyphal.identity import IdentityError, parse_public_key
+from hyphal.api.errors import error, error_responses, text_error_responses
+from hyphal.identity import IdentityError, is_usable_public_key, parse_public_key
 from hyphal.links.endpoint import Endpoint, EndpointError
 from hyphal.links.manager import PeerExistsError, PeerNotFoundError
 from hyphal.routing.metric import INFINITY
@@ -55,16 +56,18 @@ def resolve_destination(node: Node, dst: Destination) -> bytes | str:
     """A destination's public key, or an error sentence."""
     if dst.pk is not None:
         try:
-            return parse_public_key(dst.pk)
+            key = parse_public_key(dst.pk)
         except IdentityError as exc:
             return str(exc)
+        return key if is_usable_public_key(key) else "that public key is not a usable X25519 key"
+
     if dst.ip is not None:
         try:
             address = ipaddress.IPv6Address(dst.ip)
         except ValueError:
             return f"{dst.ip!r} is not an IPv6 address"
-        key = node.public_key_for_prefix(address.packed[:8])
-        return key if key is not None else f"no route to {address}"
+        found = node.public_key_for_prefix(address.packed[:8])
+        return found if found is not None else f"no route to {address}"
     return "give dst.ip or dst.pk"
 
 
@@ -119,26 +122,31 @@ def admin_router(node: Node) -> APIRouter:
     async def get_peers() -> list[dict[str, object]]:
         return node.peers.peer_rows(link_details)
 
-    @router.post("/admin/peers", status_code=204, tags=["Peer"], responses={400: {}, 409: {}})
+    @router.post(
+        "/admin/peers", status_code=204, tags=["Peer"], responses=text_error_responses(400, 409)
+    )
     async def add_peer(body: AddPeer) -> Response:
         try:
             node.peers.add_static(Endpoint.parse(body.endpoint))
         except EndpointError as exc:
-            return error(400, str(exc))
+            return PlainTextResponse(str(exc), status_code=400)
         except PeerExistsError as exc:
-            return error(409, str(exc))
+            return PlainTextResponse(str(exc), status_code=409)
         return Response(status_code=204)
 
     @router.delete(
-        "/admin/peers/{endpoint:path}", status_code=204, tags=["Peer"], responses={400: {}, 404: {}}
+        "/admin/peers/{endpoint:path}",
+        status_code=204,
+        tags=["Peer"],
+        responses=text_error_responses(400, 404),
     )
     async def delete_peer(endpoint: str) -> Response:
         try:
             node.peers.remove_static(Endpoint.parse(unquote(endpoint)))
         except EndpointError as exc:
-            return error(400, str(exc))
+            return PlainTextResponse(str(exc), status_code=400)
         except PeerNotFoundError:
-            return error(404, f"no static peer {unquote(endpoint)}")
+            return PlainTextResponse(f"no static peer {unquote(endpoint)}", status_code=404)
         return Response(status_code=204)
 
     @router.get("/admin/routes/selected", tags=["Route"])
@@ -155,7 +163,7 @@ def admin_router(node: Node) -> APIRouter:
     async def queried_routes() -> list[dict[str, Any]]:
         return []  # hyphal keeps the full table; it never has subnets under query
 
-    @router.get("/pubkey/{ip}", tags=["Admin"], responses={400: {}, 404: {}})
+    @router.get("/pubkey/{ip}", tags=["Admin"], responses=error_responses(400, 404))
     async def pubkey(ip: str) -> Any:
         try:
             address = ipaddress.IPv6Address(ip)
@@ -178,7 +186,7 @@ def admin_router(node: Node) -> APIRouter:
         "/admin/ping",
         response_model=PingResult,
         tags=["Admin"],
-        responses={400: {}, 404: {}, 408: {}},
+        responses=error_responses(400, 404, 408),
     )
     async def ping(request: Annotated[PingRequest, Body()]) -> Any:
         from hyphal.node import PingError

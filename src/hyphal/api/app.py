@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from hyphal import __version__
 from hyphal.api.admin import admin_router
 from hyphal.api.auth import BearerTokenMiddleware
-from hyphal.api.errors import install_error_handlers
+from hyphal.api.errors import document_validation_as_400, install_error_handlers
 from hyphal.api.messages import messages_router
 
 if TYPE_CHECKING:
@@ -27,6 +28,20 @@ def create_app(node: Node, token: str | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_validation_as_400(
+                get_openapi(
+                    title=app.title,
+                    version=app.version,
+                    description=app.description,
+                    routes=app.routes,
+                )
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     if token is not None:
         app.add_middleware(BearerTokenMiddleware, token=token)
     app.include_router(admin_router(node))

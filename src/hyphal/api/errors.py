@@ -3,16 +3,69 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 log = logging.getLogger("hyphal.api")
+
+_DESCRIPTIONS = {
+    400: "Invalid request",
+    401: "Missing or wrong bearer token",
+    404: "Not found",
+    408: "Timed out",
+    409: "Conflict",
+    413: "Too large",
+    429: "Too many requests",
+}
+
+
+class ErrorBody(BaseModel):
+    """Every error the API answers: a sentence that says what is wrong."""
+
+    error: str
 
 
 def error(status: int, message: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": message})
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, object]]:
+    """OpenAPI `responses=` entries documenting JSON errors with these status codes."""
+    return {code: {"model": ErrorBody, "description": _DESCRIPTIONS[code]} for code in codes}
+
+
+def text_error_responses(*codes: int) -> dict[int | str, dict[str, object]]:
+    """Like error_responses, for the endpoints whose errors Mycelium's spec makes text/plain."""
+    return {
+        code: {
+            "description": _DESCRIPTIONS[code],
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+        for code in codes
+    }
+
+
+def document_validation_as_400(schema: dict[str, Any]) -> dict[str, Any]:
+    """FastAPI documents validation errors as 422; hyphal answers them with 400 and ErrorBody."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            if responses.pop("422", None) is not None and "400" not in responses:
+                responses["400"] = {
+                    "description": _DESCRIPTIONS[400],
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
+                    },
+                }
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    components["ErrorBody"] = ErrorBody.model_json_schema()
+    return schema
 
 
 def install_error_handlers(app: FastAPI) -> None:
