@@ -82,9 +82,13 @@ class RoutingParams:
     seqno_request_resend: float = 1.0
     # A received request for the same (prefix, router id, seqno) is handled once per this time.
     seqno_request_dedupe: float = 3.0
-    # The origin bumps its own seqno at most once per this interval (a bump is re-signed and
-    # floods the network); a request inside the window is served when it ends.
+    # The origin's seqno bumps are rate-limited by a token bucket: one token per
+    # seqno_bump_min_interval, at most seqno_bump_burst saved up. A bump is re-signed and floods
+    # the network, so a sustained stream of requests costs at most one flood a second, while a few
+    # failures in quick succession are each repaired at once. A request that finds the bucket
+    # empty is served as soon as a token arrives.
     seqno_bump_min_interval: float = 1.0
+    seqno_bump_burst: int = 3
 
     # --- bounds -----------------------------------------------------------------------------
     # Most prefixes held; updates for new prefixes beyond this are rejected (flood protection).
@@ -103,6 +107,8 @@ class RoutingParams:
             raise ValueError("rtt_alpha must be in (0, 1]")
         if self.cost_floor < 1:
             raise ValueError("cost_floor must be at least 1 so every hop costs something")
+        if self.seqno_bump_burst < 1 or self.seqno_bump_min_interval <= 0:
+            raise ValueError("seqno bumps need a positive interval and a burst of at least 1")
         if self.max_payload_size < 256:
             raise ValueError("max_payload_size must hold at least one update")
         if self.source_gc_time <= self.route_expiry_factor * self.max_advertised_interval:

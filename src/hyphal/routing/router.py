@@ -85,7 +85,8 @@ class Router:
         self._seqno = 0
         self._own_tlv = self._sign_own()
         self._own_pending = False
-        self._last_bump = float("-inf")
+        self._last_bump = now
+        self._bump_tokens = float(params.seqno_bump_burst)
         self._bump_at: float | None = None
         # State.
         self._neighbours: dict[int, Neighbour] = {}
@@ -202,13 +203,18 @@ class Router:
 
     def next_deadline(self) -> float:
         dead = self.params.dead_interval
-        deadline = min(self._next_periodic, self._next_sweep)
+        deadline = self._next_periodic
+        if self._next_sweep < deadline:
+            deadline = self._next_sweep
         for nb in self._neighbours.values():
-            deadline = min(deadline, nb.next_hello, nb.last_heard + dead)
-        if self._heap:
-            deadline = min(deadline, self._heap[0][0])
-        if self._bump_at is not None:
-            deadline = min(deadline, self._bump_at)
+            if nb.next_hello < deadline:
+                deadline = nb.next_hello
+            if nb.last_heard + dead < deadline:
+                deadline = nb.last_heard + dead
+        if self._heap and self._heap[0][0] < deadline:
+            deadline = self._heap[0][0]
+        if self._bump_at is not None and self._bump_at < deadline:
+            deadline = self._bump_at
         return deadline
 
     # ------------------------------------------------------------------ neighbours
@@ -515,17 +521,24 @@ class Router:
         self._queue(target, encode_tlv(SeqnoRequest(prefix, req.seqno, req.hop_count - 1,
                                                     req.router_id)))
 
+    def _refill_bump_tokens(self, now: float) -> None:
+        params = self.params
+        self._bump_tokens = min(float(params.seqno_bump_burst), self._bump_tokens
+                                + (now - self._last_bump) / params.seqno_bump_min_interval)
+        self._last_bump = now
+
     def _schedule_bump(self, now: float) -> None:
-        ready = self._last_bump + self.params.seqno_bump_min_interval
-        if now >= ready:
+        self._refill_bump_tokens(now)
+        if self._bump_tokens >= 1.0:
             self._bump(now)
         elif self._bump_at is None:
-            self._bump_at = ready
+            self._bump_at = now + (1.0 - self._bump_tokens) * self.params.seqno_bump_min_interval
 
     def _bump(self, now: float) -> None:
+        self._refill_bump_tokens(now)
+        self._bump_tokens = max(0.0, self._bump_tokens - 1.0)
         self._seqno = (self._seqno + 1) & 0xFFFF
         self._own_tlv = self._sign_own()
-        self._last_bump = now
         self._bump_at = None
         self._own_pending = True
         self.counters["seqno_bumps"] += 1

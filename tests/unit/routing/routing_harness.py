@@ -65,11 +65,16 @@ class Net:
     on_event: Callable[[Net, int], None] | None = None
     verifier: MemoVerifier = field(default_factory=MemoVerifier)
     delivered: int = 0
+    events: int = 0  # index of the event being processed (timer call or delivery)
+    dead_event_index: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._events: list[tuple[float, int, int, int, bytes, int]] = []
         self._seq = count()
         self._epoch: dict[tuple[int, int], int] = {}
+        self._timers: list[tuple[float, int]] = []
+        self._deadline: dict[int, float] = {}
+        self._touched: set[int] = set()
 
     # -- building
     def add_node(self, index: int) -> Router:
@@ -88,6 +93,7 @@ class Net:
         self._epoch[key] = self._epoch.get(key, 0) + 1
         self._apply(a, self.routers[a].neighbour_up(b, self.now))
         self._apply(b, self.routers[b].neighbour_up(a, self.now))
+        self._touched.update((a, b))
 
     def unlink(self, a: int, b: int) -> None:
         """The link layer noticed the link closing (both ends told at once)."""
@@ -98,6 +104,7 @@ class Net:
         self._epoch[key] += 1
         self._apply(a, self.routers[a].neighbour_down(b, self.now))
         self._apply(b, self.routers[b].neighbour_down(a, self.now))
+        self._touched.update((a, b))
 
     def node(self, index: int) -> Router:
         return self.routers[index]
@@ -118,23 +125,35 @@ class Net:
                                               self._epoch[key]))
             elif isinstance(action, NeighbourDead):
                 self.dead_events.append((self.now, src, action.peer))
+                self.dead_event_index.append(self.events)
                 if src not in self.silenced:  # a silenced node's link close is never seen
                     self.unlink(src, action.peer)
 
     def _next_timer(self) -> tuple[float, int]:
-        best = (float("inf"), -1)
-        for index, router in self.routers.items():
-            deadline = router.next_deadline()
-            if deadline < best[0]:
-                best = (deadline, index)
-        return best
+        """Earliest router deadline, from a lazy heap refreshed for every node that acted."""
+        timers = self._timers
+        while timers:
+            when, index = timers[0]
+            if self._deadline.get(index) == when:
+                return when, index
+            heapq.heappop(timers)
+        return float("inf"), -1
+
+    def _refresh(self, index: int) -> None:
+        deadline = self.routers[index].next_deadline()
+        if self._deadline.get(index) != deadline:
+            self._deadline[index] = deadline
+            heapq.heappush(self._timers, (deadline, index))
 
     def run_until(self, end: float) -> None:
+        for index in self.routers:
+            self._refresh(index)
         while True:
             timer_at, timer_node = self._next_timer()
             event_at = self._events[0][0] if self._events else float("inf")
             if min(timer_at, event_at) > end:
                 break
+            self.events += 1
             if event_at <= timer_at:
                 when, _, src, dst, payload, epoch = heapq.heappop(self._events)
                 self.now = max(self.now, when)
@@ -148,6 +167,12 @@ class Net:
                 self.now = max(self.now, timer_at)
                 self._apply(timer_node, self.routers[timer_node].on_timer(self.now))
                 node = timer_node
+                if self.routers[node].next_deadline() <= timer_at:
+                    raise AssertionError(f"router {node}: on_timer did not advance its deadline")
+            self._refresh(node)
+            for touched in self._touched:
+                self._refresh(touched)
+            self._touched.clear()
             if self.on_event is not None:
                 self.on_event(self, node)
         self.now = max(self.now, end)

@@ -145,17 +145,25 @@ def test_payloads_are_batched_within_size_limit() -> None:
 def test_seqno_bump_is_rate_limited() -> None:
     from hyphal.wire.control import SeqnoRequest, encode_payload
     router = usable_router()
-    request = SeqnoRequest(router.own_prefix64, 1, 10, router.router_id)
-    router.handle_control(PEER, encode_payload([request]), 0.1)
-    assert router.seqno == 1
-    request2 = SeqnoRequest(router.own_prefix64, 2, 10, router.router_id)
-    router.handle_control(PEER, encode_payload([request2]), 0.2)
-    assert router.seqno == 1  # inside the rate-limit window
-    assert router.next_deadline() <= 0.1 + DEFAULT_PARAMS.seqno_bump_min_interval
-    actions = router.on_timer(0.1 + DEFAULT_PARAMS.seqno_bump_min_interval)
-    assert router.seqno == 2
+    burst = DEFAULT_PARAMS.seqno_bump_burst
+    for i in range(1, burst + 1):
+        request = SeqnoRequest(router.own_prefix64, i, 10, router.router_id)
+        router.handle_control(PEER, encode_payload([request]), 0.1)
+        assert router.seqno == i  # the burst is served at once
+    again = SeqnoRequest(router.own_prefix64, burst + 1, 10, router.router_id)
+    router.handle_control(PEER, encode_payload([again]), 0.2)
+    assert router.seqno == burst  # bucket empty: deferred
+    assert router.next_deadline() <= 0.1 + DEFAULT_PARAMS.seqno_bump_min_interval + 1e-9
+    now, actions = 0.2, []
+    while router.seqno == burst and now < 3.0:
+        now = min(router.next_deadline(), now + 0.1)
+        actions = router.on_timer(now)
+        router.handle_control(PEER, encode_payload([]), now)  # keep the neighbour alive
+    # one token refills one interval after the bucket was drained at t=0.1
+    assert 0.1 + DEFAULT_PARAMS.seqno_bump_min_interval - 1e-6 <= now <= 1.2
+    assert router.seqno == burst + 1
     own = [u for u in _updates_to(actions, PEER) if u.prefix64 == router.own_prefix64]
-    assert own and own[0].seqno == 2 and own[0].metric == 0
+    assert own and own[0].seqno == burst + 1 and own[0].metric == 0
 
 
 def test_seqno_request_for_stale_router_id_is_answered_not_bumped() -> None:
@@ -177,3 +185,19 @@ def test_neighbour_down_removes_routes_and_counts() -> None:
     assert router.next_hop(update.prefix64) is None
     assert router.neighbours() == []
     assert router.counters["neighbours_down"] == 1
+
+
+def test_link_cost_is_damped_and_floored() -> None:
+    from hyphal.routing.neighbour import Neighbour
+    nb = Neighbour(1, 0.0)
+    assert nb.cost == INFINITY and not nb.usable
+    assert nb.rtt_sample(0.0004, DEFAULT_PARAMS)  # 0.2 ms one-way: floored
+    assert nb.cost == DEFAULT_PARAMS.cost_floor
+    nb = Neighbour(2, 0.0)
+    nb.rtt_sample(0.040, DEFAULT_PARAMS)
+    assert nb.cost == 200
+    for sample in (0.041, 0.039, 0.0405, 0.0395):  # jitter: no change
+        assert not nb.rtt_sample(sample, DEFAULT_PARAMS)
+    assert nb.cost == 200
+    changed = [nb.rtt_sample(0.080, DEFAULT_PARAMS) for _ in range(20)]  # a real shift
+    assert any(changed) and nb.cost > 300
