@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("hyphal.api")
 
@@ -77,8 +78,10 @@ def install_error_handlers(app: FastAPI) -> None:
         )
         return error(400, f"invalid request: {details}")
 
-    @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+    # FastAPI's HTTPException subclasses Starlette's; Starlette's own is raised by the framework
+    # itself (e.g. a body that is not JSON), so handling the base class covers both.
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return error(exc.status_code, str(exc.detail))
 
     @app.exception_handler(Exception)
