@@ -23,6 +23,7 @@ from hyphal.client import ApiError, Client, default_api_addr
 message_app = typer.Typer(help="Send and receive messages through the mesh.", no_args_is_help=True)
 
 PROGRESS_THRESHOLD = 256 * 1024
+RAW = "application/octet-stream"
 
 
 def _b64(data: bytes) -> str:
@@ -56,22 +57,32 @@ def send(
     api_addr: ApiAddr = default_api_addr(),
     as_json: JsonFlag = False,
 ) -> None:
-    """Send a message; with --wait, print the reply. Large messages show progress."""
+    """Send a message; with --wait, print the reply. Large messages show progress.
+
+    With --msg-path the file's bytes go as the raw request body (application/octet-stream): no
+    base64, no JSON, streamed from the file.
+    """
     if (message is None) == (msg_path is None):
         raise fail("give the message text or --msg-path FILE (one of them)", 2)
-    try:
-        payload = msg_path.read_bytes() if msg_path is not None else (message or "").encode()
-    except OSError as exc:
-        raise fail(f"cannot read {msg_path}: {exc.strerror}", 2) from None
-    body: dict[str, Any] = {"dst": destination_body(dest), "payload": _b64(payload)}
-    if topic is not None:
-        if len(topic.encode()) > 255:
-            raise fail("a topic has at most 255 bytes", 2)
-        body["topic"] = _b64(topic.encode())
+    dst = destination_body(dest)
+    if topic is not None and len(topic.encode()) > 255:
+        raise fail("a topic has at most 255 bytes", 2)
     params: dict[str, Any] = {}
     if deadline is not None:
         params["deadline"] = deadline
     api = Client(api_addr, timeout=max(timeout, 30) + 30)
+    if msg_path is not None and reply_to is None:
+        send_raw_file(
+            api, dst, msg_path, topic, params, wait=wait, timeout=timeout, as_json=as_json
+        )
+        return
+    try:
+        payload = msg_path.read_bytes() if msg_path is not None else (message or "").encode()
+    except OSError as exc:
+        raise fail(f"cannot read {msg_path}: {exc.strerror}", 2) from None
+    body: dict[str, Any] = {"dst": dst, "payload": _b64(payload)}
+    if topic is not None:
+        body["topic"] = _b64(topic.encode())
     try:
         if reply_to is not None:
             api.post(f"/messages/reply/{Client.quote(reply_to)}", body, params=params)
@@ -97,6 +108,57 @@ def send(
         raise fail(str(exc)) from None
     if len(payload) >= PROGRESS_THRESHOLD and not as_json:
         track(api, msg_id, len(payload))
+    if as_json:
+        print_json({"id": msg_id})
+    else:
+        out.print(f"sent {msg_id}  (status: hyphal message status {msg_id})")
+
+
+def send_raw_file(
+    api: Client,
+    dst: dict[str, str],
+    path: Path,
+    topic: str | None,
+    params: dict[str, Any],
+    *,
+    wait: bool,
+    timeout: int,
+    as_json: bool,
+) -> None:
+    """POST a file as the raw body (application/octet-stream), streamed from disk."""
+    query = dict(params)
+    query["dst_ip" if "ip" in dst else "dst_pk"] = dst.get("ip") or dst["pk"]
+    if topic is not None:
+        query["topic"] = _b64(topic.encode())
+    if wait:
+        query["reply_timeout"] = timeout
+    try:
+        size = path.stat().st_size
+        handle = path.open("rb")
+    except OSError as exc:
+        raise fail(f"cannot read {path}: {exc.strerror}", 2) from None
+    try:
+        with handle:
+            response = api.request(
+                "POST",
+                "/messages",
+                params=query,
+                content=handle,
+                headers={"content-type": RAW, "accept": "application/json"},
+            )
+    except ApiError as exc:
+        if exc.status == 408:
+            raise fail(f"no reply within {timeout} s") from None
+        raise fail(str(exc)) from None
+    if wait:
+        if response.status_code == 200:
+            show_message(response.json(), as_json=as_json, raw=False)
+        else:
+            print_json(response.json()) if as_json else out.print(f"sent {response.json()['id']}")
+        return
+    msg_id = response.json()["id"]
+    if size >= PROGRESS_THRESHOLD and not as_json:
+        track(api, msg_id, size)
     if as_json:
         print_json({"id": msg_id})
     else:
@@ -146,24 +208,60 @@ def receive(
     params: dict[str, Any] = {"timeout": timeout, "peek": peek}
     if topic is not None:
         params["topic"] = _b64(topic.encode())
+    # With --msg-path the payload comes raw (Accept: application/octet-stream) and is streamed
+    # straight into the file; the metadata arrives in X-Hyphal-* headers.
     try:
-        response = Client(api_addr, timeout=timeout + 30).request("GET", "/messages", params=params)
+        client = Client(api_addr, timeout=timeout + 30)
+        if msg_path is not None:
+            message = receive_raw_to_file(client, params, msg_path)
+        else:
+            response = client.request("GET", "/messages", params=params)
+            message = response.json() if response.status_code == 200 else None
     except ApiError as exc:
         raise fail(str(exc)) from None
-    if response.status_code == 204:
+    if message is None:
         if not as_json:
             err.print("no message")
         raise typer.Exit(1)
-    message = response.json()
-    if msg_path is not None:
-        msg_path.write_bytes(base64.b64decode(message["payload"]))
     show_message(message, as_json=as_json, raw=raw, saved_to=msg_path)
+
+
+def receive_raw_to_file(
+    client: Client, params: dict[str, Any], path: Path
+) -> dict[str, Any] | None:
+    """GET the next message raw and write its payload to ``path``; its metadata as a dict shaped
+    like the JSON message (``payloadLen`` instead of ``payload``), or None for 204."""
+    response = client.request("GET", "/messages", params=params, headers={"accept": RAW})
+    if response.status_code == 204:
+        return None
+    if response.headers.get("content-type", "").split(";")[0] != RAW:
+        message: dict[str, Any] = response.json()  # a daemon without the raw path answered JSON
+        data = base64.b64decode(message["payload"])
+    else:
+        h = response.headers
+        data = response.content
+        message = {
+            "id": h.get("x-hyphal-message-id", ""),
+            "srcIp": h.get("x-hyphal-src-ip", ""),
+            "srcPk": h.get("x-hyphal-src-pk", ""),
+            "dstIp": h.get("x-hyphal-dst-ip", ""),
+            "dstPk": h.get("x-hyphal-dst-pk", ""),
+            "payloadLen": len(data),
+        }
+        if h.get("x-hyphal-topic"):
+            message["topic"] = h["x-hyphal-topic"]
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise fail(f"cannot write {path}: {exc.strerror}") from None
+    return message
 
 
 def show_message(
     message: dict[str, Any], *, as_json: bool, raw: bool, saved_to: Path | None = None
 ) -> None:
     payload = base64.b64decode(message.get("payload", ""))
+    size = message.get("payloadLen", len(payload))
     if as_json:
         print_json(message)
     elif raw:
@@ -179,7 +277,7 @@ def show_message(
         out.print(
             f"message {message['id']} from {message['srcIp']}"
             + (f" topic {topic!r}" if topic else "")
-            + f", {len(payload)} bytes"
+            + f", {size} bytes"
         )
         if saved_to is not None:
             out.print(f"saved to {saved_to}")

@@ -2,23 +2,38 @@
 
 Mount with ``app.include_router(messages_router(lambda: node.messages))``. Field names and
 status codes follow Mycelium's OpenAPI spec; hyphal additions are the optional ``deadline`` query
-parameter of ``POST /api/v1/messages`` (seconds, default 300, up to 30 days) and the ``reason``,
-``dstPk`` and ``reply`` fields of the status response. Every bad input is a 4xx with a JSON body
-``{"detail": "..."}``; bus limits map to 413 (message too large) and 429 (outbox full).
-Topics in paths may use the standard or the URL-safe base64 alphabet.
+parameter of ``POST /api/v1/messages`` (seconds, default 300, up to 30 days), the ``reason``,
+``dstPk`` and ``reply`` fields of the status response, and a raw-bytes path beside the JSON one:
+
+* ``POST /api/v1/messages`` with ``Content-Type: application/octet-stream`` takes the payload as
+  the raw request body and the destination / topic as query parameters (``dst_pk`` or ``dst_ip``,
+  ``topic`` in base64);
+* ``GET /api/v1/messages`` (and a ``reply_timeout`` POST) with ``Accept: application/octet-stream``
+  answers with the raw payload and the metadata in ``X-Hyphal-*`` response headers.
+
+Request bodies of the two POST routes are read here, not by FastAPI, so that an oversized body is
+refused with 413 from its ``Content-Length`` (or, for a chunked body, as soon as the running count
+passes the limit) before anything is buffered, parsed or base64-decoded. Schema violations raise
+``RequestValidationError`` (the daemon's handler answers 400 ``{"error": ...}``); every other bad
+input raises ``HTTPException``, which the daemon also answers as JSON ``{"error": "..."}``.
+Bus limits map to 413 (message too large) and 429 (outbox full). Topics in paths may use the
+standard or the URL-safe base64 alphabet. Base64 is decoded strictly (alphabet, length a multiple
+of four, at most two ``=``).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Callable
 from ipaddress import AddressValueError, IPv6Address, IPv6Network, ip_network
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Query, Response
+from fastapi import APIRouter, Body, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from hyphal.bus.core import BusError, MessageStatus
 from hyphal.bus.inbox import InboundMessage
@@ -28,6 +43,20 @@ from hyphal.identity import address_for_public_key
 
 MAX_TOPIC_B64 = 340
 PREFIX = "/api/v1/messages"
+#: Longest long poll (GET ``timeout``) and reply wait (POST ``reply_timeout``), in seconds.
+MAX_WAIT = 3600
+#: Room in a JSON send/reply body beyond the base64 payload: dst, topic, keys, whitespace.
+JSON_BODY_SLACK = 64 * 1024
+OCTET_STREAM = "application/octet-stream"
+
+# Raw-path response headers (GET with Accept: application/octet-stream).
+H_ID = "X-Hyphal-Message-Id"
+H_SRC_PK = "X-Hyphal-Src-Pk"
+H_SRC_IP = "X-Hyphal-Src-Ip"
+H_DST_PK = "X-Hyphal-Dst-Pk"
+H_DST_IP = "X-Hyphal-Dst-Ip"
+H_TOPIC = "X-Hyphal-Topic"
+H_REPLY = "X-Hyphal-Reply"
 
 
 class MessageDestination(BaseModel):
@@ -51,6 +80,18 @@ class PushMessageResponseId(BaseModel):
     id: str
 
 
+class InboundMessageModel(BaseModel):
+    """Mycelium's InboundMessage (``topic`` omitted when empty)."""
+
+    id: str
+    srcIp: str
+    srcPk: str
+    dstIp: str
+    dstPk: str
+    topic: str | None = None
+    payload: str
+
+
 class DefaultTopicAction(BaseModel):
     accept: bool
 
@@ -63,17 +104,98 @@ class TopicForwardSocketRequest(BaseModel):
     socket_path: str
 
 
+class ErrorBody(BaseModel):
+    """Every error answer: a JSON object with one ``error`` string."""
+
+    error: str
+
+
+_ERROR_TEXT = {
+    400: "malformed input (bad base64, hex, id, destination, topic, subnet, ...)",
+    404: "unknown destination, message id or topic",
+    408: "no reply in time",
+    409: "a reply to this id is still being sent",
+    413: "request body or message too large",
+    429: "outbox full; retry later",
+}
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: {"model": ErrorBody, "description": _ERROR_TEXT[code]} for code in codes}
+
+
+_DST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "exactly one of ip (overlay address) or pk (64 hex characters)",
+    "properties": {
+        "ip": {"type": "string", "description": "An overlay IP in the receiver's subnet"},
+        "pk": {"type": "string", "description": "Hex public key of the receiver"},
+    },
+}
+_PUSH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["dst", "payload"],
+    "properties": {
+        "dst": _DST_SCHEMA,
+        "topic": {"type": "string", "description": "Optional base64 topic (<= 255 bytes)"},
+        "payload": {"type": "string", "description": "Base64 payload"},
+    },
+}
+_REPLY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["payload"],
+    "properties": {
+        "dst": _DST_SCHEMA,
+        "topic": {"type": "string", "description": "Optional base64 topic (<= 255 bytes)"},
+        "payload": {"type": "string", "description": "Base64 payload"},
+    },
+}
+_RAW_SCHEMA: dict[str, Any] = {"type": "string", "format": "binary"}
+
+
+def _request_body(schema: dict[str, Any], raw: bool) -> dict[str, Any]:
+    content: dict[str, Any] = {"application/json": {"schema": schema}}
+    if raw:
+        content[OCTET_STREAM] = {"schema": _RAW_SCHEMA}
+    return {"requestBody": {"required": True, "content": content}}
+
+
+_RAW_HEADERS: dict[str, Any] = {
+    H_ID: {"description": "message id (16 hex)", "schema": {"type": "string"}},
+    H_SRC_PK: {"description": "sender's public key (hex)", "schema": {"type": "string"}},
+    H_SRC_IP: {"description": "sender's overlay address", "schema": {"type": "string"}},
+    H_DST_PK: {"description": "receiver's public key (hex)", "schema": {"type": "string"}},
+    H_DST_IP: {"description": "receiver's overlay address", "schema": {"type": "string"}},
+    H_TOPIC: {"description": "base64 topic (absent when empty)", "schema": {"type": "string"}},
+    H_REPLY: {"description": "1 when the message is a reply", "schema": {"type": "string"}},
+}
+
+
+def _message_content() -> dict[str, Any]:
+    return {
+        "application/json": {"schema": InboundMessageModel.model_json_schema()},
+        OCTET_STREAM: {"schema": _RAW_SCHEMA},
+    }
+
+
 def _bad(status: int, detail: str) -> HTTPException:
     return HTTPException(status_code=status, detail=detail)
 
 
+def _b64_strict(data: str | bytes, altchars: bytes | None = None) -> bytes:
+    """Strict base64: alphabet only, length a multiple of 4, at most two ``=`` of padding."""
+    if len(data) % 4 or data[-3:] in ("===", b"==="):
+        raise binascii.Error("bad length or excess padding")
+    return base64.b64decode(data, altchars=altchars, validate=True)
+
+
 def _b64(text: str, what: str) -> bytes:
     try:
-        return base64.b64decode(text, validate=True)
+        return _b64_strict(text)
     except (binascii.Error, ValueError):
         pass
     try:
-        return base64.b64decode(text.encode("ascii"), altchars=b"-_", validate=True)
+        return _b64_strict(text.encode("ascii"), altchars=b"-_")
     except (binascii.Error, ValueError, UnicodeEncodeError):
         raise _bad(400, f"{what} is not valid base64") from None
 
@@ -108,24 +230,24 @@ def _subnet(text: str) -> IPv6Network:
     return net
 
 
-def _destination(service: MessageService, dst: MessageDestination) -> bytes:
-    if (dst.ip is None) == (dst.pk is None):
-        raise _bad(400, "dst needs exactly one of ip or pk")
+def _destination(service: MessageService, ip: str | None, pk: str | None, what: str) -> bytes:
+    if (ip is None) == (pk is None):
+        raise _bad(400, f"{what} needs exactly one of ip or pk")
     try:
-        if dst.pk is not None:
+        if pk is not None:
             try:
-                pk = bytes.fromhex(dst.pk)
+                key = bytes.fromhex(pk)
             except ValueError:
-                raise _bad(400, "dst.pk is not hex") from None
-            if len(pk) != 32:
-                raise _bad(400, "dst.pk must be 64 hex characters")
-            return service.resolve_destination(pk=pk)
-        assert dst.ip is not None
+                raise _bad(400, f"{what}.pk is not hex") from None
+            if len(key) != 32:
+                raise _bad(400, f"{what}.pk must be 64 hex characters")
+            return service.resolve_destination(pk=key)
+        assert ip is not None
         try:
-            ip = IPv6Address(dst.ip)
+            address = IPv6Address(ip)
         except (AddressValueError, ValueError):
-            raise _bad(400, f"dst.ip is not an IPv6 address: {dst.ip!r}") from None
-        return service.resolve_destination(ip=ip)
+            raise _bad(400, f"{what}.ip is not an IPv6 address: {ip!r}") from None
+        return service.resolve_destination(ip=address)
     except BusError as exc:
         raise _bad(exc.status, str(exc)) from None
 
@@ -143,6 +265,48 @@ def message_json(message: InboundMessage) -> dict[str, Any]:
     if message.topic:
         out["topic"] = base64.b64encode(message.topic).decode()
     return out
+
+
+def message_headers(message: InboundMessage) -> dict[str, str]:
+    """The raw path's metadata headers of a message."""
+    headers = {
+        H_ID: message.msg_id.hex(),
+        H_SRC_PK: message.src_pk.hex(),
+        H_SRC_IP: str(address_for_public_key(message.src_pk)),
+        H_DST_PK: message.dst_pk.hex(),
+        H_DST_IP: str(address_for_public_key(message.dst_pk)),
+    }
+    if message.topic:
+        headers[H_TOPIC] = base64.b64encode(message.topic).decode()
+    if message.reply:
+        headers[H_REPLY] = "1"
+    return headers
+
+
+def _message_response(message: InboundMessage, raw: bool, status: int = 200) -> Response:
+    if raw:
+        return Response(
+            message.payload,
+            status_code=status,
+            media_type=OCTET_STREAM,
+            headers=message_headers(message),
+        )
+    # json.dumps of this flat dict is much cheaper than JSONResponse's generic path for big payloads.
+    return Response(
+        json.dumps(message_json(message), separators=(",", ":")).encode(),
+        status_code=status,
+        media_type="application/json",
+    )
+
+
+def _wants_raw(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return OCTET_STREAM in accept and "application/json" not in accept
+
+
+def _is_raw_body(request: Request) -> bool:
+    ctype = request.headers.get("content-type", "")
+    return ctype.split(";", 1)[0].strip().lower() == OCTET_STREAM
 
 
 def status_json(st: MessageStatus) -> dict[str, Any]:
@@ -164,59 +328,193 @@ def status_json(st: MessageStatus) -> dict[str, Any]:
     return out
 
 
+class BodyTooLarge(Exception):
+    """The request body is over the limit (by its Content-Length or by what has arrived)."""
+
+
+def _too_large(limit: int) -> Response:
+    # Connection: close makes the server drop the connection instead of reading (and
+    # discarding) the rest of a body that may be hundreds of megabytes.
+    return JSONResponse(
+        {"error": f"request body larger than {limit} bytes"},
+        status_code=413,
+        headers={"Connection": "close"},
+    )
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing (BodyTooLarge) as soon as it is known to exceed ``limit``.
+
+    The declared Content-Length is checked before a byte is read; a chunked body is counted as
+    it streams in, so at most ``limit`` bytes (plus one network read) are ever held.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise BodyTooLarge
+        except ValueError:
+            raise _bad(400, "bad Content-Length") from None
+    parts: list[bytes] = []
+    size = 0
+    async for part in request.stream():
+        if part:
+            size += len(part)
+            if size > limit:
+                raise BodyTooLarge
+            parts.append(part)
+    if len(parts) == 1:
+        return parts[0]
+    return b"".join(parts)
+
+
+def _parse_json(raw: bytes, model: type[PushMessageBody] | type[ReplyMessageBody]) -> Any:
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = []
+        for e in exc.errors(include_url=False):
+            errors.append(
+                {
+                    "type": e["type"],
+                    "loc": ("body", *e["loc"]),
+                    "msg": e["msg"],
+                    "input": None,
+                }
+            )
+        raise RequestValidationError(errors) from None
+
+
 def messages_router(get_service: Callable[[], MessageService]) -> APIRouter:
     """The message endpoints, calling ``get_service()`` on every request."""
     router = APIRouter(prefix=PREFIX, tags=["Message"])
 
-    @router.get("", responses={200: {"description": "a message"}, 204: {"description": "none"}})
+    def json_limit(service: MessageService) -> int:
+        return -(-service.core.limits.max_message_size // 3) * 4 + JSON_BODY_SLACK
+
+    @router.get(
+        "",
+        responses={
+            200: {
+                "description": "the oldest matching message (raw with Accept: application/octet-stream)",
+                "content": _message_content(),
+                "headers": _RAW_HEADERS,
+            },
+            204: {"description": "no message arrived in time"},
+            **_errors(400),
+        },
+        response_class=Response,
+    )
     async def pop_message(
+        request: Request,
         peek: bool = False,
-        timeout: Annotated[int, Query(ge=0, le=86400)] = 0,  # noqa: ASYNC109
-        topic: Annotated[str | None, Query(max_length=MAX_TOPIC_B64)] = None,
+        timeout: Annotated[  # noqa: ASYNC109
+            int, Query(ge=0, le=MAX_WAIT, description="long poll: seconds to wait")
+        ] = 0,
+        topic: Annotated[
+            str | None, Query(max_length=MAX_TOPIC_B64, description="base64 topic prefix")
+        ] = None,
     ) -> Response:
         service = get_service()
         prefix = _topic(topic) if topic is not None else None
         message = await service.pop(prefix, peek=peek, timeout=float(timeout))
         if message is None:
             return Response(status_code=204)
-        return JSONResponse(message_json(message))
+        return _message_response(message, _wants_raw(request))
 
     @router.post(
         "",
         status_code=201,
+        response_class=Response,
         responses={
-            200: {"description": "the reply arrived in time"},
-            201: {"model": PushMessageResponseId},
+            200: {
+                "description": "the reply arrived in time (raw with Accept: application/octet-stream)",
+                "content": _message_content(),
+                "headers": _RAW_HEADERS,
+            },
+            201: {"model": PushMessageResponseId, "description": "queued"},
             408: {"model": PushMessageResponseId, "description": "no reply in time"},
+            **_errors(400, 404, 413, 429),
         },
+        openapi_extra=_request_body(_PUSH_SCHEMA, raw=True),
     )
     async def push_message(
-        body: PushMessageBody,
-        reply_timeout: Annotated[int | None, Query(ge=0, le=86400)] = None,
-        deadline: Annotated[float | None, Query(gt=0, le=30 * 86400)] = None,
+        request: Request,
+        reply_timeout: Annotated[
+            int | None, Query(ge=0, le=MAX_WAIT, description="seconds to wait for the reply")
+        ] = None,
+        deadline: Annotated[
+            float | None,
+            Query(gt=0, le=30 * 86400, description="seconds the bus keeps trying (hyphal)"),
+        ] = None,
+        dst_pk: Annotated[
+            str | None, Query(description="raw body only: receiver's hex public key")
+        ] = None,
+        dst_ip: Annotated[
+            str | None, Query(description="raw body only: an overlay IP of the receiver")
+        ] = None,
+        topic: Annotated[
+            str | None, Query(description="raw body only: base64 topic (<= 255 bytes)")
+        ] = None,
     ) -> Response:
         service = get_service()
-        dst = _destination(service, body.dst)
-        topic = _topic(body.topic)
-        payload = _b64(body.payload, "payload")
+        if _is_raw_body(request):
+            dst = _destination(service, dst_ip, dst_pk, "dst")
+            topic_bytes = _topic(topic)
+            limit = service.core.limits.max_message_size
+            try:
+                payload = await read_body(request, limit)
+            except BodyTooLarge:
+                return _too_large(limit)
+        else:
+            limit = json_limit(service)
+            try:
+                raw = await read_body(request, limit)
+            except BodyTooLarge:
+                return _too_large(limit)
+            body: PushMessageBody = _parse_json(raw, PushMessageBody)
+            del raw
+            dst = _destination(service, body.dst.ip, body.dst.pk, "dst")
+            topic_bytes = _topic(body.topic)
+            payload = _b64(body.payload, "payload")
+            del body
         try:
             if reply_timeout is None:
-                msg_id = service.send(dst, payload, topic=topic, deadline=deadline)
-                return JSONResponse({"id": msg_id.hex()}, status_code=201)
+                msg_id = service.send(dst, payload, topic=topic_bytes, deadline=deadline)
+                return Response(
+                    b'{"id":"' + msg_id.hex().encode() + b'"}',
+                    status_code=201,
+                    media_type="application/json",
+                )
             msg_id, reply = await service.send_and_wait_reply(
-                dst, payload, float(reply_timeout), topic=topic, deadline=deadline
+                dst, payload, float(reply_timeout), topic=topic_bytes, deadline=deadline
             )
         except BusError as exc:
             raise _bad(exc.status, str(exc)) from None
         if reply is None:
             return JSONResponse({"id": msg_id.hex()}, status_code=408)
-        return JSONResponse(message_json(reply), status_code=200)
+        return _message_response(reply, _wants_raw(request))
 
-    @router.post("/reply/{msg_id}", status_code=204)
-    async def push_reply(msg_id: str, body: ReplyMessageBody) -> Response:
+    @router.post(
+        "/reply/{msg_id}",
+        status_code=204,
+        response_class=Response,
+        responses={204: {"description": "reply queued"}, **_errors(400, 404, 409, 413, 429)},
+        openapi_extra=_request_body(_REPLY_SCHEMA, raw=False),
+    )
+    async def push_reply(msg_id: str, request: Request) -> Response:
         service = get_service()
         mid = _msg_id(msg_id)
-        dst = _destination(service, body.dst) if body.dst is not None else None
+        limit = json_limit(service)
+        try:
+            raw = await read_body(request, limit)
+        except BodyTooLarge:
+            return _too_large(limit)
+        body: ReplyMessageBody = _parse_json(raw, ReplyMessageBody)
+        del raw
+        dst = (
+            _destination(service, body.dst.ip, body.dst.pk, "dst") if body.dst is not None else None
+        )
         topic = _topic(body.topic)
         payload = _b64(body.payload, "payload")
         try:
@@ -225,7 +523,7 @@ def messages_router(get_service: Callable[[], MessageService]) -> APIRouter:
             raise _bad(exc.status, str(exc)) from None
         return Response(status_code=204)
 
-    @router.get("/status/{msg_id}")
+    @router.get("/status/{msg_id}", responses=_errors(400, 404))
     async def message_status(msg_id: str) -> dict[str, Any]:
         st = get_service().status(_msg_id(msg_id))
         if st is None:
@@ -236,7 +534,13 @@ def messages_router(get_service: Callable[[], MessageService]) -> APIRouter:
     async def get_default_action() -> DefaultTopicAction:
         return DefaultTopicAction(accept=get_service().get_default_accept())
 
-    @router.put("/topics/default", status_code=204, tags=["Topic"])
+    @router.put(
+        "/topics/default",
+        status_code=204,
+        tags=["Topic"],
+        response_class=Response,
+        responses={204: {"description": "set"}, **_errors(400)},
+    )
     async def set_default_action(body: DefaultTopicAction) -> Response:
         get_service().set_default_accept(body.accept)
         return Response(status_code=204)
@@ -245,7 +549,13 @@ def messages_router(get_service: Callable[[], MessageService]) -> APIRouter:
     async def get_topics() -> list[str]:
         return [base64.b64encode(t).decode() for t in get_service().topics.topics()]
 
-    @router.post("/topics", status_code=201, tags=["Topic"])
+    @router.post(
+        "/topics",
+        status_code=201,
+        tags=["Topic"],
+        response_class=Response,
+        responses={201: {"description": "topic added (empty body)"}, **_errors(400)},
+    )
     async def add_topic(body: Annotated[str | list[int], Body()]) -> Response:
         if isinstance(body, str):
             topic = _topic(body)
@@ -256,19 +566,31 @@ def messages_router(get_service: Callable[[], MessageService]) -> APIRouter:
         get_service().topics.add_topic(topic)
         return Response(status_code=201)
 
-    @router.delete("/topics/{topic}", status_code=204, tags=["Topic"])
+    @router.delete(
+        "/topics/{topic}",
+        status_code=204,
+        tags=["Topic"],
+        response_class=Response,
+        responses={204: {"description": "removed"}, **_errors(400)},
+    )
     async def remove_topic(topic: str) -> Response:
         get_service().topics.remove_topic(_topic(topic))
         return Response(status_code=204)
 
-    @router.get("/topics/{topic}/sources", tags=["Topic"])
+    @router.get("/topics/{topic}/sources", tags=["Topic"], responses=_errors(400, 404))
     async def get_sources(topic: str) -> list[str]:
         try:
             return [str(n) for n in get_service().topics.sources(_topic(topic))]
         except TopicError as exc:
             raise _bad(404, str(exc)) from None
 
-    @router.post("/topics/{topic}/sources", status_code=204, tags=["Topic"])
+    @router.post(
+        "/topics/{topic}/sources",
+        status_code=204,
+        tags=["Topic"],
+        response_class=Response,
+        responses={204: {"description": "added"}, **_errors(400, 404)},
+    )
     async def add_source(topic: str, body: TopicSourceRequest) -> Response:
         try:
             get_service().topics.add_source(_topic(topic), _subnet(body.subnet))
@@ -276,7 +598,13 @@ def messages_router(get_service: Callable[[], MessageService]) -> APIRouter:
             raise _bad(404, str(exc)) from None
         return Response(status_code=204)
 
-    @router.delete("/topics/{topic}/sources/{subnet:path}", status_code=204, tags=["Topic"])
+    @router.delete(
+        "/topics/{topic}/sources/{subnet:path}",
+        status_code=204,
+        tags=["Topic"],
+        response_class=Response,
+        responses={204: {"description": "removed"}, **_errors(400, 404)},
+    )
     async def remove_source(topic: str, subnet: str) -> Response:
         try:
             get_service().topics.remove_source(_topic(topic), _subnet(subnet))
@@ -284,14 +612,20 @@ def messages_router(get_service: Callable[[], MessageService]) -> APIRouter:
             raise _bad(404, str(exc)) from None
         return Response(status_code=204)
 
-    @router.get("/topics/{topic}/forward", tags=["Topic"])
+    @router.get("/topics/{topic}/forward", tags=["Topic"], responses=_errors(400, 404))
     async def get_forward(topic: str) -> str | None:
         try:
             return get_service().topics.forward_socket(_topic(topic))
         except TopicError as exc:
             raise _bad(404, str(exc)) from None
 
-    @router.put("/topics/{topic}/forward", status_code=204, tags=["Topic"])
+    @router.put(
+        "/topics/{topic}/forward",
+        status_code=204,
+        tags=["Topic"],
+        response_class=Response,
+        responses={204: {"description": "set"}, **_errors(400, 404)},
+    )
     async def set_forward(topic: str, body: TopicForwardSocketRequest) -> Response:
         if not body.socket_path or "\0" in body.socket_path:
             raise _bad(400, "socket_path must be a non-empty path")
@@ -301,7 +635,13 @@ def messages_router(get_service: Callable[[], MessageService]) -> APIRouter:
             raise _bad(404, str(exc)) from None
         return Response(status_code=204)
 
-    @router.delete("/topics/{topic}/forward", status_code=204, tags=["Topic"])
+    @router.delete(
+        "/topics/{topic}/forward",
+        status_code=204,
+        tags=["Topic"],
+        response_class=Response,
+        responses={204: {"description": "removed"}, **_errors(400, 404)},
+    )
     async def remove_forward(topic: str) -> Response:
         try:
             get_service().topics.set_forward_socket(_topic(topic), None)

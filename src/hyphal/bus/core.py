@@ -92,6 +92,16 @@ class Limits:
     max_deadline: float = 30 * 86400.0
 
 
+#: Messages at least this large are hashed with BLAKE3's multithreaded mode.
+PARALLEL_HASH_MIN = 1 << 20
+
+
+def _digest(data: bytes) -> bytes:
+    if len(data) >= PARALLEL_HASH_MIN:
+        return blake3(data, max_threads=blake3.AUTO).digest()
+    return blake3(data).digest()
+
+
 class BusError(Exception):
     """A request the core refuses; ``status`` is the HTTP status the API maps it to."""
 
@@ -269,6 +279,9 @@ class MessageCore:
         self._done: OrderedDict[OutKey, _Out] = OrderedDict()
         self._queued: dict[bytes, deque[OutKey]] = {}
         self._active_per_dst: dict[bytes, int] = {}
+        # Activated (pending or sending) transfers per destination: at most
+        # max_active_per_destination each, so pumping a peer never scans the whole outbox.
+        self._active_by_dst: dict[bytes, dict[OutKey, _Out]] = {}
         self._peer_inflight: dict[bytes, int] = {}
         self.outbox_bytes = 0
         self._in: dict[InKey, _In] = {}
@@ -462,7 +475,7 @@ class MessageCore:
             dst=dst,
             topic=topic,
             payload=payload,
-            digest=blake3(payload).digest(),
+            digest=_digest(payload),
             total=len(payload),
             chunk_size=chunk_size,
             count=chunk_count(len(payload), chunk_size),
@@ -486,6 +499,7 @@ class MessageCore:
 
     def _activate(self, t: _Out, now: float, actions: list[Action]) -> None:
         self._active_per_dst[t.dst] = self._active_per_dst.get(t.dst, 0) + 1
+        self._active_by_dst.setdefault(t.dst, {})[t.key] = t
         t.state = PENDING
         self._send_init(t, now, actions)
         self._schedule_out(t)
@@ -579,8 +593,11 @@ class MessageCore:
                 t.rto_at = now + t.rtt.rto
 
     def _pump_peer(self, dst: bytes, now: float, actions: list[Action]) -> None:
-        for t in list(self._out.values()):
-            if t.dst == dst and t.state == SENDING:
+        active = self._active_by_dst.get(dst)
+        if not active:
+            return
+        for t in list(active.values()):
+            if t.state == SENDING:
                 self._pump(t, now, actions)
                 self._schedule_out(t)
 
@@ -614,6 +631,11 @@ class MessageCore:
             if queue is not None and t.key in queue:
                 queue.remove(t.key)
         if was_active:
+            active = self._active_by_dst.get(t.dst)
+            if active is not None:
+                active.pop(t.key, None)
+                if not active:
+                    del self._active_by_dst[t.dst]
             left = self._active_per_dst.get(t.dst, 1) - 1
             if left > 0:
                 self._active_per_dst[t.dst] = left
@@ -859,7 +881,7 @@ class MessageCore:
             self._schedule_in(r)
 
     def _accept_chunk(
-        self, r: _In, index: int, data: bytes, now: float, actions: list[Action]
+        self, r: _In, index: int, data: bytes | memoryview, now: float, actions: list[Action]
     ) -> None:
         if not r.reasm.valid(index, len(data)):
             self.stats["ignored"] += 1
@@ -891,7 +913,7 @@ class MessageCore:
         src, msg_id, reply = r.key
         payload = r.reasm.data()
         self._drop_in(r)
-        if len(payload) != r.reasm.total or blake3(payload).digest() != r.digest:
+        if len(payload) != r.reasm.total or _digest(payload) != r.digest:
             self._send(actions, src, wire.Abort(msg_id, reply, AbortReason.INTEGRITY))
             return
         self._completed[r.key] = False
@@ -932,12 +954,21 @@ class MessageCore:
         newest: tuple[int, float, bool] | None = None
         limit = t.next_new
         cum = min(p.cumulative, limit)
-        for index in range(t.acked_cum, cum):
-            newest = self._ack_chunk(t, index, newest)
-        t.acked_cum = max(t.acked_cum, cum)
-        for start, end in p.ranges:
-            for index in range(start, min(end, limit)):
+        acked = t.acked
+        # Only chunks not yet acknowledged are visited (bytearray.find skips the rest in C), so
+        # an ACK costs O(newly acknowledged chunks), however many SACK ranges it repeats.
+        if cum > t.acked_cum:
+            index = acked.find(0, t.acked_cum, cum)
+            while index >= 0:
                 newest = self._ack_chunk(t, index, newest)
+                index = acked.find(0, index + 1, cum)
+            t.acked_cum = cum
+        for start, end in p.ranges:
+            end = min(end, limit)
+            index = acked.find(0, start, end) if start < end else -1
+            while index >= 0:
+                newest = self._ack_chunk(t, index, newest)
+                index = acked.find(0, index + 1, end)
         if newest is not None:
             seq, sent_at, retransmitted = newest
             if not retransmitted:

@@ -36,6 +36,7 @@ from hyphal.bus.core import (
 from hyphal.bus.inbox import InboundMessage
 from hyphal.bus.store import MessageStore
 from hyphal.bus.topics import TopicTable
+from hyphal.identity import is_usable_public_key
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ class MessageService:
         self._reply_waiters: dict[bytes, list[asyncio.Future[InboundMessage]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
+        self._send_failures_logged: set[bytes] = set()
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -137,8 +139,8 @@ class MessageService:
             if isinstance(action, SendPacket):
                 try:
                     self._send_packet(action.dst, action.body)
-                except Exception:  # pragma: no cover - the node's callback failed: loss
-                    log.exception("send_packet failed")
+                except Exception as exc:
+                    self._send_failed(action.dst, exc)
             elif isinstance(action, MessageArrived):
                 waiters, self._inbox_waiters = self._inbox_waiters, set()
                 for fut in waiters:
@@ -157,6 +159,23 @@ class MessageService:
                 task.add_done_callback(self._tasks.discard)
         self._kick.set()
 
+    def _send_failed(self, dst: bytes, exc: Exception) -> None:
+        """``send_packet`` raised instead of returning False: treat it as loss, like False.
+
+        One log line (no traceback) per destination, not one per retransmission.
+        """
+        if dst in self._send_failures_logged:
+            return
+        if len(self._send_failures_logged) >= 1024:
+            self._send_failures_logged.clear()
+        self._send_failures_logged.add(dst)
+        log.warning(
+            "cannot send bus packets to %s (%s: %s); treating them as lost",
+            dst.hex()[:16],
+            type(exc).__name__,
+            exc,
+        )
+
     # ------------------------------------------------------------------ node side
     def handle_packet(self, src_public_key: bytes, body: bytes) -> None:
         """Feed one arriving KIND_BUS packet body from the authenticated ``src_public_key``."""
@@ -170,6 +189,8 @@ class MessageService:
         if pk is not None:
             if len(pk) != 32:
                 raise BusError("a public key has 32 bytes")
+            if not is_usable_public_key(pk):
+                raise BusError("dst.pk is not a usable X25519 public key (low-order point)")
             return pk
         if ip is None:
             raise BusError("destination needs an ip or a pk")

@@ -84,7 +84,7 @@ class Chunk:
     msg_id: bytes
     reply: bool
     index: int
-    data: bytes
+    data: bytes | memoryview  # decode() gives a read-only view into the packet (no copy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +184,19 @@ def encode(packet: BusPacket) -> bytes:
 def decode(data: bytes | bytearray | memoryview) -> BusPacket:
     """Parse one bus packet; raise DecodeError (only) when it is malformed."""
     buf = bytes(data)
+    if len(buf) > HEADER_SIZE and buf[1] == PacketType.CHUNK and not buf[2] & ~FLAG_REPLY:
+        # Fast path for the bulk of the traffic: the data is a view, not two slice copies.
+        if buf[0] != VERSION:
+            raise DecodeError(f"unknown bus packet version {buf[0]}")
+        if len(buf) <= HEADER_SIZE + _U32.size:
+            raise DecodeError("CHUNK without data")
+        (index,) = _U32.unpack_from(buf, HEADER_SIZE)
+        return Chunk(
+            buf[3:HEADER_SIZE],
+            bool(buf[2] & FLAG_REPLY),
+            index,
+            memoryview(buf)[HEADER_SIZE + _U32.size :],
+        )
     if len(buf) < HEADER_SIZE:
         raise DecodeError(f"bus packet of {len(buf)} bytes is shorter than the header")
     version, ptype, flags, msg_id = _HEADER.unpack_from(buf, 0)

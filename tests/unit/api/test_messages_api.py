@@ -13,7 +13,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from hyphal.api.errors import install_error_handlers
 from hyphal.api.messages import messages_router
+from hyphal.bus.core import Limits
 from hyphal.bus.service import MessageService
 from hyphal.identity import NodeIdentity, address_for_public_key, subnet_for_public_key
 
@@ -274,3 +276,147 @@ async def test_forward_socket_answers_as_reply(nodes: tuple[Node, Node], tmp_pat
     finally:
         server.close()
         os.unlink(path)
+
+
+async def test_raw_octet_stream_send_and_receive(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    payload = os.urandom(300_000)
+    r = await a.client.post(
+        "/api/v1/messages",
+        params={"dst_pk": b.pk.hex(), "topic": b64(b"raw")},
+        content=payload,
+        headers={"content-type": "application/octet-stream"},
+    )
+    assert r.status_code == 201, r.text
+    msg_id = r.json()["id"]
+    r = await b.client.get(
+        "/api/v1/messages", params={"timeout": 5}, headers={"accept": "application/octet-stream"}
+    )
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/octet-stream"
+    assert r.content == payload
+    assert r.headers["x-hyphal-message-id"] == msg_id
+    assert r.headers["x-hyphal-src-pk"] == a.pk.hex()
+    assert r.headers["x-hyphal-src-ip"] == str(address_for_public_key(a.pk))
+    assert base64.b64decode(r.headers["x-hyphal-topic"]) == b"raw"
+    # by IP, streamed (chunked) body, no topic
+    ip = str(address_for_public_key(b.pk))
+
+    async def parts() -> AsyncIterator[bytes]:
+        for _ in range(3):
+            yield b"abc"
+
+    r = await a.client.post(
+        "/api/v1/messages",
+        params={"dst_ip": ip},
+        content=parts(),
+        headers={"content-type": "application/octet-stream"},
+    )
+    assert r.status_code == 201, r.text
+    r = await b.client.get(
+        "/api/v1/messages", params={"timeout": 5}, headers={"accept": "application/octet-stream"}
+    )
+    assert r.content == b"abc" * 3 and "x-hyphal-topic" not in r.headers
+    # raw path errors: no destination, both, bad topic
+    for params in ({}, {"dst_pk": b.pk.hex(), "dst_ip": ip}, {"dst_pk": b.pk.hex(), "topic": "%"}):
+        r = await a.client.post(
+            "/api/v1/messages",
+            params=params,
+            content=b"x",
+            headers={"content-type": "application/octet-stream"},
+        )
+        assert r.status_code == 400, (params, r.text)
+
+
+async def test_strict_base64_and_unusable_keys_rejected(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    dst = {"pk": b.pk.hex()}
+    for payload in ("QUJD====", "QUJD=", "QUI", "QU JD", "QUJD\n"):
+        r = await a.client.post("/api/v1/messages", json={"dst": dst, "payload": payload})
+        assert r.status_code == 400, (payload, r.text)
+    r = await a.client.post("/api/v1/messages", json={"dst": dst, "payload": "QUI="})
+    assert r.status_code == 201
+    for key in (
+        "00" * 32,
+        "01" + "00" * 31,
+        "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+    ):
+        for url in ("/api/v1/messages", f"/api/v1/messages/reply/{'00' * 8}"):
+            r = await a.client.post(url, json={"dst": {"pk": key}, "payload": "aGk="})
+            assert r.status_code == 400, (key, url, r.text)
+        r = await a.client.post(
+            "/api/v1/messages",
+            params={"dst_pk": key},
+            content=b"x",
+            headers={"content-type": "application/octet-stream"},
+        )
+        assert r.status_code == 400
+
+
+async def test_long_poll_caps(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    r = await b.client.get("/api/v1/messages", params={"timeout": 3601})
+    assert r.status_code == 422
+    r = await a.client.post(
+        "/api/v1/messages",
+        params={"reply_timeout": 3601},
+        json={"dst": {"pk": b.pk.hex()}, "payload": b64(b"x")},
+    )
+    assert r.status_code == 422
+
+
+async def test_body_limit_refuses_before_reading() -> None:
+    service = MessageService(
+        NodeIdentity.generate().public_key,
+        lambda dst, body: True,
+        lambda ip: None,
+        limits=Limits(max_message_size=1000),
+    )
+    await service.start()
+    app = FastAPI()
+    install_error_handlers(app)
+    app.include_router(messages_router(lambda: service))
+    pk = NodeIdentity.generate().public_key.hex()
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as client:
+        # within the limit: fine
+        r = await client.post(
+            "/api/v1/messages", json={"dst": {"pk": pk}, "payload": b64(bytes(1000))}
+        )
+        assert r.status_code == 201
+        # the message is too large but the body within the JSON allowance: the bus says 413
+        r = await client.post(
+            "/api/v1/messages", json={"dst": {"pk": pk}, "payload": b64(bytes(1001))}
+        )
+        assert r.status_code == 413 and "error" in r.json()
+        read = 0
+
+        async def huge() -> AsyncIterator[bytes]:
+            nonlocal read
+            for _ in range(10_000):
+                read += 1
+                yield b"A" * 1000
+
+        # chunked body (no Content-Length): refused once the count passes the limit
+        r = await client.post(
+            "/api/v1/messages",
+            content=huge(),
+            headers={"content-type": "application/octet-stream"},
+            params={"dst_pk": pk},
+        )
+        assert r.status_code == 413 and "error" in r.json()
+        assert read < 10
+        r = await client.post(
+            "/api/v1/messages/reply/0011223344556677",
+            content=b"[" + b" " * 100_000 + b"]",
+            headers={"content-type": "application/json"},
+        )
+        assert r.status_code == 413
+        r = await client.post(
+            "/api/v1/messages",
+            content=b'{"dst": {"pk": "' + pk.encode() + b'"}}',
+            headers={"content-type": "application/json"},
+        )
+        assert r.status_code == 400 and "body.payload" in r.json()["error"]
+    await service.close()
