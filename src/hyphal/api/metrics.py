@@ -88,7 +88,9 @@ class NodeCollector(Collector):
         yield events
 
         if node.messages is not None:
-            messages = GaugeMetricFamily("hyphal_message_bus", "Message bus state.", labels=["what"])
+            messages = GaugeMetricFamily(
+                "hyphal_message_bus", "Message bus state.", labels=["what"]
+            )
             for what, value in node.messages.core.memory_usage().items():
                 messages.add_metric([what], value)
             yield messages
