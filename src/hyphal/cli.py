@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +19,7 @@ from hyphal.cli_common import (
     destination_body,
     err,
     fail,
+    fetch,
     out,
     print_json,
 )
@@ -214,10 +216,7 @@ def generate_keys(
 @peers_app.command("list")
 def peers_list(api_addr: ApiAddr = default_api_addr(), as_json: JsonFlag = False) -> None:
     """Show peers with their state, traffic and measured RTT."""
-    try:
-        rows = client(api_addr).get("/admin/peers")
-    except ApiError as exc:
-        raise fail(str(exc)) from None
+    rows = fetch(api_addr, "/admin/peers")
     if as_json:
         print_json(rows)
         return
@@ -243,17 +242,9 @@ def peers_add(
     api_addr: ApiAddr = default_api_addr(),
 ) -> None:
     """Add static peers to the running daemon."""
-    api = client(api_addr)
-    failed = False
-    for endpoint in endpoints:
-        try:
-            api.post("/admin/peers", {"endpoint": endpoint})
-            out.print(f"added {endpoint}")
-        except ApiError as exc:
-            failed = True
-            err.print(f"[red]{endpoint}:[/] {exc}")
-    if failed:
-        raise typer.Exit(1)
+    for_each_endpoint(
+        api_addr, endpoints, lambda api, ep: api.post("/admin/peers", {"endpoint": ep}), "added"
+    )
 
 
 @peers_app.command("remove")
@@ -262,12 +253,24 @@ def peers_remove(
     api_addr: ApiAddr = default_api_addr(),
 ) -> None:
     """Remove static peers (and close their links)."""
+    for_each_endpoint(
+        api_addr,
+        endpoints,
+        lambda api, ep: api.delete(f"/admin/peers/{Client.quote(ep)}"),
+        "removed",
+    )
+
+
+def for_each_endpoint(
+    api_addr: str, endpoints: list[str], act: Callable[[Client, str], object], done: str
+) -> None:
+    """Apply one API call per endpoint, report each, and exit 1 if any failed."""
     api = client(api_addr)
     failed = False
     for endpoint in endpoints:
         try:
-            api.delete(f"/admin/peers/{Client.quote(endpoint)}")
-            out.print(f"removed {endpoint}")
+            act(api, endpoint)
+            out.print(f"{done} {endpoint}")
         except ApiError as exc:
             failed = True
             err.print(f"[red]{endpoint}:[/] {exc}")
@@ -279,10 +282,7 @@ def peers_remove(
 
 
 def _routes(kind: str, api_addr: str, as_json: bool) -> None:
-    try:
-        rows = client(api_addr).get(f"/admin/routes/{kind}")
-    except ApiError as exc:
-        raise fail(str(exc)) from None
+    rows = fetch(api_addr, f"/admin/routes/{kind}")
     if as_json:
         print_json(rows)
         return
@@ -380,10 +380,7 @@ def ping(
 @app.command()
 def stats(api_addr: ApiAddr = default_api_addr(), as_json: JsonFlag = False) -> None:
     """Packets and bytes per peer and direction, and drops by reason."""
-    try:
-        report = client(api_addr).get("/admin/stats/packets")
-    except ApiError as exc:
-        raise fail(str(exc)) from None
+    report = fetch(api_addr, "/admin/stats/packets")
     if as_json:
         print_json(report)
         return

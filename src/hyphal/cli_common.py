@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from hyphal.client import Client
+from hyphal.client import ApiError, Client
 from hyphal.identity import IdentityError, parse_public_key
 
 out = Console()
@@ -37,6 +37,14 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 def client(api_addr: str) -> Client:
     return Client(api_addr)
+
+
+def fetch(api_addr: str, path: str) -> Any:
+    """GET an API path and return its JSON, or exit with the daemon's error."""
+    try:
+        return Client(api_addr).get(path)
+    except ApiError as exc:
+        raise fail(str(exc)) from None
 
 
 def print_json(value: Any) -> None:

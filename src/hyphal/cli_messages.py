@@ -17,7 +17,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from hyphal.cli_common import ApiAddr, JsonFlag, destination_body, err, fail, out, print_json
+from hyphal.cli_common import ApiAddr, JsonFlag, destination_body, err, fail, fetch, out, print_json
 from hyphal.client import ApiError, Client, default_api_addr
 
 message_app = typer.Typer(help="Send and receive messages through the mesh.", no_args_is_help=True)
@@ -292,10 +292,7 @@ def status(
     as_json: JsonFlag = False,
 ) -> None:
     """Delivery status of a message this node sent."""
-    try:
-        info = Client(api_addr).get(f"/messages/status/{Client.quote(msg_id)}")
-    except ApiError as exc:
-        raise fail(str(exc)) from None
+    info = fetch(api_addr, f"/messages/status/{Client.quote(msg_id)}")
     if as_json:
         print_json(info)
         return
