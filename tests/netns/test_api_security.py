@@ -42,3 +42,5 @@ def test_api_beyond_loopback_requires_the_token_and_metrics_are_served(
     )
     metrics = a.exec(["curl", "-s", "http://127.0.0.1:9100/metrics"]).stdout
     assert "hyphal_peer_rtt_seconds{" in metrics and "hyphal_routes_selected 1.0" in metrics
+    assert 'hyphal_message_bus{what="inbox_count"} 0.0' in metrics
+    assert 'hyphal_message_bus_events_total{event="retransmits"}' in metrics

@@ -94,6 +94,12 @@ class NodeCollector(Collector):
             for what, value in node.messages.core.memory_usage().items():
                 messages.add_metric([what], value)
             yield messages
+            bus_events = CounterMetricFamily(
+                "hyphal_message_bus_events", "Message bus event counters.", labels=["event"]
+            )
+            for event, count in node.messages.core.stats.items():
+                bus_events.add_metric([event], count)
+            yield bus_events
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
