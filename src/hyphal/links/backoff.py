@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 class Backoff:
     """Delay before the next dial attempt: random in [base/2, min(cap, base * 2**failures)]."""
 
-    base: float = 0.5
+    base: float = 0.25
     cap: float = 30.0
     failures: int = 0
     rng: random.Random = field(default_factory=random.Random)
