@@ -78,10 +78,15 @@ class RoutingParams:
     # --- seqno requests ---------------------------------------------------------------------
     # Hop count a new seqno request starts with (RFC 8966 suggests 64); forwarded while > 1.
     seqno_request_hops: int = 64
-    # The same request (prefix, router id, seqno) is not re-sent to a peer within this time.
+    # The same request (prefix, router id, seqno) is not re-sent to a peer within this time; a
+    # node still starved for a prefix re-sends it this often (a request lost on a link that died
+    # silently would otherwise never be answered), at most seqno_request_retries times.
     seqno_request_resend: float = 1.0
+    seqno_request_retries: int = 3
     # A received request for the same (prefix, router id, seqno) is handled once per this time.
-    seqno_request_dedupe: float = 3.0
+    # It only merges copies arriving over several paths at once, so it is shorter than
+    # seqno_request_resend: a retry must get through the relays that forwarded the lost copy.
+    seqno_request_dedupe: float = 0.5
     # The origin's seqno bumps are rate-limited by a token bucket: one token per
     # seqno_bump_min_interval, at most seqno_bump_burst saved up. A bump is re-signed and floods
     # the network, so a sustained stream of requests costs at most one flood a second, while a few
@@ -109,6 +114,10 @@ class RoutingParams:
             raise ValueError("cost_floor must be at least 1 so every hop costs something")
         if self.seqno_bump_burst < 1 or self.seqno_bump_min_interval <= 0:
             raise ValueError("seqno bumps need a positive interval and a burst of at least 1")
+        if not 0 < self.seqno_request_dedupe < self.seqno_request_resend:
+            raise ValueError("seqno_request_dedupe must be shorter than seqno_request_resend")
+        if self.seqno_request_retries < 0:
+            raise ValueError("seqno_request_retries cannot be negative")
         if self.max_payload_size < 256:
             raise ValueError("max_payload_size must hold at least one update")
         if self.source_gc_time <= self.route_expiry_factor * self.max_advertised_interval:

@@ -36,6 +36,7 @@ from hyphal.wire.control import (
 
 _ROUTE_EXPIRY = 0
 _HOLD_EXPIRY = 1
+_SEQNO_RETRY = 2
 _MIN_ROUTE_INTERVAL = 1.0  # a route lives at least route_expiry_factor seconds
 
 _COUNTERS = (
@@ -44,7 +45,8 @@ _COUNTERS = (
     "updates_accepted", "updates_unfeasible", "updates_own_prefix", "updates_rejected_prefix",
     "updates_rejected_key", "updates_rejected_signature", "updates_rejected_table_full",
     "retractions_sent", "retractions_received", "seqno_requests_sent", "seqno_requests_received",
-    "seqno_requests_forwarded", "seqno_requests_deduped", "seqno_bumps", "neighbours_up",
+    "seqno_requests_forwarded", "seqno_requests_deduped", "seqno_request_retries", "seqno_bumps",
+    "neighbours_up",
     "neighbours_down", "neighbours_dead", "route_switches", "routes_lost", "routes_expired",
     "signature_verifications", "full_dumps",
 )
@@ -101,6 +103,7 @@ class Router:
         self._next_sweep = now + params.source_sweep_interval
         self._req_sent: dict[tuple[int, bytes, bytes, int], float] = {}
         self._req_seen: dict[tuple[bytes, bytes, int], float] = {}
+        self._retries: dict[bytes, int] = {}  # starved prefix -> seqno request re-sends left
         # Output collected during one call.
         self._pending: dict[bytes, None] = {}
         self._out: dict[int, list[bytes]] = {}
@@ -378,6 +381,9 @@ class Router:
                 if entry.advertised_metric < INFINITY:
                     self._pending[prefix] = None
                 self._request_starved(entry, now)
+                if entry.routes and self.params.seqno_request_retries:
+                    self._retries[prefix] = self.params.seqno_request_retries
+                    self._push(now + self.params.seqno_request_resend, _SEQNO_RETRY, prefix, None)
             elif not entry.routes and entry.hold_until <= now:
                 del self._table[prefix]
             return
@@ -569,11 +575,22 @@ class Router:
                 items.append((route.expires, next(self._heap_seq), _ROUTE_EXPIRY, prefix, route))
             if entry.hold_until > 0:
                 items.append((entry.hold_until, next(self._heap_seq), _HOLD_EXPIRY, prefix, None))
+        items += [item for item in self._heap if item[2] == _SEQNO_RETRY]  # at most one per prefix
         heapq.heapify(items)
         self._heap = items
 
     def _on_heap_item(self, kind: int, prefix: bytes, route: Route | None, now: float) -> None:
         entry = self._table.get(prefix)
+        if kind == _SEQNO_RETRY:
+            left = self._retries.pop(prefix, 0)
+            if entry is None or entry.selected is not None or left <= 0:
+                return  # answered (or forgotten) meanwhile
+            self.counters["seqno_request_retries"] += 1
+            self._request_starved(entry, now)
+            if left > 1:
+                self._retries[prefix] = left - 1
+                self._push(now + self.params.seqno_request_resend, _SEQNO_RETRY, prefix, None)
+            return
         if entry is None:
             return
         if kind == _HOLD_EXPIRY:
