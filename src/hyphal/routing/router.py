@@ -182,7 +182,7 @@ class Router:
     def on_timer(self, now: float) -> list[Action]:
         params = self.params
         for nb in list(self._neighbours.values()):
-            if now - nb.last_heard >= params.dead_interval:
+            if now >= nb.last_heard + params.dead_interval:  # same expression as next_deadline
                 self.counters["neighbours_dead"] += 1
                 self._dead.append(NeighbourDead(nb.peer))
                 self._drop_neighbour(nb.peer, now)
