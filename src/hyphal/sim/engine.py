@@ -1,0 +1,435 @@
+"""Discrete-event engine: real ``hyphal.routing.Router`` objects on simulated links and a simulated clock.
+
+Events live in one priority queue ordered by (time, insertion order), so a run is a pure
+function of the topology, the parameters and the seed. Three kinds of event exist:
+
+* delivery of a control payload (the exact bytes a router returned in ``SendControl``) at the far
+  end of a link, after serialisation, latency and jitter (see :mod:`hyphal.sim.links`);
+* a router timer: after every call into a router the engine reads ``next_deadline()`` and, if it
+  differs from the pending one, pushes a new timer event; an event whose time no longer matches
+  the node's pending deadline is stale and skipped (lazy rescheduling);
+* a callback (link connects, scenario actions, metric samples).
+
+The engine plays the link layer's part and nothing more: it assigns peer ids per link end, calls
+``neighbour_up`` when a connection is made, and on ``NeighbourDead`` closes that end
+(``neighbour_down``), tells the far end (if it is alive and the link works, one latency later, as
+a TCP FIN would), and redials while the link and both nodes are up. A silently failed link or
+node simply stops carrying traffic; routers must notice through missing hellos.
+
+Signature checks go through one process-wide memo (:class:`MemoVerifier`): a verification is a
+pure function of (public key, message, signature), so sharing the results between routers
+changes no routing decision, only the wall-clock time.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from hyphal.crypto.signing import XEdDSASigner, XEdDSAVerifier
+from hyphal.identity import NodeIdentity, prefix64_for_public_key
+from hyphal.routing.params import DEFAULT_PARAMS, RoutingParams
+from hyphal.routing.router import Router
+from hyphal.routing.types import NeighbourDead, SendControl
+from hyphal.sim.links import DEFAULT_BANDWIDTH_BPS, FRAMING_OVERHEAD, SimLink
+from hyphal.sim.topologies import Topology
+
+_DELIVER = 0
+_TIMER = 1
+_CALL = 2
+
+CONNECT_RTTS = 1.5
+"""A new link needs TCP's handshake plus the Noise XX handshake: about 1.5 round trips."""
+REDIAL_DELAY_S = 1.0
+"""Back-off before a link whose connection was closed is dialled again."""
+INF = float("inf")
+
+
+class MemoVerifier:
+    """A verifier that memoises results process-wide (verification is a pure function)."""
+
+    def __init__(self) -> None:
+        self._inner = XEdDSAVerifier()
+        self._memo: dict[tuple[bytes, bytes, bytes], bool] = {}
+        self.calls = 0
+        self.computed = 0
+
+    def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
+        self.calls += 1
+        key = (public_key, message, signature)
+        result = self._memo.get(key)
+        if result is None:
+            self.computed += 1
+            result = self._memo[key] = self._inner.verify(public_key, message, signature)
+        return result
+
+
+@dataclass
+class SimNode:
+    """One simulated machine: a key pair, a router while it is alive, and its link ends."""
+
+    index: int
+    identity: NodeIdentity
+    public_key: bytes
+    prefix: bytes
+    signer: XEdDSASigner
+    router: Router | None = None
+    alive: bool = False
+    starts: int = 0
+    peers: dict[int, int] = field(default_factory=dict)
+    """Open link ends: peer id -> link index."""
+    next_peer_id: int = 1
+    timer_at: float = INF
+    sent_messages: int = 0
+    sent_bytes: int = 0
+
+
+@dataclass
+class EngineStats:
+    events: int = 0
+    deliveries: int = 0
+    timers: int = 0
+    stale_timers: int = 0
+    dropped_no_link: int = 0
+    dropped_in_flight: int = 0
+    neighbour_dead: int = 0
+    router_calls: int = 0
+    timer_stalls: int = 0
+    """Times a router's deadline was not in the future right after its timer ran."""
+
+
+class Simulator:
+    """N real routers on a topology of simulated links."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        *,
+        seed: int = 1,
+        params: RoutingParams = DEFAULT_PARAMS,
+        jitter: float = 0.0,
+        loss: float = 0.0,
+        loss_mode: str = "retransmit",
+        bandwidth_bps: float = DEFAULT_BANDWIDTH_BPS,
+        verifier: MemoVerifier | None = None,
+    ) -> None:
+        self.topology = topology
+        self.params = params
+        self.seed = seed
+        self.rng = random.Random(f"sim-{seed}")
+        self.now = 0.0
+        self.stats = EngineStats()
+        self.verifier = verifier or MemoVerifier()
+        self._queue: list[tuple[float, int, int, object, object, object]] = []
+        self._seq = 0
+        self.version = 0
+        """Bumped whenever the true graph changes (links, node liveness, latencies)."""
+        key_rng = random.Random(f"keys-{seed}")
+        self.nodes: list[SimNode] = []
+        for i in range(topology.n):
+            identity = NodeIdentity.from_private_bytes(key_rng.randbytes(32))
+            self.nodes.append(
+                SimNode(
+                    index=i,
+                    identity=identity,
+                    public_key=identity.public_key,
+                    prefix=prefix64_for_public_key(identity.public_key),
+                    signer=XEdDSASigner(identity.private_bytes()),
+                )
+            )
+        self.links: list[SimLink] = [
+            SimLink(
+                index=k,
+                a=a,
+                b=b,
+                latency=lat,
+                jitter=jitter,
+                loss=loss,
+                bandwidth_bps=bandwidth_bps,
+                loss_mode=loss_mode,
+            )
+            for k, (a, b, lat) in enumerate(topology.edges)
+        ]
+        self.node_links: list[list[int]] = [[] for _ in range(topology.n)]
+        for link in self.links:
+            self.node_links[link.a].append(link.index)
+            self.node_links[link.b].append(link.index)
+        self.by_prefix = {node.prefix: node.index for node in self.nodes}
+        self._open: dict[tuple[int, int], bool] = {}
+        """(link, node) -> whether that node's end of the current connection is open."""
+
+    # ----------------------------------------------------------------------------- queue
+
+    def schedule(self, at: float, fn: Callable[[], None]) -> None:
+        """Run ``fn`` at simulated time ``at`` (not before the current time)."""
+        self._push(max(at, self.now), _CALL, fn, None, None)
+
+    def _push(self, at: float, kind: int, a: object, b: object, c: object) -> None:
+        self._seq += 1
+        heapq.heappush(self._queue, (at, self._seq, kind, a, b, c))
+
+    def run_until(self, t_end: float) -> None:
+        """Process every event up to and including ``t_end``; the clock ends at ``t_end``."""
+        queue = self._queue
+        stats = self.stats
+        while queue and queue[0][0] <= t_end:
+            at, _, kind, a, b, c = heapq.heappop(queue)
+            self.now = at
+            stats.events += 1
+            if kind == _DELIVER:
+                self._deliver(a, b, c)  # type: ignore[arg-type]
+            elif kind == _TIMER:
+                self._timer(a, at)  # type: ignore[arg-type]
+            else:
+                a()  # type: ignore[operator]
+        self.now = max(self.now, t_end)
+
+    def pending(self) -> int:
+        return len(self._queue)
+
+    # ----------------------------------------------------------------------------- routers
+
+    def _reschedule(self, node: SimNode, *, after_timer: bool = False) -> None:
+        router = node.router
+        if router is None:
+            return
+        deadline = router.next_deadline()
+        if deadline <= self.now:
+            if after_timer:
+                # The router's timer has just run, so nothing can be due now any more; a deadline
+                # that is not in the future (e.g. ``last + interval`` versus ``now - last >=
+                # interval`` rounding differently) would spin forever. Nudge it and count it.
+                self.stats.timer_stalls += 1
+                deadline = self.now + 1e-6
+            else:
+                deadline = self.now
+        if deadline != node.timer_at:
+            node.timer_at = deadline
+            self._push(deadline, _TIMER, node.index, None, None)
+
+    def _timer(self, index: int, at: float) -> None:
+        node = self.nodes[index]
+        if node.router is None or at != node.timer_at:
+            self.stats.stale_timers += 1
+            return
+        self.stats.timers += 1
+        node.timer_at = INF
+        self._apply(node, node.router.on_timer(self.now), after_timer=True)
+
+    def _apply(
+        self,
+        node: SimNode,
+        actions: Iterable[SendControl | NeighbourDead],
+        *,
+        after_timer: bool = False,
+    ) -> None:
+        self.stats.router_calls += 1
+        for action in actions:
+            if isinstance(action, SendControl):
+                self._send(node, action.peer, action.payload)
+            else:
+                self.stats.neighbour_dead += 1
+                link_index = node.peers.get(action.peer)
+                if link_index is not None:
+                    self._close_end(self.links[link_index], node.index, tell_router=True)
+                    self._maybe_tell_far_end(self.links[link_index], node.index)
+                    self._maybe_redial(self.links[link_index])
+        self._reschedule(node, after_timer=after_timer)
+
+    def _send(self, node: SimNode, peer: int, payload: bytes) -> None:
+        link_index = node.peers.get(peer)
+        if link_index is None:
+            self.stats.dropped_no_link += 1
+            return
+        link = self.links[link_index]
+        node.sent_messages += 1
+        node.sent_bytes += len(payload) + FRAMING_OVERHEAD
+        if not link.up:
+            self.stats.dropped_in_flight += 1
+            return
+        arrival = link.transmit(node.index, len(payload), self.now, self.rng)
+        if arrival is None:
+            return
+        self._push(arrival, _DELIVER, link_index, (link.epoch, node.index), payload)
+
+    def _deliver(self, link_index: int, tag: tuple[int, int], payload: bytes) -> None:
+        link = self.links[link_index]
+        epoch, sender = tag
+        receiver = link.other(sender)
+        node = self.nodes[receiver]
+        if (
+            epoch != link.epoch
+            or not link.up
+            or node.router is None
+            or not self._open.get((link_index, receiver), False)
+        ):
+            self.stats.dropped_in_flight += 1
+            return
+        self.stats.deliveries += 1
+        self._apply(node, node.router.handle_control(link.peer_at(receiver), payload, self.now))
+
+    # ----------------------------------------------------------------------------- link layer
+
+    def connect(self, link: SimLink) -> None:
+        """Open a new connection on ``link`` if it is up and both nodes are alive."""
+        a, b = self.nodes[link.a], self.nodes[link.b]
+        if not (link.up and a.alive and b.alive):
+            return
+        if (
+            link.connected
+            and self._open.get((link.index, a.index))
+            and self._open.get((link.index, b.index))
+        ):
+            return
+        # A redial replaces whatever is left of the old connection at either end.
+        for end in (a.index, b.index):
+            self._close_end(link, end, tell_router=True)
+        link.epoch += 1
+        link.connected = True
+        link.reset_queues()
+        link.peer_a = a.next_peer_id
+        a.next_peer_id += 1
+        link.peer_b = b.next_peer_id
+        b.next_peer_id += 1
+        a.peers[link.peer_a] = link.index
+        b.peers[link.peer_b] = link.index
+        self._open[(link.index, a.index)] = True
+        self._open[(link.index, b.index)] = True
+        for node, peer in ((a, link.peer_a), (b, link.peer_b)):
+            assert node.router is not None
+            self._apply(node, node.router.neighbour_up(peer, self.now))
+
+    def _close_end(self, link: SimLink, end: int, *, tell_router: bool) -> None:
+        if not self._open.get((link.index, end), False):
+            return
+        self._open[(link.index, end)] = False
+        node = self.nodes[end]
+        peer = link.peer_at(end)
+        node.peers.pop(peer, None)
+        if not (self._open.get((link.index, link.a)) or self._open.get((link.index, link.b))):
+            link.connected = False
+        if tell_router and node.router is not None:
+            self._apply(node, node.router.neighbour_down(peer, self.now))
+
+    def _maybe_tell_far_end(self, link: SimLink, closer: int) -> None:
+        """A closed connection reaches the far end one latency later, if the link carries it."""
+        far = link.other(closer)
+        epoch = link.epoch
+
+        def fin() -> None:
+            if link.epoch == epoch and link.up and self.nodes[far].alive:
+                self._close_end(link, far, tell_router=True)
+                self._maybe_redial(link)
+
+        if link.up:
+            self.schedule(self.now + link.latency, fin)
+
+    def _maybe_redial(self, link: SimLink, delay: float = REDIAL_DELAY_S) -> None:
+        epoch = link.epoch
+
+        def redial() -> None:
+            if link.epoch == epoch and not link.connected:
+                self.connect(link)
+
+        if link.up and self.nodes[link.a].alive and self.nodes[link.b].alive:
+            self.schedule(self.now + delay + CONNECT_RTTS * 2 * link.latency, redial)
+
+    def is_open(self, link: SimLink, node: int) -> bool:
+        return self._open.get((link.index, node), False)
+
+    def forward_target(self, node: int, peer: int | None) -> int | None:
+        """The node a packet handed to ``peer`` at ``node`` reaches, or None if it is lost."""
+        if peer is None:
+            return None
+        link_index = self.nodes[node].peers.get(peer)
+        if link_index is None:
+            return None
+        link = self.links[link_index]
+        far = link.other(node)
+        if not link.up or not self.nodes[far].alive or not self._open.get((link_index, far)):
+            return None
+        return far
+
+    # ----------------------------------------------------------------------------- scenario API
+
+    def start_node(self, index: int, *, connect_jitter: float = 0.0) -> None:
+        """Boot a router on ``index`` (a new router id suffix each time) and dial its links."""
+        node = self.nodes[index]
+        if node.alive:
+            return
+        node.starts += 1
+        rng = random.Random(f"router-{self.seed}-{index}-{node.starts}")
+        node.router = Router(
+            node.public_key,
+            node.signer,
+            self.params,
+            self.now,
+            rng,
+            verifier=self.verifier,
+            router_id_suffix=rng.randbytes(8),
+        )
+        node.alive = True
+        node.timer_at = INF
+        self.version += 1
+        self._reschedule(node)
+        for link_index in self.node_links[index]:
+            link = self.links[link_index]
+            far = link.other(index)
+            if not (link.up and self.nodes[far].alive):
+                continue
+            delay = CONNECT_RTTS * 2 * link.latency
+            if connect_jitter > 0:
+                delay += self.rng.random() * connect_jitter
+            self.schedule(self.now + delay, self._dialler(link))
+
+    def _dialler(self, link: SimLink) -> Callable[[], None]:
+        return lambda: self.connect(link)
+
+    def kill_node(self, index: int) -> None:
+        """Silent death: the node stops sending and receiving; nobody is told."""
+        node = self.nodes[index]
+        if not node.alive:
+            return
+        node.alive = False
+        node.router = None
+        node.timer_at = INF
+        self.version += 1
+        for link_index in self.node_links[index]:
+            self._close_end(self.links[link_index], index, tell_router=False)
+
+    def fail_link(self, link: SimLink, *, silent: bool = True) -> None:
+        """Take a link down. Silent: traffic stops, nobody is told. Otherwise both ends close."""
+        if not link.up:
+            return
+        if not silent:
+            for end in (link.a, link.b):
+                self._close_end(link, end, tell_router=True)
+        link.up = False
+        self.version += 1
+
+    def heal_link(self, link: SimLink) -> None:
+        """Bring a link back up; a fresh connection is dialled unless the old one still works."""
+        if link.up:
+            return
+        link.up = True
+        self.version += 1
+        if not (self.is_open(link, link.a) and self.is_open(link, link.b)):
+            self._maybe_redial(link, delay=0.0)
+
+    def set_latency(self, link: SimLink, latency: float) -> None:
+        link.latency = latency
+        self.version += 1
+
+    # ----------------------------------------------------------------------------- views
+
+    def alive_indices(self) -> list[int]:
+        return [n.index for n in self.nodes if n.alive]
+
+    def total_sent(self) -> tuple[int, int]:
+        """(messages, bytes) sent by all nodes so far, bytes including framing."""
+        return (
+            sum(n.sent_messages for n in self.nodes),
+            sum(n.sent_bytes for n in self.nodes),
+        )
