@@ -28,17 +28,7 @@ def test_loop_free_at_every_sample(scenario: str) -> None:
     assert [s.t for s in result.samples if s.loops] == []
 
 
-ROUTER_SEQNO_RETRY = pytest.mark.xfail(
-    strict=False,
-    reason="router: a seqno request lost on a link that died silently is never re-sent "
-    "(relays dedupe retries for seqno_request_dedupe); see docs/simulator.md, known issues",
-)
-
-
-@pytest.mark.parametrize(
-    "scenario",
-    [pytest.param(s, marks=ROUTER_SEQNO_RETRY) if s == "link-failure" else s for s in SCENARIOS],
-)
+@pytest.mark.parametrize("scenario", SCENARIOS)
 def test_converges_within_bound(scenario: str) -> None:
     result = small_run(scenario)
     # A latency increase reaches far nodes in steps below the triggered-update threshold
