@@ -5,7 +5,7 @@ peers) serves the API; the schemathesis CLI then generates requests from
 
 * the API's own OpenAPI schema (``/api/v1/openapi.json``): no 5xx, every response body matches
   the schema, and every status code / content type the daemon answers with is documented;
-* Mycelium's schema (``/work/shared/reference/mycelium-api.yaml`` or ``$MYCELIUM_API_SPEC``),
+* Mycelium's schema (``../shared/reference/mycelium-api.yaml`` or ``$MYCELIUM_API_SPEC``),
   restricted to the endpoints hyphal implements: no 5xx and responses that match Mycelium's
   documented shapes (a Mycelium client can parse them).
 
@@ -42,8 +42,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 SCHEMATHESIS = ROOT / ".venv" / "bin" / "schemathesis"
+# The shared/ folder sits beside the repository (in CI too).
 MYCELIUM_SPEC = Path(
-    os.environ.get("MYCELIUM_API_SPEC", "/work/shared/reference/mycelium-api.yaml")
+    os.environ.get("MYCELIUM_API_SPEC", ROOT.parent / "shared" / "reference" / "mycelium-api.yaml")
 )
 EXAMPLES = int(os.environ.get("HYPHAL_SCHEMATHESIS_EXAMPLES", "12"))
 
