@@ -7,6 +7,7 @@ import struct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers.ipv6_reference import ref_checksum
 from hyphal.dataplane import ipv6
 
 ADDR = st.binary(min_size=16, max_size=16)
@@ -19,17 +20,6 @@ ACCESSORS = (
     ipv6.dst,
     ipv6.dst_prefix64,
 )
-
-
-def ref_checksum(src: bytes, dst: bytes, msg: bytes) -> int:
-    data = src + dst + struct.pack("!I3xB", len(msg), 58) + msg
-    if len(data) % 2:
-        data += b"\0"
-    s = 0
-    for i in range(0, len(data), 2):
-        s += (data[i] << 8) | data[i + 1]
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
 
 
 @st.composite

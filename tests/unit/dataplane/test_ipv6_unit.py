@@ -7,24 +7,13 @@ from ipaddress import IPv6Address
 
 import pytest
 
+from helpers.ipv6_reference import ref_checksum
 from hyphal.dataplane import ipv6
 
 A = IPv6Address("400::a").packed  # original sender
 B = IPv6Address("4ff:1:2:3::b").packed  # original destination
 R = IPv6Address("500:1:2:3::").packed  # node reporting the error
 MCAST = IPv6Address("ff02::1").packed
-
-
-def ref_checksum(src: bytes, dst: bytes, msg: bytes) -> int:
-    """Textbook RFC 1071 / RFC 8200 §8.1 checksum, word by word, for cross-checking."""
-    data = src + dst + struct.pack("!I3xB", len(msg), 58) + msg
-    if len(data) % 2:
-        data += b"\0"
-    s = 0
-    for i in range(0, len(data), 2):
-        s += (data[i] << 8) | data[i + 1]
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
 
 
 def packet(
