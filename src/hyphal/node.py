@@ -76,8 +76,6 @@ class Node:
         self._tun_buffer = bytearray(1 + DEFAULT_MTU)
         self._pings: dict[bytes, asyncio.Future[tuple[float, int, int]]] = {}
         self.messages: MessageService | None = None
-        self.control_errors = 0
-        self.stopped = asyncio.Event()
 
     # lifecycle --------------------------------------------------------------------------------
 
@@ -172,7 +170,6 @@ class Node:
         if self.messages is not None:
             await self.messages.close()
         await self.peers.close()
-        self.stopped.set()
 
     # router plumbing --------------------------------------------------------------------------
 
@@ -222,7 +219,6 @@ class Node:
             try:
                 actions = self.router.handle_control(link.id, bytes(body), self.now())
             except DecodeError as exc:
-                self.control_errors += 1
                 link.close(f"malformed routing message, dropping the peer: {exc}")
                 return
             self._apply(actions)

@@ -95,22 +95,6 @@ class Forwarder:
         self.stats.by_destination.add(prefix, len(packet))
         return None
 
-    def send_to_prefix(
-        self,
-        prefix64: bytes,
-        kind: int,
-        body: bytes | bytearray | memoryview,
-        hop_limit: int = wire_data.DEFAULT_HOP_LIMIT,
-    ) -> str | None:
-        """Like send_to, for a destination known by its /64 (the key comes from its route)."""
-        if prefix64 == self.own_prefix64:
-            return self.send_to(self.e2e.public_key, kind, body, hop_limit)
-        key = self.routes.route_public_key(prefix64)
-        if key is None:
-            self.stats.drop("no-route")
-            return "no-route"
-        return self.send_to(key, kind, body, hop_limit)
-
     def from_peer(self, peer: int, packet: memoryview) -> None:
         """A DATA frame from a neighbour: deliver it here or pass it on."""
         try:
