@@ -73,7 +73,7 @@ class Node:
         self.forwarder: Forwarder | None = None
         self.tun: TunDevice | None = None
         self.bridge: IPv6Bridge | None = None
-        self._tun_buffer = bytearray(1 + DEFAULT_MTU)
+        self._tun_buffer = bytearray()  # sized by _open_tun: kind byte + one packet
         self._pings: dict[bytes, asyncio.Future[tuple[float, int, int]]] = {}
         self.messages: MessageService | None = None
 
