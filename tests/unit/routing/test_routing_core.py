@@ -8,10 +8,10 @@ import pytest
 from routing_harness import Net, make_router
 from test_routing_security import PEER, deliver, signed_update, usable_router
 
-from hyphal.routing import DEFAULT_PARAMS, INFINITY, RoutingParams, SendControl
+from hyphal.routing import DEFAULT_PARAMS, INFINITY, Router, RoutingParams, SendControl
 from hyphal.routing.metric import metric_add, seqno_newer
 from hyphal.routing.source import SourceTable
-from hyphal.wire.control import Hello, Update, decode_payload
+from hyphal.wire.control import IHU, Hello, SeqnoRequest, Update, decode_payload, encode_payload
 
 MS = 0.001
 
@@ -77,15 +77,18 @@ def test_hello_interval_and_next_deadline() -> None:
                for t in decode_payload(a.payload))
 
 
+def add_measured_neighbour(router: Router, peer: int) -> None:
+    """Bring ``peer`` up and answer its first hello, so routes through it are usable."""
+    router.neighbour_up(peer, 0.0)
+    hello = next(t for a in router.on_timer(0.25) if isinstance(a, SendControl)
+                 and a.peer == peer for t in decode_payload(a.payload)
+                 if isinstance(t, Hello))
+    router.handle_control(peer, encode_payload([IHU(hello.seqno, 25, hello.timestamp)]), 0.252)
+
+
 def test_hysteresis_keeps_route_against_marginal_improvement() -> None:
     router = usable_router()
-    router.neighbour_up(PEER + 1, 0.0)
-    hello = next(t for a in router.on_timer(0.25) if isinstance(a, SendControl)
-                 and a.peer == PEER + 1 for t in decode_payload(a.payload)
-                 if isinstance(t, Hello))
-    from hyphal.wire.control import IHU, encode_payload
-    router.handle_control(PEER + 1, encode_payload([IHU(hello.seqno, 25, hello.timestamp)]),
-                          0.252)
+    add_measured_neighbour(router, PEER + 1)
     update = signed_update(1, metric=300)
     deliver(router, update)
     assert router.next_hop(update.prefix64) == PEER
@@ -105,13 +108,7 @@ def _updates_to(actions: list[object], peer: int) -> list[Update]:
 def test_split_horizon_and_triggered_update() -> None:
     router = usable_router()
     # a second, measured neighbour
-    router.neighbour_up(PEER + 1, 0.0)
-    hello = next(t for a in router.on_timer(0.25) if isinstance(a, SendControl)
-                 and a.peer == PEER + 1 for t in decode_payload(a.payload)
-                 if isinstance(t, Hello))
-    from hyphal.wire.control import IHU, encode_payload
-    router.handle_control(PEER + 1, encode_payload([IHU(hello.seqno, 25, hello.timestamp)]),
-                          0.252)
+    add_measured_neighbour(router, PEER + 1)
     update = signed_update(1)
     actions = router.handle_control(PEER, encode_payload([update]), 0.3)
     to_other = [u for u in _updates_to(actions, PEER + 1) if u.prefix64 == update.prefix64]
@@ -143,7 +140,7 @@ def test_payloads_are_batched_within_size_limit() -> None:
 
 
 def test_seqno_bump_is_rate_limited() -> None:
-    from hyphal.wire.control import SeqnoRequest, encode_payload
+    from hyphal.wire.control import encode_payload
     router = usable_router()
     burst = DEFAULT_PARAMS.seqno_bump_burst
     for i in range(1, burst + 1):
@@ -167,7 +164,7 @@ def test_seqno_bump_is_rate_limited() -> None:
 
 
 def test_seqno_request_for_stale_router_id_is_answered_not_bumped() -> None:
-    from hyphal.wire.control import SeqnoRequest, encode_payload
+    from hyphal.wire.control import encode_payload
     router = usable_router()
     old_id = router.public_key + b"\x00" * 8
     actions = router.handle_control(
