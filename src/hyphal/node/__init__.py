@@ -13,6 +13,7 @@ import os
 import random
 import struct
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv6Address
 
@@ -26,6 +27,7 @@ from hyphal.dataplane.tun import DEFAULT_MTU, TunDevice
 from hyphal.identity import NodeIdentity, prefix64_for_public_key
 from hyphal.links.connection import PeerLink
 from hyphal.links.manager import PeerManager
+from hyphal.node.driver import CoreDriver
 from hyphal.routing.params import DEFAULT_PARAMS, RoutingParams
 from hyphal.routing.router import Router
 from hyphal.routing.types import Action, NeighbourDead, SendControl
@@ -60,8 +62,7 @@ class Node:
         self.params = params
         self.started_at = time.time()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = float("inf")
+        self._router_driver: CoreDriver[Action] | None = None
         self.router: Router | None = None
         self.e2e = E2ECrypto(identity)
         self.peers = PeerManager(
@@ -100,6 +101,7 @@ class Node:
             random.Random(),
             XEdDSAVerifier(),
         )
+        self._router_driver = CoreDriver("router", self.router, self._apply, self.now)
         self.forwarder = Forwarder(
             self.identity.address_bytes[:8],
             self.e2e,
@@ -120,7 +122,7 @@ class Node:
         await self.peers.start(
             self.config.listen_address, self.config.tcp_listen_port, self.config.peers
         )
-        self._schedule()
+        self._router_driver.start(self._loop)
         log.info(
             "node %s up: address %s, subnet %s",
             self.identity.public_key.hex(),
@@ -161,8 +163,8 @@ class Node:
         self.peers.flush_links()
 
     async def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        if self._router_driver is not None:
+            self._router_driver.close()
         if self.tun is not None:
             self.loop.remove_reader(self.tun.fileno())
             self.tun.close()
@@ -173,7 +175,7 @@ class Node:
 
     # router plumbing --------------------------------------------------------------------------
 
-    def _apply(self, actions: list[Action]) -> None:
+    def _apply(self, actions: Sequence[Action]) -> None:
         for action in actions:
             if isinstance(action, SendControl):
                 link = self.peers.links.get(action.peer)
@@ -183,33 +185,20 @@ class Node:
                 self.peers.close_link(
                     action.peer, "no hello from the peer within the dead interval"
                 )
-        self._schedule()
 
-    def _schedule(self) -> None:
-        assert self.router is not None
-        deadline = self.router.next_deadline()
-        if deadline >= self._timer_at and self._timer is not None:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = deadline
-        self._timer = self.loop.call_later(max(0.0, deadline - self.now()), self._on_timer)
-
-    def _on_timer(self) -> None:
-        assert self.router is not None
-        self._timer = None
-        self._timer_at = float("inf")
-        self._apply(self.router.on_timer(self.now()))
+    def _feed_router(self, actions: list[Action]) -> None:
+        assert self._router_driver is not None
+        self._router_driver.feed(actions)
 
     # LinkOwner ------------------------------------------------------------------------------
 
     def link_up(self, link: PeerLink) -> None:
         assert self.router is not None
-        self._apply(self.router.neighbour_up(link.id, self.now()))
+        self._feed_router(self.router.neighbour_up(link.id, self.now()))
 
     def link_down(self, link: PeerLink, reason: str) -> None:
         assert self.router is not None
-        self._apply(self.router.neighbour_down(link.id, self.now()))
+        self._feed_router(self.router.neighbour_down(link.id, self.now()))
 
     def link_frame(self, link: PeerLink, frame_type: int, body: memoryview) -> None:
         assert self.router is not None and self.forwarder is not None
@@ -221,7 +210,7 @@ class Node:
             except DecodeError as exc:
                 link.close(f"malformed routing message, dropping the peer: {exc}")
                 return
-            self._apply(actions)
+            self._feed_router(actions)
 
     def _send_data(self, peer: int, packet: bytes | bytearray | memoryview) -> bool:
         link = self.peers.links.get(peer)
