@@ -11,9 +11,10 @@ a full topic) plus the end-to-end envelope (66-byte header, 1 kind byte, 16-byte
 packet) carries. The cost: one lost chunk resends 60 KiB, and a chunk occupies a shared
 1 Mbit/s link for ~0.5 s (TCP on the same link sends 64 KiB TUN packets, so no worse).
 
-``Reassembly`` writes each chunk straight into one preallocated ``bytearray`` (allocated on the
-first chunk, after admission control), tracks arrival in a bitmap, and keeps a cumulative pointer,
-so reassembly is O(n) in the message size with no quadratic copying. Selective-ack ranges are
+``Reassembly`` keeps each chunk that arrives (nothing is allocated for chunks that have not: an
+INIT claiming 128 MiB costs the receiver one chunk and a bitmap, not 128 MiB), tracks arrival in
+a bitmap, and keeps a cumulative pointer; the message is joined once, on completion, so
+reassembly is O(n) in the message size with no quadratic copying. Selective-ack ranges are
 found with ``bytearray.find`` over the bitmap (C speed), and not at all while nothing above the
 cumulative pointer has arrived (the common, in-order case).
 """
@@ -39,14 +40,24 @@ def chunk_bounds(index: int, total: int, chunk_size: int) -> tuple[int, int]:
 class Reassembly:
     """Receiver-side buffer of one incoming message."""
 
-    __slots__ = ("_buf", "_have", "chunk_size", "count", "cumulative", "received", "total")
+    __slots__ = (
+        "_chunks",
+        "_have",
+        "chunk_size",
+        "count",
+        "cumulative",
+        "received",
+        "stored",
+        "total",
+    )
 
     def __init__(self, total: int, chunk_size: int) -> None:
         self.total = total
         self.chunk_size = chunk_size
         self.count = chunk_count(total, chunk_size)
         self._have = bytearray(self.count)
-        self._buf: bytearray | None = None
+        self._chunks: dict[int, bytes] = {}
+        self.stored = 0  # payload bytes held
         self.received = 0
         self.cumulative = 0  # every chunk below this index has arrived
 
@@ -56,7 +67,7 @@ class Reassembly:
 
     @property
     def allocated(self) -> int:
-        return (len(self._buf) if self._buf is not None else 0) + len(self._have)
+        return self.stored + len(self._have)
 
     def has(self, index: int) -> bool:
         return 0 <= index < self.count and bool(self._have[index])
@@ -72,10 +83,8 @@ class Reassembly:
         """Store a chunk; False for a duplicate. The caller checked ``valid`` first."""
         if self._have[index]:
             return False
-        if self._buf is None:
-            self._buf = bytearray(self.total)
-        start = index * self.chunk_size
-        self._buf[start : start + len(data)] = data
+        self._chunks[index] = bytes(data)
+        self.stored += len(data)
         self._have[index] = 1
         self.received += 1
         while self.cumulative < self.count and self._have[self.cumulative]:
@@ -103,8 +112,8 @@ class Reassembly:
 
     def data(self) -> bytes:
         """The whole message (one copy); only meaningful when complete."""
-        if self._buf is None:
-            return b""
-        out = bytes(self._buf)
-        self._buf = None
+        chunks = self._chunks
+        out = b"".join(chunks[i] for i in range(self.count)) if self.complete else b""
+        self._chunks = {}
+        self.stored = 0
         return out

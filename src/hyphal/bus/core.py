@@ -27,6 +27,7 @@ import os
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from blake3 import blake3
 
@@ -79,6 +80,15 @@ class Limits:
     max_inflight_per_peer: int = 4 * 1024 * 1024
     receive_window: int = 2 * 1024 * 1024
     max_incoming_per_source: int = 16
+    #: Bytes one source may have announced in unfinished incoming transfers, so that a few INITs
+    #: claiming huge messages cannot reserve the whole inbox and lock every other sender out.
+    max_reserved_per_source: int = 128 * 1024 * 1024
+    #: Inbox entries from one source (so one sender cannot fill the inbox for everyone).
+    max_inbox_per_source: int = 2_500
+    #: Seconds an unread message stays in the inbox; then it is dropped and counted.
+    inbox_ttl: float = 7 * 86400.0
+    #: Seconds a message taken with :meth:`MessageCore.take` stays hidden before it returns.
+    lease_time: float = 60.0
     max_incoming_total: int = 256
     max_active_per_destination: int = 8
     incoming_idle_timeout: float = 120.0
@@ -171,6 +181,17 @@ class MessageStatus:
     reason: str | None
 
 
+class TimerKind(StrEnum):
+    """What a timer-heap entry is for."""
+
+    OUT = "out"  # an outbound transfer's deadline / RTO / BUSY backoff
+    IN = "in"  # an incoming transfer's deadline / idle timeout
+    READ = "read"  # resending a READ notice
+    LEASE = "lease"  # a taken message returns to the inbox
+    INBOX = "inbox"  # the oldest inbox message's TTL
+    GC = "gc"  # forgetting final status records
+
+
 OutKey = tuple[bytes, bool]  # (message id, is reply)
 InKey = tuple[bytes, bytes, bool]  # (source public key, message id, is reply)
 
@@ -245,11 +266,22 @@ class _In:
 
 
 @dataclass(eq=False)
+class _Lease:
+    msg_id: bytes
+    seq: int
+    expires: float
+    next_event: float = math.inf
+
+
+@dataclass(eq=False)
 class _ReadNotice:
     key: InKey
     next_send: float
     tries: int = 0
     next_event: float = math.inf
+
+
+_Timed = _Out | _In | _ReadNotice | _Lease  # what a timer-heap entry can point at
 
 
 class MessageCore:
@@ -287,13 +319,22 @@ class MessageCore:
         self._in: dict[InKey, _In] = {}
         self._in_per_src: dict[bytes, int] = {}
         self.incoming_reserved = 0
+        self._reserved_per_src: dict[bytes, int] = {}
+        self._leases: dict[bytes, _Lease] = {}
         self._completed: OrderedDict[InKey, bool] = OrderedDict()
         self._reply_routes: OrderedDict[bytes, bytes] = OrderedDict()
         self._read_notices: OrderedDict[InKey, _ReadNotice] = OrderedDict()
         self._reply_waiters: dict[bytes, int] = {}
-        self._heap: list[tuple[float, int, str, object]] = []
+        self._heap: list[tuple[float, int, TimerKind, _Timed | None]] = []
         self._heap_seq = 0
-        self.stats: dict[str, int] = {"decode_errors": 0, "ignored": 0, "retransmits": 0}
+        self._inbox_timer_at = math.inf
+        self.stats: dict[str, int] = {
+            "decode_errors": 0,
+            "ignored": 0,
+            "retransmits": 0,
+            "inbox_expired": 0,
+            "leases_expired": 0,
+        }
         if store is not None:
             self._load(store, now)
 
@@ -304,28 +345,29 @@ class MessageCore:
     def _send(self, actions: list[Action], dst: bytes, packet: wire.BusPacket) -> None:
         actions.append(SendPacket(dst, wire.encode(packet)))
 
-    def _push_timer(self, kind: str, key: object, when: float) -> None:
+    def _push_timer(self, kind: TimerKind, obj: _Timed | None, when: float) -> None:
         if when < math.inf:
             self._heap_seq += 1
-            heapq.heappush(self._heap, (when, self._heap_seq, kind, key))
-            if (
-                len(self._heap)
-                > 4 * (len(self._out) + len(self._in) + len(self._read_notices)) + 4096
-            ):
+            heapq.heappush(self._heap, (when, self._heap_seq, kind, obj))
+            live = len(self._out) + len(self._in) + len(self._read_notices) + len(self._leases)
+            if len(self._heap) > 4 * live + 4096:
                 self._rebuild_heap()
 
     def _rebuild_heap(self) -> None:
-        self._heap = []
-        for key_o, t in self._out.items():
-            self._heap.append((t.next_event, 0, "out", key_o))
-        for key_i, r in self._in.items():
-            self._heap.append((r.next_event, 0, "in", key_i))
-        for key_r, n in self._read_notices.items():
-            self._heap.append((n.next_event, 0, "read", key_r))
-        self._heap = [e for e in self._heap if e[0] < math.inf]
+        heap: list[tuple[float, int, TimerKind, _Timed | None]] = []
+        for t in self._out.values():
+            heap.append((t.next_event, 0, TimerKind.OUT, t))
+        for r in self._in.values():
+            heap.append((r.next_event, 0, TimerKind.IN, r))
+        for n in self._read_notices.values():
+            heap.append((n.next_event, 0, TimerKind.READ, n))
+        for lease in self._leases.values():
+            heap.append((lease.next_event, 0, TimerKind.LEASE, lease))
+        heap.append((self._inbox_timer_at, 0, TimerKind.INBOX, None))
         if self._done:
             first = next(iter(self._done.values()))
-            self._heap.append((self._done_expiry(first), 0, "gc", None))
+            heap.append((self._done_expiry(first), 0, TimerKind.GC, None))
+        self._heap = [e for e in heap if e[0] < math.inf]
         heapq.heapify(self._heap)
 
     def _schedule_out(self, t: _Out) -> None:
@@ -338,13 +380,13 @@ class MessageCore:
                 when = min(when, t.busy_until)
         if when != t.next_event:
             t.next_event = when
-            self._push_timer("out", t.key, when)
+            self._push_timer(TimerKind.OUT, t, when)
 
     def _schedule_in(self, r: _In) -> None:
         when = min(r.deadline, r.last_activity + self.limits.incoming_idle_timeout)
         if when != r.next_event:
             r.next_event = when
-            self._push_timer("in", r.key, when)
+            self._push_timer(TimerKind.IN, r, when)
 
     def _done_expiry(self, t: _Out) -> float:
         return (t.finished_wall or 0.0) - self.wall_offset + self.limits.status_ttl
@@ -353,22 +395,25 @@ class MessageCore:
         """When :meth:`on_timer` must be called next (``math.inf`` when nothing is pending)."""
         heap = self._heap
         while heap:
-            when, _, kind, key = heap[0]
-            if self._timer_valid(when, kind, key):
+            when, _, kind, obj = heap[0]
+            if self._timer_valid(when, kind, obj):
                 return when
             heapq.heappop(heap)
         return math.inf
 
-    def _timer_valid(self, when: float, kind: str, key: object) -> bool:
-        if kind == "out":
-            t = self._out.get(key)  # type: ignore[call-overload]
-            return t is not None and t.next_event == when
-        if kind == "in":
-            r = self._in.get(key)  # type: ignore[call-overload]
-            return r is not None and r.next_event == when
-        if kind == "read":
-            n = self._read_notices.get(key)  # type: ignore[call-overload]
-            return n is not None and n.next_event == when
+    def _timer_valid(self, when: float, kind: TimerKind, obj: _Timed | None) -> bool:
+        if obj is not None:
+            if obj.next_event != when:
+                return False
+            if isinstance(obj, _Out):
+                return self._out.get(obj.key) is obj
+            if isinstance(obj, _In):
+                return self._in.get(obj.key) is obj
+            if isinstance(obj, _ReadNotice):
+                return self._read_notices.get(obj.key) is obj
+            return self._leases.get(obj.msg_id) is obj
+        if kind == TimerKind.INBOX:
+            return when == self._inbox_timer_at
         return bool(self._done)
 
     # ------------------------------------------------------------------ sending API
@@ -661,7 +706,7 @@ class MessageCore:
             if self.store is not None:
                 self.store.outbox_delete(old.msg_id, old.reply)
         if len(self._done) == 1:
-            self._push_timer("gc", None, self._done_expiry(t))
+            self._push_timer(TimerKind.GC, None, self._done_expiry(t))
 
     # ------------------------------------------------------------------ receiving API
     def expect_reply(self, msg_id: bytes) -> None:
@@ -685,19 +730,95 @@ class MessageCore:
         seq, message = found
         if peek:
             return message, []
+        actions: list[Action] = []
+        self._remove_read(seq, message, now, actions)
+        return message, actions
+
+    def take(self, now: float, topic: bytes | None = None) -> InboundMessage | None:
+        """Lease the oldest matching message: hidden from other readers, not deleted, no READ.
+
+        :meth:`ack` deletes it and sends READ; :meth:`release` (or ``limits.lease_time`` passing)
+        returns it to the inbox, still first in line (it keeps its place in arrival order).
+        """
+        found = self.inbox.find(topic, exclude_ids=self._leases)
+        if found is None:
+            return None
+        seq, message = found
+        self.inbox.lease(seq)
+        lease = _Lease(message.msg_id, seq, now + self.limits.lease_time)
+        lease.next_event = lease.expires
+        self._leases[message.msg_id] = lease
+        self._push_timer(TimerKind.LEASE, lease, lease.next_event)
+        return message
+
+    def ack(self, msg_id: bytes, now: float) -> tuple[bool, list[Action]]:
+        """The client has the leased message ``msg_id``: delete it and send READ."""
+        lease = self._leases.pop(msg_id, None)
+        actions: list[Action] = []
+        if lease is None:
+            return False, actions
+        lease.next_event = math.inf
+        message = self.inbox.get(lease.seq)
+        if message is None:
+            return False, actions
+        self._remove_read(lease.seq, message, now, actions)
+        return True, actions
+
+    def release(self, msg_id: bytes) -> list[Action]:
+        """Give a leased message back to the inbox (it is the next one read again)."""
+        lease = self._leases.get(msg_id)
+        actions: list[Action] = []
+        if lease is not None:
+            self._end_lease(lease, actions)
+        return actions
+
+    def _end_lease(self, lease: _Lease, actions: list[Action]) -> None:
+        self._leases.pop(lease.msg_id, None)
+        lease.next_event = math.inf
+        self.inbox.unlease(lease.seq)
+        message = self.inbox.get(lease.seq)
+        if message is not None:
+            actions.append(MessageArrived(message.topic))
+
+    def _remove_read(
+        self, seq: int, message: InboundMessage, now: float, actions: list[Action]
+    ) -> None:
         self.inbox.remove(seq)
         if self.store is not None:
             self.store.inbox_delete(seq)
-        actions: list[Action] = []
         self._mark_read((message.src_pk, message.msg_id, message.reply), now, actions)
-        return message, actions
 
     def deliver_to_inbox(self, message: InboundMessage) -> list[Action]:
         """Put a message in the inbox (used when forwarding to a topic socket failed)."""
         seq = self.inbox.push(message)
         if self.store is not None:
             self.store.inbox_put(seq, message)
+        self._arm_inbox_ttl()
         return [MessageArrived(message.topic)]
+
+    def _arm_inbox_ttl(self) -> None:
+        oldest = self.inbox.oldest()
+        when = math.inf
+        if oldest is not None:
+            when = oldest[1].received_at - self.wall_offset + self.limits.inbox_ttl
+        if when != self._inbox_timer_at:
+            self._inbox_timer_at = when
+            self._push_timer(TimerKind.INBOX, None, when)
+
+    def _expire_inbox(self, now: float) -> None:
+        """Drop messages older than ``limits.inbox_ttl`` (counted in ``stats``)."""
+        cutoff = self.wall(now) - self.limits.inbox_ttl
+        while (oldest := self.inbox.oldest()) is not None and oldest[1].received_at <= cutoff:
+            seq, message = oldest
+            lease = self._leases.get(message.msg_id)
+            if lease is not None and lease.seq == seq:
+                del self._leases[message.msg_id]
+                lease.next_event = math.inf
+            self.inbox.remove(seq)
+            if self.store is not None:
+                self.store.inbox_delete(seq)
+            self.stats["inbox_expired"] += 1
+        self._arm_inbox_ttl()
 
     def _mark_read(self, key: InKey, now: float, actions: list[Action]) -> None:
         if key in self._completed:
@@ -719,7 +840,7 @@ class MessageCore:
             return
         notice.next_send = now + min(2.0**notice.tries, 60.0)
         notice.next_event = notice.next_send
-        self._push_timer("read", notice.key, notice.next_event)
+        self._push_timer(TimerKind.READ, notice, notice.next_event)
 
     # ------------------------------------------------------------------ status
     def status(self, msg_id: bytes) -> MessageStatus | None:
@@ -759,6 +880,7 @@ class MessageCore:
             "incoming_transfers": len(self._in),
             "incoming_reserved": self.incoming_reserved,
             "incoming_allocated": sum(r.reasm.allocated for r in self._in.values()),
+            "inbox_leased": len(self._leases),
             "completed_ids": len(self._completed),
             "read_notices": len(self._read_notices),
             "reply_routes": len(self._reply_routes),
@@ -804,7 +926,7 @@ class MessageCore:
         key: InKey = (src, p.msg_id, p.reply)
         r = self._in.get(key)
         if r is not None:
-            r.last_activity = now
+            # A resent INIT refreshes the idle timer only if it carries a new chunk.
             if p.data:
                 self._accept_chunk(r, 0, p.data, now, actions)
             else:
@@ -826,6 +948,7 @@ class MessageCore:
         )
         self._in[key] = r
         self._in_per_src[src] = self._in_per_src.get(src, 0) + 1
+        self._reserved_per_src[src] = self._reserved_per_src.get(src, 0) + p.total
         self.incoming_reserved += p.total
         if r.reasm.count == 0:
             self._complete(r, now, actions)
@@ -853,10 +976,12 @@ class MessageCore:
         if (
             self.inbox.bytes + p.total > lim.max_inbox_bytes
             or len(self.inbox) >= lim.max_inbox_count
+            or self.inbox.from_source(src) >= lim.max_inbox_per_source
         ):
             return AbortReason.INBOX_FULL
         if (
             self._in_per_src.get(src, 0) >= lim.max_incoming_per_source
+            or self._reserved_per_src.get(src, 0) + p.total > lim.max_reserved_per_source
             or len(self._in) >= lim.max_incoming_total
             or self.inbox.bytes + self.incoming_reserved + p.total > lim.max_inbox_bytes
             or len(self.inbox) + len(self._in) >= lim.max_inbox_count
@@ -875,7 +1000,6 @@ class MessageCore:
                     actions, src, wire.Abort(p.msg_id, p.reply, AbortReason.UNKNOWN_TRANSFER)
                 )
             return
-        r.last_activity = now
         self._accept_chunk(r, p.index, p.data, now, actions)
         if key in self._in:
             self._schedule_in(r)
@@ -886,7 +1010,8 @@ class MessageCore:
         if not r.reasm.valid(index, len(data)):
             self.stats["ignored"] += 1
             return
-        r.reasm.add(index, data)
+        if r.reasm.add(index, data):
+            r.last_activity = now  # only real progress keeps a transfer alive
         if r.reasm.complete:
             self._complete(r, now, actions)
         else:
@@ -906,6 +1031,11 @@ class MessageCore:
             self._in_per_src[src] = left
         else:
             self._in_per_src.pop(src, None)
+        reserved = self._reserved_per_src.get(src, 0) - r.reasm.total
+        if reserved > 0:
+            self._reserved_per_src[src] = reserved
+        else:
+            self._reserved_per_src.pop(src, None)
         self.incoming_reserved -= r.reasm.total
         r.next_event = math.inf
 
@@ -1066,25 +1196,28 @@ class MessageCore:
         actions: list[Action] = []
         heap = self._heap
         while heap and heap[0][0] <= now:
-            when, _, kind, key = heapq.heappop(heap)
-            if not self._timer_valid(when, kind, key):
+            when, _, kind, obj = heapq.heappop(heap)
+            if not self._timer_valid(when, kind, obj):
                 continue
-            if kind == "out":
-                t = self._out[key]  # type: ignore[index]
-                t.next_event = math.inf
-                self._out_timer(t, now, actions)
-                if t.key in self._out:
-                    self._schedule_out(t)
-            elif kind == "in":
-                r = self._in[key]  # type: ignore[index]
-                if now >= min(r.deadline, r.last_activity + self.limits.incoming_idle_timeout):
-                    self._drop_in(r)
+            if isinstance(obj, _Out):
+                obj.next_event = math.inf
+                self._out_timer(obj, now, actions)
+                if obj.key in self._out:
+                    self._schedule_out(obj)
+            elif isinstance(obj, _In):
+                if now >= min(obj.deadline, obj.last_activity + self.limits.incoming_idle_timeout):
+                    self._drop_in(obj)
                 else:
-                    r.next_event = math.inf
-                    self._schedule_in(r)
-            elif kind == "read":
-                notice = self._read_notices[key]  # type: ignore[index]
-                self._send_read(notice, now, actions)
+                    obj.next_event = math.inf
+                    self._schedule_in(obj)
+            elif isinstance(obj, _ReadNotice):
+                self._send_read(obj, now, actions)
+            elif isinstance(obj, _Lease):
+                self._end_lease(obj, actions)
+                self.stats["leases_expired"] += 1
+            elif kind == TimerKind.INBOX:
+                self._inbox_timer_at = math.inf
+                self._expire_inbox(now)
             else:
                 self._gc_done(now)
         return actions
@@ -1093,7 +1226,7 @@ class MessageCore:
         while self._done:
             key, t = next(iter(self._done.items()))
             if self._done_expiry(t) > now:
-                self._push_timer("gc", None, self._done_expiry(t))
+                self._push_timer(TimerKind.GC, None, self._done_expiry(t))
                 return
             del self._done[key]
             if self.store is not None:
@@ -1137,6 +1270,7 @@ class MessageCore:
             self.inbox.push(message, seq)
             if not message.reply:
                 self._reply_routes[message.msg_id] = message.src_pk
+        self._arm_inbox_ttl()
         wall_now = self.wall(now)
         actions: list[Action] = []
         for rec in store.outbox_load():
