@@ -633,6 +633,8 @@ def messages_router(get_service: Callable[[], MessageService]) -> APIRouter:
             get_service().topics.set_forward_socket(_topic(topic), body.socket_path)
         except TopicError as exc:
             raise _bad(404, str(exc)) from None
+        except BusError as exc:
+            raise _bad(exc.status, str(exc)) from None
         return Response(status_code=204)
 
     @router.delete(

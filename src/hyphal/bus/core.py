@@ -32,6 +32,7 @@ from enum import StrEnum
 from blake3 import blake3
 
 from hyphal.bus.chunks import CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, Reassembly, chunk_count
+from hyphal.bus.errors import BusError as BusError
 from hyphal.bus.inbox import InboundMessage, Inbox
 from hyphal.bus.store import MessageStore, OutboxRecord
 from hyphal.bus.topics import MAX_TOPIC_LEN, TopicTable
@@ -110,12 +111,6 @@ def _digest(data: bytes) -> bytes:
     if len(data) >= PARALLEL_HASH_MIN:
         return blake3(data, max_threads=blake3.AUTO).digest()
     return blake3(data).digest()
-
-
-class BusError(Exception):
-    """A request the core refuses; ``status`` is the HTTP status the API maps it to."""
-
-    status = 400
 
 
 class MessageTooLarge(BusError):
@@ -744,12 +739,15 @@ class MessageCore:
         if found is None:
             return None
         seq, message = found
-        self.inbox.lease(seq)
-        lease = _Lease(message.msg_id, seq, now + self.limits.lease_time)
-        lease.next_event = lease.expires
-        self._leases[message.msg_id] = lease
-        self._push_timer(TimerKind.LEASE, lease, lease.next_event)
+        self._hold(seq, message, now + self.limits.lease_time)
         return message
+
+    def _hold(self, seq: int, message: InboundMessage, expires: float) -> None:
+        self.inbox.lease(seq)
+        lease = _Lease(message.msg_id, seq, expires)
+        lease.next_event = expires
+        self._leases[message.msg_id] = lease
+        self._push_timer(TimerKind.LEASE, lease, expires)
 
     def ack(self, msg_id: bytes, now: float) -> tuple[bool, list[Action]]:
         """The client has the leased message ``msg_id``: delete it and send READ."""
@@ -789,12 +787,16 @@ class MessageCore:
         self._mark_read((message.src_pk, message.msg_id, message.reply), now, actions)
 
     def deliver_to_inbox(self, message: InboundMessage) -> list[Action]:
-        """Put a message in the inbox (used when forwarding to a topic socket failed)."""
+        """Put a message in the inbox and wake readers."""
+        self._store_inbox(message)
+        return [MessageArrived(message.topic)]
+
+    def _store_inbox(self, message: InboundMessage) -> int:
         seq = self.inbox.push(message)
         if self.store is not None:
             self.store.inbox_put(seq, message)
         self._arm_inbox_ttl()
-        return [MessageArrived(message.topic)]
+        return seq
 
     def _arm_inbox_ttl(self) -> None:
         oldest = self.inbox.oldest()
@@ -1057,17 +1059,25 @@ class MessageCore:
         message = InboundMessage(
             msg_id, src, self.public_key, r.topic, payload, reply, self.wall(now)
         )
-        cfg = self.topics.config(r.topic)
         if reply and msg_id in self._reply_waiters:
             actions.append(ReplyArrived(message))
             self._send(actions, src, wire.Received(msg_id, reply))
             self._mark_read(r.key, now, actions)
             return
-        if cfg is not None and cfg.forward_socket and not reply:
-            actions.append(ForwardMessage(message, cfg.forward_socket))
+        path = self._forward_path(message)
+        if path is not None:
+            # Stored (durable) and hidden until the socket has it: RECEIVED is safe to send.
+            seq = self._store_inbox(message)
+            actions.append(ForwardMessage(message, path))
+            self._hold(seq, message, math.inf)
         else:
             actions.extend(self.deliver_to_inbox(message))
         self._send(actions, src, wire.Received(msg_id, reply))
+
+    def _forward_path(self, message: InboundMessage) -> str | None:
+        """The Unix socket this (non-reply) message's topic is forwarded to, if any."""
+        cfg = self.topics.config(message.topic)
+        return None if cfg is None or message.reply else cfg.forward_socket
 
     # sender side
     def _on_ack(self, src: bytes, p: wire.Ack, now: float, actions: list[Action]) -> None:
@@ -1313,6 +1323,12 @@ class MessageCore:
     def start(self, now: float) -> list[Action]:
         """Start transfers restored from the store (call once after construction)."""
         actions: list[Action] = []
+        # Messages for forwarded topics that the socket never got (crash, shutdown): again.
+        for seq, message in self.inbox.items():
+            path = self._forward_path(message)
+            if path is not None and message.msg_id not in self._leases:
+                self._hold(seq, message, math.inf)
+                actions.append(ForwardMessage(message, path))
         for dst in list(self._queued):
             self._activate_queued(dst, now, actions)
         for t in self._out.values():

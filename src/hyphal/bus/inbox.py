@@ -57,6 +57,10 @@ class Inbox:
             return item
         return None
 
+    def items(self) -> list[tuple[int, InboundMessage]]:
+        """Every message with its sequence number, oldest first."""
+        return list(self._items.items())
+
     def get(self, seq: int) -> InboundMessage | None:
         return self._items.get(seq)
 

@@ -7,9 +7,17 @@ The node provides two callbacks and feeds arriving bus packets in:
 * ``resolve_ip(address) -> public key | None`` - the routing table's answer for an overlay IP.
 * ``service.handle_packet(src_public_key, body)`` for each KIND_BUS packet that arrives.
 
-One timer task sleeps until ``core.next_deadline()`` (woken early whenever an event may have
-changed it). Long-poll readers and reply waiters each wait on their own future; no lock is held
-while waiting, so a long poll never blocks other API calls.
+The core's timers run through the shared :class:`hyphal.node.driver.CoreDriver` (one loop timer
+at ``core.next_deadline()``, re-armed after every batch of actions). Long-poll readers and reply
+waiters each wait on their own future; no lock is held while waiting, so a long poll never
+blocks other API calls.
+
+Readers either ``pop`` (delete + READ at once) or ``take`` a lease, then ``ack`` (delete + READ)
+or ``release`` it; a lease not acked in ``limits.lease_time`` returns to the inbox. A message for
+a forwarded topic is stored in the inbox, leased, and acked only once the socket has it; on
+failure it is released to the inbox readers, and after a restart it is forwarded again. At most
+``MAX_FORWARDS`` forwards run at once; a socket's answer is read to EOF within
+``max_message_size`` bytes and ``FORWARD_REPLY_TIMEOUT`` seconds.
 """
 
 from __future__ import annotations
@@ -18,9 +26,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from ipaddress import IPv6Address
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hyphal.bus.core import (
     Action,
@@ -38,6 +47,9 @@ from hyphal.bus.store import MessageStore
 from hyphal.bus.topics import TopicTable
 from hyphal.identity import is_usable_public_key
 
+if TYPE_CHECKING:
+    from hyphal.node.driver import CoreDriver
+
 log = logging.getLogger(__name__)
 
 SendPacketFn = Callable[[bytes, bytes], bool]
@@ -45,6 +57,7 @@ ResolveIpFn = Callable[[IPv6Address], "bytes | None"]
 
 FORWARD_CONNECT_TIMEOUT = 5.0
 FORWARD_REPLY_TIMEOUT = 60.0
+MAX_FORWARDS = 8
 
 
 class UnknownDestination(BusError):
@@ -65,6 +78,7 @@ class MessageService:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         topics: TopicTable | None = None,
+        forward_dir: Path | None = None,
     ) -> None:
         self._send_packet = send_packet
         self._resolve_ip = resolve_ip
@@ -79,12 +93,17 @@ class MessageService:
             wall_offset=wall_clock() - now,
             topics=topics,
         )
-        self._kick = asyncio.Event()
-        self._timer_task: asyncio.Task[None] | None = None
+        self.core.topics.forward_dir = forward_dir
+        # Imported here: hyphal.node's package imports this module, so a module-level import
+        # would be circular when hyphal.bus is imported first.
+        from hyphal.node.driver import CoreDriver
+
+        self._driver: CoreDriver[Action] = CoreDriver("bus", self.core, self._run, clock)
+        self._started = False
+        self._forward_slots = asyncio.Semaphore(MAX_FORWARDS)
         self._inbox_waiters: set[asyncio.Future[None]] = set()
         self._reply_waiters: dict[bytes, list[asyncio.Future[InboundMessage]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._closing = False
         self._send_failures_logged: set[bytes] = set()
 
     # ------------------------------------------------------------------ lifecycle
@@ -97,20 +116,20 @@ class MessageService:
         return self.core.topics
 
     async def start(self) -> None:
-        """Start the timer task and resume transfers restored from the store."""
-        if self._timer_task is None:
-            self._run(self.core.start(self._clock()))
-            self._timer_task = asyncio.create_task(self._timer_loop(), name="bus-timers")
+        """Arm the core's timer and resume transfers (and forwards) restored from the store."""
+        if not self._started:
+            self._started = True
+            self._driver.start()
+            self._driver.feed(self.core.start(self._clock()))
 
     async def close(self) -> None:
-        self._closing = True
-        tasks = [t for t in (self._timer_task, *self._tasks) if t is not None]
+        self._driver.close()
+        tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        self._timer_task = None
         for fut in self._inbox_waiters:
             if not fut.done():
                 fut.cancel()
@@ -118,23 +137,7 @@ class MessageService:
             self._store.close()
             self._store = None
 
-    async def _timer_loop(self) -> None:
-        # asyncio.timeout rather than wait_for: on 3.11 wait_for can swallow a cancellation.
-        while not self._closing:
-            self._kick.clear()
-            deadline = self.core.next_deadline()
-            delay = None if deadline == float("inf") else max(0.0, deadline - self._clock())
-            if delay is None or delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
-                        await self._kick.wait()
-            try:
-                self._run(self.core.on_timer(self._clock()))
-            except Exception:  # pragma: no cover - a bug must not kill the timer task
-                log.exception("message bus timer failed")
-                await asyncio.sleep(0.1)
-
-    def _run(self, actions: list[Action]) -> None:
+    def _run(self, actions: Sequence[Action]) -> None:
         for action in actions:
             if isinstance(action, SendPacket):
                 try:
@@ -157,7 +160,6 @@ class MessageService:
                 )
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
-        self._kick.set()
 
     def _send_failed(self, dst: bytes, exc: Exception) -> None:
         """``send_packet`` raised instead of returning False: treat it as loss, like False.
@@ -179,7 +181,7 @@ class MessageService:
     # ------------------------------------------------------------------ node side
     def handle_packet(self, src_public_key: bytes, body: bytes) -> None:
         """Feed one arriving KIND_BUS packet body from the authenticated ``src_public_key``."""
-        self._run(self.core.handle_packet(src_public_key, body, self._clock()))
+        self._driver.feed(self.core.handle_packet(src_public_key, body, self._clock()))
 
     # ------------------------------------------------------------------ API side
     def resolve_destination(
@@ -206,7 +208,7 @@ class MessageService:
         msg_id, actions = self.core.send(
             dst, payload, self._clock(), topic=topic, deadline=deadline
         )
-        self._run(actions)
+        self._driver.feed(actions)
         return msg_id
 
     async def send_and_wait_reply(
@@ -247,7 +249,7 @@ class MessageService:
         deadline: float | None = None,
     ) -> None:
         """Reply to a received message (to its sender unless ``dst`` is given)."""
-        self._run(
+        self._driver.feed(
             self.core.reply(msg_id, payload, self._clock(), topic=topic, dst=dst, deadline=deadline)
         )
 
@@ -259,11 +261,48 @@ class MessageService:
         timeout: float = 0.0,  # noqa: ASYNC109
     ) -> InboundMessage | None:
         """Next inbox message (topic-prefix filter); waits up to ``timeout`` s for one."""
+
+        def attempt() -> InboundMessage | None:
+            message, actions = self.core.pop(self._clock(), topic, peek=peek)
+            self._driver.feed(actions)
+            return message
+
+        return await self._wait_inbox(attempt, timeout)
+
+    async def take(self, topic: bytes | None, timeout: float) -> InboundMessage | None:  # noqa: ASYNC109
+        """Lease the oldest matching message (waits up to ``timeout`` s for one).
+
+        The message is hidden from other readers but neither deleted nor reported read until
+        :meth:`ack`; :meth:`release` (or ``limits.lease_time`` without an ack) puts it back.
+        Leases are not persisted: after a restart the message is in the inbox again.
+        """
+
+        def attempt() -> InboundMessage | None:
+            message = self.core.take(self._clock(), topic)
+            self._driver.rearm()
+            return message
+
+        return await self._wait_inbox(attempt, timeout)
+
+    def ack(self, msg_id: bytes) -> bool:
+        """The client has the leased message: delete it and send READ (False: no such lease)."""
+        done, actions = self.core.ack(msg_id, self._clock())
+        self._driver.feed(actions)
+        return done
+
+    def release(self, msg_id: bytes) -> None:
+        """Put a leased message back into the inbox, first in line."""
+        self._driver.feed(self.core.release(msg_id))
+
+    async def _wait_inbox(
+        self,
+        attempt: Callable[[], InboundMessage | None],
+        timeout: float,  # noqa: ASYNC109
+    ) -> InboundMessage | None:
         loop = asyncio.get_running_loop()
         end = loop.time() + max(0.0, timeout)
         while True:
-            message, actions = self.core.pop(self._clock(), topic, peek=peek)
-            self._run(actions)
+            message = attempt()
             remaining = end - loop.time()
             if message is not None or remaining <= 0:
                 return message
@@ -289,26 +328,53 @@ class MessageService:
 
     # ------------------------------------------------------------------ forwarding
     async def _forward(self, message: InboundMessage, path: str) -> None:
-        """Write the message to a topic's Unix socket; send what it answers as the reply."""
+        """Write the message to a topic's Unix socket; send what it answers as the reply.
+
+        The message stays leased in the (stored) inbox until the socket has it; then it is acked.
+        """
+        limit = self.core.limits.max_message_size
+        delivered = False
         try:
-            async with asyncio.timeout(FORWARD_CONNECT_TIMEOUT):
-                reader, writer = await asyncio.open_unix_connection(path)
-            try:
+            async with self._forward_slots:
+                self.core.topics.check_forward_socket(path)
                 async with asyncio.timeout(FORWARD_CONNECT_TIMEOUT):
-                    writer.write(message.payload)
-                    await writer.drain()
-                    if writer.can_write_eof():
-                        writer.write_eof()
-                async with asyncio.timeout(FORWARD_REPLY_TIMEOUT):
-                    answer = await reader.read(self.core.limits.max_message_size)
-            finally:
-                writer.close()
-        except (OSError, TimeoutError) as exc:
-            log.info("forwarding to %s failed (%s); message goes to the inbox", path, exc)
-            self._run(self.core.deliver_to_inbox(message))
+                    reader, writer = await asyncio.open_unix_connection(path, limit=1 << 16)
+                try:
+                    async with asyncio.timeout(FORWARD_CONNECT_TIMEOUT):
+                        writer.write(message.payload)
+                        await writer.drain()
+                        if writer.can_write_eof():
+                            writer.write_eof()
+                    self.ack(message.msg_id)  # the socket has it
+                    delivered = True
+                    async with asyncio.timeout(FORWARD_REPLY_TIMEOUT):
+                        answer = await _read_to_eof(reader, limit)
+                finally:
+                    writer.close()
+        except (OSError, TimeoutError, BusError) as exc:
+            if delivered:
+                log.info("forward socket %s gave no answer (%s)", path, exc)
+            else:
+                log.info("forwarding to %s failed (%s); message goes to the inbox", path, exc)
+                self.release(message.msg_id)
+            return
+        if answer is None:
+            log.info("forward socket %s answered more than %d bytes; answer dropped", path, limit)
             return
         if answer:
             try:
                 self.reply(message.msg_id, answer, topic=message.topic, dst=message.src_pk)
             except BusError as exc:
                 log.info("cannot send the forward socket's reply: %s", exc)
+
+
+async def _read_to_eof(reader: asyncio.StreamReader, limit: int) -> bytes | None:
+    """Everything ``reader`` sends until EOF; None once it exceeds ``limit`` bytes."""
+    parts: list[bytes] = []
+    size = 0
+    while chunk := await reader.read(1 << 16):
+        size += len(chunk)
+        if size > limit:
+            return None
+        parts.append(chunk)
+    return b"".join(parts)

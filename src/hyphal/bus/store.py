@@ -8,17 +8,23 @@ With ``--message-store DIR`` the node keeps ``DIR/messages.sqlite3``:
   payload is dropped once the transfer is final (received / read / aborted); the row remains as a
   status record. After a restart unfinished transfers start again from INIT until their deadline.
 
-Writes are synchronous (WAL journal, ``synchronous=NORMAL``); the store is small and simple on
-purpose. Without a store everything is in memory, as in Mycelium.
+Writes survive power loss (WAL journal, ``synchronous=FULL``: a commit returns after fsync). A
+store file that SQLite cannot read is renamed aside (``messages.sqlite3.corrupt-<UTC time>``,
+with its ``-wal``/``-shm`` files) with one log line, and the node starts with an empty store
+instead of failing at every start. Without a store everything is in memory, as in Mycelium.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from hyphal.bus.inbox import InboundMessage
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -54,10 +60,45 @@ class MessageStore:
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / self.FILENAME
-        self._db = sqlite3.connect(self.path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self.moved_aside: Path | None = None
+        try:
+            self._db = self._open()
+        except sqlite3.DatabaseError as exc:
+            self.moved_aside = self._move_aside()
+            log.error(
+                "message store %s is unreadable (%s); moved it to %s and starting empty",
+                self.path,
+                exc,
+                self.moved_aside,
+            )
+            self._db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(_SCHEMA)
+            db.execute("SELECT count(*) FROM inbox").fetchone()
+            db.execute("SELECT count(*) FROM outbox").fetchone()
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
+
+    def _move_aside(self) -> Path:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        target = self.path.with_name(f"{self.FILENAME}.corrupt-{stamp}")
+        n = 1
+        while target.exists():
+            target = self.path.with_name(f"{self.FILENAME}.corrupt-{stamp}-{n}")
+            n += 1
+        for suffix in ("-wal", "-shm"):
+            side = self.path.with_name(self.FILENAME + suffix)
+            if side.exists():
+                side.rename(target.with_name(target.name + suffix))
+        self.path.rename(target)
+        return target
 
     def close(self) -> None:
         self._db.close()

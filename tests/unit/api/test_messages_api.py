@@ -8,6 +8,7 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from ipaddress import IPv6Address
+from pathlib import Path
 
 import httpx
 import pytest
@@ -46,7 +47,7 @@ class Node:
 
 
 @pytest.fixture
-async def nodes() -> AsyncIterator[tuple[Node, Node]]:
+async def nodes(tmp_path: Path) -> AsyncIterator[tuple[Node, Node]]:
     loop = asyncio.get_running_loop()
     services: dict[bytes, MessageService] = {}
     by_addr: dict[IPv6Address, bytes] = {}
@@ -61,7 +62,7 @@ async def nodes() -> AsyncIterator[tuple[Node, Node]]:
             loop.call_soon(peer.handle_packet, pk, body)
             return True
 
-        service = MessageService(pk, send_packet, lambda ip: by_addr.get(ip))
+        service = MessageService(pk, send_packet, lambda ip: by_addr.get(ip), forward_dir=tmp_path)
         services[pk] = service
         by_addr[address_for_public_key(pk)] = pk
         return service
@@ -207,7 +208,7 @@ async def test_bad_input_is_4xx(nodes: tuple[Node, Node]) -> None:
     assert r.status_code == 422
 
 
-async def test_topic_configuration_and_acl(nodes: tuple[Node, Node]) -> None:
+async def test_topic_configuration_and_acl(nodes: tuple[Node, Node], tmp_path: Path) -> None:
     a, b = nodes
     t = b64(b"jobs")
     assert (await b.client.get("/api/v1/messages/topics/default")).json() == {"accept": True}
@@ -238,8 +239,13 @@ async def test_topic_configuration_and_acl(nodes: tuple[Node, Node]) -> None:
     assert r.status_code == 204
     assert (await b.client.get(f"/api/v1/messages/topics/{t}/sources")).json() == []
     r = await b.client.put(f"/api/v1/messages/topics/{t}/forward", json={"socket_path": "/x"})
+    assert r.status_code == 403 and "forward directory" in r.text
+    sock = str(tmp_path / "x.sock")
+    server = await asyncio.start_unix_server(lambda r, w: None, sock)
+    server.close()
+    r = await b.client.put(f"/api/v1/messages/topics/{t}/forward", json={"socket_path": sock})
     assert r.status_code == 204
-    assert (await b.client.get(f"/api/v1/messages/topics/{t}/forward")).json() == "/x"
+    assert (await b.client.get(f"/api/v1/messages/topics/{t}/forward")).json() == sock
     assert (await b.client.delete(f"/api/v1/messages/topics/{t}/forward")).status_code == 204
     assert (await b.client.get(f"/api/v1/messages/topics/{t}/forward")).json() is None
     assert (await b.client.delete(f"/api/v1/messages/topics/{t}")).status_code == 204
@@ -249,9 +255,9 @@ async def test_topic_configuration_and_acl(nodes: tuple[Node, Node]) -> None:
     assert r.status_code == 400
 
 
-async def test_forward_socket_answers_as_reply(nodes: tuple[Node, Node], tmp_path: object) -> None:
+async def test_forward_socket_answers_as_reply(nodes: tuple[Node, Node], tmp_path: Path) -> None:
     a, b = nodes
-    path = f"/tmp/hyphal-fwd-{os.getpid()}.sock"
+    path = str(tmp_path / "fwd.sock")
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         data = await reader.read()
