@@ -107,7 +107,8 @@ class Limits:
 PARALLEL_HASH_MIN = 1 << 20
 
 
-def _digest(data: bytes) -> bytes:
+def message_digest(data: bytes) -> bytes:
+    """BLAKE3-256 of a whole message, as INIT carries it."""
     if len(data) >= PARALLEL_HASH_MIN:
         return blake3(data, max_threads=blake3.AUTO).digest()
     return blake3(data).digest()
@@ -152,13 +153,23 @@ class ForwardMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class VerifyMessage:
+    """Check ``message_digest(payload) == digest`` off the event loop, then call
+    :meth:`MessageCore.on_verified` (only with ``defer_large_hashes``, for large messages)."""
+
+    key: InKey
+    payload: bytes
+    digest: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class StatusChanged:
     msg_id: bytes
     reply: bool
     state: str
 
 
-Action = SendPacket | MessageArrived | ReplyArrived | ForwardMessage | StatusChanged
+Action = SendPacket | MessageArrived | ReplyArrived | ForwardMessage | VerifyMessage | StatusChanged
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +269,7 @@ class _In:
     last_activity: float
     window: int
     next_event: float = math.inf
+    verifying: bool = False  # complete; waiting for VerifyMessage's answer
 
 
 @dataclass(eq=False)
@@ -292,6 +304,7 @@ class MessageCore:
         wall_offset: float = 0.0,
         id_source: Callable[[], bytes] | None = None,
         topics: TopicTable | None = None,
+        defer_large_hashes: bool = False,
     ) -> None:
         if len(public_key) != KEY_SIZE:
             raise ValueError("public key must be 32 bytes")
@@ -300,6 +313,7 @@ class MessageCore:
         self.store = store
         self.wall_offset = wall_offset
         self.topics = topics or TopicTable()
+        self.defer_large_hashes = defer_large_hashes
         self._new_id = id_source or (lambda: os.urandom(wire.ID_SIZE))
         self.inbox = Inbox()
         self._out: dict[OutKey, _Out] = {}
@@ -515,7 +529,7 @@ class MessageCore:
             dst=dst,
             topic=topic,
             payload=payload,
-            digest=_digest(payload),
+            digest=message_digest(payload),
             total=len(payload),
             chunk_size=chunk_size,
             count=chunk_count(len(payload), chunk_size),
@@ -1009,7 +1023,7 @@ class MessageCore:
     def _accept_chunk(
         self, r: _In, index: int, data: bytes | memoryview, now: float, actions: list[Action]
     ) -> None:
-        if not r.reasm.valid(index, len(data)):
+        if not r.reasm.valid(index, len(data)) or r.verifying:
             self.stats["ignored"] += 1
             return
         if r.reasm.add(index, data):
@@ -1042,10 +1056,27 @@ class MessageCore:
         r.next_event = math.inf
 
     def _complete(self, r: _In, now: float, actions: list[Action]) -> None:
-        src, msg_id, reply = r.key
         payload = r.reasm.data()
+        if self.defer_large_hashes and len(payload) >= PARALLEL_HASH_MIN:
+            r.verifying = True
+            actions.append(VerifyMessage(r.key, payload, r.digest))
+            return
+        self._deliver(r, payload, message_digest(payload) == r.digest, now, actions)
+
+    def on_verified(self, key: InKey, payload: bytes, ok: bool, now: float) -> list[Action]:
+        """The answer to a :class:`VerifyMessage`: deliver the message, or ABORT integrity."""
+        actions: list[Action] = []
+        r = self._in.get(key)
+        if r is not None and r.verifying:
+            self._deliver(r, payload, ok, now, actions)
+        return actions
+
+    def _deliver(
+        self, r: _In, payload: bytes, digest_ok: bool, now: float, actions: list[Action]
+    ) -> None:
+        src, msg_id, reply = r.key
         self._drop_in(r)
-        if len(payload) != r.reasm.total or _digest(payload) != r.digest:
+        if len(payload) != r.reasm.total or not digest_ok:
             self._send(actions, src, wire.Abort(msg_id, reply, AbortReason.INTEGRITY))
             return
         self._completed[r.key] = False

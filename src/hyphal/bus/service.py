@@ -7,6 +7,8 @@ The node provides two callbacks and feeds arriving bus packets in:
 * ``resolve_ip(address) -> public key | None`` - the routing table's answer for an overlay IP.
 * ``service.handle_packet(src_public_key, body)`` for each KIND_BUS packet that arrives.
 
+BLAKE3 of a received message of ``PARALLEL_HASH_MIN`` bytes or more runs in a worker thread
+(``asyncio.to_thread``); the core delivers it, and sends RECEIVED, once the answer is fed back.
 The core's timers run through the shared :class:`hyphal.node.driver.CoreDriver` (one loop timer
 at ``core.next_deadline()``, re-armed after every batch of actions). Long-poll readers and reply
 waiters each wait on their own future; no lock is held while waiting, so a long poll never
@@ -26,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from ipaddress import IPv6Address
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,6 +43,8 @@ from hyphal.bus.core import (
     MessageStatus,
     ReplyArrived,
     SendPacket,
+    VerifyMessage,
+    message_digest,
 )
 from hyphal.bus.inbox import InboundMessage
 from hyphal.bus.store import MessageStore
@@ -92,6 +96,7 @@ class MessageService:
             store=self._store,
             wall_offset=wall_clock() - now,
             topics=topics,
+            defer_large_hashes=True,
         )
         self.core.topics.forward_dir = forward_dir
         # Imported here: hyphal.node's package imports this module, so a module-level import
@@ -155,11 +160,19 @@ class MessageService:
                     if not reply_fut.done():
                         reply_fut.set_result(action.message)
             elif isinstance(action, ForwardMessage):
-                task = asyncio.get_running_loop().create_task(
-                    self._forward(action.message, action.socket_path)
-                )
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._spawn(self._forward(action.message, action.socket_path))
+            elif isinstance(action, VerifyMessage):
+                self._spawn(self._verify(action))
+
+    def _spawn(self, coro: Coroutine[None, None, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _verify(self, action: VerifyMessage) -> None:
+        """Hash a large received message in a worker thread so the loop keeps serving."""
+        ok = await asyncio.to_thread(lambda: message_digest(action.payload) == action.digest)
+        self._driver.feed(self.core.on_verified(action.key, action.payload, ok, self._clock()))
 
     def _send_failed(self, dst: bytes, exc: Exception) -> None:
         """``send_packet`` raised instead of returning False: treat it as loss, like False.
