@@ -1,14 +1,16 @@
 """Sans-IO message bus core: reliable, flow-controlled transfer of arbitrary-size messages.
 
 ``MessageCore`` never reads a clock, sleeps or touches a socket (its optional SQLite store is the
-one exception: it is written synchronously). Every entry point takes ``now`` (monotonic seconds)
+one exception: it is written synchronously, so an inbox row is durable before RECEIVED is sent). Every entry point takes ``now`` (monotonic seconds)
 and returns a list of actions for the adapter:
 
 * :class:`SendPacket` - hand ``body`` (a bus packet, see ``hyphal.wire.bus``) to the data path for
   the node with public key ``dst``.
 * :class:`MessageArrived` - the inbox has a new message (wake long-poll waiters).
 * :class:`ReplyArrived` - a reply for an id registered with :meth:`MessageCore.expect_reply`.
-* :class:`ForwardMessage` - a message for a topic with a forward socket (not put in the inbox).
+* :class:`ForwardMessage` - a message for a topic with a forward socket (held in the inbox).
+* :class:`VerifyMessage` - hash a large received message off the loop, answer with
+  :meth:`MessageCore.on_verified`.
 * :class:`StatusChanged` - an outbound message changed state.
 
 Sender: INIT (carrying chunk 0) -> receiver admission control -> ACK (cumulative + selective
@@ -47,14 +49,19 @@ DUPTHRESH = 3
 READ_NOTICE_TRIES = 6
 MAX_BUSY_BACKOFF = 30.0
 
-# Outbound states (Mycelium names; "queued" is reported as "pending").
-QUEUED = "queued"
-PENDING = "pending"
-SENDING = "sending"
-RECEIVED = "received"
-READ = "read"
-ABORTED = "aborted"
-FINAL_STATES = frozenset({RECEIVED, READ, ABORTED})
+
+class OutState(StrEnum):
+    """Outbound states (Mycelium names; ``queued`` is reported as ``pending``)."""
+
+    QUEUED = "queued"
+    PENDING = "pending"
+    SENDING = "sending"
+    RECEIVED = "received"
+    READ = "read"
+    ABORTED = "aborted"
+
+
+FINAL_STATES = frozenset({OutState.RECEIVED, OutState.READ, OutState.ABORTED})
 
 REASON_TEXT = {
     AbortReason.SENDER_GAVE_UP: "sender gave up",
@@ -132,22 +139,31 @@ class DuplicateReply(BusError):
 
 @dataclass(frozen=True, slots=True)
 class SendPacket:
+    """Hand ``body`` (one bus packet) to the data path for the node with public key ``dst``."""
+
     dst: bytes
     body: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class MessageArrived:
+    """The inbox has a message on ``topic`` readers may take (wake long polls)."""
+
     topic: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class ReplyArrived:
+    """A reply for an id registered with :meth:`MessageCore.expect_reply`."""
+
     message: InboundMessage
 
 
 @dataclass(frozen=True, slots=True)
 class ForwardMessage:
+    """Write ``message`` to the Unix socket ``socket_path``; it is held (leased, stored) in the
+    inbox until :meth:`MessageCore.ack` (the socket has it) or :meth:`MessageCore.release`."""
+
     message: InboundMessage
     socket_path: str
 
@@ -164,9 +180,11 @@ class VerifyMessage:
 
 @dataclass(frozen=True, slots=True)
 class StatusChanged:
+    """An outbound message (``reply``: a reply) entered ``state``."""
+
     msg_id: bytes
     reply: bool
-    state: str
+    state: OutState
 
 
 Action = SendPacket | MessageArrived | ReplyArrived | ForwardMessage | VerifyMessage | StatusChanged
@@ -177,7 +195,7 @@ class MessageStatus:
     msg_id: bytes
     reply: bool
     dst_pk: bytes
-    state: str  # pending | sending | received | read | aborted
+    state: OutState  # pending | sending | received | read | aborted (queued shows as pending)
     pending: int  # chunks never sent
     sent: int  # chunks sent, not yet acknowledged
     acked: int
@@ -216,7 +234,7 @@ class _Out:
     created_wall: float
     deadline: float
     deadline_wall: float
-    state: str = QUEUED
+    state: OutState = OutState.QUEUED
     reason: str | None = None
     acked: bytearray = field(default_factory=bytearray)
     acked_count: int = 0
@@ -486,7 +504,7 @@ class MessageCore:
                     len(payload),
                     t.created_wall,
                     t.deadline_wall,
-                    PENDING,
+                    OutState.PENDING,
                 )
             )
         actions: list[Action] = []
@@ -547,14 +565,14 @@ class MessageCore:
         if self._active_per_dst.get(t.dst, 0) < self.limits.max_active_per_destination:
             self._activate(t, now, actions)
         else:
-            t.state = QUEUED
+            t.state = OutState.QUEUED
             self._queued.setdefault(t.dst, deque()).append(t.key)
             self._schedule_out(t)
 
     def _activate(self, t: _Out, now: float, actions: list[Action]) -> None:
         self._active_per_dst[t.dst] = self._active_per_dst.get(t.dst, 0) + 1
         self._active_by_dst.setdefault(t.dst, {})[t.key] = t
-        t.state = PENDING
+        t.state = OutState.PENDING
         self._send_init(t, now, actions)
         self._schedule_out(t)
 
@@ -611,7 +629,7 @@ class MessageCore:
 
     def _pump(self, t: _Out, now: float, actions: list[Action]) -> None:
         """Send chunks while the congestion window, receive window and peer cap allow."""
-        if t.state != SENDING:
+        if t.state != OutState.SENDING:
             return
         limit = min(t.cwnd.chunks, t.rwnd)
         view = memoryview(t.payload)
@@ -651,15 +669,15 @@ class MessageCore:
         if not active:
             return
         for t in list(active.values()):
-            if t.state == SENDING:
+            if t.state == OutState.SENDING:
                 self._pump(t, now, actions)
                 self._schedule_out(t)
 
     def _finish_out(
-        self, t: _Out, state: str, reason: str | None, now: float, actions: list[Action]
+        self, t: _Out, state: OutState, reason: str | None, now: float, actions: list[Action]
     ) -> None:
-        was_active = t.state in (PENDING, SENDING)
-        was_queued = t.state == QUEUED
+        was_active = t.state in (OutState.PENDING, OutState.SENDING)
+        was_queued = t.state == OutState.QUEUED
         for index in list(t.inflight):
             self._unmark_inflight(t, index)
         t.state = state
@@ -667,7 +685,7 @@ class MessageCore:
         t.rto_at = None
         t.busy_until = None
         t.finished_wall = self.wall(now)
-        if state != ABORTED:
+        if state != OutState.ABORTED:
             t.acked_count = t.count
             t.next_new = t.count
         t.payload = b""
@@ -702,7 +720,7 @@ class MessageCore:
         queue = self._queued.get(dst)
         while queue and self._active_per_dst.get(dst, 0) < self.limits.max_active_per_destination:
             nxt = self._out.get(queue.popleft())
-            if nxt is not None and nxt.state == QUEUED:
+            if nxt is not None and nxt.state == OutState.QUEUED:
                 self._activate(nxt, now, actions)
         if queue is not None and not queue:
             self._queued.pop(dst, None)
@@ -864,7 +882,7 @@ class MessageCore:
         for key in ((msg_id, False), (msg_id, True)):
             t = self._out.get(key) or self._done.get(key)
             if t is not None:
-                state = PENDING if t.state == QUEUED else t.state
+                state = OutState.PENDING if t.state == OutState.QUEUED else t.state
                 return MessageStatus(
                     msg_id=t.msg_id,
                     reply=t.reply,
@@ -1113,12 +1131,12 @@ class MessageCore:
     # sender side
     def _on_ack(self, src: bytes, p: wire.Ack, now: float, actions: list[Action]) -> None:
         t = self._out.get((p.msg_id, p.reply))
-        if t is None or t.dst != src or t.state not in (PENDING, SENDING):
+        if t is None or t.dst != src or t.state not in (OutState.PENDING, OutState.SENDING):
             return
-        if t.state == PENDING:
-            t.state = SENDING
+        if t.state == OutState.PENDING:
+            t.state = OutState.SENDING
             t.busy_backoff = 0.0
-            actions.append(StatusChanged(t.msg_id, t.reply, SENDING))
+            actions.append(StatusChanged(t.msg_id, t.reply, OutState.SENDING))
             if t.init_sent_at is not None and not t.init_retransmitted:
                 t.rtt.sample(now - t.init_sent_at)
         t.rwnd = max(1, min(p.window, 1 << 16))
@@ -1180,22 +1198,26 @@ class MessageCore:
 
     def _on_received(self, src: bytes, p: wire.Received, now: float, actions: list[Action]) -> None:
         t = self._out.get((p.msg_id, p.reply))
-        if t is not None and t.dst == src and t.state in (PENDING, SENDING):
-            self._finish_out(t, RECEIVED, None, now, actions)
+        if t is not None and t.dst == src and t.state in (OutState.PENDING, OutState.SENDING):
+            self._finish_out(t, OutState.RECEIVED, None, now, actions)
 
     def _on_read(self, src: bytes, p: wire.Read, now: float, actions: list[Action]) -> None:
         key = (p.msg_id, p.reply)
         t = self._out.get(key)
-        if t is not None and t.dst == src and t.state in (PENDING, SENDING):
-            self._finish_out(t, RECEIVED, None, now, actions)
+        if t is not None and t.dst == src and t.state in (OutState.PENDING, OutState.SENDING):
+            self._finish_out(t, OutState.RECEIVED, None, now, actions)
         done = self._done.get(key)
-        if done is not None and done.dst == src and done.state == RECEIVED:
-            done.state = READ
+        if done is not None and done.dst == src and done.state == OutState.RECEIVED:
+            done.state = OutState.READ
             if self.store is not None:
                 self.store.outbox_finish(
-                    done.msg_id, done.reply, READ, None, done.finished_wall or self.wall(now)
+                    done.msg_id,
+                    done.reply,
+                    OutState.READ,
+                    None,
+                    done.finished_wall or self.wall(now),
                 )
-            actions.append(StatusChanged(done.msg_id, done.reply, READ))
+            actions.append(StatusChanged(done.msg_id, done.reply, OutState.READ))
         self._send(actions, src, wire.ReadAck(p.msg_id, p.reply))
 
     def _on_abort(self, src: bytes, p: wire.Abort, now: float, actions: list[Action]) -> None:
@@ -1205,10 +1227,10 @@ class MessageCore:
                 self._drop_in(r)
             return
         t = self._out.get((p.msg_id, p.reply))
-        if t is None or t.dst != src or t.state not in (PENDING, SENDING):
+        if t is None or t.dst != src or t.state not in (OutState.PENDING, OutState.SENDING):
             return
         if p.reason == AbortReason.BUSY:
-            if t.state == SENDING:
+            if t.state == OutState.SENDING:
                 return  # the receiver has our state; a stale BUSY
             for index in list(t.inflight):
                 self._unmark_inflight(t, index)
@@ -1219,17 +1241,17 @@ class MessageCore:
             self._schedule_out(t)
             self._pump_peer(t.dst, now, actions)
         elif p.reason == AbortReason.UNKNOWN_TRANSFER:
-            if t.state == PENDING:
+            if t.state == OutState.PENDING:
                 return  # a chunk overtook the INIT; the INIT will create the state
             for index in list(t.inflight):
                 self._unmark_inflight(t, index)
             t.reset_progress()
-            t.state = PENDING
+            t.state = OutState.PENDING
             t.rto_at = None
             self._send_init(t, now, actions)
             self._schedule_out(t)
         else:
-            self._finish_out(t, ABORTED, REASON_TEXT[p.reason], now, actions)
+            self._finish_out(t, OutState.ABORTED, REASON_TEXT[p.reason], now, actions)
 
     # ------------------------------------------------------------------ timers
     def on_timer(self, now: float) -> list[Action]:
@@ -1279,17 +1301,17 @@ class MessageCore:
                 self._send(
                     actions, t.dst, wire.Abort(t.msg_id, t.reply, AbortReason.SENDER_GAVE_UP)
                 )
-            self._finish_out(t, ABORTED, REASON_DEADLINE, now, actions)
+            self._finish_out(t, OutState.ABORTED, REASON_DEADLINE, now, actions)
             return
         if t.busy_until is not None and now >= t.busy_until:
             t.busy_until = None
-            t.state = PENDING
+            t.state = OutState.PENDING
             self._send_init(t, now, actions)
             return
         if t.rto_at is not None and now >= t.rto_at:
             t.rtt.backoff()
             t.rto_at = None
-            if t.state == PENDING:
+            if t.state == OutState.PENDING:
                 self._send_init(t, now, actions)
                 return
             if t.inflight:
@@ -1302,7 +1324,7 @@ class MessageCore:
             elif t.lost or t.acked_count == t.count or t.next_new < t.count:
                 # Nothing in flight: probe with INIT (answered by ACK or RECEIVED).
                 self._send_init(t, now, actions)
-            if t.rto_at is None and t.state == SENDING:
+            if t.rto_at is None and t.state == OutState.SENDING:
                 t.rto_at = now + t.rtt.rto
 
     # ------------------------------------------------------------------ persistence
@@ -1327,10 +1349,10 @@ class MessageCore:
                 del self._out[t.key]
                 t.total = rec.msg_len
                 t.count = chunk_count(rec.msg_len, t.chunk_size)
-                t.state = rec.state if rec.state in FINAL_STATES else ABORTED
+                t.state = OutState(rec.state) if rec.state in FINAL_STATES else OutState.ABORTED
                 t.reason = rec.reason
                 t.finished_wall = finished
-                if t.state != ABORTED:
+                if t.state != OutState.ABORTED:
                     t.acked_count = t.next_new = t.count
                 self._remember_done(t, now)
                 continue
@@ -1345,10 +1367,10 @@ class MessageCore:
                 now,
             )
             if rec.deadline <= wall_now:
-                t.state = PENDING
-                self._finish_out(t, ABORTED, REASON_DEADLINE, now, actions)
+                t.state = OutState.PENDING
+                self._finish_out(t, OutState.ABORTED, REASON_DEADLINE, now, actions)
             else:
-                t.state = QUEUED
+                t.state = OutState.QUEUED
                 self._queued.setdefault(t.dst, deque()).append(t.key)
 
     def start(self, now: float) -> list[Action]:
