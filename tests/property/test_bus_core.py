@@ -18,9 +18,14 @@ LIMITS = Limits(
     max_completed_memory=16,
     max_read_notices=4,
     max_reply_routes=8,
+    max_inbox_per_source=3,
+    max_reserved_per_source=100 * 1024,
+    inbox_ttl=300.0,
+    lease_time=30.0,
 )
+SOURCES = [bytes([i]) * 32 for i in range(2, 6)]
 ids = st.sampled_from([bytes([i]) * 8 for i in range(6)]) | st.binary(min_size=8, max_size=8)
-sources = st.sampled_from([bytes([i]) * 32 for i in range(2, 6)])
+sources = st.sampled_from(SOURCES)
 chunk_sizes = st.sampled_from([1024, 2048, 65536]) | st.integers(1, 2**32 - 1)
 totals = st.sampled_from([0, 1, 1024, 5000, 64 * 1024, 10**9]) | st.integers(0, 2**64 - 1)
 
@@ -58,7 +63,9 @@ events = st.lists(
         sources,
         structured | st.binary(max_size=100),
         st.floats(0, 500, allow_nan=False),
-        st.sampled_from(["packet", "packet", "packet", "timer", "pop", "send"]),
+        st.sampled_from(
+            ["packet", "packet", "packet", "timer", "pop", "send", "take", "ack", "release"]
+        ),
     ),
     max_size=60,
 )
@@ -71,6 +78,7 @@ def test_hostile_packets_never_raise_and_memory_bounded(
 ) -> None:
     now = 0.0
     core = MessageCore(ME, now, limits=LIMITS)
+    taken: list[bytes] = []
     for src, body, dt, what in evs:
         now += dt
         if what == "packet":
@@ -79,6 +87,14 @@ def test_hostile_packets_never_raise_and_memory_bounded(
             actions = core.on_timer(now)
         elif what == "pop":
             actions = core.pop(now)[1]
+        elif what == "take":
+            message = core.take(now)
+            taken += [] if message is None else [message.msg_id]
+            actions = []
+        elif what == "ack":
+            actions = core.ack(taken.pop(0), now)[1] if taken else []
+        elif what == "release":
+            actions = core.release(taken.pop()) if taken else []
         else:
             actions = core.send(src, body[:100], now)[1]
         for action in actions:
@@ -93,4 +109,10 @@ def test_hostile_packets_never_raise_and_memory_bounded(
         assert mem["completed_ids"] <= LIMITS.max_completed_memory
         assert mem["read_notices"] <= LIMITS.max_read_notices
         assert mem["reply_routes"] <= LIMITS.max_reply_routes
+        assert mem["inbox_leased"] <= mem["inbox_count"]
+        assert all(core.inbox.from_source(s) <= LIMITS.max_inbox_per_source for s in SOURCES)
+        # Memory follows what arrived: each transfer holds at most what was sent to it.
+        assert mem["incoming_allocated"] <= mem["incoming_transfers"] * (
+            LIMITS.max_message_size + 8192
+        )
         assert core.next_deadline() >= 0
