@@ -453,11 +453,13 @@ class MessageCore:
         topic: bytes = b"",
         deadline: float | None = None,
         reply_to: bytes | None = None,
+        digest: bytes | None = None,
     ) -> tuple[bytes, list[Action]]:
         """Queue a message for ``dst`` (public key); returns its id and the actions to run.
 
         ``deadline`` is seconds from now (default ``limits.default_deadline``). ``reply_to`` makes
-        the message a reply to that received message id (the reply reuses the id).
+        the message a reply to that received message id (the reply reuses the id). ``digest`` is
+        ``message_digest(payload)`` when the caller already computed it (off the event loop).
         """
         lim = self.limits
         if len(dst) != KEY_SIZE:
@@ -491,7 +493,7 @@ class MessageCore:
                 msg_id = self._new_id()
         payload = bytes(payload)
         t = self._new_out(
-            msg_id, reply, dst, topic, payload, self.wall(now), self.wall(now) + span, now
+            msg_id, reply, dst, topic, payload, self.wall(now), self.wall(now) + span, now, digest
         )
         if self.store is not None:
             self.store.outbox_put(
@@ -539,6 +541,7 @@ class MessageCore:
         created_wall: float,
         deadline_wall: float,
         now: float,
+        digest: bytes | None = None,
     ) -> _Out:
         chunk_size = self.limits.chunk_size
         t = _Out(
@@ -547,7 +550,7 @@ class MessageCore:
             dst=dst,
             topic=topic,
             payload=payload,
-            digest=message_digest(payload),
+            digest=message_digest(payload) if digest is None else digest,
             total=len(payload),
             chunk_size=chunk_size,
             count=chunk_count(len(payload), chunk_size),

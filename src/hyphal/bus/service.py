@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hyphal.bus.core import (
+    PARALLEL_HASH_MIN,
     Action,
     BusError,
     ForwardMessage,
@@ -220,6 +221,20 @@ class MessageService:
         """Queue a message; returns its 8-byte id. Raises BusError subclasses."""
         msg_id, actions = self.core.send(
             dst, payload, self._clock(), topic=topic, deadline=deadline
+        )
+        self._driver.feed(actions)
+        return msg_id
+
+    async def submit(
+        self, dst: bytes, payload: bytes, *, topic: bytes = b"", deadline: float | None = None
+    ) -> bytes:
+        """:meth:`send`, hashing a payload of ``PARALLEL_HASH_MIN`` bytes or more in a worker
+        thread first, so a 128 MiB message does not stall the event loop."""
+        digest = None
+        if len(payload) >= PARALLEL_HASH_MIN:
+            digest = await asyncio.to_thread(message_digest, payload)
+        msg_id, actions = self.core.send(
+            dst, payload, self._clock(), topic=topic, deadline=deadline, digest=digest
         )
         self._driver.feed(actions)
         return msg_id

@@ -6,7 +6,13 @@ import asyncio
 import os
 
 from hyphal.bus.chunks import CHUNK_SIZE
-from hyphal.bus.core import PARALLEL_HASH_MIN, MessageCore, SendPacket, VerifyMessage
+from hyphal.bus.core import (
+    PARALLEL_HASH_MIN,
+    MessageCore,
+    SendPacket,
+    VerifyMessage,
+    message_digest,
+)
 from hyphal.bus.service import MessageService
 from hyphal.wire import bus as wire
 
@@ -81,4 +87,30 @@ async def test_service_keeps_the_loop_responsive_while_hashing() -> None:
         assert message is not None and message.payload == payload
         assert worst < 0.25, f"loop stalled {worst:.3f} s while hashing"
     finally:
+        await service.close()
+
+
+async def test_submit_hashes_a_large_payload_while_the_loop_runs() -> None:
+    payload = os.urandom(64 * 1024 * 1024)
+    sent: list[bytes] = []
+    service = MessageService(A, lambda dst, body: sent.append(body) is None, lambda ip: None)
+    await service.start()
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    try:
+        await asyncio.sleep(0)
+        before = ticks
+        await service.submit(B, payload)
+        assert ticks > before + 1  # the loop ran other work while the digest was computed
+        init = wire.decode(sent[0])
+        assert isinstance(init, wire.Init) and init.digest == message_digest(payload)
+    finally:
+        task.cancel()
         await service.close()
