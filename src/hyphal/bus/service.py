@@ -156,10 +156,13 @@ class MessageService:
                     if not fut.done():
                         fut.set_result(None)
             elif isinstance(action, ReplyArrived):
-                msg_id = action.message.msg_id
-                for reply_fut in self._reply_waiters.pop(msg_id, []):
+                taken = False
+                for reply_fut in self._reply_waiters.pop(action.message.msg_id, []):
                     if not reply_fut.done():
                         reply_fut.set_result(action.message)
+                        taken = True
+                if not taken:  # every waiter gave up meanwhile: keep the reply for readers
+                    self._run(self.core.deliver_to_inbox(action.message))
             elif isinstance(action, ForwardMessage):
                 self._spawn(self._forward(action.message, action.socket_path))
             elif isinstance(action, VerifyMessage):

@@ -118,3 +118,18 @@ async def test_forward_to_a_vanished_socket_goes_to_the_inbox(
     msg_id = a.send(b.public_key, b"job", topic=b"svc")
     message = await b.pop(timeout=5.0)
     assert message is not None and message.msg_id == msg_id
+
+
+async def test_reply_arriving_as_its_waiter_is_cancelled_goes_to_the_inbox(
+    pair: tuple[MessageService, MessageService],
+) -> None:
+    a, b = pair
+    waiting = asyncio.create_task(a.send_and_wait_reply(b.public_key, b"q", 5.0))
+    request = await b.pop(timeout=5.0)
+    assert request is not None
+    b.reply(request.msg_id, b"answer")  # the reply's one packet is now queued for a
+    waiting.cancel()  # the waiter's future is cancelled before that packet is handled
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiting
+    reply = await a.pop(timeout=1.0)
+    assert reply is not None and reply.payload == b"answer" and reply.reply
