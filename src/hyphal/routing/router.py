@@ -40,15 +40,38 @@ _SEQNO_RETRY = 2
 _MIN_ROUTE_INTERVAL = 1.0  # a route lives at least route_expiry_factor seconds
 
 _COUNTERS = (
-    "control_received", "control_from_unknown_peer", "hellos_sent", "hellos_received",
-    "ihus_received", "rtt_samples", "rtt_samples_discarded", "updates_sent", "updates_received",
-    "updates_accepted", "updates_unfeasible", "updates_own_prefix", "updates_rejected_prefix",
-    "updates_rejected_key", "updates_rejected_signature", "updates_rejected_table_full",
-    "retractions_sent", "retractions_received", "seqno_requests_sent", "seqno_requests_received",
-    "seqno_requests_forwarded", "seqno_requests_deduped", "seqno_request_retries", "seqno_bumps",
+    "control_received",
+    "control_from_unknown_peer",
+    "hellos_sent",
+    "hellos_received",
+    "ihus_received",
+    "rtt_samples",
+    "rtt_samples_discarded",
+    "updates_sent",
+    "updates_received",
+    "updates_accepted",
+    "updates_unfeasible",
+    "updates_own_prefix",
+    "updates_rejected_prefix",
+    "updates_rejected_key",
+    "updates_rejected_signature",
+    "updates_rejected_table_full",
+    "retractions_sent",
+    "retractions_received",
+    "seqno_requests_sent",
+    "seqno_requests_received",
+    "seqno_requests_forwarded",
+    "seqno_requests_deduped",
+    "seqno_request_retries",
+    "seqno_bumps",
     "neighbours_up",
-    "neighbours_down", "neighbours_dead", "route_switches", "routes_lost", "routes_expired",
-    "signature_verifications", "full_dumps",
+    "neighbours_down",
+    "neighbours_dead",
+    "route_switches",
+    "routes_lost",
+    "routes_expired",
+    "signature_verifications",
+    "full_dumps",
 )
 _REJECT_COUNTER = {
     "prefix": "updates_rejected_prefix",
@@ -64,9 +87,16 @@ def _centiseconds(seconds: float) -> int:
 class Router:
     """Babel-style distance-vector router for overlay /64s. See ``docs/routing.md``."""
 
-    def __init__(self, public_key: bytes, signer: Signer, params: RoutingParams, now: float,
-                 rng: random.Random, verifier: Verifier | None = None,
-                 router_id_suffix: bytes | None = None) -> None:
+    def __init__(
+        self,
+        public_key: bytes,
+        signer: Signer,
+        params: RoutingParams,
+        now: float,
+        rng: random.Random,
+        verifier: Verifier | None = None,
+        router_id_suffix: bytes | None = None,
+    ) -> None:
         if len(public_key) != 32:
             raise ValueError("a public key has 32 bytes")
         suffix = rng.randbytes(8) if router_id_suffix is None else router_id_suffix
@@ -79,8 +109,9 @@ class Router:
         self.counters: dict[str, int] = dict.fromkeys(_COUNTERS, 0)
         self._rng = rng
         self._signer = signer
-        self._checker = AnnouncementChecker(verifier or XEdDSAVerifier(),
-                                            params.signature_cache_size)
+        self._checker = AnnouncementChecker(
+            verifier or XEdDSAVerifier(), params.signature_cache_size
+        )
         self._update_interval_cs = _centiseconds(params.update_interval)
         self._hello_interval_cs = _centiseconds(params.hello_interval)
         # Own announcement.
@@ -125,16 +156,23 @@ class Router:
         return self._fib_key.get(prefix64)
 
     def selected_routes(self) -> list[RouteInfo]:
-        return [self._info(e.selected, True) for e in self._table.values()
-                if e.selected is not None]
+        return [
+            self._info(e.selected, True) for e in self._table.values() if e.selected is not None
+        ]
 
     def fallback_routes(self) -> list[RouteInfo]:
-        return [self._info(r, False) for e in self._table.values()
-                for r in e.routes.values() if r is not e.selected]
+        return [
+            self._info(r, False)
+            for e in self._table.values()
+            for r in e.routes.values()
+            if r is not e.selected
+        ]
 
     def neighbours(self) -> list[NeighbourInfo]:
-        return [NeighbourInfo(n.peer, n.rtt, n.cost, n.last_heard, n.usable)
-                for n in self._neighbours.values()]
+        return [
+            NeighbourInfo(n.peer, n.rtt, n.cost, n.last_heard, n.usable)
+            for n in self._neighbours.values()
+        ]
 
     def route_count(self) -> int:
         """Number of prefixes in the table (selected or not)."""
@@ -142,8 +180,15 @@ class Router:
 
     def _info(self, route: Route, selected: bool) -> RouteInfo:
         cost = self._neighbours[route.peer].cost
-        return RouteInfo(route.prefix, route.peer, metric_add(route.metric, cost), route.seqno,
-                         route.router_id, selected, route.metric)
+        return RouteInfo(
+            route.prefix,
+            route.peer,
+            metric_add(route.metric, cost),
+            route.seqno,
+            route.router_id,
+            selected,
+            route.metric,
+        )
 
     # ------------------------------------------------------------------ public API: events
 
@@ -171,8 +216,9 @@ class Router:
                 self._on_update(nb, tlv, now)
             elif isinstance(tlv, Hello):
                 self.counters["hellos_received"] += 1
-                self._queue(peer, encode_tlv(IHU(tlv.seqno, self._hello_interval_cs,
-                                                 tlv.timestamp)))
+                self._queue(
+                    peer, encode_tlv(IHU(tlv.seqno, self._hello_interval_cs, tlv.timestamp))
+                )
             elif isinstance(tlv, IHU):
                 self._on_ihu(nb, tlv, now)
             else:
@@ -195,8 +241,7 @@ class Router:
             _, _, kind, prefix, route = heapq.heappop(heap)
             self._on_heap_item(kind, prefix, route, now)
         if now >= self._next_periodic:
-            self._next_periodic = now + self._jittered(params.update_interval,
-                                                       params.update_jitter)
+            self._next_periodic = now + self._jittered(params.update_interval, params.update_jitter)
             self._dump(list(self._neighbours.values()), now)
         if now >= self._next_sweep:
             self._next_sweep = now + params.source_sweep_interval
@@ -231,8 +276,7 @@ class Router:
         nb.sent_hellos[nb.hello_seqno] = timestamp
         if len(nb.sent_hellos) > 16:
             del nb.sent_hellos[next(iter(nb.sent_hellos))]
-        self._queue(nb.peer, encode_tlv(Hello(nb.hello_seqno, self._hello_interval_cs,
-                                              timestamp)))
+        self._queue(nb.peer, encode_tlv(Hello(nb.hello_seqno, self._hello_interval_cs, timestamp)))
         self.counters["hellos_sent"] += 1
         nb.next_hello = now + self._jittered(self.params.hello_interval, self.params.hello_jitter)
 
@@ -310,20 +354,26 @@ class Router:
             entry = self._table[prefix] = PrefixEntry(prefix)
         feasible = self._sources.feasible(prefix, u.router_id, u.seqno, u.metric)
         route = entry.routes.get(peer)
-        if (not feasible and route is not None and route is entry.selected
-                and route.router_id == u.router_id):
+        if (
+            not feasible
+            and route is not None
+            and route is entry.selected
+            and route.router_id == u.router_id
+        ):
             # RFC 8966 3.5.4: keep the installed route as it was (still loop-free) and ask the
             # origin for a new seqno that will make the newer information feasible.
             self.counters["updates_unfeasible"] += 1
             self._request_seqno(peer, prefix, u.router_id, now)
             return
         self.counters["updates_accepted"] += 1
-        interval = max(_MIN_ROUTE_INTERVAL, min(u.interval / 100,
-                                                 self.params.max_advertised_interval))
+        interval = max(
+            _MIN_ROUTE_INTERVAL, min(u.interval / 100, self.params.max_advertised_interval)
+        )
         expires = now + self.params.route_expiry_factor * interval
         if route is None:
-            route = Route(prefix, peer, u.router_id, u.seqno, u.metric, u.signature, u.interval,
-                          expires)
+            route = Route(
+                prefix, peer, u.router_id, u.seqno, u.metric, u.signature, u.interval, expires
+            )
             entry.routes[peer] = route
             self._route_count += 1
             nb.prefixes.add(prefix)
@@ -357,16 +407,21 @@ class Router:
             if route.metric >= INFINITY:
                 continue
             total = metric_add(route.metric, neighbours[route.peer].cost)
-            if total >= INFINITY or not feasible(prefix, route.router_id, route.seqno,
-                                                 route.metric):
+            if total >= INFINITY or not feasible(
+                prefix, route.router_id, route.seqno, route.metric
+            ):
                 continue
             if route is old:
                 old_metric = total
             if total < best_metric:
                 best, best_metric = route, total
-        if (old is not None and old_metric < INFINITY and best is not old
-                and best_metric + max(params.hysteresis_abs,
-                                      params.hysteresis_rel * old_metric) >= old_metric):
+        if (
+            old is not None
+            and old_metric < INFINITY
+            and best is not old
+            and best_metric + max(params.hysteresis_abs, params.hysteresis_rel * old_metric)
+            >= old_metric
+        ):
             best, best_metric = old, old_metric
         entry.selected = best
         if best is None:
@@ -392,10 +447,14 @@ class Router:
         self._fib[prefix] = best.peer
         self._fib_key[prefix] = best.router_id[:32]
         advertised = entry.advertised_metric
-        if (best.router_id != entry.last_router_id or best.seqno != entry.last_seqno
-                or best.peer != entry.advertised_peer or advertised >= INFINITY
-                or abs(best_metric - advertised) > max(params.significant_change_abs,
-                                                       params.significant_change_rel * advertised)):
+        if (
+            best.router_id != entry.last_router_id
+            or best.seqno != entry.last_seqno
+            or best.peer != entry.advertised_peer
+            or advertised >= INFINITY
+            or abs(best_metric - advertised)
+            > max(params.significant_change_abs, params.significant_change_rel * advertised)
+        ):
             self._pending[prefix] = None
         entry.last_router_id = best.router_id
         entry.last_seqno = best.seqno
@@ -403,18 +462,38 @@ class Router:
     def _update_tlv(self, entry: PrefixEntry, route: Route, now: float) -> tuple[bytes, int]:
         """Our advertisement of ``route`` (recording it as a feasibility distance)."""
         metric = metric_add(route.metric, self._neighbours[route.peer].cost)
-        self._sources.advertised(entry.prefix, route.router_id, route.seqno, metric,
-                                 now + self.params.source_gc_time)
-        tlv = encode_tlv(Update(entry.prefix, route.seqno, metric, self._update_interval_cs, 0,
-                                route.router_id, route.signature))
+        self._sources.advertised(
+            entry.prefix, route.router_id, route.seqno, metric, now + self.params.source_gc_time
+        )
+        tlv = encode_tlv(
+            Update(
+                entry.prefix,
+                route.seqno,
+                metric,
+                self._update_interval_cs,
+                0,
+                route.router_id,
+                route.signature,
+            )
+        )
         return tlv, metric
 
     def _retraction_tlv(self, entry: PrefixEntry) -> bytes:
-        return encode_tlv(Update(entry.prefix, entry.last_seqno, INFINITY,
-                                 self._update_interval_cs, 0, entry.last_router_id, b""))
+        return encode_tlv(
+            Update(
+                entry.prefix,
+                entry.last_seqno,
+                INFINITY,
+                self._update_interval_cs,
+                0,
+                entry.last_router_id,
+                b"",
+            )
+        )
 
-    def _advertise(self, entry: PrefixEntry, targets: Iterable[Neighbour], now: float,
-                   poison: bool) -> None:
+    def _advertise(
+        self, entry: PrefixEntry, targets: Iterable[Neighbour], now: float, poison: bool
+    ) -> None:
         """Send ``entry``'s current state to ``targets`` (split horizon on the next hop)."""
         route = entry.selected
         if route is None:
@@ -430,8 +509,12 @@ class Router:
             if nb.peer != route.peer:
                 self._queue(nb.peer, tlv)
                 self.counters["updates_sent"] += 1
-        if (poison and entry.advertised_metric < INFINITY and route.peer != entry.advertised_peer
-                and route.peer in self._neighbours):
+        if (
+            poison
+            and entry.advertised_metric < INFINITY
+            and route.peer != entry.advertised_peer
+            and route.peer in self._neighbours
+        ):
             # Poisoned reverse once, when the next hop moves: the new next hop must not keep
             # using a route of ours that now leads back through itself.
             self._queue(route.peer, self._retraction_tlv_for(entry, route))
@@ -440,8 +523,17 @@ class Router:
         entry.advertised_peer = route.peer
 
     def _retraction_tlv_for(self, entry: PrefixEntry, route: Route) -> bytes:
-        return encode_tlv(Update(entry.prefix, route.seqno, INFINITY, self._update_interval_cs, 0,
-                                 route.router_id, b""))
+        return encode_tlv(
+            Update(
+                entry.prefix,
+                route.seqno,
+                INFINITY,
+                self._update_interval_cs,
+                0,
+                route.router_id,
+                b"",
+            )
+        )
 
     def _dump(self, targets: list[Neighbour], now: float) -> None:
         """Full table (own prefix, selected routes, held retractions) to usable ``targets``."""
@@ -473,8 +565,9 @@ class Router:
                 del self._req_sent[next(iter(self._req_sent))]
         self._req_sent[key] = now
         self.counters["seqno_requests_sent"] += 1
-        self._queue(peer, encode_tlv(SeqnoRequest(prefix, seqno, self.params.seqno_request_hops,
-                                                  router_id)))
+        self._queue(
+            peer, encode_tlv(SeqnoRequest(prefix, seqno, self.params.seqno_request_hops, router_id))
+        )
 
     def _request_starved(self, entry: PrefixEntry, now: float) -> None:
         """No feasible route left: ask every neighbour still announcing it for a newer seqno."""
@@ -495,8 +588,9 @@ class Router:
             return
         entry = self._table.get(prefix)
         selected = entry.selected if entry is not None else None
-        if selected is not None and (selected.router_id != req.router_id
-                                     or seqno_newer_or_equal(selected.seqno, req.seqno)):
+        if selected is not None and (
+            selected.router_id != req.router_id or seqno_newer_or_equal(selected.seqno, req.seqno)
+        ):
             if selected.peer != peer and entry is not None:
                 self._advertise(entry, [nb], now, poison=False)
             return
@@ -524,13 +618,16 @@ class Router:
         if target is None:
             return
         self.counters["seqno_requests_forwarded"] += 1
-        self._queue(target, encode_tlv(SeqnoRequest(prefix, req.seqno, req.hop_count - 1,
-                                                    req.router_id)))
+        self._queue(
+            target, encode_tlv(SeqnoRequest(prefix, req.seqno, req.hop_count - 1, req.router_id))
+        )
 
     def _refill_bump_tokens(self, now: float) -> None:
         params = self.params
-        self._bump_tokens = min(float(params.seqno_bump_burst), self._bump_tokens
-                                + (now - self._last_bump) / params.seqno_bump_min_interval)
+        self._bump_tokens = min(
+            float(params.seqno_bump_burst),
+            self._bump_tokens + (now - self._last_bump) / params.seqno_bump_min_interval,
+        )
         self._last_bump = now
 
     def _schedule_bump(self, now: float) -> None:
@@ -551,9 +648,19 @@ class Router:
 
     def _sign_own(self) -> bytes:
         signature = self._signer.sign(
-            announcement_message(self.own_prefix64, self._seqno, self.router_id))
-        return encode_tlv(Update(self.own_prefix64, self._seqno, 0, self._update_interval_cs, 0,
-                                 self.router_id, signature))
+            announcement_message(self.own_prefix64, self._seqno, self.router_id)
+        )
+        return encode_tlv(
+            Update(
+                self.own_prefix64,
+                self._seqno,
+                0,
+                self._update_interval_cs,
+                0,
+                self.router_id,
+                signature,
+            )
+        )
 
     def _sweep_caches(self, now: float) -> None:
         resend = self.params.seqno_request_resend
