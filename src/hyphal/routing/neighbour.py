@@ -9,8 +9,16 @@ from hyphal.routing.params import RoutingParams
 class Neighbour:
     """One directly connected peer. ``cost`` is INFINITY until the first RTT sample."""
 
-    __slots__ = ("cost", "hello_seqno", "last_heard", "next_hello", "peer", "prefixes", "rtt",
-                 "sent_hellos")
+    __slots__ = (
+        "cost",
+        "hello_seqno",
+        "last_heard",
+        "next_hello",
+        "peer",
+        "prefixes",
+        "rtt",
+        "sent_hellos",
+    )
 
     def __init__(self, peer: int, now: float) -> None:
         self.peer = peer

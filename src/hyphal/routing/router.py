@@ -21,6 +21,7 @@ from hyphal.routing.auth import OK, AnnouncementChecker, in_overlay
 from hyphal.routing.metric import INFINITY, metric_add, seqno_newer, seqno_newer_or_equal
 from hyphal.routing.neighbour import Neighbour
 from hyphal.routing.params import RoutingParams
+from hyphal.routing.requests import SeqnoRequests
 from hyphal.routing.source import SourceTable
 from hyphal.routing.table import PrefixEntry, Route
 from hyphal.routing.types import Action, NeighbourDead, NeighbourInfo, RouteInfo, SendControl
@@ -62,6 +63,7 @@ _COUNTERS = (
     "seqno_requests_received",
     "seqno_requests_forwarded",
     "seqno_requests_deduped",
+    "seqno_requests_over_budget",
     "seqno_request_retries",
     "seqno_bumps",
     "neighbours_up",
@@ -132,9 +134,7 @@ class Router:
         self._heap_seq = count()
         self._next_periodic = now + self._jittered(params.update_interval, params.update_jitter)
         self._next_sweep = now + params.source_sweep_interval
-        self._req_sent: dict[tuple[int, bytes, bytes, int], float] = {}
-        self._req_seen: dict[tuple[bytes, bytes, int], float] = {}
-        self._retries: dict[bytes, int] = {}  # starved prefix -> seqno request re-sends left
+        self.requests = SeqnoRequests(params)
         # Output collected during one call.
         self._pending: dict[bytes, None] = {}
         self._out: dict[int, list[bytes]] = {}
@@ -246,7 +246,6 @@ class Router:
         if now >= self._next_sweep:
             self._next_sweep = now + params.source_sweep_interval
             self._sources.sweep(now)
-            self._sweep_caches(now)
         return self._flush(now)
 
     def next_deadline(self) -> float:
@@ -313,8 +312,7 @@ class Router:
             if entry.routes.pop(peer, None) is not None:
                 self._route_count -= 1
             self._reselect(entry, now)
-        for key in [k for k in self._req_sent if k[0] == peer]:
-            del self._req_sent[key]
+        self.requests.forget_peer(peer)
 
     # ------------------------------------------------------------------ updates
 
@@ -436,8 +434,7 @@ class Router:
                 if entry.advertised_metric < INFINITY:
                     self._pending[prefix] = None
                 self._request_starved(entry, now)
-                if entry.routes and self.params.seqno_request_retries:
-                    self._retries[prefix] = self.params.seqno_request_retries
+                if entry.routes and self.requests.arm_retries(prefix):
                     self._push(now + self.params.seqno_request_resend, _SEQNO_RETRY, prefix, None)
             elif not entry.routes and entry.hold_until <= now:
                 del self._table[prefix]
@@ -555,15 +552,8 @@ class Router:
         if source is None:
             return  # without a feasibility distance every update is feasible
         seqno = (source.seqno + 1) & 0xFFFF
-        key = (peer, prefix, router_id, seqno)
-        sent = self._req_sent.get(key)
-        if sent is not None and now - sent < self.params.seqno_request_resend:
+        if not self.requests.should_send(peer, prefix, router_id, seqno, now):
             return
-        if len(self._req_sent) >= self.params.request_cache_size:
-            self._sweep_caches(now)
-            if len(self._req_sent) >= self.params.request_cache_size:
-                del self._req_sent[next(iter(self._req_sent))]
-        self._req_sent[key] = now
         self.counters["seqno_requests_sent"] += 1
         self._queue(
             peer, encode_tlv(SeqnoRequest(prefix, seqno, self.params.seqno_request_hops, router_id))
@@ -596,16 +586,9 @@ class Router:
             return
         if req.hop_count < 2 or entry is None:
             return
-        key = (prefix, req.router_id, req.seqno)
-        seen = self._req_seen.get(key)
-        if seen is not None and now - seen < self.params.seqno_request_dedupe:
+        if not self.requests.first_sighting(prefix, req.router_id, req.seqno, now):
             self.counters["seqno_requests_deduped"] += 1
             return
-        if len(self._req_seen) >= self.params.request_cache_size:
-            self._sweep_caches(now)
-            if len(self._req_seen) >= self.params.request_cache_size:
-                del self._req_seen[next(iter(self._req_seen))]
-        self._req_seen[key] = now
         target: int | None = None
         if selected is not None and selected.peer != peer:
             target = selected.peer
@@ -616,6 +599,9 @@ class Router:
                     if route.router_id == req.router_id:
                         break
         if target is None:
+            return
+        if not self.requests.may_forward(peer, prefix, req.router_id, req.seqno, now):
+            self.counters["seqno_requests_over_budget"] += 1
             return
         self.counters["seqno_requests_forwarded"] += 1
         self._queue(
@@ -662,12 +648,6 @@ class Router:
             )
         )
 
-    def _sweep_caches(self, now: float) -> None:
-        resend = self.params.seqno_request_resend
-        self._req_sent = {k: t for k, t in self._req_sent.items() if now - t < resend}
-        dedupe = self.params.seqno_request_dedupe
-        self._req_seen = {k: t for k, t in self._req_seen.items() if now - t < dedupe}
-
     # ------------------------------------------------------------------ timers
 
     def _push(self, when: float, kind: int, prefix: bytes, route: Route | None) -> None:
@@ -689,13 +669,12 @@ class Router:
     def _on_heap_item(self, kind: int, prefix: bytes, route: Route | None, now: float) -> None:
         entry = self._table.get(prefix)
         if kind == _SEQNO_RETRY:
-            left = self._retries.pop(prefix, 0)
-            if entry is None or entry.selected is not None or left <= 0:
+            retry, again = self.requests.take_retry(prefix)
+            if not retry or entry is None or entry.selected is not None:
                 return  # answered (or forgotten) meanwhile
             self.counters["seqno_request_retries"] += 1
             self._request_starved(entry, now)
-            if left > 1:
-                self._retries[prefix] = left - 1
+            if again:
                 self._push(now + self.params.seqno_request_resend, _SEQNO_RETRY, prefix, None)
             return
         if entry is None:
