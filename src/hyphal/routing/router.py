@@ -14,6 +14,7 @@ import heapq
 import random
 from collections.abc import Iterable
 from itertools import count
+from typing import assert_never
 
 from hyphal.crypto.signing import Signer, Verifier, XEdDSAVerifier
 from hyphal.identity import prefix64_for_public_key
@@ -40,7 +41,7 @@ _HOLD_EXPIRY = 1
 _SEQNO_RETRY = 2
 _MIN_ROUTE_INTERVAL = 1.0  # a route lives at least route_expiry_factor seconds
 
-_COUNTERS = (
+COUNTERS = (  # every key of Router.counters; docs/routing.md lists the same names
     "control_received",
     "control_from_unknown_peer",
     "hellos_sent",
@@ -108,7 +109,7 @@ class Router:
         self.public_key = public_key
         self.router_id = public_key + suffix
         self.own_prefix64 = prefix64_for_public_key(public_key)
-        self.counters: dict[str, int] = dict.fromkeys(_COUNTERS, 0)
+        self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self._rng = rng
         self._signer = signer
         self._checker = AnnouncementChecker(
@@ -212,17 +213,20 @@ class Router:
         self.counters["control_received"] += 1
         nb.last_heard = now
         for tlv in tlvs:
-            if isinstance(tlv, Update):
-                self._on_update(nb, tlv, now)
-            elif isinstance(tlv, Hello):
-                self.counters["hellos_received"] += 1
-                self._queue(
-                    peer, encode_tlv(IHU(tlv.seqno, self._hello_interval_cs, tlv.timestamp))
-                )
-            elif isinstance(tlv, IHU):
-                self._on_ihu(nb, tlv, now)
-            else:
-                self._on_seqno_request(nb, tlv, now)
+            match tlv:
+                case Update():
+                    self._on_update(nb, tlv, now)
+                case Hello():
+                    self.counters["hellos_received"] += 1
+                    self._queue(
+                        peer, encode_tlv(IHU(tlv.seqno, self._hello_interval_cs, tlv.timestamp))
+                    )
+                case IHU():
+                    self._on_ihu(nb, tlv, now)
+                case SeqnoRequest():
+                    self._on_seqno_request(nb, tlv, now)
+                case _:
+                    assert_never(tlv)
         return self._flush(now)
 
     def on_timer(self, now: float) -> list[Action]:
@@ -475,17 +479,9 @@ class Router:
         )
         return tlv, metric
 
-    def _retraction_tlv(self, entry: PrefixEntry) -> bytes:
+    def _retraction_tlv(self, prefix: bytes, seqno: int, router_id: bytes) -> bytes:
         return encode_tlv(
-            Update(
-                entry.prefix,
-                entry.last_seqno,
-                INFINITY,
-                self._update_interval_cs,
-                0,
-                entry.last_router_id,
-                b"",
-            )
+            Update(prefix, seqno, INFINITY, self._update_interval_cs, 0, router_id, b"")
         )
 
     def _advertise(
@@ -494,7 +490,7 @@ class Router:
         """Send ``entry``'s current state to ``targets`` (split horizon on the next hop)."""
         route = entry.selected
         if route is None:
-            tlv = self._retraction_tlv(entry)
+            tlv = self._retraction_tlv(entry.prefix, entry.last_seqno, entry.last_router_id)
             for nb in targets:
                 self._queue(nb.peer, tlv)
                 self.counters["retractions_sent"] += 1
@@ -514,23 +510,12 @@ class Router:
         ):
             # Poisoned reverse once, when the next hop moves: the new next hop must not keep
             # using a route of ours that now leads back through itself.
-            self._queue(route.peer, self._retraction_tlv_for(entry, route))
+            self._queue(
+                route.peer, self._retraction_tlv(entry.prefix, route.seqno, route.router_id)
+            )
             self.counters["retractions_sent"] += 1
         entry.advertised_metric = metric
         entry.advertised_peer = route.peer
-
-    def _retraction_tlv_for(self, entry: PrefixEntry, route: Route) -> bytes:
-        return encode_tlv(
-            Update(
-                entry.prefix,
-                route.seqno,
-                INFINITY,
-                self._update_interval_cs,
-                0,
-                route.router_id,
-                b"",
-            )
-        )
 
     def _dump(self, targets: list[Neighbour], now: float) -> None:
         """Full table (own prefix, selected routes, held retractions) to usable ``targets``."""
