@@ -11,6 +11,7 @@ class Neighbour:
 
     __slots__ = (
         "cost",
+        "created",
         "hello_seqno",
         "last_heard",
         "next_hello",
@@ -27,6 +28,8 @@ class Neighbour:
         self.last_heard = now
         self.next_hello = now
         self.hello_seqno = 0
+        # Prefix entries this neighbour's updates created, oldest first (its table quota).
+        self.created: dict[bytes, None] = {}
         # Timestamps of the last few hellos by seqno: an IHU must echo one of them exactly.
         self.sent_hellos: dict[int, int] = {}
         # Prefixes for which this neighbour has a route entry (to touch only those on changes).

@@ -13,7 +13,7 @@ from __future__ import annotations
 import heapq
 import random
 from collections.abc import Iterable
-from itertools import count
+from itertools import count, islice
 from typing import assert_never
 
 from hyphal.crypto.signing import Signer, Verifier, XEdDSAVerifier
@@ -39,6 +39,7 @@ from hyphal.wire.control import (
 _ROUTE_EXPIRY = 0
 _HOLD_EXPIRY = 1
 _SEQNO_RETRY = 2
+_EVICTION_SCAN = 16  # entries of the heaviest neighbour looked at for one eviction
 _MIN_ROUTE_INTERVAL = 1.0  # a route lives at least route_expiry_factor seconds
 
 COUNTERS = (  # every key of Router.counters; docs/routing.md lists the same names
@@ -58,6 +59,7 @@ COUNTERS = (  # every key of Router.counters; docs/routing.md lists the same nam
     "updates_rejected_key",
     "updates_rejected_signature",
     "updates_rejected_table_full",
+    "routes_evicted",
     "retractions_sent",
     "retractions_received",
     "seqno_requests_sent",
@@ -350,10 +352,11 @@ class Router:
             self.counters[_REJECT_COUNTER[verdict]] += 1
             return
         if entry is None:
-            if len(self._table) >= self.params.max_routes:
+            if len(self._table) >= self.params.max_routes and not self._evict_for(nb, now):
                 self.counters["updates_rejected_table_full"] += 1
                 return
-            entry = self._table[prefix] = PrefixEntry(prefix)
+            entry = self._table[prefix] = PrefixEntry(prefix, peer)
+            nb.created[prefix] = None
         feasible = self._sources.feasible(prefix, u.router_id, u.seqno, u.metric)
         route = entry.routes.get(peer)
         if (
@@ -394,6 +397,36 @@ class Router:
             if entry.selected is None:
                 self._request_seqno(peer, prefix, u.router_id, now)
         self._reselect(entry, now)
+
+    def _forget(self, prefix: bytes) -> None:
+        entry = self._table.pop(prefix)
+        owner = self._neighbours.get(entry.owner)
+        if owner is not None:
+            owner.created.pop(prefix, None)
+
+    def _evict_for(self, nb: Neighbour, now: float) -> bool:
+        """Table full: make room for ``nb`` by dropping a prefix of the neighbour holding most.
+
+        Only a neighbour holding more than ``nb`` (plus one) loses an entry, and only one that
+        no other neighbour announces, newest first: a flooding neighbour evicts its own routes.
+        """
+        heaviest = max(self._neighbours.values(), key=lambda n: len(n.created))
+        if len(heaviest.created) <= len(nb.created) + 1:
+            return False
+        for prefix in islice(reversed(heaviest.created), _EVICTION_SCAN):
+            entry = self._table.get(prefix)
+            if entry is not None and entry.routes.keys() <= {heaviest.peer}:
+                break
+        else:
+            return False
+        self.counters["routes_evicted"] += 1
+        if entry.routes.pop(heaviest.peer, None) is not None:
+            self._route_count -= 1
+        heaviest.prefixes.discard(prefix)
+        self._reselect(entry, now)  # withdraws it from the FIB
+        if prefix in self._table:
+            self._forget(prefix)
+        return True
 
     def _reselect(self, entry: PrefixEntry, now: float) -> None:
         """Pick the best feasible route (with hysteresis); update the FIB and note triggers."""
@@ -441,7 +474,7 @@ class Router:
                 if entry.routes and self.requests.arm_retries(prefix):
                     self._push(now + self.params.seqno_request_resend, _SEQNO_RETRY, prefix, None)
             elif not entry.routes and entry.hold_until <= now:
-                del self._table[prefix]
+                self._forget(prefix)
             return
         if old is not None and old is not best:
             self.counters["route_switches"] += 1
@@ -668,7 +701,7 @@ class Router:
             if entry.selected is None and 0 < entry.hold_until <= now:
                 entry.hold_until = 0.0
                 if not entry.routes:
-                    del self._table[prefix]
+                    self._forget(prefix)
             return
         if route is None or entry.routes.get(route.peer) is not route:
             return  # stale: the route was replaced or removed

@@ -49,13 +49,16 @@ class PrefixEntry:
         "hold_until",
         "last_router_id",
         "last_seqno",
+        "owner",
         "prefix",
         "routes",
         "selected",
     )
 
-    def __init__(self, prefix: bytes) -> None:
+    def __init__(self, prefix: bytes, owner: int) -> None:
         self.prefix = prefix
+        # The neighbour whose update created the entry: it counts against that one's quota.
+        self.owner = owner
         self.routes: dict[int, Route] = {}
         self.selected: Route | None = None
         # Metric of our last triggered/periodic advertisement (INFINITY = retraction / none).
