@@ -12,6 +12,7 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
+from hyphal.routing.bucket import TokenBucket
 from hyphal.routing.params import RoutingParams
 
 K = TypeVar("K", bound=Hashable)
@@ -44,14 +45,6 @@ class ExpiringSet(Generic[K]):
             at.popitem(last=False)
 
 
-class _Bucket:
-    __slots__ = ("at", "tokens")
-
-    def __init__(self, tokens: float, at: float) -> None:
-        self.tokens = tokens
-        self.at = at
-
-
 class SeqnoRequests:
     """Duplicate suppression, per-neighbour forwarding budget and retries for seqno requests."""
 
@@ -64,7 +57,7 @@ class SeqnoRequests:
         self._seen: ExpiringSet[tuple[bytes, bytes, int]] = ExpiringSet(
             params.seqno_request_dedupe, size
         )
-        self._buckets: dict[int, _Bucket] = {}
+        self._buckets: dict[int, TokenBucket] = {}
         self._retries: dict[bytes, int] = {}  # starved prefix -> re-sends left
 
     def sizes(self) -> tuple[int, int, int]:
@@ -89,16 +82,13 @@ class SeqnoRequests:
         self, peer: int, prefix: bytes, router_id: bytes, seqno: int, now: float
     ) -> bool:
         """Spend one of ``peer``'s forwarding tokens; on success the request counts as seen."""
-        params = self._params
-        burst = float(params.seqno_forward_burst)
         bucket = self._buckets.get(peer)
         if bucket is None:
-            bucket = self._buckets[peer] = _Bucket(burst, now)
-        bucket.tokens = min(burst, bucket.tokens + (now - bucket.at) * params.seqno_forward_rate)
-        bucket.at = now
-        if bucket.tokens < 1.0:
+            params = self._params
+            bucket = TokenBucket(params.seqno_forward_rate, params.seqno_forward_burst, now)
+            self._buckets[peer] = bucket
+        if not bucket.take(now):
             return False
-        bucket.tokens -= 1.0
         self._seen.add((prefix, router_id, seqno), now)
         return True
 

@@ -19,6 +19,7 @@ from typing import assert_never
 from hyphal.crypto.signing import Signer, Verifier, XEdDSAVerifier
 from hyphal.identity import prefix64_for_public_key
 from hyphal.routing.auth import OK, AnnouncementChecker, in_overlay
+from hyphal.routing.bucket import TokenBucket
 from hyphal.routing.metric import INFINITY, metric_add, seqno_newer, seqno_newer_or_equal
 from hyphal.routing.neighbour import Neighbour
 from hyphal.routing.params import RoutingParams
@@ -45,6 +46,8 @@ _MIN_ROUTE_INTERVAL = 1.0  # a route lives at least route_expiry_factor seconds
 COUNTERS = (  # every key of Router.counters; docs/routing.md lists the same names
     "control_received",
     "control_from_unknown_peer",
+    "tlvs_over_budget",
+    "replies_over_budget",
     "hellos_sent",
     "hellos_received",
     "ihus_received",
@@ -138,6 +141,8 @@ class Router:
         self._next_periodic = now + self._jittered(params.update_interval, params.update_jitter)
         self._next_sweep = now + params.source_sweep_interval
         self.requests = SeqnoRequests(params)
+        self._tlv_budget: dict[int, TokenBucket] = {}
+        self._reply_budget: dict[int, TokenBucket] = {}
         # Output collected during one call.
         self._pending: dict[bytes, None] = {}
         self._out: dict[int, list[bytes]] = {}
@@ -198,6 +203,9 @@ class Router:
     def neighbour_up(self, peer: int, now: float) -> list[Action]:
         if peer not in self._neighbours:
             self._neighbours[peer] = nb = Neighbour(peer, now)
+            params = self.params
+            self._tlv_budget[peer] = TokenBucket(params.tlv_rate, params.tlv_burst, now)
+            self._reply_budget[peer] = TokenBucket(params.reply_rate, params.reply_burst, now)
             self.counters["neighbours_up"] += 1
             self._send_hello(nb, now)
         return self._flush(now)
@@ -214,15 +222,21 @@ class Router:
             return []
         self.counters["control_received"] += 1
         nb.last_heard = now
-        for tlv in tlvs:
+        budget = self._tlv_budget[peer]
+        for index, tlv in enumerate(tlvs):
+            if not budget.take(now):
+                self.counters["tlvs_over_budget"] += len(tlvs) - index
+                break
             match tlv:
                 case Update():
                     self._on_update(nb, tlv, now)
                 case Hello():
                     self.counters["hellos_received"] += 1
-                    self._queue(
-                        peer, encode_tlv(IHU(tlv.seqno, self._hello_interval_cs, tlv.timestamp))
-                    )
+                    if self._may_reply(peer, now):
+                        self._queue(
+                            peer,
+                            encode_tlv(IHU(tlv.seqno, self._hello_interval_cs, tlv.timestamp)),
+                        )
                 case IHU():
                     self._on_ihu(nb, tlv, now)
                 case SeqnoRequest():
@@ -272,6 +286,12 @@ class Router:
 
     # ------------------------------------------------------------------ neighbours
 
+    def _may_reply(self, peer: int, now: float) -> bool:
+        if self._reply_budget[peer].take(now):
+            return True
+        self.counters["replies_over_budget"] += 1
+        return False
+
     def _jittered(self, interval: float, jitter: float) -> float:
         return interval * (1.0 - jitter * self._rng.random())
 
@@ -319,6 +339,7 @@ class Router:
                 self._route_count -= 1
             self._reselect(entry, now)
         self.requests.forget_peer(peer)
+        del self._tlv_budget[peer], self._reply_budget[peer]
 
     # ------------------------------------------------------------------ updates
 
@@ -590,7 +611,7 @@ class Router:
         if prefix == self.own_prefix64:
             if req.router_id == self.router_id and seqno_newer(req.seqno, self._seqno):
                 self._schedule_bump(now)
-            else:
+            elif self._may_reply(peer, now):
                 self._queue(peer, self._own_tlv)
                 self.counters["updates_sent"] += 1
             return
