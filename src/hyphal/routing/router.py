@@ -58,6 +58,7 @@ COUNTERS = (  # every key of Router.counters; docs/routing.md lists the same nam
     "updates_accepted",
     "updates_unfeasible",
     "updates_own_prefix",
+    "updates_unknown_mandatory",
     "updates_rejected_prefix",
     "updates_rejected_key",
     "updates_rejected_signature",
@@ -345,6 +346,9 @@ class Router:
 
     def _on_update(self, nb: Neighbour, u: Update, now: float) -> None:
         self.counters["updates_received"] += 1
+        if any(sub.mandatory for sub in u.sub_tlvs):  # no sub-TLV type is defined yet
+            self.counters["updates_unknown_mandatory"] += 1
+            return
         prefix = u.prefix64
         if prefix == self.own_prefix64:
             self.counters["updates_own_prefix"] += 1
