@@ -22,6 +22,7 @@ from hyphal.routing.auth import OK, AnnouncementChecker, in_overlay
 from hyphal.routing.bucket import TokenBucket
 from hyphal.routing.metric import INFINITY, metric_add, seqno_newer, seqno_newer_or_equal
 from hyphal.routing.neighbour import Neighbour
+from hyphal.routing.origin import Origin
 from hyphal.routing.params import RoutingParams
 from hyphal.routing.requests import SeqnoRequests
 from hyphal.routing.source import SourceTable
@@ -32,7 +33,6 @@ from hyphal.wire.control import (
     Hello,
     SeqnoRequest,
     Update,
-    announcement_message,
     decode_payload,
     encode_tlv,
 )
@@ -117,19 +117,16 @@ class Router:
         self.own_prefix64 = prefix64_for_public_key(public_key)
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self._rng = rng
-        self._signer = signer
         self._checker = AnnouncementChecker(
             verifier or XEdDSAVerifier(), params.signature_cache_size
         )
         self._update_interval_cs = _centiseconds(params.update_interval)
         self._hello_interval_cs = _centiseconds(params.hello_interval)
         # Own announcement.
-        self._seqno = 0
-        self._own_tlv = self._sign_own()
+        self._origin = Origin(
+            self.own_prefix64, self.router_id, signer, params, self._update_interval_cs, now
+        )
         self._own_pending = False
-        self._last_bump = now
-        self._bump_tokens = float(params.seqno_bump_burst)
-        self._bump_at: float | None = None
         # State.
         self._neighbours: dict[int, Neighbour] = {}
         self._table: dict[bytes, PrefixEntry] = {}
@@ -154,7 +151,7 @@ class Router:
     @property
     def seqno(self) -> int:
         """Our own announcement's current seqno."""
-        return self._seqno
+        return self._origin.seqno
 
     def next_hop(self, prefix64: bytes) -> int | None:
         return self._fib.get(prefix64)
@@ -255,8 +252,8 @@ class Router:
                 self._drop_neighbour(nb.peer, now)
             elif now >= nb.next_hello:
                 self._send_hello(nb, now)
-        if self._bump_at is not None and now >= self._bump_at:
-            self._bump(now)
+        if self._origin.on_timer(now):
+            self._bumped()
         heap = self._heap
         while heap and heap[0][0] <= now:
             _, _, kind, prefix, route = heapq.heappop(heap)
@@ -281,8 +278,9 @@ class Router:
                 deadline = nb.last_heard + dead
         if self._heap and self._heap[0][0] < deadline:
             deadline = self._heap[0][0]
-        if self._bump_at is not None and self._bump_at < deadline:
-            deadline = self._bump_at
+        bump_at = self._origin.bump_at
+        if bump_at is not None and bump_at < deadline:
+            deadline = bump_at
         return deadline
 
     # ------------------------------------------------------------------ neighbours
@@ -582,7 +580,7 @@ class Router:
             return
         self.counters["full_dumps"] += len(targets)
         for nb in targets:
-            self._queue(nb.peer, self._own_tlv)
+            self._queue(nb.peer, self._origin.tlv)
         self.counters["updates_sent"] += len(targets)
         for entry in self._table.values():
             if entry.selected is not None or entry.hold_until > now:
@@ -613,10 +611,11 @@ class Router:
         prefix = req.prefix64
         peer = nb.peer
         if prefix == self.own_prefix64:
-            if req.router_id == self.router_id and seqno_newer(req.seqno, self._seqno):
-                self._schedule_bump(now)
+            if req.router_id == self.router_id and seqno_newer(req.seqno, self._origin.seqno):
+                if self._origin.request(now):
+                    self._bumped()
             elif self._may_reply(peer, now):
-                self._queue(peer, self._own_tlv)
+                self._queue(peer, self._origin.tlv)
                 self.counters["updates_sent"] += 1
             return
         entry = self._table.get(prefix)
@@ -651,45 +650,9 @@ class Router:
             target, encode_tlv(SeqnoRequest(prefix, req.seqno, req.hop_count - 1, req.router_id))
         )
 
-    def _refill_bump_tokens(self, now: float) -> None:
-        params = self.params
-        self._bump_tokens = min(
-            float(params.seqno_bump_burst),
-            self._bump_tokens + (now - self._last_bump) / params.seqno_bump_min_interval,
-        )
-        self._last_bump = now
-
-    def _schedule_bump(self, now: float) -> None:
-        self._refill_bump_tokens(now)
-        if self._bump_tokens >= 1.0:
-            self._bump(now)
-        elif self._bump_at is None:
-            self._bump_at = now + (1.0 - self._bump_tokens) * self.params.seqno_bump_min_interval
-
-    def _bump(self, now: float) -> None:
-        self._refill_bump_tokens(now)
-        self._bump_tokens = max(0.0, self._bump_tokens - 1.0)
-        self._seqno = (self._seqno + 1) & 0xFFFF
-        self._own_tlv = self._sign_own()
-        self._bump_at = None
+    def _bumped(self) -> None:
         self._own_pending = True
         self.counters["seqno_bumps"] += 1
-
-    def _sign_own(self) -> bytes:
-        signature = self._signer.sign(
-            announcement_message(self.own_prefix64, self._seqno, self.router_id)
-        )
-        return encode_tlv(
-            Update(
-                self.own_prefix64,
-                self._seqno,
-                0,
-                self._update_interval_cs,
-                0,
-                self.router_id,
-                signature,
-            )
-        )
 
     # ------------------------------------------------------------------ timers
 
@@ -755,7 +718,7 @@ class Router:
             self._own_pending = False
             for nb in self._neighbours.values():
                 if nb.usable:
-                    self._queue(nb.peer, self._own_tlv)
+                    self._queue(nb.peer, self._origin.tlv)
                     self.counters["updates_sent"] += 1
         if self._pending:
             pending = self._pending
