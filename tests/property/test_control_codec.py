@@ -12,9 +12,11 @@ from hypothesis import strategies as st
 from hyphal.identity import NodeIdentity, prefix64_for_public_key
 from hyphal.routing import DEFAULT_PARAMS, Router, SendControl
 from hyphal.wire.control import (
+    FLAG_SUB_TLVS,
     IHU,
     Hello,
     SeqnoRequest,
+    SubTlv,
     Tlv,
     Update,
     decode_payload,
@@ -30,12 +32,27 @@ router_ids = st.binary(min_size=40, max_size=40)
 
 hellos = st.builds(Hello, u16, u16, u32)
 ihus = st.builds(IHU, u16, u16, u32)
-signed = st.builds(Update, prefixes, u16, st.integers(0, 0xFFFE), u16, st.integers(0, 255),
+plain_flags = st.integers(0, 255).map(lambda f: f & ~FLAG_SUB_TLVS)
+signed = st.builds(Update, prefixes, u16, st.integers(0, 0xFFFE), u16, plain_flags,
                    router_ids, st.binary(min_size=64, max_size=64))
-retractions = st.builds(Update, prefixes, u16, st.just(0xFFFF), u16, st.integers(0, 255),
+retractions = st.builds(Update, prefixes, u16, st.just(0xFFFF), u16, plain_flags,
                         router_ids, st.just(b""))
+sub_tlvs = st.lists(st.builds(SubTlv, st.integers(0, 255), st.binary(max_size=40)),
+                    min_size=1, max_size=4).map(tuple)
+
+
+@st.composite
+def _extended(draw: st.DrawFn) -> Update:
+    """A signed update or retraction carrying sub-TLVs (flags bit 0x01 set)."""
+    base = draw(st.one_of(signed, retractions))
+    base.flags |= FLAG_SUB_TLVS
+    base.sub_tlvs = draw(sub_tlvs)
+    return base
+
+
+extended = _extended()
 requests = st.builds(SeqnoRequest, prefixes, u16, st.integers(0, 255), router_ids)
-tlvs: st.SearchStrategy[Tlv] = st.one_of(hellos, ihus, signed, retractions, requests)
+tlvs: st.SearchStrategy[Tlv] = st.one_of(hellos, ihus, signed, retractions, extended, requests)
 
 
 @given(st.lists(tlvs, max_size=20))
@@ -71,6 +88,8 @@ def test_arbitrary_bytes_only_raise_decode_error(payload: bytes) -> None:
 
 @given(st.integers(1, 4), st.binary(max_size=200))
 def test_wrong_body_sizes_raise(kind: int, body: bytes) -> None:
+    if kind == 3 and len(body) > 14 and body[14] & FLAG_SUB_TLVS:
+        body = body[:14] + bytes([body[14] & ~FLAG_SUB_TLVS]) + body[15:]  # sizes fixed below
     valid = {1: {8}, 2: {8}, 3: {55, 119}, 4: {52}}[kind]
     payload = struct.pack(">BH", kind, len(body)) + body
     if len(body) in valid:
@@ -91,12 +110,34 @@ def test_wrong_body_sizes_raise(kind: int, body: bytes) -> None:
         raise AssertionError(f"body of {len(body)} bytes accepted for TLV {kind}")
 
 
+@given(st.one_of(signed, retractions), st.binary(max_size=120))
+def test_sub_tlv_area_only_raises_decode_error(update: Update, tail: bytes) -> None:
+    """Any bytes after the signature of an update flagged with sub-TLVs: DecodeError or a
+    decoding that re-encodes to the same bytes."""
+    update.flags |= FLAG_SUB_TLVS
+    fixed = encode_tlv(Update(update.prefix64, update.seqno, update.metric, update.interval,
+                              update.flags & ~FLAG_SUB_TLVS, update.router_id,
+                              update.signature))[3:]
+    body = fixed[:14] + bytes([update.flags]) + fixed[15:] + tail
+    payload = struct.pack(">BH", 3, len(body)) + body
+    try:
+        decoded = decode_payload(payload)
+    except DecodeError:
+        return
+    assert encode_payload(decoded) == payload
+    assert isinstance(decoded[0], Update) and decoded[0].sub_tlvs
+
+
 def test_encoder_rejects_out_of_range() -> None:
     import pytest
     with pytest.raises(ValueError):
         encode_tlv(Hello(70000, 0, 0))
     with pytest.raises(ValueError):
         encode_tlv(Update(b"\x04" * 8, 0, 10, 0, 0, b"r" * 40, b""))  # unsigned non-retraction
+    with pytest.raises(ValueError):  # sub-TLVs without the flag
+        encode_tlv(Update(b"\x04" * 8, 0, 0xFFFF, 0, 0, b"r" * 40, b"", (SubTlv(1, b""),)))
+    with pytest.raises(ValueError):  # the flag without sub-TLVs
+        encode_tlv(Update(b"\x04" * 8, 0, 0xFFFF, 0, FLAG_SUB_TLVS, b"r" * 40, b""))
 
 
 _IDENT = NodeIdentity.generate()

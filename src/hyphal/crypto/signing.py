@@ -4,6 +4,7 @@ Routing uses them to sign origin announcements, so that only the holder of a key
 new seqno or router id for the /64 that key owns. XEdDSA (the Signal construction) lets the one
 X25519 key both agree keys and sign; the `xeddsa` package implements it, and a signature verifies
 with `cryptography`'s Ed25519 against the public key converted from Montgomery to Edwards form.
+Low-order public keys never verify anything.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Protocol
 import xeddsa
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from hyphal.identity import is_usable_public_key
 
 SIGNATURE_SIZE = 64
 
@@ -39,6 +42,10 @@ class XEdDSASigner:
 
 @lru_cache(maxsize=16384)
 def _edwards_key(public_key: bytes) -> Ed25519PublicKey | None:
+    # A low-order key maps to a small-order Edwards point, against which the forged signature
+    # (R = identity, S = 0) verifies for about half of all messages; no node can hold one.
+    if not is_usable_public_key(public_key):
+        return None
     try:
         return Ed25519PublicKey.from_public_bytes(
             bytes(xeddsa.curve25519_pub_to_ed25519_pub(public_key, False))

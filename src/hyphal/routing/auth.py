@@ -1,8 +1,8 @@
 """Checks on signed origin announcements, with a bounded cache of verification results.
 
 An announcement binds (prefix, seqno, router id) with an XEdDSA signature by the key in the
-router id. It is accepted only if the prefix lies in 400::/7, is the /64 that key owns, and the
-signature verifies. Results are cached per (router id, seqno, signature): relays repeat the
+router id. It is accepted only if the prefix lies in 400::/7, is the /64 that key owns, the key is
+not a low-order point, and the signature verifies. Results are cached per (router id, seqno, signature): relays repeat the
 origin's signature unchanged, so each announcement is verified once per router (or once per
 process, when the simulator injects a shared memoising verifier).
 """
@@ -10,7 +10,7 @@ process, when the simulator injects a shared memoising verifier).
 from __future__ import annotations
 
 from hyphal.crypto.signing import Verifier
-from hyphal.identity import prefix64_for_public_key
+from hyphal.identity import is_usable_public_key, prefix64_for_public_key
 from hyphal.wire.control import announcement_message
 
 OK = "ok"
@@ -35,7 +35,8 @@ class AnnouncementChecker:
         """OK or the reason (BAD_PREFIX, WRONG_KEY, BAD_SIGNATURE) the announcement is refused."""
         if not in_overlay(prefix64):
             return BAD_PREFIX
-        if prefix64_for_public_key(router_id[:32]) != prefix64:
+        key_bytes = router_id[:32]
+        if prefix64_for_public_key(key_bytes) != prefix64 or not is_usable_public_key(key_bytes):
             return WRONG_KEY
         key = (router_id, seqno, signature)
         good = self._cache.get(key)

@@ -9,8 +9,17 @@ from hyphal.routing.params import RoutingParams
 class Neighbour:
     """One directly connected peer. ``cost`` is INFINITY until the first RTT sample."""
 
-    __slots__ = ("cost", "hello_seqno", "last_heard", "next_hello", "peer", "prefixes", "rtt",
-                 "sent_hellos")
+    __slots__ = (
+        "cost",
+        "created",
+        "hello_seqno",
+        "last_heard",
+        "next_hello",
+        "peer",
+        "prefixes",
+        "rtt",
+        "sent_hellos",
+    )
 
     def __init__(self, peer: int, now: float) -> None:
         self.peer = peer
@@ -19,6 +28,8 @@ class Neighbour:
         self.last_heard = now
         self.next_hello = now
         self.hello_seqno = 0
+        # Prefix entries this neighbour's updates created, oldest first (its table quota).
+        self.created: dict[bytes, None] = {}
         # Timestamps of the last few hellos by seqno: an IHU must echo one of them exactly.
         self.sent_hellos: dict[int, int] = {}
         # Prefixes for which this neighbour has a route entry (to touch only those on changes).

@@ -87,6 +87,18 @@ class RoutingParams:
     # It only merges copies arriving over several paths at once, so it is shorter than
     # seqno_request_resend: a retry must get through the relays that forwarded the lost copy.
     seqno_request_dedupe: float = 0.5
+    # Forwarding a neighbour's seqno requests costs a token from that neighbour's bucket (this
+    # many a second, at most seqno_forward_burst saved up); requests beyond it are dropped and
+    # counted. The burst covers a neighbour whose lost link starved a whole table at once.
+    seqno_forward_rate: float = 256.0
+    seqno_forward_burst: int = 1024
+    # Per neighbour: TLVs processed (tlv_rate a second, tlv_burst saved up; the burst covers a
+    # full dump of a full table twice) and replies sent on its behalf (an IHU per hello, our own
+    # announcement for a request naming a stale router id). Excess is dropped and counted.
+    tlv_rate: float = 8192.0
+    tlv_burst: int = 131072
+    reply_rate: float = 16.0
+    reply_burst: int = 32
     # The origin's seqno bumps are rate-limited by a token bucket: one token per
     # seqno_bump_min_interval, at most seqno_bump_burst saved up. A bump is re-signed and floods
     # the network, so a sustained stream of requests costs at most one flood a second, while a few
@@ -116,6 +128,12 @@ class RoutingParams:
             raise ValueError("seqno bumps need a positive interval and a burst of at least 1")
         if not 0 < self.seqno_request_dedupe < self.seqno_request_resend:
             raise ValueError("seqno_request_dedupe must be shorter than seqno_request_resend")
+        if self.seqno_forward_rate <= 0 or self.seqno_forward_burst < 1:
+            raise ValueError(
+                "seqno request forwarding needs a positive rate and a burst of at least 1"
+            )
+        if min(self.tlv_rate, self.reply_rate) <= 0 or min(self.tlv_burst, self.reply_burst) < 1:
+            raise ValueError("per-neighbour TLV and reply budgets need positive rates and bursts")
         if self.seqno_request_retries < 0:
             raise ValueError("seqno_request_retries cannot be negative")
         if self.max_payload_size < 256:

@@ -13,14 +13,18 @@ from __future__ import annotations
 import heapq
 import random
 from collections.abc import Iterable
-from itertools import count
+from itertools import count, islice
+from typing import assert_never
 
 from hyphal.crypto.signing import Signer, Verifier, XEdDSAVerifier
 from hyphal.identity import prefix64_for_public_key
 from hyphal.routing.auth import OK, AnnouncementChecker, in_overlay
+from hyphal.routing.bucket import TokenBucket
 from hyphal.routing.metric import INFINITY, metric_add, seqno_newer, seqno_newer_or_equal
 from hyphal.routing.neighbour import Neighbour
+from hyphal.routing.origin import Origin
 from hyphal.routing.params import RoutingParams
+from hyphal.routing.requests import SeqnoRequests
 from hyphal.routing.source import SourceTable
 from hyphal.routing.table import PrefixEntry, Route
 from hyphal.routing.types import Action, NeighbourDead, NeighbourInfo, RouteInfo, SendControl
@@ -29,7 +33,6 @@ from hyphal.wire.control import (
     Hello,
     SeqnoRequest,
     Update,
-    announcement_message,
     decode_payload,
     encode_tlv,
 )
@@ -37,18 +40,47 @@ from hyphal.wire.control import (
 _ROUTE_EXPIRY = 0
 _HOLD_EXPIRY = 1
 _SEQNO_RETRY = 2
+_EVICTION_SCAN = 16  # entries of the heaviest neighbour looked at for one eviction
 _MIN_ROUTE_INTERVAL = 1.0  # a route lives at least route_expiry_factor seconds
 
-_COUNTERS = (
-    "control_received", "control_from_unknown_peer", "hellos_sent", "hellos_received",
-    "ihus_received", "rtt_samples", "rtt_samples_discarded", "updates_sent", "updates_received",
-    "updates_accepted", "updates_unfeasible", "updates_own_prefix", "updates_rejected_prefix",
-    "updates_rejected_key", "updates_rejected_signature", "updates_rejected_table_full",
-    "retractions_sent", "retractions_received", "seqno_requests_sent", "seqno_requests_received",
-    "seqno_requests_forwarded", "seqno_requests_deduped", "seqno_request_retries", "seqno_bumps",
+COUNTERS = (  # every key of Router.counters; docs/routing.md lists the same names
+    "control_received",
+    "control_from_unknown_peer",
+    "tlvs_over_budget",
+    "replies_over_budget",
+    "hellos_sent",
+    "hellos_received",
+    "ihus_received",
+    "rtt_samples",
+    "rtt_samples_discarded",
+    "updates_sent",
+    "updates_received",
+    "updates_accepted",
+    "updates_unfeasible",
+    "updates_own_prefix",
+    "updates_unknown_mandatory",
+    "updates_rejected_prefix",
+    "updates_rejected_key",
+    "updates_rejected_signature",
+    "updates_rejected_table_full",
+    "routes_evicted",
+    "retractions_sent",
+    "retractions_received",
+    "seqno_requests_sent",
+    "seqno_requests_received",
+    "seqno_requests_forwarded",
+    "seqno_requests_deduped",
+    "seqno_requests_over_budget",
+    "seqno_request_retries",
+    "seqno_bumps",
     "neighbours_up",
-    "neighbours_down", "neighbours_dead", "route_switches", "routes_lost", "routes_expired",
-    "signature_verifications", "full_dumps",
+    "neighbours_down",
+    "neighbours_dead",
+    "route_switches",
+    "routes_lost",
+    "routes_expired",
+    "signature_verifications",
+    "full_dumps",
 )
 _REJECT_COUNTER = {
     "prefix": "updates_rejected_prefix",
@@ -64,9 +96,16 @@ def _centiseconds(seconds: float) -> int:
 class Router:
     """Babel-style distance-vector router for overlay /64s. See ``docs/routing.md``."""
 
-    def __init__(self, public_key: bytes, signer: Signer, params: RoutingParams, now: float,
-                 rng: random.Random, verifier: Verifier | None = None,
-                 router_id_suffix: bytes | None = None) -> None:
+    def __init__(
+        self,
+        public_key: bytes,
+        signer: Signer,
+        params: RoutingParams,
+        now: float,
+        rng: random.Random,
+        verifier: Verifier | None = None,
+        router_id_suffix: bytes | None = None,
+    ) -> None:
         if len(public_key) != 32:
             raise ValueError("a public key has 32 bytes")
         suffix = rng.randbytes(8) if router_id_suffix is None else router_id_suffix
@@ -76,20 +115,18 @@ class Router:
         self.public_key = public_key
         self.router_id = public_key + suffix
         self.own_prefix64 = prefix64_for_public_key(public_key)
-        self.counters: dict[str, int] = dict.fromkeys(_COUNTERS, 0)
+        self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self._rng = rng
-        self._signer = signer
-        self._checker = AnnouncementChecker(verifier or XEdDSAVerifier(),
-                                            params.signature_cache_size)
+        self._checker = AnnouncementChecker(
+            verifier or XEdDSAVerifier(), params.signature_cache_size
+        )
         self._update_interval_cs = _centiseconds(params.update_interval)
         self._hello_interval_cs = _centiseconds(params.hello_interval)
         # Own announcement.
-        self._seqno = 0
-        self._own_tlv = self._sign_own()
+        self._origin = Origin(
+            self.own_prefix64, self.router_id, signer, params, self._update_interval_cs, now
+        )
         self._own_pending = False
-        self._last_bump = now
-        self._bump_tokens = float(params.seqno_bump_burst)
-        self._bump_at: float | None = None
         # State.
         self._neighbours: dict[int, Neighbour] = {}
         self._table: dict[bytes, PrefixEntry] = {}
@@ -101,9 +138,9 @@ class Router:
         self._heap_seq = count()
         self._next_periodic = now + self._jittered(params.update_interval, params.update_jitter)
         self._next_sweep = now + params.source_sweep_interval
-        self._req_sent: dict[tuple[int, bytes, bytes, int], float] = {}
-        self._req_seen: dict[tuple[bytes, bytes, int], float] = {}
-        self._retries: dict[bytes, int] = {}  # starved prefix -> seqno request re-sends left
+        self.requests = SeqnoRequests(params)
+        self._tlv_budget: dict[int, TokenBucket] = {}
+        self._reply_budget: dict[int, TokenBucket] = {}
         # Output collected during one call.
         self._pending: dict[bytes, None] = {}
         self._out: dict[int, list[bytes]] = {}
@@ -114,7 +151,7 @@ class Router:
     @property
     def seqno(self) -> int:
         """Our own announcement's current seqno."""
-        return self._seqno
+        return self._origin.seqno
 
     def next_hop(self, prefix64: bytes) -> int | None:
         return self._fib.get(prefix64)
@@ -125,16 +162,23 @@ class Router:
         return self._fib_key.get(prefix64)
 
     def selected_routes(self) -> list[RouteInfo]:
-        return [self._info(e.selected, True) for e in self._table.values()
-                if e.selected is not None]
+        return [
+            self._info(e.selected, True) for e in self._table.values() if e.selected is not None
+        ]
 
     def fallback_routes(self) -> list[RouteInfo]:
-        return [self._info(r, False) for e in self._table.values()
-                for r in e.routes.values() if r is not e.selected]
+        return [
+            self._info(r, False)
+            for e in self._table.values()
+            for r in e.routes.values()
+            if r is not e.selected
+        ]
 
     def neighbours(self) -> list[NeighbourInfo]:
-        return [NeighbourInfo(n.peer, n.rtt, n.cost, n.last_heard, n.usable)
-                for n in self._neighbours.values()]
+        return [
+            NeighbourInfo(n.peer, n.rtt, n.cost, n.last_heard, n.usable)
+            for n in self._neighbours.values()
+        ]
 
     def route_count(self) -> int:
         """Number of prefixes in the table (selected or not)."""
@@ -142,14 +186,24 @@ class Router:
 
     def _info(self, route: Route, selected: bool) -> RouteInfo:
         cost = self._neighbours[route.peer].cost
-        return RouteInfo(route.prefix, route.peer, metric_add(route.metric, cost), route.seqno,
-                         route.router_id, selected, route.metric)
+        return RouteInfo(
+            route.prefix,
+            route.peer,
+            metric_add(route.metric, cost),
+            route.seqno,
+            route.router_id,
+            selected,
+            route.metric,
+        )
 
     # ------------------------------------------------------------------ public API: events
 
     def neighbour_up(self, peer: int, now: float) -> list[Action]:
         if peer not in self._neighbours:
             self._neighbours[peer] = nb = Neighbour(peer, now)
+            params = self.params
+            self._tlv_budget[peer] = TokenBucket(params.tlv_rate, params.tlv_burst, now)
+            self._reply_budget[peer] = TokenBucket(params.reply_rate, params.reply_burst, now)
             self.counters["neighbours_up"] += 1
             self._send_hello(nb, now)
         return self._flush(now)
@@ -166,17 +220,27 @@ class Router:
             return []
         self.counters["control_received"] += 1
         nb.last_heard = now
-        for tlv in tlvs:
-            if isinstance(tlv, Update):
-                self._on_update(nb, tlv, now)
-            elif isinstance(tlv, Hello):
-                self.counters["hellos_received"] += 1
-                self._queue(peer, encode_tlv(IHU(tlv.seqno, self._hello_interval_cs,
-                                                 tlv.timestamp)))
-            elif isinstance(tlv, IHU):
-                self._on_ihu(nb, tlv, now)
-            else:
-                self._on_seqno_request(nb, tlv, now)
+        budget = self._tlv_budget[peer]
+        for index, tlv in enumerate(tlvs):
+            if not budget.take(now):
+                self.counters["tlvs_over_budget"] += len(tlvs) - index
+                break
+            match tlv:
+                case Update():
+                    self._on_update(nb, tlv, now)
+                case Hello():
+                    self.counters["hellos_received"] += 1
+                    if self._may_reply(peer, now):
+                        self._queue(
+                            peer,
+                            encode_tlv(IHU(tlv.seqno, self._hello_interval_cs, tlv.timestamp)),
+                        )
+                case IHU():
+                    self._on_ihu(nb, tlv, now)
+                case SeqnoRequest():
+                    self._on_seqno_request(nb, tlv, now)
+                case _:
+                    assert_never(tlv)
         return self._flush(now)
 
     def on_timer(self, now: float) -> list[Action]:
@@ -188,20 +252,18 @@ class Router:
                 self._drop_neighbour(nb.peer, now)
             elif now >= nb.next_hello:
                 self._send_hello(nb, now)
-        if self._bump_at is not None and now >= self._bump_at:
-            self._bump(now)
+        if self._origin.on_timer(now):
+            self._bumped()
         heap = self._heap
         while heap and heap[0][0] <= now:
             _, _, kind, prefix, route = heapq.heappop(heap)
             self._on_heap_item(kind, prefix, route, now)
         if now >= self._next_periodic:
-            self._next_periodic = now + self._jittered(params.update_interval,
-                                                       params.update_jitter)
+            self._next_periodic = now + self._jittered(params.update_interval, params.update_jitter)
             self._dump(list(self._neighbours.values()), now)
         if now >= self._next_sweep:
             self._next_sweep = now + params.source_sweep_interval
             self._sources.sweep(now)
-            self._sweep_caches(now)
         return self._flush(now)
 
     def next_deadline(self) -> float:
@@ -216,11 +278,18 @@ class Router:
                 deadline = nb.last_heard + dead
         if self._heap and self._heap[0][0] < deadline:
             deadline = self._heap[0][0]
-        if self._bump_at is not None and self._bump_at < deadline:
-            deadline = self._bump_at
+        bump_at = self._origin.bump_at
+        if bump_at is not None and bump_at < deadline:
+            deadline = bump_at
         return deadline
 
     # ------------------------------------------------------------------ neighbours
+
+    def _may_reply(self, peer: int, now: float) -> bool:
+        if self._reply_budget[peer].take(now):
+            return True
+        self.counters["replies_over_budget"] += 1
+        return False
 
     def _jittered(self, interval: float, jitter: float) -> float:
         return interval * (1.0 - jitter * self._rng.random())
@@ -231,8 +300,7 @@ class Router:
         nb.sent_hellos[nb.hello_seqno] = timestamp
         if len(nb.sent_hellos) > 16:
             del nb.sent_hellos[next(iter(nb.sent_hellos))]
-        self._queue(nb.peer, encode_tlv(Hello(nb.hello_seqno, self._hello_interval_cs,
-                                              timestamp)))
+        self._queue(nb.peer, encode_tlv(Hello(nb.hello_seqno, self._hello_interval_cs, timestamp)))
         self.counters["hellos_sent"] += 1
         nb.next_hello = now + self._jittered(self.params.hello_interval, self.params.hello_jitter)
 
@@ -269,13 +337,16 @@ class Router:
             if entry.routes.pop(peer, None) is not None:
                 self._route_count -= 1
             self._reselect(entry, now)
-        for key in [k for k in self._req_sent if k[0] == peer]:
-            del self._req_sent[key]
+        self.requests.forget_peer(peer)
+        del self._tlv_budget[peer], self._reply_budget[peer]
 
     # ------------------------------------------------------------------ updates
 
     def _on_update(self, nb: Neighbour, u: Update, now: float) -> None:
         self.counters["updates_received"] += 1
+        if any(sub.mandatory for sub in u.sub_tlvs):  # no sub-TLV type is defined yet
+            self.counters["updates_unknown_mandatory"] += 1
+            return
         prefix = u.prefix64
         if prefix == self.own_prefix64:
             self.counters["updates_own_prefix"] += 1
@@ -304,26 +375,33 @@ class Router:
             self.counters[_REJECT_COUNTER[verdict]] += 1
             return
         if entry is None:
-            if len(self._table) >= self.params.max_routes:
+            if len(self._table) >= self.params.max_routes and not self._evict_for(nb, now):
                 self.counters["updates_rejected_table_full"] += 1
                 return
-            entry = self._table[prefix] = PrefixEntry(prefix)
+            entry = self._table[prefix] = PrefixEntry(prefix, peer)
+            nb.created[prefix] = None
         feasible = self._sources.feasible(prefix, u.router_id, u.seqno, u.metric)
         route = entry.routes.get(peer)
-        if (not feasible and route is not None and route is entry.selected
-                and route.router_id == u.router_id):
+        if (
+            not feasible
+            and route is not None
+            and route is entry.selected
+            and route.router_id == u.router_id
+        ):
             # RFC 8966 3.5.4: keep the installed route as it was (still loop-free) and ask the
             # origin for a new seqno that will make the newer information feasible.
             self.counters["updates_unfeasible"] += 1
             self._request_seqno(peer, prefix, u.router_id, now)
             return
         self.counters["updates_accepted"] += 1
-        interval = max(_MIN_ROUTE_INTERVAL, min(u.interval / 100,
-                                                 self.params.max_advertised_interval))
+        interval = max(
+            _MIN_ROUTE_INTERVAL, min(u.interval / 100, self.params.max_advertised_interval)
+        )
         expires = now + self.params.route_expiry_factor * interval
         if route is None:
-            route = Route(prefix, peer, u.router_id, u.seqno, u.metric, u.signature, u.interval,
-                          expires)
+            route = Route(
+                prefix, peer, u.router_id, u.seqno, u.metric, u.signature, u.interval, expires
+            )
             entry.routes[peer] = route
             self._route_count += 1
             nb.prefixes.add(prefix)
@@ -343,6 +421,36 @@ class Router:
                 self._request_seqno(peer, prefix, u.router_id, now)
         self._reselect(entry, now)
 
+    def _forget(self, prefix: bytes) -> None:
+        entry = self._table.pop(prefix)
+        owner = self._neighbours.get(entry.owner)
+        if owner is not None:
+            owner.created.pop(prefix, None)
+
+    def _evict_for(self, nb: Neighbour, now: float) -> bool:
+        """Table full: make room for ``nb`` by dropping a prefix of the neighbour holding most.
+
+        Only a neighbour holding more than ``nb`` (plus one) loses an entry, and only one that
+        no other neighbour announces, newest first: a flooding neighbour evicts its own routes.
+        """
+        heaviest = max(self._neighbours.values(), key=lambda n: len(n.created))
+        if len(heaviest.created) <= len(nb.created) + 1:
+            return False
+        for prefix in islice(reversed(heaviest.created), _EVICTION_SCAN):
+            entry = self._table.get(prefix)
+            if entry is not None and entry.routes.keys() <= {heaviest.peer}:
+                break
+        else:
+            return False
+        self.counters["routes_evicted"] += 1
+        if entry.routes.pop(heaviest.peer, None) is not None:
+            self._route_count -= 1
+        heaviest.prefixes.discard(prefix)
+        self._reselect(entry, now)  # withdraws it from the FIB
+        if prefix in self._table:
+            self._forget(prefix)
+        return True
+
     def _reselect(self, entry: PrefixEntry, now: float) -> None:
         """Pick the best feasible route (with hysteresis); update the FIB and note triggers."""
         params = self.params
@@ -357,16 +465,21 @@ class Router:
             if route.metric >= INFINITY:
                 continue
             total = metric_add(route.metric, neighbours[route.peer].cost)
-            if total >= INFINITY or not feasible(prefix, route.router_id, route.seqno,
-                                                 route.metric):
+            if total >= INFINITY or not feasible(
+                prefix, route.router_id, route.seqno, route.metric
+            ):
                 continue
             if route is old:
                 old_metric = total
             if total < best_metric:
                 best, best_metric = route, total
-        if (old is not None and old_metric < INFINITY and best is not old
-                and best_metric + max(params.hysteresis_abs,
-                                      params.hysteresis_rel * old_metric) >= old_metric):
+        if (
+            old is not None
+            and old_metric < INFINITY
+            and best is not old
+            and best_metric + max(params.hysteresis_abs, params.hysteresis_rel * old_metric)
+            >= old_metric
+        ):
             best, best_metric = old, old_metric
         entry.selected = best
         if best is None:
@@ -381,21 +494,24 @@ class Router:
                 if entry.advertised_metric < INFINITY:
                     self._pending[prefix] = None
                 self._request_starved(entry, now)
-                if entry.routes and self.params.seqno_request_retries:
-                    self._retries[prefix] = self.params.seqno_request_retries
+                if entry.routes and self.requests.arm_retries(prefix):
                     self._push(now + self.params.seqno_request_resend, _SEQNO_RETRY, prefix, None)
             elif not entry.routes and entry.hold_until <= now:
-                del self._table[prefix]
+                self._forget(prefix)
             return
         if old is not None and old is not best:
             self.counters["route_switches"] += 1
         self._fib[prefix] = best.peer
         self._fib_key[prefix] = best.router_id[:32]
         advertised = entry.advertised_metric
-        if (best.router_id != entry.last_router_id or best.seqno != entry.last_seqno
-                or best.peer != entry.advertised_peer or advertised >= INFINITY
-                or abs(best_metric - advertised) > max(params.significant_change_abs,
-                                                       params.significant_change_rel * advertised)):
+        if (
+            best.router_id != entry.last_router_id
+            or best.seqno != entry.last_seqno
+            or best.peer != entry.advertised_peer
+            or advertised >= INFINITY
+            or abs(best_metric - advertised)
+            > max(params.significant_change_abs, params.significant_change_rel * advertised)
+        ):
             self._pending[prefix] = None
         entry.last_router_id = best.router_id
         entry.last_seqno = best.seqno
@@ -403,22 +519,34 @@ class Router:
     def _update_tlv(self, entry: PrefixEntry, route: Route, now: float) -> tuple[bytes, int]:
         """Our advertisement of ``route`` (recording it as a feasibility distance)."""
         metric = metric_add(route.metric, self._neighbours[route.peer].cost)
-        self._sources.advertised(entry.prefix, route.router_id, route.seqno, metric,
-                                 now + self.params.source_gc_time)
-        tlv = encode_tlv(Update(entry.prefix, route.seqno, metric, self._update_interval_cs, 0,
-                                route.router_id, route.signature))
+        self._sources.advertised(
+            entry.prefix, route.router_id, route.seqno, metric, now + self.params.source_gc_time
+        )
+        tlv = encode_tlv(
+            Update(
+                entry.prefix,
+                route.seqno,
+                metric,
+                self._update_interval_cs,
+                0,
+                route.router_id,
+                route.signature,
+            )
+        )
         return tlv, metric
 
-    def _retraction_tlv(self, entry: PrefixEntry) -> bytes:
-        return encode_tlv(Update(entry.prefix, entry.last_seqno, INFINITY,
-                                 self._update_interval_cs, 0, entry.last_router_id, b""))
+    def _retraction_tlv(self, prefix: bytes, seqno: int, router_id: bytes) -> bytes:
+        return encode_tlv(
+            Update(prefix, seqno, INFINITY, self._update_interval_cs, 0, router_id, b"")
+        )
 
-    def _advertise(self, entry: PrefixEntry, targets: Iterable[Neighbour], now: float,
-                   poison: bool) -> None:
+    def _advertise(
+        self, entry: PrefixEntry, targets: Iterable[Neighbour], now: float, poison: bool
+    ) -> None:
         """Send ``entry``'s current state to ``targets`` (split horizon on the next hop)."""
         route = entry.selected
         if route is None:
-            tlv = self._retraction_tlv(entry)
+            tlv = self._retraction_tlv(entry.prefix, entry.last_seqno, entry.last_router_id)
             for nb in targets:
                 self._queue(nb.peer, tlv)
                 self.counters["retractions_sent"] += 1
@@ -430,18 +558,20 @@ class Router:
             if nb.peer != route.peer:
                 self._queue(nb.peer, tlv)
                 self.counters["updates_sent"] += 1
-        if (poison and entry.advertised_metric < INFINITY and route.peer != entry.advertised_peer
-                and route.peer in self._neighbours):
+        if (
+            poison
+            and entry.advertised_metric < INFINITY
+            and route.peer != entry.advertised_peer
+            and route.peer in self._neighbours
+        ):
             # Poisoned reverse once, when the next hop moves: the new next hop must not keep
             # using a route of ours that now leads back through itself.
-            self._queue(route.peer, self._retraction_tlv_for(entry, route))
+            self._queue(
+                route.peer, self._retraction_tlv(entry.prefix, route.seqno, route.router_id)
+            )
             self.counters["retractions_sent"] += 1
         entry.advertised_metric = metric
         entry.advertised_peer = route.peer
-
-    def _retraction_tlv_for(self, entry: PrefixEntry, route: Route) -> bytes:
-        return encode_tlv(Update(entry.prefix, route.seqno, INFINITY, self._update_interval_cs, 0,
-                                 route.router_id, b""))
 
     def _dump(self, targets: list[Neighbour], now: float) -> None:
         """Full table (own prefix, selected routes, held retractions) to usable ``targets``."""
@@ -450,7 +580,7 @@ class Router:
             return
         self.counters["full_dumps"] += len(targets)
         for nb in targets:
-            self._queue(nb.peer, self._own_tlv)
+            self._queue(nb.peer, self._origin.tlv)
         self.counters["updates_sent"] += len(targets)
         for entry in self._table.values():
             if entry.selected is not None or entry.hold_until > now:
@@ -463,18 +593,12 @@ class Router:
         if source is None:
             return  # without a feasibility distance every update is feasible
         seqno = (source.seqno + 1) & 0xFFFF
-        key = (peer, prefix, router_id, seqno)
-        sent = self._req_sent.get(key)
-        if sent is not None and now - sent < self.params.seqno_request_resend:
+        if not self.requests.should_send(peer, prefix, router_id, seqno, now):
             return
-        if len(self._req_sent) >= self.params.request_cache_size:
-            self._sweep_caches(now)
-            if len(self._req_sent) >= self.params.request_cache_size:
-                del self._req_sent[next(iter(self._req_sent))]
-        self._req_sent[key] = now
         self.counters["seqno_requests_sent"] += 1
-        self._queue(peer, encode_tlv(SeqnoRequest(prefix, seqno, self.params.seqno_request_hops,
-                                                  router_id)))
+        self._queue(
+            peer, encode_tlv(SeqnoRequest(prefix, seqno, self.params.seqno_request_hops, router_id))
+        )
 
     def _request_starved(self, entry: PrefixEntry, now: float) -> None:
         """No feasible route left: ask every neighbour still announcing it for a newer seqno."""
@@ -487,31 +611,26 @@ class Router:
         prefix = req.prefix64
         peer = nb.peer
         if prefix == self.own_prefix64:
-            if req.router_id == self.router_id and seqno_newer(req.seqno, self._seqno):
-                self._schedule_bump(now)
-            else:
-                self._queue(peer, self._own_tlv)
+            if req.router_id == self.router_id and seqno_newer(req.seqno, self._origin.seqno):
+                if self._origin.request(now):
+                    self._bumped()
+            elif self._may_reply(peer, now):
+                self._queue(peer, self._origin.tlv)
                 self.counters["updates_sent"] += 1
             return
         entry = self._table.get(prefix)
         selected = entry.selected if entry is not None else None
-        if selected is not None and (selected.router_id != req.router_id
-                                     or seqno_newer_or_equal(selected.seqno, req.seqno)):
+        if selected is not None and (
+            selected.router_id != req.router_id or seqno_newer_or_equal(selected.seqno, req.seqno)
+        ):
             if selected.peer != peer and entry is not None:
                 self._advertise(entry, [nb], now, poison=False)
             return
         if req.hop_count < 2 or entry is None:
             return
-        key = (prefix, req.router_id, req.seqno)
-        seen = self._req_seen.get(key)
-        if seen is not None and now - seen < self.params.seqno_request_dedupe:
+        if not self.requests.first_sighting(prefix, req.router_id, req.seqno, now):
             self.counters["seqno_requests_deduped"] += 1
             return
-        if len(self._req_seen) >= self.params.request_cache_size:
-            self._sweep_caches(now)
-            if len(self._req_seen) >= self.params.request_cache_size:
-                del self._req_seen[next(iter(self._req_seen))]
-        self._req_seen[key] = now
         target: int | None = None
         if selected is not None and selected.peer != peer:
             target = selected.peer
@@ -523,43 +642,17 @@ class Router:
                         break
         if target is None:
             return
+        if not self.requests.may_forward(peer, prefix, req.router_id, req.seqno, now):
+            self.counters["seqno_requests_over_budget"] += 1
+            return
         self.counters["seqno_requests_forwarded"] += 1
-        self._queue(target, encode_tlv(SeqnoRequest(prefix, req.seqno, req.hop_count - 1,
-                                                    req.router_id)))
+        self._queue(
+            target, encode_tlv(SeqnoRequest(prefix, req.seqno, req.hop_count - 1, req.router_id))
+        )
 
-    def _refill_bump_tokens(self, now: float) -> None:
-        params = self.params
-        self._bump_tokens = min(float(params.seqno_bump_burst), self._bump_tokens
-                                + (now - self._last_bump) / params.seqno_bump_min_interval)
-        self._last_bump = now
-
-    def _schedule_bump(self, now: float) -> None:
-        self._refill_bump_tokens(now)
-        if self._bump_tokens >= 1.0:
-            self._bump(now)
-        elif self._bump_at is None:
-            self._bump_at = now + (1.0 - self._bump_tokens) * self.params.seqno_bump_min_interval
-
-    def _bump(self, now: float) -> None:
-        self._refill_bump_tokens(now)
-        self._bump_tokens = max(0.0, self._bump_tokens - 1.0)
-        self._seqno = (self._seqno + 1) & 0xFFFF
-        self._own_tlv = self._sign_own()
-        self._bump_at = None
+    def _bumped(self) -> None:
         self._own_pending = True
         self.counters["seqno_bumps"] += 1
-
-    def _sign_own(self) -> bytes:
-        signature = self._signer.sign(
-            announcement_message(self.own_prefix64, self._seqno, self.router_id))
-        return encode_tlv(Update(self.own_prefix64, self._seqno, 0, self._update_interval_cs, 0,
-                                 self.router_id, signature))
-
-    def _sweep_caches(self, now: float) -> None:
-        resend = self.params.seqno_request_resend
-        self._req_sent = {k: t for k, t in self._req_sent.items() if now - t < resend}
-        dedupe = self.params.seqno_request_dedupe
-        self._req_seen = {k: t for k, t in self._req_seen.items() if now - t < dedupe}
 
     # ------------------------------------------------------------------ timers
 
@@ -582,13 +675,12 @@ class Router:
     def _on_heap_item(self, kind: int, prefix: bytes, route: Route | None, now: float) -> None:
         entry = self._table.get(prefix)
         if kind == _SEQNO_RETRY:
-            left = self._retries.pop(prefix, 0)
-            if entry is None or entry.selected is not None or left <= 0:
+            retry, again = self.requests.take_retry(prefix)
+            if not retry or entry is None or entry.selected is not None:
                 return  # answered (or forgotten) meanwhile
             self.counters["seqno_request_retries"] += 1
             self._request_starved(entry, now)
-            if left > 1:
-                self._retries[prefix] = left - 1
+            if again:
                 self._push(now + self.params.seqno_request_resend, _SEQNO_RETRY, prefix, None)
             return
         if entry is None:
@@ -597,7 +689,7 @@ class Router:
             if entry.selected is None and 0 < entry.hold_until <= now:
                 entry.hold_until = 0.0
                 if not entry.routes:
-                    del self._table[prefix]
+                    self._forget(prefix)
             return
         if route is None or entry.routes.get(route.peer) is not route:
             return  # stale: the route was replaced or removed
@@ -626,7 +718,7 @@ class Router:
             self._own_pending = False
             for nb in self._neighbours.values():
                 if nb.usable:
-                    self._queue(nb.peer, self._own_tlv)
+                    self._queue(nb.peer, self._origin.tlv)
                     self.counters["updates_sent"] += 1
         if self._pending:
             pending = self._pending

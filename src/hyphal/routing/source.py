@@ -47,8 +47,9 @@ class SourceTable:
             return metric < source.metric
         return seqno_newer(seqno, source.seqno)
 
-    def advertised(self, prefix: bytes, router_id: bytes, seqno: int, metric: int,
-                   expires: float) -> None:
+    def advertised(
+        self, prefix: bytes, router_id: bytes, seqno: int, metric: int, expires: float
+    ) -> None:
         """Record that we advertised (seqno, metric): lower the feasibility distance if needed."""
         if metric >= INFINITY:
             return

@@ -8,11 +8,28 @@ from hyphal.routing.metric import INFINITY
 class Route:
     """What neighbour ``peer`` last told us about ``prefix`` (metric excludes our link cost)."""
 
-    __slots__ = ("expires", "interval", "metric", "peer", "prefix", "router_id", "seqno",
-                 "signature")
+    __slots__ = (
+        "expires",
+        "interval",
+        "metric",
+        "peer",
+        "prefix",
+        "router_id",
+        "seqno",
+        "signature",
+    )
 
-    def __init__(self, prefix: bytes, peer: int, router_id: bytes, seqno: int, metric: int,
-                 signature: bytes, interval: int, expires: float) -> None:
+    def __init__(
+        self,
+        prefix: bytes,
+        peer: int,
+        router_id: bytes,
+        seqno: int,
+        metric: int,
+        signature: bytes,
+        interval: int,
+        expires: float,
+    ) -> None:
         self.prefix = prefix
         self.peer = peer
         self.router_id = router_id
@@ -26,11 +43,22 @@ class Route:
 class PrefixEntry:
     """All routes for one /64, the selected one, and what we last advertised for it."""
 
-    __slots__ = ("advertised_metric", "advertised_peer", "hold_until", "last_router_id",
-                 "last_seqno", "prefix", "routes", "selected")
+    __slots__ = (
+        "advertised_metric",
+        "advertised_peer",
+        "hold_until",
+        "last_router_id",
+        "last_seqno",
+        "owner",
+        "prefix",
+        "routes",
+        "selected",
+    )
 
-    def __init__(self, prefix: bytes) -> None:
+    def __init__(self, prefix: bytes, owner: int) -> None:
         self.prefix = prefix
+        # The neighbour whose update created the entry: it counts against that one's quota.
+        self.owner = owner
         self.routes: dict[int, Route] = {}
         self.selected: Route | None = None
         # Metric of our last triggered/periodic advertisement (INFINITY = retraction / none).

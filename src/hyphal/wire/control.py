@@ -11,8 +11,13 @@ simulator); treat them as immutable values.
 | 1 | Hello | seqno u16, interval u16 (cs), timestamp u32 (sender clock, µs mod 2^32) |
 | 2 | IHU | seqno u16 (echoed), interval u16 (cs), timestamp u32 (echoed) |
 | 3 | Update | prefix64 8B, seqno u16, metric u16, interval u16 (cs), flags u8, router id 40B, |
-|   |        | signature 64B unless metric is 0xFFFF (a retraction carries none) |
+|   |        | signature 64B unless metric is 0xFFFF (a retraction carries none), |
+|   |        | then sub-TLVs when flags bit 0x01 is set |
 | 4 | SeqnoRequest | prefix64 8B, seqno u16, hop count u8, reserved u8, router id 40B |
+
+Update sub-TLVs are ``type u8 | length u8 | body``; a type with bit 0x80 set is mandatory: a
+receiver that does not know it must ignore the whole update. Flags bit 0x01 says at least one
+follows the signature; the other flag bits are reserved (sent as 0, ignored on receipt).
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ ROUTER_ID_SIZE = 40
 SIGNATURE_SIZE = 64
 METRIC_INFINITY = 0xFFFF
 MAX_TLV_BODY = 0xFFFF
+FLAG_SUB_TLVS = 0x01
+SUB_TLV_MANDATORY = 0x80
 
 _HEADER = struct.Struct(">BH")
 _HELLO = struct.Struct(">HHI")
@@ -57,11 +64,23 @@ class Hello:
 
 @dataclass(slots=True)
 class IHU:
-    """"I heard you": echoes a Hello's seqno and timestamp so the Hello's sender measures RTT."""
+    """ "I heard you": echoes a Hello's seqno and timestamp so the Hello's sender measures RTT."""
 
     seqno: int
     interval: int
     timestamp: int
+
+
+@dataclass(slots=True)
+class SubTlv:
+    """An Update extension; ``kind`` with bit 0x80 set is mandatory to understand."""
+
+    kind: int
+    body: bytes
+
+    @property
+    def mandatory(self) -> bool:
+        return bool(self.kind & SUB_TLV_MANDATORY)
 
 
 @dataclass(slots=True)
@@ -75,6 +94,7 @@ class Update:
     flags: int
     router_id: bytes
     signature: bytes  # empty for a retraction
+    sub_tlvs: tuple[SubTlv, ...] = ()  # present exactly when flags has FLAG_SUB_TLVS
 
     @property
     def is_retraction(self) -> bool:
@@ -124,12 +144,15 @@ def encode_tlv(tlv: Tlv) -> bytes:
         expected = 0 if tlv.is_retraction else SIGNATURE_SIZE
         if len(tlv.signature) != expected:
             raise ValueError(f"metric {tlv.metric} needs a {expected}-byte signature")
+        if bool(tlv.flags & FLAG_SUB_TLVS) != bool(tlv.sub_tlvs):
+            raise ValueError("flags bit 0x01 must be set exactly when sub-TLVs are present")
         kind = TLV_UPDATE
         body = (
             _UPDATE_FIXED.pack(
                 tlv.prefix64, tlv.seqno, tlv.metric, tlv.interval, tlv.flags, tlv.router_id
             )
             + tlv.signature
+            + b"".join(_encode_sub_tlv(sub) for sub in tlv.sub_tlvs)
         )
     elif isinstance(tlv, SeqnoRequest):
         if len(tlv.prefix64) != PREFIX_SIZE or len(tlv.router_id) != ROUTER_ID_SIZE:
@@ -142,6 +165,29 @@ def encode_tlv(tlv: Tlv) -> bytes:
     else:  # pragma: no cover - exhaustive over Tlv
         raise TypeError(f"not a TLV: {tlv!r}")
     return _HEADER.pack(kind, len(body)) + body
+
+
+def _encode_sub_tlv(sub: SubTlv) -> bytes:
+    if not 0 <= sub.kind <= 0xFF or len(sub.body) > 0xFF:
+        raise ValueError("sub-TLV type or body does not fit in u8")
+    return bytes((sub.kind, len(sub.body))) + sub.body
+
+
+def _decode_sub_tlvs(data: bytes) -> tuple[SubTlv, ...]:
+    if not data:
+        raise DecodeError("flags announce sub-TLVs but none follow")
+    subs: list[SubTlv] = []
+    offset, end = 0, len(data)
+    while offset < end:
+        if end - offset < 2:
+            raise DecodeError("truncated sub-TLV header")
+        kind, length = data[offset], data[offset + 1]
+        offset += 2
+        if end - offset < length:
+            raise DecodeError(f"sub-TLV {kind} claims {length} bytes, {end - offset} left")
+        subs.append(SubTlv(kind, data[offset : offset + length]))
+        offset += length
+    return tuple(subs)
 
 
 def encode_payload(tlvs: Iterable[Tlv]) -> bytes:
@@ -158,13 +204,20 @@ def _decode_body(kind: int, body: bytes) -> Tlv | None:
             return Hello(seqno, interval, timestamp)
         return IHU(seqno, interval, timestamp)
     if kind == TLV_UPDATE:
-        if len(body) not in (UPDATE_BODY_SIZE, RETRACTION_BODY_SIZE):
+        if len(body) < RETRACTION_BODY_SIZE:
             raise DecodeError(f"update body has {len(body)} bytes")
         prefix, seqno, metric, interval, flags, router_id = _UPDATE_FIXED.unpack_from(body)
-        signature = body[_UPDATE_FIXED.size :]
-        if (metric == METRIC_INFINITY) != (len(signature) == 0):
-            raise DecodeError("an update is signed exactly when it is not a retraction")
-        return Update(prefix, seqno, metric, interval, flags, router_id, signature)
+        signed_end = RETRACTION_BODY_SIZE if metric == METRIC_INFINITY else UPDATE_BODY_SIZE
+        if flags & FLAG_SUB_TLVS:
+            if len(body) < signed_end:
+                raise DecodeError(f"update body has {len(body)} bytes")
+            subs = _decode_sub_tlvs(body[signed_end:])
+        elif len(body) != signed_end:
+            raise DecodeError(f"update body has {len(body)} bytes (signed: {signed_end})")
+        else:
+            subs = ()
+        signature = body[RETRACTION_BODY_SIZE:signed_end]
+        return Update(prefix, seqno, metric, interval, flags, router_id, signature, subs)
     if kind == TLV_SEQNO_REQUEST:
         if len(body) != _SEQNO_REQUEST.size:
             raise DecodeError(f"seqno request body has {len(body)} bytes")
