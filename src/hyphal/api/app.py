@@ -9,16 +9,19 @@ from fastapi.openapi.utils import get_openapi
 
 from hyphal import __version__
 from hyphal.api.admin import admin_router
-from hyphal.api.auth import BearerTokenMiddleware
 from hyphal.api.errors import document_validation_as_400, install_error_handlers
+from hyphal.api.guard import RequestGuard
 from hyphal.api.messages import messages_router
 
 if TYPE_CHECKING:
     from hyphal.node import Node
 
 
-def create_app(node: Node, token: str | None = None) -> FastAPI:
-    """The API app; with ``token`` every request must carry it as a bearer token."""
+def create_app(node: Node, token: str | None = None, bind_host: str = "127.0.0.1") -> FastAPI:
+    """The API app behind the request guard for ``bind_host``.
+
+    With ``token`` every request must carry it as a bearer token.
+    """
     app = FastAPI(
         title="hyphal API",
         version=__version__,
@@ -42,8 +45,7 @@ def create_app(node: Node, token: str | None = None) -> FastAPI:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    if token is not None:
-        app.add_middleware(BearerTokenMiddleware, token=token)
+    app.add_middleware(RequestGuard, bind_host=bind_host, token=token)
     app.include_router(admin_router(node))
     app.include_router(messages_router(node.message_service))
     return app
