@@ -120,6 +120,14 @@ def run(
             "--message-store", help="Directory for a persistent message inbox/outbox (SQLite)."
         ),
     ] = None,
+    max_links: Annotated[
+        int | None,
+        typer.Option("--max-links", help="Most established peer links at once [default: 256]"),
+    ] = None,
+    forward_dir: Annotated[
+        Path | None,
+        typer.Option("--forward-dir", help="Directory allowed for topic forward sockets."),
+    ] = None,
     debug: Annotated[bool, typer.Option("-d", "--debug", help="Debug logging.")] = False,
     quiet: Annotated[bool, typer.Option("--silent", help="Log warnings and errors only.")] = False,
 ) -> None:
@@ -147,6 +155,8 @@ def run(
             network_key_file=network_key_file,
             metrics_api_address=metrics_api_address,
             message_store=message_store,
+            max_links=max_links,
+            forward_dir=forward_dir,
         ).validate()
     except ConfigError as exc:
         raise fail(str(exc), 2) from None
