@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import unicodedata
 from ipaddress import IPv6Address
 from pathlib import Path
 from typing import Annotated, Any
@@ -45,6 +46,21 @@ def fetch(api_addr: str, path: str) -> Any:
         return Client(api_addr).get(path)
     except ApiError as exc:
         raise fail(str(exc)) from None
+
+
+_KEPT = frozenset("\n\t")
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def visible(text: str) -> str:
+    """``text`` safe for a terminal: control characters (ESC, CSI, BEL, CR, DEL, ...) and bidi
+    overrides shown as escapes like ``\\x1b``, so remote text cannot drive the terminal."""
+    return "".join(
+        ch
+        if ch in _KEPT or (ch not in _BIDI and unicodedata.category(ch) != "Cc")
+        else ch.encode("unicode_escape").decode("ascii")
+        for ch in text
+    )
 
 
 def print_json(value: Any) -> None:
