@@ -24,8 +24,6 @@ of four, at most two ``=``).
 from __future__ import annotations
 
 import base64
-import binascii
-import json
 from collections.abc import Callable
 from ipaddress import AddressValueError, IPv6Address, IPv6Network, ip_network
 from typing import Annotated, Any
@@ -35,6 +33,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
+from hyphal.api.codec import b64decode_any, message_json, off_loop
 from hyphal.bus.core import BusError, MessageStatus
 from hyphal.bus.inbox import InboundMessage
 from hyphal.bus.service import MessageService
@@ -182,22 +181,11 @@ def _bad(status: int, detail: str) -> HTTPException:
     return HTTPException(status_code=status, detail=detail)
 
 
-def _b64_strict(data: str | bytes, altchars: bytes | None = None) -> bytes:
-    """Strict base64: alphabet only, length a multiple of 4, at most two ``=`` of padding."""
-    if len(data) % 4 or data[-3:] in ("===", b"==="):
-        raise binascii.Error("bad length or excess padding")
-    return base64.b64decode(data, altchars=altchars, validate=True)
-
-
 def _b64(text: str, what: str) -> bytes:
-    try:
-        return _b64_strict(text)
-    except (binascii.Error, ValueError):
-        pass
-    try:
-        return _b64_strict(text.encode("ascii"), altchars=b"-_")
-    except (binascii.Error, ValueError, UnicodeEncodeError):
-        raise _bad(400, f"{what} is not valid base64") from None
+    decoded = b64decode_any(text)
+    if decoded is None:
+        raise _bad(400, f"{what} is not valid base64")
+    return decoded
 
 
 def _topic(text: str | None) -> bytes:
@@ -252,21 +240,6 @@ def _destination(service: MessageService, ip: str | None, pk: str | None, what: 
         raise _bad(exc.status, str(exc)) from None
 
 
-def message_json(message: InboundMessage) -> dict[str, Any]:
-    """Mycelium's InboundMessage shape."""
-    out: dict[str, Any] = {
-        "id": message.msg_id.hex(),
-        "srcIp": str(address_for_public_key(message.src_pk)),
-        "srcPk": message.src_pk.hex(),
-        "dstIp": str(address_for_public_key(message.dst_pk)),
-        "dstPk": message.dst_pk.hex(),
-        "payload": base64.b64encode(message.payload).decode(),
-    }
-    if message.topic:
-        out["topic"] = base64.b64encode(message.topic).decode()
-    return out
-
-
 def message_headers(message: InboundMessage) -> dict[str, str]:
     """The raw path's metadata headers of a message."""
     headers = {
@@ -283,7 +256,7 @@ def message_headers(message: InboundMessage) -> dict[str, str]:
     return headers
 
 
-def _message_response(message: InboundMessage, raw: bool, status: int = 200) -> Response:
+async def _message_response(message: InboundMessage, raw: bool, status: int = 200) -> Response:
     if raw:
         return Response(
             message.payload,
@@ -291,9 +264,8 @@ def _message_response(message: InboundMessage, raw: bool, status: int = 200) -> 
             media_type=OCTET_STREAM,
             headers=message_headers(message),
         )
-    # json.dumps of this flat dict is much cheaper than JSONResponse's generic path for big payloads.
     return Response(
-        json.dumps(message_json(message), separators=(",", ":")).encode(),
+        await off_loop(len(message.payload), message_json, message),
         status_code=status,
         media_type="application/json",
     )
@@ -420,7 +392,7 @@ def messages_router(get_service: Callable[[], MessageService]) -> APIRouter:
         message = await service.pop(prefix, peek=peek, timeout=float(timeout))
         if message is None:
             return Response(status_code=204)
-        return _message_response(message, _wants_raw(request))
+        return await _message_response(message, _wants_raw(request))
 
     @router.post(
         "",
@@ -472,12 +444,14 @@ def messages_router(get_service: Callable[[], MessageService]) -> APIRouter:
                 raw = await read_body(request, limit)
             except BodyTooLarge:
                 return _too_large(limit)
-            body: PushMessageBody = _parse_json(raw, PushMessageBody)
+            body: PushMessageBody = await off_loop(len(raw), _parse_json, raw, PushMessageBody)
             del raw
             dst = _destination(service, body.dst.ip, body.dst.pk, "dst")
             topic_bytes = _topic(body.topic)
-            payload = _b64(body.payload, "payload")
+            text = body.payload
             del body
+            payload = await off_loop(len(text), _b64, text, "payload")
+            del text
         try:
             if reply_timeout is None:
                 msg_id = service.send(dst, payload, topic=topic_bytes, deadline=deadline)
@@ -493,7 +467,7 @@ def messages_router(get_service: Callable[[], MessageService]) -> APIRouter:
             raise _bad(exc.status, str(exc)) from None
         if reply is None:
             return JSONResponse({"id": msg_id.hex()}, status_code=408)
-        return _message_response(reply, _wants_raw(request))
+        return await _message_response(reply, _wants_raw(request))
 
     @router.post(
         "/reply/{msg_id}",
@@ -510,13 +484,16 @@ def messages_router(get_service: Callable[[], MessageService]) -> APIRouter:
             raw = await read_body(request, limit)
         except BodyTooLarge:
             return _too_large(limit)
-        body: ReplyMessageBody = _parse_json(raw, ReplyMessageBody)
+        body: ReplyMessageBody = await off_loop(len(raw), _parse_json, raw, ReplyMessageBody)
         del raw
         dst = (
             _destination(service, body.dst.ip, body.dst.pk, "dst") if body.dst is not None else None
         )
         topic = _topic(body.topic)
-        payload = _b64(body.payload, "payload")
+        text = body.payload
+        del body
+        payload = await off_loop(len(text), _b64, text, "payload")
+        del text
         try:
             service.reply(mid, payload, topic=topic, dst=dst)
         except BusError as exc:
