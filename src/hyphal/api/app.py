@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from hyphal import __version__
@@ -18,10 +18,20 @@ if TYPE_CHECKING:
 
 
 def create_app(node: Node, token: str | None = None, bind_host: str = "127.0.0.1") -> FastAPI:
-    """The API app behind the request guard for ``bind_host``.
+    """The daemon's API app for ``node``, behind the request guard for ``bind_host``.
 
     With ``token`` every request must carry it as a bearer token.
     """
+    return build_app(
+        admin_router(node),
+        messages_router(node.message_service),
+        token=token,
+        bind_host=bind_host,
+    )
+
+
+def build_app(*routers: APIRouter, token: str | None, bind_host: str) -> FastAPI:
+    """An app serving ``routers`` as the daemon serves them: guard, JSON errors, schema."""
     app = FastAPI(
         title="hyphal API",
         version=__version__,
@@ -46,6 +56,6 @@ def create_app(node: Node, token: str | None = None, bind_host: str = "127.0.0.1
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(RequestGuard, bind_host=bind_host, token=token)
-    app.include_router(admin_router(node))
-    app.include_router(messages_router(node.message_service))
+    for router in routers:
+        app.include_router(router)
     return app
