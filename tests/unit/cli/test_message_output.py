@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hyphal.cli_common import visible
-from hyphal.cli_messages import show_message
+from hyphal.cli.common import visible
+from hyphal.cli.messages import show_message
 
 HOSTILE = b"before\x1b[2J\x1b]0;pwned\x07\xc2\x9b31m\rover\x7f\xe2\x80\xaeafter\nline two\tok"
 

@@ -80,3 +80,12 @@ def destination_body(dest: str) -> dict[str, str]:
         raise fail(
             f"{dest!r} is neither an overlay IPv6 address nor a 64-character hex public key"
         ) from None
+
+
+def human_bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"

@@ -17,7 +17,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from hyphal.cli_common import (
+from hyphal.cli.common import (
     ApiAddr,
     JsonFlag,
     destination_body,
