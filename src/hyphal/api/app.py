@@ -12,6 +12,7 @@ from hyphal.api.admin import admin_router
 from hyphal.api.errors import document_validation_as_400, install_error_handlers
 from hyphal.api.guard import RequestGuard
 from hyphal.api.messages import messages_router
+from hyphal.api.topics import topics_router
 
 if TYPE_CHECKING:
     from hyphal.node import Node
@@ -25,6 +26,7 @@ def create_app(node: Node, token: str | None = None, bind_host: str = "127.0.0.1
     return build_app(
         admin_router(node),
         messages_router(node.message_service),
+        topics_router(node.message_service),
         token=token,
         bind_host=bind_host,
     )

@@ -1,4 +1,5 @@
-"""The API's payload codec: strict base64 and the message JSON, kept off the event loop when big.
+"""The API's codec: strict base64, topics, ids, subnets and destinations from request text, and
+the message JSON; big work kept off the event loop.
 
 A payload may be 128 MiB. ``json.dumps``, ``base64`` and ``binascii`` hold the GIL for a whole
 call, so handing one big call to a thread would stall the loop just as long. Instead big work runs
@@ -14,11 +15,17 @@ import base64
 import binascii
 import json
 from collections.abc import Callable
+from ipaddress import AddressValueError, IPv6Address, IPv6Network, ip_network
 from typing import ParamSpec, TypeVar
 
+from fastapi import HTTPException
+
 from hyphal.bus.inbox import InboundMessage
+from hyphal.bus.service import MessageService
+from hyphal.bus.topics import MAX_TOPIC_LEN
 from hyphal.identity import address_for_public_key
 
+MAX_TOPIC_B64 = 340
 T = TypeVar("T")
 P = ParamSpec("P")
 
@@ -89,3 +96,70 @@ def message_json(message: InboundMessage) -> bytes:
     if message.topic:
         tail = b'","topic":"' + base64.b64encode(message.topic) + tail
     return b"".join([head[:-1], b',"payload":"', *b64encode_parts(message.payload), tail])
+
+
+def bad(status: int, detail: str) -> HTTPException:
+    """A 4xx answered as ``{"error": detail}``."""
+    return HTTPException(status_code=status, detail=detail)
+
+
+def b64_field(text: str, what: str) -> bytes:
+    """``text`` decoded as strict base64; a 400 naming ``what`` otherwise."""
+    decoded = b64decode_any(text)
+    if decoded is None:
+        raise bad(400, f"{what} is not valid base64")
+    return decoded
+
+
+def topic_from_b64(text: str | None) -> bytes:
+    if text is None:
+        return b""
+    if len(text) > MAX_TOPIC_B64:
+        raise bad(400, f"topic longer than {MAX_TOPIC_B64} base64 characters")
+    topic = b64_field(text, "topic")
+    if len(topic) > MAX_TOPIC_LEN:
+        raise bad(400, f"topic longer than {MAX_TOPIC_LEN} bytes")
+    return topic
+
+
+def parse_msg_id(text: str) -> bytes:
+    if len(text) != 16:
+        raise bad(400, "message id is 16 hex characters")
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise bad(400, "message id is not hex") from None
+
+
+def parse_subnet(text: str) -> IPv6Network:
+    try:
+        net = ip_network(text.strip(), strict=False)
+    except ValueError:
+        raise bad(400, f"not a subnet: {text!r}") from None
+    if not isinstance(net, IPv6Network):
+        raise bad(400, "only IPv6 subnets are meaningful on the overlay")
+    return net
+
+
+def resolve_destination(
+    service: MessageService, ip: str | None, pk: str | None, what: str
+) -> bytes:
+    """The public key an API destination (exactly one of overlay ``ip`` or hex ``pk``) names.
+
+    Malformed input is a 400 HTTPException; an unknown destination is the service's BusError.
+    """
+    if (ip is None) == (pk is None):
+        raise bad(400, f"{what} needs exactly one of ip or pk")
+    if pk is not None:
+        try:
+            key = bytes.fromhex(pk)
+        except ValueError:
+            raise bad(400, f"{what}.pk is not hex") from None
+        if len(key) != 32:
+            raise bad(400, f"{what}.pk must be 64 hex characters")
+        return service.resolve_destination(pk=key)
+    try:
+        address = IPv6Address(ip)
+    except (AddressValueError, ValueError):
+        raise bad(400, f"{what}.ip is not an IPv6 address: {ip!r}") from None
+    return service.resolve_destination(ip=address)

@@ -158,7 +158,7 @@ async def test_big_json_post_keeps_the_loop_ticking(client: httpx.AsyncClient) -
         b'{"dst":{"pk":"'
         + other.hex().encode()
         + b'"},"payload":"'
-        + base64.b64encode(os.urandom(120 << 20))
+        + base64.b64encode(os.urandom(64 << 20))
         + b'"}'
     )
     async with LagTicker() as ticker:

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from hyphal.api.app import build_app
 from hyphal.api.messages import messages_router
+from hyphal.api.topics import topics_router
 from hyphal.bus.core import Limits
 from hyphal.bus.service import MessageService
 from hyphal.identity import NodeIdentity, address_for_public_key, subnet_for_public_key
@@ -24,7 +25,12 @@ BASE = "http://127.0.0.1:8989"
 
 
 def _app(service: MessageService) -> FastAPI:
-    return build_app(messages_router(lambda: service), token=None, bind_host="127.0.0.1")
+    return build_app(
+        messages_router(lambda: service),
+        topics_router(lambda: service),
+        token=None,
+        bind_host="127.0.0.1",
+    )
 
 
 async def until(condition: Callable[[], bool]) -> None:
