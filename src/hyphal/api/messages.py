@@ -66,6 +66,8 @@ H_REPLY = "X-Hyphal-Reply"
 
 
 class MessageDestination(BaseModel):
+    """Exactly one of ip (overlay address) or pk (64 hex characters)."""
+
     ip: str | None = Field(default=None, description="An overlay IP in the receiver's subnet")
     pk: str | None = Field(default=None, description="Hex public key of the receiver")
 
@@ -112,32 +114,24 @@ def _errors(*codes: int) -> dict[int | str, dict[str, object]]:
     return error_responses(*codes, described=_ERROR_TEXT)
 
 
-_DST_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "exactly one of ip (overlay address) or pk (64 hex characters)",
-    "properties": {
-        "ip": {"type": "string", "description": "An overlay IP in the receiver's subnet"},
-        "pk": {"type": "string", "description": "Hex public key of the receiver"},
-    },
-}
-_PUSH_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["dst", "payload"],
-    "properties": {
-        "dst": _DST_SCHEMA,
-        "topic": {"type": "string", "description": "Optional base64 topic (<= 255 bytes)"},
-        "payload": {"type": "string", "description": "Base64 payload"},
-    },
-}
-_REPLY_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["payload"],
-    "properties": {
-        "dst": _DST_SCHEMA,
-        "topic": {"type": "string", "description": "Optional base64 topic (<= 255 bytes)"},
-        "payload": {"type": "string", "description": "Base64 payload"},
-    },
-}
+def _model_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``model``'s JSON schema with its ``$defs`` inlined, to embed in an OpenAPI request body."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(value) for value in node]
+        return node
+
+    return dict(inline(schema))
+
+
 _RAW_SCHEMA: dict[str, Any] = {"type": "string", "format": "binary"}
 
 
@@ -334,7 +328,7 @@ def messages_router(get_service: Callable[[], MessageService]) -> APIRouter:
             408: {"model": PushMessageResponseId, "description": "no reply in time"},
             **_errors(400, 404, 413, 429),
         },
-        openapi_extra=_request_body(_PUSH_SCHEMA, raw=True),
+        openapi_extra=_request_body(_model_schema(PushMessageBody), raw=True),
     )
     async def push_message(
         request: Request,
@@ -397,7 +391,7 @@ def messages_router(get_service: Callable[[], MessageService]) -> APIRouter:
         status_code=204,
         response_class=Response,
         responses={204: {"description": "reply queued"}, **_errors(400, 404, 409, 413, 429)},
-        openapi_extra=_request_body(_REPLY_SCHEMA, raw=False),
+        openapi_extra=_request_body(_model_schema(ReplyMessageBody), raw=False),
     )
     async def push_reply(msg_id: str, request: Request) -> Response:
         service = get_service()
