@@ -49,6 +49,14 @@ def _is_wildcard(host: str) -> bool:
         return False
 
 
+def _canonical(host: str) -> str:
+    """An IP literal in its one canonical spelling (``fd00:0::1`` -> ``fd00::1``); names as given."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return host
+
+
 def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
@@ -79,13 +87,15 @@ class RequestGuard:
 
     def __init__(self, app: ASGIApp, bind_host: str, token: str | None = None) -> None:
         self.app = app
-        bind = split_host(bind_host)
+        bind = _canonical(split_host(bind_host))
         self._bind = bind
         self._any_ip = _is_wildcard(bind)
         self._expected = None if token is None else f"Bearer {token}".encode()
 
     def _host_allowed(self, host: str) -> bool:
-        return is_loopback(host) or host == self._bind or (self._any_ip and _is_ip(host))
+        return (
+            is_loopback(host) or _canonical(host) == self._bind or (self._any_ip and _is_ip(host))
+        )
 
     def refusal(self, method: str, headers: dict[str, str]) -> tuple[int, str] | None:
         """(status, reason) when the request must be refused, None when it may pass."""

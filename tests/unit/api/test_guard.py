@@ -141,3 +141,14 @@ async def test_metrics_endpoint_is_guarded(node: Node) -> None:
             "/metrics", headers={"authorization": "Bearer s3cret", "host": "evil.example"}
         )
         assert rebound.status_code == 403
+
+
+async def test_configured_bind_address_passes_in_any_spelling(node: Node) -> None:
+    transport = httpx.ASGITransport(app=create_app(node, "s3cret", "2001:db8::7"))
+    auth = {"authorization": "Bearer s3cret"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://[2001:db8::7]:8990") as http:
+        assert (await http.get("/api/v1/admin", headers=auth)).status_code == 200
+        spelled = {**auth, "host": "[2001:DB8:0::7]:8990"}
+        assert (await http.get("/api/v1/admin", headers=spelled)).status_code == 200
+        other = {**auth, "host": "[2001:db8::8]:8990"}
+        assert (await http.get("/api/v1/admin", headers=other)).status_code == 403
