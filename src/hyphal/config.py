@@ -1,12 +1,15 @@
 """Daemon configuration: defaults, the TOML config file, and command-line overrides.
 
 Config file keys mirror the command-line flags in snake_case (``peers``, ``tcp_listen_port``,
-``api_addr``, ``no_tun``, ``tun_name``, ``key_file``, ``network_name``, ``network_key_file``, ...).
-A flag given on the command line wins over the file; the file wins over built-in defaults.
+``api_addr``, ``no_tun``, ``tun_name``, ``key_file``, ``network_name``, ``network_key_file``,
+``max_links``, ``forward_dir``, ...). A flag given on the command line wins over the file; the file
+wins over built-in defaults. The private-network key file is read and checked here too.
 """
 
 from __future__ import annotations
 
+import logging
+import stat
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,6 +22,10 @@ DEFAULT_TCP_PORT = 9651
 DEFAULT_API_ADDR = "127.0.0.1:8989"
 DEFAULT_TUN_NAME = "hyphal0"
 DEFAULT_CONFIG_FILE = Path.home() / ".config" / "hyphal" / "hyphal.toml"
+DEFAULT_MAX_LINKS = 256
+NETWORK_KEY_LEN = 32
+
+log = logging.getLogger("hyphal.config")
 
 
 class ConfigError(ValueError):
@@ -42,6 +49,8 @@ class NodeConfig:
     metrics_api_address: str | None = None
     message_store: Path | None = None
     api_token_file: Path | None = None
+    max_links: int = DEFAULT_MAX_LINKS
+    forward_dir: Path | None = None
 
     def with_overrides(self, **overrides: Any) -> NodeConfig:
         """A copy with every override that is not None applied (flags beat the file)."""
@@ -51,18 +60,7 @@ class NodeConfig:
         """The 32-byte private-network key, or None on the public network."""
         if self.network_key_file is None:
             return None
-        try:
-            raw = self.network_key_file.read_bytes()
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot read network key file {self.network_key_file}: {exc.strerror}"
-            ) from exc
-        if len(raw) < 32:
-            raise ConfigError(
-                f"network key file {self.network_key_file} holds {len(raw)} bytes; it needs 32 "
-                "(create one with: head -c 32 /dev/urandom > network.key)"
-            )
-        return raw[:32]
+        return read_network_key(self.network_key_file)
 
     def validate(self) -> NodeConfig:
         if (self.network_name is None) != (self.network_key_file is None):
@@ -78,7 +76,52 @@ class NodeConfig:
             parse_host_port(self.metrics_api_address, "metrics_api_address")
         if self.tun_mtu is not None and not 1280 <= self.tun_mtu <= 65535:
             raise ConfigError("tun_mtu must be 1280..65535")
+        if not 1 <= self.max_links <= 65535:
+            raise ConfigError("max_links must be 1..65535 (established links at once)")
+        if self.forward_dir is not None and not self.forward_dir.is_dir():
+            raise ConfigError(
+                f"forward_dir {self.forward_dir} is not a directory; topic forward sockets "
+                "must live in an existing directory the operator chose"
+            )
         return self
+
+
+def read_network_key(path: Path) -> bytes:
+    """A network key file: exactly 32 raw bytes or 64 hex characters, optionally plus a newline.
+
+    Anything else is a ConfigError saying what the file holds; a file others may read or write
+    (mode looser than 0600) is used, with a warning.
+    """
+    try:
+        raw = path.read_bytes()
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError as exc:
+        raise ConfigError(f"cannot read network key file {path}: {exc.strerror}") from exc
+    body = raw
+    if len(raw) != NETWORK_KEY_LEN:
+        body = raw.removesuffix(b"\n").removesuffix(b"\r")
+    if len(body) == 2 * NETWORK_KEY_LEN:
+        try:
+            key = bytes.fromhex(body.decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            key = b""
+        if len(key) != NETWORK_KEY_LEN:  # fromhex skips whitespace: "aa bb ..." is short
+            key = b""
+    else:
+        key = body if len(body) == NETWORK_KEY_LEN else b""
+    if not key:
+        raise ConfigError(
+            f"network key file {path} holds {len(raw)} bytes; it must hold exactly 32 raw bytes "
+            "or 64 hex characters (create one with: head -c 32 /dev/urandom > network.key)"
+        )
+    if mode & 0o077:
+        log.warning(
+            "network key file %s has mode %04o: others may read it; run chmod 600 %s",
+            path,
+            mode,
+            path,
+        )
+    return key
 
 
 def parse_host_port(text: str, what: str) -> tuple[str, int]:
@@ -99,7 +142,7 @@ def parse_peers(values: list[str] | tuple[str, ...]) -> tuple[Endpoint, ...]:
         raise ConfigError(str(exc)) from exc
 
 
-_PATH_KEYS = {"key_file", "network_key_file", "message_store", "api_token_file"}
+_PATH_KEYS = {"key_file", "network_key_file", "message_store", "api_token_file", "forward_dir"}
 _SCALAR_KEYS: dict[str, type] = {
     "tcp_listen_port": int,
     "listen_address": str,
@@ -109,6 +152,7 @@ _SCALAR_KEYS: dict[str, type] = {
     "tun_mtu": int,
     "network_name": str,
     "metrics_api_address": str,
+    "max_links": int,
 }
 
 

@@ -6,9 +6,11 @@ import asyncio
 import logging
 import signal
 import sys
+from pathlib import Path
 
 from hyphal.api.app import create_app
-from hyphal.api.auth import is_loopback, load_or_create_token
+from hyphal.api.auth import load_or_create_token
+from hyphal.api.guard import RequestGuard, is_loopback
 from hyphal.api.metrics import metrics_app
 from hyphal.api.server import ApiBindError, ApiServer
 from hyphal.config import ConfigError, NodeConfig, parse_host_port
@@ -30,13 +32,21 @@ def setup_logging(debug: bool = False, quiet: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def _token_file(config: NodeConfig) -> Path:
+    return config.api_token_file or config.key_file.parent / "api_token"
+
+
+def _token(config: NodeConfig) -> str:
+    return load_or_create_token(_token_file(config))
+
+
 async def serve(config: NodeConfig, identity: NodeIdentity) -> None:
     node = Node(config, identity)
     api_host, api_port = node.api_bind()
     token = None
     if not is_loopback(api_host):
-        token_file = config.api_token_file or config.key_file.parent / "api_token"
-        token = load_or_create_token(token_file)
+        token_file = _token_file(config)
+        token = _token(config)
         log.warning(
             "the API listens on %s:%d, beyond this machine: every request needs the bearer token "
             "in %s (clients: export HYPHAL_API_TOKEN=$(cat %s))",
@@ -46,11 +56,14 @@ async def serve(config: NodeConfig, identity: NodeIdentity) -> None:
             token_file,
         )
     # Bind before joining the mesh, so a port in use fails fast with a clear message.
-    api = ApiServer(create_app(node, token), api_host, api_port)
+    api = ApiServer(create_app(node, token, api_host), api_host, api_port)
     metrics = None
     if config.metrics_api_address:
         host, port = parse_host_port(config.metrics_api_address, "metrics_api_address")
-        metrics = ApiServer(metrics_app(node), host, port, "Prometheus metrics")
+        metrics_token = None if is_loopback(host) else token or _token(config)
+        metrics = ApiServer(
+            RequestGuard(metrics_app(node), host, metrics_token), host, port, "Prometheus metrics"
+        )
     await node.start()
     api.start()
     log.info("API on http://%s:%d/api/v1 (try: hyphal peers list)", api_host, api.port)

@@ -22,6 +22,8 @@ KEYS = [
     "key_file",
     "metrics_api_address",
     "listen_address",
+    "max_links",
+    "forward_dir",
     "bogus",
 ]
 scalars = st.one_of(

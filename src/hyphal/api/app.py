@@ -4,21 +4,36 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from hyphal import __version__
 from hyphal.api.admin import admin_router
-from hyphal.api.auth import BearerTokenMiddleware
 from hyphal.api.errors import document_validation_as_400, install_error_handlers
+from hyphal.api.guard import RequestGuard
 from hyphal.api.messages import messages_router
+from hyphal.api.topics import topics_router
 
 if TYPE_CHECKING:
     from hyphal.node import Node
 
 
-def create_app(node: Node, token: str | None = None) -> FastAPI:
-    """The API app; with ``token`` every request must carry it as a bearer token."""
+def create_app(node: Node, token: str | None = None, bind_host: str = "127.0.0.1") -> FastAPI:
+    """The daemon's API app for ``node``, behind the request guard for ``bind_host``.
+
+    With ``token`` every request must carry it as a bearer token.
+    """
+    return build_app(
+        admin_router(node),
+        messages_router(node.message_service),
+        topics_router(node.message_service),
+        token=token,
+        bind_host=bind_host,
+    )
+
+
+def build_app(*routers: APIRouter, token: str | None, bind_host: str) -> FastAPI:
+    """An app serving ``routers`` as the daemon serves them: guard, JSON errors, schema."""
     app = FastAPI(
         title="hyphal API",
         version=__version__,
@@ -42,8 +57,7 @@ def create_app(node: Node, token: str | None = None) -> FastAPI:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    if token is not None:
-        app.add_middleware(BearerTokenMiddleware, token=token)
-    app.include_router(admin_router(node))
-    app.include_router(messages_router(node.message_service))
+    app.add_middleware(RequestGuard, bind_host=bind_host, token=token)
+    for router in routers:
+        app.include_router(router)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,6 +11,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from hyphal.bus.core import BusError
+from hyphal.bus.topics import TopicError
 
 log = logging.getLogger("hyphal.api")
 
@@ -20,6 +24,7 @@ _DESCRIPTIONS = {
     408: "Timed out",
     409: "Conflict",
     413: "Too large",
+    415: "Unsupported content type",
     429: "Too many requests",
 }
 
@@ -34,9 +39,15 @@ def error(status: int, message: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": message})
 
 
-def error_responses(*codes: int) -> dict[int | str, dict[str, object]]:
-    """OpenAPI `responses=` entries documenting JSON errors with these status codes."""
-    return {code: {"model": ErrorBody, "description": _DESCRIPTIONS[code]} for code in codes}
+def error_responses(
+    *codes: int, described: Mapping[int, str] | None = None
+) -> dict[int | str, dict[str, object]]:
+    """OpenAPI `responses=` entries documenting JSON errors with these status codes.
+
+    ``described`` overrides the generic description of a code for these endpoints.
+    """
+    texts = {**_DESCRIPTIONS, **(described or {})}
+    return {code: {"model": ErrorBody, "description": texts[code]} for code in codes}
 
 
 def text_error_responses(*codes: int) -> dict[int | str, dict[str, object]]:
@@ -83,6 +94,15 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(BusError)
+    async def _bus(_: Request, exc: BusError) -> JSONResponse:
+        return error(exc.status, str(exc))
+
+    # Raised by the topic table for a topic that is not configured.
+    @app.exception_handler(TopicError)
+    async def _topic(_: Request, exc: TopicError) -> JSONResponse:
+        return error(404, str(exc))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

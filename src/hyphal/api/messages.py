@@ -24,24 +24,30 @@ of four, at most two ``=``).
 from __future__ import annotations
 
 import base64
-import binascii
-import json
 from collections.abc import Callable
-from ipaddress import AddressValueError, IPv6Address, IPv6Network, ip_network
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
-from hyphal.bus.core import BusError, MessageStatus
+from hyphal.api.codec import (
+    MAX_TOPIC_B64,
+    b64_field,
+    bad,
+    message_json,
+    off_loop,
+    parse_msg_id,
+    resolve_destination,
+    topic_from_b64,
+)
+from hyphal.api.errors import error_responses
+from hyphal.bus.core import MessageStatus
 from hyphal.bus.inbox import InboundMessage
 from hyphal.bus.service import MessageService
-from hyphal.bus.topics import MAX_TOPIC_LEN, TopicError
 from hyphal.identity import address_for_public_key
 
-MAX_TOPIC_B64 = 340
 PREFIX = "/api/v1/messages"
 #: Longest long poll (GET ``timeout``) and reply wait (POST ``reply_timeout``), in seconds.
 MAX_WAIT = 3600
@@ -60,6 +66,8 @@ H_REPLY = "X-Hyphal-Reply"
 
 
 class MessageDestination(BaseModel):
+    """Exactly one of ip (overlay address) or pk (64 hex characters)."""
+
     ip: str | None = Field(default=None, description="An overlay IP in the receiver's subnet")
     pk: str | None = Field(default=None, description="Hex public key of the receiver")
 
@@ -92,24 +100,6 @@ class InboundMessageModel(BaseModel):
     payload: str
 
 
-class DefaultTopicAction(BaseModel):
-    accept: bool
-
-
-class TopicSourceRequest(BaseModel):
-    subnet: str
-
-
-class TopicForwardSocketRequest(BaseModel):
-    socket_path: str
-
-
-class ErrorBody(BaseModel):
-    """Every error answer: a JSON object with one ``error`` string."""
-
-    error: str
-
-
 _ERROR_TEXT = {
     400: "malformed input (bad base64, hex, id, destination, topic, subnet, ...)",
     404: "unknown destination, message id or topic",
@@ -120,36 +110,28 @@ _ERROR_TEXT = {
 }
 
 
-def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"model": ErrorBody, "description": _ERROR_TEXT[code]} for code in codes}
+def _errors(*codes: int) -> dict[int | str, dict[str, object]]:
+    return error_responses(*codes, described=_ERROR_TEXT)
 
 
-_DST_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "exactly one of ip (overlay address) or pk (64 hex characters)",
-    "properties": {
-        "ip": {"type": "string", "description": "An overlay IP in the receiver's subnet"},
-        "pk": {"type": "string", "description": "Hex public key of the receiver"},
-    },
-}
-_PUSH_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["dst", "payload"],
-    "properties": {
-        "dst": _DST_SCHEMA,
-        "topic": {"type": "string", "description": "Optional base64 topic (<= 255 bytes)"},
-        "payload": {"type": "string", "description": "Base64 payload"},
-    },
-}
-_REPLY_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["payload"],
-    "properties": {
-        "dst": _DST_SCHEMA,
-        "topic": {"type": "string", "description": "Optional base64 topic (<= 255 bytes)"},
-        "payload": {"type": "string", "description": "Base64 payload"},
-    },
-}
+def _model_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``model``'s JSON schema with its ``$defs`` inlined, to embed in an OpenAPI request body."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(value) for value in node]
+        return node
+
+    return dict(inline(schema))
+
+
 _RAW_SCHEMA: dict[str, Any] = {"type": "string", "format": "binary"}
 
 
@@ -178,95 +160,6 @@ def _message_content() -> dict[str, Any]:
     }
 
 
-def _bad(status: int, detail: str) -> HTTPException:
-    return HTTPException(status_code=status, detail=detail)
-
-
-def _b64_strict(data: str | bytes, altchars: bytes | None = None) -> bytes:
-    """Strict base64: alphabet only, length a multiple of 4, at most two ``=`` of padding."""
-    if len(data) % 4 or data[-3:] in ("===", b"==="):
-        raise binascii.Error("bad length or excess padding")
-    return base64.b64decode(data, altchars=altchars, validate=True)
-
-
-def _b64(text: str, what: str) -> bytes:
-    try:
-        return _b64_strict(text)
-    except (binascii.Error, ValueError):
-        pass
-    try:
-        return _b64_strict(text.encode("ascii"), altchars=b"-_")
-    except (binascii.Error, ValueError, UnicodeEncodeError):
-        raise _bad(400, f"{what} is not valid base64") from None
-
-
-def _topic(text: str | None) -> bytes:
-    if text is None:
-        return b""
-    if len(text) > MAX_TOPIC_B64:
-        raise _bad(400, f"topic longer than {MAX_TOPIC_B64} base64 characters")
-    topic = _b64(text, "topic")
-    if len(topic) > MAX_TOPIC_LEN:
-        raise _bad(400, f"topic longer than {MAX_TOPIC_LEN} bytes")
-    return topic
-
-
-def _msg_id(text: str) -> bytes:
-    if len(text) != 16:
-        raise _bad(400, "message id is 16 hex characters")
-    try:
-        return bytes.fromhex(text)
-    except ValueError:
-        raise _bad(400, "message id is not hex") from None
-
-
-def _subnet(text: str) -> IPv6Network:
-    try:
-        net = ip_network(text.strip(), strict=False)
-    except ValueError:
-        raise _bad(400, f"not a subnet: {text!r}") from None
-    if not isinstance(net, IPv6Network):
-        raise _bad(400, "only IPv6 subnets are meaningful on the overlay")
-    return net
-
-
-def _destination(service: MessageService, ip: str | None, pk: str | None, what: str) -> bytes:
-    if (ip is None) == (pk is None):
-        raise _bad(400, f"{what} needs exactly one of ip or pk")
-    try:
-        if pk is not None:
-            try:
-                key = bytes.fromhex(pk)
-            except ValueError:
-                raise _bad(400, f"{what}.pk is not hex") from None
-            if len(key) != 32:
-                raise _bad(400, f"{what}.pk must be 64 hex characters")
-            return service.resolve_destination(pk=key)
-        assert ip is not None
-        try:
-            address = IPv6Address(ip)
-        except (AddressValueError, ValueError):
-            raise _bad(400, f"{what}.ip is not an IPv6 address: {ip!r}") from None
-        return service.resolve_destination(ip=address)
-    except BusError as exc:
-        raise _bad(exc.status, str(exc)) from None
-
-
-def message_json(message: InboundMessage) -> dict[str, Any]:
-    """Mycelium's InboundMessage shape."""
-    out: dict[str, Any] = {
-        "id": message.msg_id.hex(),
-        "srcIp": str(address_for_public_key(message.src_pk)),
-        "srcPk": message.src_pk.hex(),
-        "dstIp": str(address_for_public_key(message.dst_pk)),
-        "dstPk": message.dst_pk.hex(),
-        "payload": base64.b64encode(message.payload).decode(),
-    }
-    if message.topic:
-        out["topic"] = base64.b64encode(message.topic).decode()
-    return out
-
-
 def message_headers(message: InboundMessage) -> dict[str, str]:
     """The raw path's metadata headers of a message."""
     headers = {
@@ -283,7 +176,7 @@ def message_headers(message: InboundMessage) -> dict[str, str]:
     return headers
 
 
-def _message_response(message: InboundMessage, raw: bool, status: int = 200) -> Response:
+async def _message_response(message: InboundMessage, raw: bool, status: int = 200) -> Response:
     if raw:
         return Response(
             message.payload,
@@ -291,9 +184,8 @@ def _message_response(message: InboundMessage, raw: bool, status: int = 200) -> 
             media_type=OCTET_STREAM,
             headers=message_headers(message),
         )
-    # json.dumps of this flat dict is much cheaper than JSONResponse's generic path for big payloads.
     return Response(
-        json.dumps(message_json(message), separators=(",", ":")).encode(),
+        await off_loop(len(message.payload), message_json, message),
         status_code=status,
         media_type="application/json",
     )
@@ -354,7 +246,7 @@ async def read_body(request: Request, limit: int) -> bytes:
             if int(declared) > limit:
                 raise BodyTooLarge
         except ValueError:
-            raise _bad(400, "bad Content-Length") from None
+            raise bad(400, "bad Content-Length") from None
     parts: list[bytes] = []
     size = 0
     async for part in request.stream():
@@ -416,11 +308,11 @@ def messages_router(get_service: Callable[[], MessageService]) -> APIRouter:
         ] = None,
     ) -> Response:
         service = get_service()
-        prefix = _topic(topic) if topic is not None else None
+        prefix = topic_from_b64(topic) if topic is not None else None
         message = await service.pop(prefix, peek=peek, timeout=float(timeout))
         if message is None:
             return Response(status_code=204)
-        return _message_response(message, _wants_raw(request))
+        return await _message_response(message, _wants_raw(request))
 
     @router.post(
         "",
@@ -436,7 +328,7 @@ def messages_router(get_service: Callable[[], MessageService]) -> APIRouter:
             408: {"model": PushMessageResponseId, "description": "no reply in time"},
             **_errors(400, 404, 413, 429),
         },
-        openapi_extra=_request_body(_PUSH_SCHEMA, raw=True),
+        openapi_extra=_request_body(_model_schema(PushMessageBody), raw=True),
     )
     async def push_message(
         request: Request,
@@ -459,8 +351,8 @@ def messages_router(get_service: Callable[[], MessageService]) -> APIRouter:
     ) -> Response:
         service = get_service()
         if _is_raw_body(request):
-            dst = _destination(service, dst_ip, dst_pk, "dst")
-            topic_bytes = _topic(topic)
+            dst = resolve_destination(service, dst_ip, dst_pk, "dst")
+            topic_bytes = topic_from_b64(topic)
             limit = service.core.limits.max_message_size
             try:
                 payload = await read_body(request, limit)
@@ -472,183 +364,63 @@ def messages_router(get_service: Callable[[], MessageService]) -> APIRouter:
                 raw = await read_body(request, limit)
             except BodyTooLarge:
                 return _too_large(limit)
-            body: PushMessageBody = _parse_json(raw, PushMessageBody)
+            body: PushMessageBody = await off_loop(len(raw), _parse_json, raw, PushMessageBody)
             del raw
-            dst = _destination(service, body.dst.ip, body.dst.pk, "dst")
-            topic_bytes = _topic(body.topic)
-            payload = _b64(body.payload, "payload")
+            dst = resolve_destination(service, body.dst.ip, body.dst.pk, "dst")
+            topic_bytes = topic_from_b64(body.topic)
+            text = body.payload
             del body
-        try:
-            if reply_timeout is None:
-                msg_id = service.send(dst, payload, topic=topic_bytes, deadline=deadline)
-                return Response(
-                    b'{"id":"' + msg_id.hex().encode() + b'"}',
-                    status_code=201,
-                    media_type="application/json",
-                )
-            msg_id, reply = await service.send_and_wait_reply(
-                dst, payload, float(reply_timeout), topic=topic_bytes, deadline=deadline
+            payload = await off_loop(len(text), b64_field, text, "payload")
+            del text
+        if reply_timeout is None:
+            msg_id = service.send(dst, payload, topic=topic_bytes, deadline=deadline)
+            return Response(
+                b'{"id":"' + msg_id.hex().encode() + b'"}',
+                status_code=201,
+                media_type="application/json",
             )
-        except BusError as exc:
-            raise _bad(exc.status, str(exc)) from None
+        msg_id, reply = await service.send_and_wait_reply(
+            dst, payload, float(reply_timeout), topic=topic_bytes, deadline=deadline
+        )
         if reply is None:
             return JSONResponse({"id": msg_id.hex()}, status_code=408)
-        return _message_response(reply, _wants_raw(request))
+        return await _message_response(reply, _wants_raw(request))
 
     @router.post(
         "/reply/{msg_id}",
         status_code=204,
         response_class=Response,
         responses={204: {"description": "reply queued"}, **_errors(400, 404, 409, 413, 429)},
-        openapi_extra=_request_body(_REPLY_SCHEMA, raw=False),
+        openapi_extra=_request_body(_model_schema(ReplyMessageBody), raw=False),
     )
     async def push_reply(msg_id: str, request: Request) -> Response:
         service = get_service()
-        mid = _msg_id(msg_id)
+        mid = parse_msg_id(msg_id)
         limit = json_limit(service)
         try:
             raw = await read_body(request, limit)
         except BodyTooLarge:
             return _too_large(limit)
-        body: ReplyMessageBody = _parse_json(raw, ReplyMessageBody)
+        body: ReplyMessageBody = await off_loop(len(raw), _parse_json, raw, ReplyMessageBody)
         del raw
         dst = (
-            _destination(service, body.dst.ip, body.dst.pk, "dst") if body.dst is not None else None
+            resolve_destination(service, body.dst.ip, body.dst.pk, "dst")
+            if body.dst is not None
+            else None
         )
-        topic = _topic(body.topic)
-        payload = _b64(body.payload, "payload")
-        try:
-            service.reply(mid, payload, topic=topic, dst=dst)
-        except BusError as exc:
-            raise _bad(exc.status, str(exc)) from None
+        topic = topic_from_b64(body.topic)
+        text = body.payload
+        del body
+        payload = await off_loop(len(text), b64_field, text, "payload")
+        del text
+        service.reply(mid, payload, topic=topic, dst=dst)
         return Response(status_code=204)
 
     @router.get("/status/{msg_id}", responses=_errors(400, 404))
     async def message_status(msg_id: str) -> dict[str, Any]:
-        st = get_service().status(_msg_id(msg_id))
+        st = get_service().status(parse_msg_id(msg_id))
         if st is None:
-            raise _bad(404, "no outbound message with this id")
+            raise bad(404, "no outbound message with this id")
         return status_json(st)
-
-    @router.get("/topics/default", tags=["Topic"])
-    async def get_default_action() -> DefaultTopicAction:
-        return DefaultTopicAction(accept=get_service().get_default_accept())
-
-    @router.put(
-        "/topics/default",
-        status_code=204,
-        tags=["Topic"],
-        response_class=Response,
-        responses={204: {"description": "set"}, **_errors(400)},
-    )
-    async def set_default_action(body: DefaultTopicAction) -> Response:
-        get_service().set_default_accept(body.accept)
-        return Response(status_code=204)
-
-    @router.get("/topics", tags=["Topic"])
-    async def get_topics() -> list[str]:
-        return [base64.b64encode(t).decode() for t in get_service().topics.topics()]
-
-    @router.post(
-        "/topics",
-        status_code=201,
-        tags=["Topic"],
-        response_class=Response,
-        responses={201: {"description": "topic added (empty body)"}, **_errors(400)},
-    )
-    async def add_topic(body: Annotated[str | list[int], Body()]) -> Response:
-        if isinstance(body, str):
-            topic = _topic(body)
-        else:
-            if any(not 0 <= b <= 255 for b in body) or len(body) > MAX_TOPIC_LEN:
-                raise _bad(400, "topic must be at most 255 bytes")
-            topic = bytes(body)
-        get_service().topics.add_topic(topic)
-        return Response(status_code=201)
-
-    @router.delete(
-        "/topics/{topic}",
-        status_code=204,
-        tags=["Topic"],
-        response_class=Response,
-        responses={204: {"description": "removed"}, **_errors(400)},
-    )
-    async def remove_topic(topic: str) -> Response:
-        get_service().topics.remove_topic(_topic(topic))
-        return Response(status_code=204)
-
-    @router.get("/topics/{topic}/sources", tags=["Topic"], responses=_errors(400, 404))
-    async def get_sources(topic: str) -> list[str]:
-        try:
-            return [str(n) for n in get_service().topics.sources(_topic(topic))]
-        except TopicError as exc:
-            raise _bad(404, str(exc)) from None
-
-    @router.post(
-        "/topics/{topic}/sources",
-        status_code=204,
-        tags=["Topic"],
-        response_class=Response,
-        responses={204: {"description": "added"}, **_errors(400, 404)},
-    )
-    async def add_source(topic: str, body: TopicSourceRequest) -> Response:
-        try:
-            get_service().topics.add_source(_topic(topic), _subnet(body.subnet))
-        except TopicError as exc:
-            raise _bad(404, str(exc)) from None
-        return Response(status_code=204)
-
-    @router.delete(
-        "/topics/{topic}/sources/{subnet:path}",
-        status_code=204,
-        tags=["Topic"],
-        response_class=Response,
-        responses={204: {"description": "removed"}, **_errors(400, 404)},
-    )
-    async def remove_source(topic: str, subnet: str) -> Response:
-        try:
-            get_service().topics.remove_source(_topic(topic), _subnet(subnet))
-        except TopicError as exc:
-            raise _bad(404, str(exc)) from None
-        return Response(status_code=204)
-
-    @router.get("/topics/{topic}/forward", tags=["Topic"], responses=_errors(400, 404))
-    async def get_forward(topic: str) -> str | None:
-        try:
-            return get_service().topics.forward_socket(_topic(topic))
-        except TopicError as exc:
-            raise _bad(404, str(exc)) from None
-
-    @router.put(
-        "/topics/{topic}/forward",
-        status_code=204,
-        tags=["Topic"],
-        response_class=Response,
-        responses={204: {"description": "set"}, **_errors(400, 404)},
-    )
-    async def set_forward(topic: str, body: TopicForwardSocketRequest) -> Response:
-        if not body.socket_path or "\0" in body.socket_path:
-            raise _bad(400, "socket_path must be a non-empty path")
-        try:
-            get_service().topics.set_forward_socket(_topic(topic), body.socket_path)
-        except TopicError as exc:
-            raise _bad(404, str(exc)) from None
-        except BusError as exc:
-            raise _bad(exc.status, str(exc)) from None
-        return Response(status_code=204)
-
-    @router.delete(
-        "/topics/{topic}/forward",
-        status_code=204,
-        tags=["Topic"],
-        response_class=Response,
-        responses={204: {"description": "removed"}, **_errors(400, 404)},
-    )
-    async def remove_forward(topic: str) -> Response:
-        try:
-            get_service().topics.set_forward_socket(_topic(topic), None)
-        except TopicError as exc:
-            raise _bad(404, str(exc)) from None
-        return Response(status_code=204)
 
     return router

@@ -1,11 +1,12 @@
-"""Message API against two real MessageServices wired back to back in one event loop."""
+"""Message API against two real MessageServices wired back to back in one event loop, each
+served by the app the daemon serves (request guard, JSON errors)."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from ipaddress import IPv6Address
 from pathlib import Path
@@ -14,11 +15,32 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from hyphal.api.errors import install_error_handlers
+from hyphal.api.app import build_app
 from hyphal.api.messages import messages_router
+from hyphal.api.topics import topics_router
 from hyphal.bus.core import Limits
 from hyphal.bus.service import MessageService
 from hyphal.identity import NodeIdentity, address_for_public_key, subnet_for_public_key
+
+BASE = "http://127.0.0.1:8989"
+
+
+def _app(service: MessageService) -> FastAPI:
+    return build_app(
+        messages_router(lambda: service),
+        topics_router(lambda: service),
+        token=None,
+        bind_host="127.0.0.1",
+    )
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Let the loop run until ``condition()`` holds (a bounded number of turns)."""
+    for _ in range(10_000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never became true")
 
 
 def b64(data: bytes) -> str:
@@ -71,9 +93,8 @@ async def nodes(tmp_path: Path) -> AsyncIterator[tuple[Node, Node]]:
     for _ in range(2):
         service = make()
         await service.start()
-        app = FastAPI()
-        app.include_router(messages_router(lambda s=service: s))  # type: ignore[misc]
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+        app = _app(service)
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE)
         out.append(Node(service, client))
     yield out[0], out[1]
     for node in out:
@@ -116,7 +137,7 @@ async def test_send_by_ip_and_unknown_ip(nodes: tuple[Node, Node]) -> None:
     r = await a.client.post(
         "/api/v1/messages", json={"dst": {"ip": "5ff::1"}, "payload": b64(b"hi")}
     )
-    assert r.status_code == 404 and "detail" in r.json()
+    assert r.status_code == 404 and "error" in r.json()
 
 
 async def test_reply_round_trip(nodes: tuple[Node, Node]) -> None:
@@ -160,7 +181,7 @@ async def test_long_poll_does_not_block_other_requests(nodes: tuple[Node, Node])
         order.append(f"poll {r.status_code}")
 
     task = asyncio.create_task(poll())
-    await asyncio.sleep(0.05)
+    await until(lambda: bool(b.service._inbox_waiters))  # the poll is parked on the inbox
     r = await b.client.get("/api/v1/messages/topics/default")
     order.append(f"default {r.status_code}")
     r = await a.client.post(
@@ -187,11 +208,14 @@ async def test_bad_input_is_4xx(nodes: tuple[Node, Node]) -> None:
     for body in cases:
         r = await a.client.post("/api/v1/messages", json=body)
         assert r.status_code == 400, (body, r.status_code, r.text)
-        assert "detail" in r.json()
+        assert "error" in r.json()
     r = await a.client.post("/api/v1/messages", json={"dst": dst})
-    assert r.status_code == 422
-    r = await a.client.post("/api/v1/messages", content=b"{not json")
-    assert r.status_code == 422
+    assert r.status_code == 400
+    assert r.json()["error"].startswith("invalid request: body.payload")
+    r = await a.client.post(
+        "/api/v1/messages", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 400 and r.json()["error"].startswith("invalid request")
     r = await a.client.get("/api/v1/messages/status/nothex0000000000")
     assert r.status_code == 400
     r = await a.client.get("/api/v1/messages/status/0011223344556677")
@@ -199,13 +223,13 @@ async def test_bad_input_is_4xx(nodes: tuple[Node, Node]) -> None:
     r = await a.client.get("/api/v1/messages", params={"topic": "***"})
     assert r.status_code == 400
     r = await a.client.get("/api/v1/messages", params={"timeout": -1})
-    assert r.status_code == 422
+    assert r.status_code == 400 and "query.timeout" in r.json()["error"]
     r = await a.client.post("/api/v1/messages/reply/0011223344556677", json={"payload": b64(b"x")})
     assert r.status_code == 404
     r = await a.client.post(
         "/api/v1/messages", params={"deadline": 0}, json={"dst": dst, "payload": b64(b"x")}
     )
-    assert r.status_code == 422
+    assert r.status_code == 400 and "query.deadline" in r.json()["error"]
 
 
 async def test_topic_configuration_and_acl(nodes: tuple[Node, Node], tmp_path: Path) -> None:
@@ -362,13 +386,13 @@ async def test_strict_base64_and_unusable_keys_rejected(nodes: tuple[Node, Node]
 async def test_long_poll_caps(nodes: tuple[Node, Node]) -> None:
     a, b = nodes
     r = await b.client.get("/api/v1/messages", params={"timeout": 3601})
-    assert r.status_code == 422
+    assert r.status_code == 400 and "query.timeout" in r.json()["error"]
     r = await a.client.post(
         "/api/v1/messages",
         params={"reply_timeout": 3601},
         json={"dst": {"pk": b.pk.hex()}, "payload": b64(b"x")},
     )
-    assert r.status_code == 422
+    assert r.status_code == 400 and "query.reply_timeout" in r.json()["error"]
 
 
 async def test_body_limit_refuses_before_reading() -> None:
@@ -379,13 +403,9 @@ async def test_body_limit_refuses_before_reading() -> None:
         limits=Limits(max_message_size=1000),
     )
     await service.start()
-    app = FastAPI()
-    install_error_handlers(app)
-    app.include_router(messages_router(lambda: service))
+    app = _app(service)
     pk = NodeIdentity.generate().public_key.hex()
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://t"
-    ) as client:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
         # within the limit: fine
         r = await client.post(
             "/api/v1/messages", json={"dst": {"pk": pk}, "payload": b64(bytes(1000))}

@@ -41,7 +41,9 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-SCHEMATHESIS = ROOT / ".venv" / "bin" / "schemathesis"
+# The repository's own virtualenv, else whichever schemathesis is on PATH.
+_LOCAL = ROOT / ".venv" / "bin" / "schemathesis"
+SCHEMATHESIS = str(_LOCAL) if _LOCAL.exists() else shutil.which("schemathesis")
 # The shared/ folder sits beside the repository (in CI too).
 MYCELIUM_SPEC = Path(
     os.environ.get("MYCELIUM_API_SPEC", ROOT.parent / "shared" / "reference" / "mycelium-api.yaml")
@@ -191,7 +193,7 @@ class Daemon:
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    if not SCHEMATHESIS.exists() and shutil.which("schemathesis") is None:
+    if SCHEMATHESIS is None:
         pytest.skip("schemathesis is not installed")
     node = Daemon(tmp_path_factory.mktemp("schemathesis"))
     try:

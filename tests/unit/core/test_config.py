@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -55,10 +56,71 @@ def test_bad_config_is_a_clear_error(tmp_path: Path, text: str, message: str) ->
 def test_network_key_file_checks(tmp_path: Path) -> None:
     short = tmp_path / "net.key"
     short.write_bytes(b"x" * 8)
+    short.chmod(0o600)
     config = NodeConfig(network_name="fleet", network_key_file=short)
-    with pytest.raises(ConfigError, match="needs 32"):
+    with pytest.raises(ConfigError, match="exactly 32 raw bytes or 64 hex"):
         config.network_key()
-    short.write_bytes(b"k" * 40)
-    assert config.network_key() == b"k" * 32
     with pytest.raises(ConfigError, match="does not exist"):
         load_config_file(tmp_path / "missing.toml")
+
+
+KEY = bytes(range(32))
+
+
+@pytest.mark.parametrize(
+    "content",
+    [KEY, KEY + b"\n", KEY.hex().encode(), KEY.hex().encode() + b"\n", KEY.hex().upper().encode()],
+)
+def test_network_key_raw_or_hex(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "net.key"
+    path.write_bytes(content)
+    path.chmod(0o600)
+    assert NodeConfig(network_name="fleet", network_key_file=path).network_key() == KEY
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"k" * 40,  # was silently cut to its first 32 bytes
+        KEY.hex().encode()[:63] + b"z",  # 64 characters, not all hex
+        (KEY.hex() + "\n").encode() * 2,  # a hex key file with two keys
+        b" ".join(KEY.hex().encode()[i : i + 2] for i in range(0, 42, 2)) + b"\n",  # spaced hex
+        b"",
+    ],
+)
+def test_network_key_of_any_other_size_is_refused(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "net.key"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=f"holds {len(content)} bytes"):
+        NodeConfig(network_name="fleet", network_key_file=path).network_key()
+
+
+def test_network_key_readable_by_others_warns(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "net.key"
+    path.write_bytes(KEY)
+    path.chmod(0o644)
+    config = NodeConfig(network_name="fleet", network_key_file=path)
+    with caplog.at_level(logging.WARNING, logger="hyphal.config"):
+        assert config.network_key() == KEY
+    assert [r.getMessage() for r in caplog.records] == [
+        f"network key file {path} has mode 0644: others may read it; run chmod 600 {path}"
+    ]
+    path.chmod(0o600)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="hyphal.config"):
+        config.network_key()
+    assert caplog.records == []
+
+
+def test_max_links_and_forward_dir(tmp_path: Path) -> None:
+    assert NodeConfig().max_links == 256 and NodeConfig().forward_dir is None
+    config = load_config_file(write(tmp_path, f'max_links = 8\nforward_dir = "{tmp_path}"\n'))
+    assert config.max_links == 8 and config.forward_dir == tmp_path
+    with pytest.raises(ConfigError, match=r"max_links must be 1\.\.65535"):
+        load_config_file(write(tmp_path, "max_links = 0\n"))
+    with pytest.raises(ConfigError, match="max_links must be a int"):
+        load_config_file(write(tmp_path, 'max_links = "8"\n'))
+    with pytest.raises(ConfigError, match="is not a directory"):
+        load_config_file(write(tmp_path, f'forward_dir = "{tmp_path / "nope"}"\n'))

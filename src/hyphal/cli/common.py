@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import unicodedata
 from ipaddress import IPv6Address
 from pathlib import Path
 from typing import Annotated, Any
@@ -47,6 +48,21 @@ def fetch(api_addr: str, path: str) -> Any:
         raise fail(str(exc)) from None
 
 
+_KEPT = frozenset("\n\t")
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def visible(text: str) -> str:
+    """``text`` safe for a terminal: control characters (ESC, CSI, BEL, CR, DEL, ...) and bidi
+    overrides shown as escapes like ``\\x1b``, so remote text cannot drive the terminal."""
+    return "".join(
+        ch
+        if ch in _KEPT or (ch not in _BIDI and unicodedata.category(ch) != "Cc")
+        else ch.encode("unicode_escape").decode("ascii")
+        for ch in text
+    )
+
+
 def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2) + "\n")
 
@@ -64,3 +80,12 @@ def destination_body(dest: str) -> dict[str, str]:
         raise fail(
             f"{dest!r} is neither an overlay IPv6 address nor a 64-character hex public key"
         ) from None
+
+
+def human_bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"

@@ -17,7 +17,17 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from hyphal.cli_common import ApiAddr, JsonFlag, destination_body, err, fail, fetch, out, print_json
+from hyphal.cli.common import (
+    ApiAddr,
+    JsonFlag,
+    destination_body,
+    err,
+    fail,
+    fetch,
+    out,
+    print_json,
+    visible,
+)
 from hyphal.client import ApiError, Client, default_api_addr
 
 message_app = typer.Typer(help="Send and receive messages through the mesh.", no_args_is_help=True)
@@ -282,7 +292,7 @@ def show_message(
         if saved_to is not None:
             out.print(f"saved to {saved_to}")
         else:
-            out.print(payload.decode(errors="replace"), markup=False, highlight=False)
+            out.print(visible(payload.decode(errors="replace")), markup=False, highlight=False)
 
 
 @message_app.command("status")
