@@ -35,7 +35,11 @@ def _errors(*codes: int) -> dict[int | str, dict[str, object]]:
     return error_responses(*codes, described=TOPIC_ERRORS)
 
 
-TOPIC_ERRORS = {400: "malformed topic, subnet or body", 404: "unknown topic"}
+TOPIC_ERRORS = {
+    400: "malformed topic, subnet or body",
+    403: "forward socket outside forward_dir (or none configured)",
+    404: "unknown topic",
+}
 
 
 def topics_router(get_service: Callable[[], MessageService]) -> APIRouter:
