@@ -23,7 +23,9 @@ of four, at most two ``=``).
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -31,6 +33,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
+from starlette.background import BackgroundTask
 
 from hyphal.api.codec import (
     MAX_TOPIC_B64,
@@ -277,6 +280,46 @@ def _parse_json(raw: bytes, model: type[PushMessageBody] | type[ReplyMessageBody
         raise RequestValidationError(errors) from None
 
 
+async def _client_gone(request: Request) -> None:
+    """Returns when the HTTP client disconnects (the request body is empty or already read)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _take_while_connected(
+    service: MessageService,
+    request: Request,
+    topic: bytes | None,
+    timeout: float,  # noqa: ASYNC109
+) -> InboundMessage | None:
+    """Lease the next message, giving up (and leasing nothing) if the client leaves first."""
+    take = asyncio.ensure_future(service.take(topic, timeout))
+    gone = asyncio.ensure_future(_client_gone(request))
+    try:
+        await asyncio.wait({take, gone}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        gone.cancel()
+        take.cancel()
+        if take.done() and not take.cancelled() and take.exception() is None:
+            leased = take.result()
+            if leased is not None:
+                service.release(leased.msg_id)
+        raise
+    left = gone.done()
+    gone.cancel()
+    if not take.done():
+        # Cancelled before it resumed, the take leases nothing.
+        take.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await take
+        return None
+    message = take.result()
+    if message is not None and left:
+        service.release(message.msg_id)  # the client left as the message arrived
+        return None
+    return message
+
+
 def messages_router(get_service: Callable[[], MessageService]) -> APIRouter:
     """The message endpoints, calling ``get_service()`` on every request."""
     router = APIRouter(prefix=PREFIX, tags=["Message"])
@@ -306,13 +349,46 @@ def messages_router(get_service: Callable[[], MessageService]) -> APIRouter:
         topic: Annotated[
             str | None, Query(max_length=MAX_TOPIC_B64, description="base64 topic prefix")
         ] = None,
+        explicit_ack: Annotated[
+            bool,
+            Query(
+                description="hyphal: keep the message leased until POST /messages/ack/{id} "
+                "(unacked leases return to the inbox after the lease time)"
+            ),
+        ] = False,
     ) -> Response:
         service = get_service()
         prefix = topic_from_b64(topic) if topic is not None else None
-        message = await service.pop(prefix, peek=peek, timeout=float(timeout))
+        if peek:
+            message = await service.pop(prefix, peek=True, timeout=float(timeout))
+            if message is None:
+                return Response(status_code=204)
+            return await _message_response(message, _wants_raw(request))
+        message = await _take_while_connected(service, request, prefix, float(timeout))
         if message is None:
             return Response(status_code=204)
-        return await _message_response(message, _wants_raw(request))
+        try:
+            response = await _message_response(message, _wants_raw(request))
+        except BaseException:
+            service.release(message.msg_id)
+            raise
+        if not explicit_ack:
+            # Removed from the inbox (and READ sent) only once the response has been handed to
+            # the connection; a client that went away while waiting never consumes a message.
+            response.background = BackgroundTask(service.ack, message.msg_id)
+        return response
+
+    @router.post(
+        "/ack/{msg_id}",
+        status_code=204,
+        response_class=Response,
+        responses={204: {"description": "removed from the inbox, READ sent"}, **_errors(400, 404)},
+    )
+    async def ack_message(msg_id: str) -> Response:
+        """hyphal: the client has a message it took with ``explicit_ack``; remove it."""
+        if not get_service().ack(parse_msg_id(msg_id)):
+            raise bad(404, "no leased message with this id (never taken, or the lease ran out)")
+        return Response(status_code=204)
 
     @router.post(
         "",
