@@ -11,7 +11,9 @@ This is the data path, so it is built to copy as little as possible:
   from anywhere else are flushed on the next loop turn.
 
 The send side is bounded: when the kernel socket buffer passes the high-water mark, data frames
-are dropped (and counted) while control frames still go out, so routing survives overload.
+are dropped (and counted) while control frames still go out, so routing survives overload. The
+total backlog (control frames included) has a hard cap, MAX_BACKLOG: a neighbour that stops
+reading is aborted, with one log line, once it is passed.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ HANDSHAKE_TIMEOUT = 10.0
 STAGING_SIZE = 256 * 1024
 SEND_HIGH_WATER = 4 * 1024 * 1024
 SEND_LOW_WATER = 1 * 1024 * 1024
+MAX_BACKLOG = 8 * 1024 * 1024
 HANDSHAKE_READ = 4096
 
 
@@ -46,6 +49,7 @@ class LinkEvents(Protocol):
     def link_frame(self, link: PeerLink, frame_type: int, body: memoryview) -> None: ...
     def link_closed(self, link: PeerLink, reason: str) -> None: ...
     def link_has_output(self, link: PeerLink) -> None: ...
+    def admit_inbound(self, link: PeerLink, host: str) -> str | None: ...
     def flush_links(self) -> None: ...
 
 
@@ -68,11 +72,13 @@ class PeerLink(asyncio.BufferedProtocol):
         self.kind = kind
         self.remote_public_key: bytes | None = None
         self.remote_address = ""
+        self.remote_host = ""
         self.established = False
         self.closed = False
         self.tx_bytes = 0
         self.rx_bytes = 0
         self.dropped_frames = 0
+        self.backlog_overflowed = False
         self.close_reason = ""
         self._events = events
         self._handshake: LinkHandshake | None = handshake
@@ -84,6 +90,11 @@ class PeerLink(asyncio.BufferedProtocol):
         self._staged = 0
         self._paused = False
         self._timeout: asyncio.TimerHandle | None = None
+
+    @property
+    def connected(self) -> bool:
+        """True once the transport handed us a connection (connection_lost will follow)."""
+        return self._transport is not None
 
     # asyncio.BufferedProtocol -----------------------------------------------------------------
 
@@ -97,7 +108,15 @@ class PeerLink(asyncio.BufferedProtocol):
         peer = transport.get_extra_info("peername")
         if peer:
             host, port = peer[0], peer[1]
+            self.remote_host = host
             self.remote_address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if not self.initiator:
+            refusal = self._events.admit_inbound(self, self.remote_host)
+            if refusal is not None:  # the manager logged it (rate-limited); abort at once
+                self.closed = True
+                self.close_reason = refusal
+                transport.abort()
+                return
         transport.set_write_buffer_limits(high=SEND_HIGH_WATER, low=SEND_LOW_WATER)
         loop = asyncio.get_running_loop()
         self._timeout = loop.call_later(HANDSHAKE_TIMEOUT, self._handshake_timed_out)
@@ -217,6 +236,11 @@ class PeerLink(asyncio.BufferedProtocol):
             return
         self.tx_bytes += len(record)
         self._transport.write(record)
+        backlog = self._transport.get_write_buffer_size()
+        if backlog > MAX_BACKLOG:  # control frames included: a peer that never reads is dropped
+            self.backlog_overflowed = True
+            self.close(f"send backlog of {backlog} bytes is over the {MAX_BACKLOG} byte cap")
+            self._transport.abort()  # a graceful close would wait for the peer to read
 
     def close(self, reason: str) -> None:
         """Close the link, logging why; the owner hears about it through link_closed."""

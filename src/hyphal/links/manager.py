@@ -28,6 +28,8 @@ log = logging.getLogger("hyphal.links")
 CONNECT_TIMEOUT = 10.0
 STABLE_LINK_SECONDS = 10.0
 MAX_INBOUND_HANDSHAKES = 64
+MAX_HANDSHAKES_PER_SOURCE = 8
+MAX_LINKS = 256
 
 
 class LinkOwner(Protocol):
@@ -74,12 +76,21 @@ class PeerManager:
         network_name: str | None,
         network_key: bytes | None,
         local_payload: bytes = b"",
+        max_inbound_handshakes: int = MAX_INBOUND_HANDSHAKES,
+        max_handshakes_per_source: int = MAX_HANDSHAKES_PER_SOURCE,
+        max_links: int = MAX_LINKS,
     ) -> None:
         self.identity = identity
         self.owner = owner
         self.network_name = network_name
         self.network_key = network_key
         self.local_payload = local_payload
+        self.max_inbound_handshakes = max_inbound_handshakes
+        self.max_handshakes_per_source = max_handshakes_per_source
+        self.max_links = max_links
+        self.refused_inbound = 0
+        self.dial_errors = 0
+        self.backlog_closes = 0
         self.static: dict[Endpoint, StaticPeer] = {}
         self.links: dict[int, PeerLink] = {}
         self.by_key: dict[bytes, PeerLink] = {}
@@ -186,7 +197,14 @@ class PeerManager:
                     reason,
                 )
                 peer.last_error = reason
+            except Exception as exc:  # a bug or an odd resolver error must not end the dialing
+                self.dial_errors += 1
+                log.exception("dialing %s failed unexpectedly (will retry)", peer.endpoint)
+                peer.last_error = f"{type(exc).__name__}: {exc}"
+                link.close("dial failed")
             finally:
+                if not link.connected:  # never reached connection_made: nothing will report it
+                    self.all_links.discard(link)
                 self._closed_waiters.pop(link, None)
                 peer.tx_bytes += link.tx_bytes
                 peer.rx_bytes += link.rx_bytes
@@ -214,12 +232,34 @@ class PeerManager:
             next(self._ids), self, handshake, initiator=initiator, endpoint=endpoint, kind=kind
         )
         self.all_links.add(link)
-        if (
-            not initiator
-            and sum(1 for lk in self.all_links if not lk.established) > MAX_INBOUND_HANDSHAKES
-        ):
-            asyncio.get_running_loop().call_soon(link.close, "too many handshakes in progress")
         return link
+
+    def admit_inbound(self, link: PeerLink, host: str) -> str | None:
+        """Why a fresh inbound connection from `host` must be refused, or None to admit it.
+
+        Counts only inbound links still handshaking (globally and per source address), and the
+        established links against `max_links`; the refused socket is aborted by the link.
+        """
+        if len(self.links) >= self.max_links:
+            reason = f"too many established links ({self.max_links})"
+        else:
+            pending = [
+                lk.remote_host
+                for lk in self.all_links
+                if lk is not link and not lk.initiator and not lk.established and not lk.closed
+            ]
+            if len(pending) >= self.max_inbound_handshakes:
+                reason = f"too many inbound handshakes in progress ({self.max_inbound_handshakes})"
+            elif pending.count(host) >= self.max_handshakes_per_source:
+                reason = f"too many handshakes in progress from {host}"
+            else:
+                return None
+        self.refused_inbound += 1
+        if self.refused_inbound & (self.refused_inbound - 1) == 0:  # 1st, 2nd, 4th, 8th, ...
+            log.warning(
+                "refusing inbound connection: %s (%d refused so far)", reason, self.refused_inbound
+            )
+        return reason
 
     def _initiator_key(self, link: PeerLink) -> bytes:
         assert link.remote_public_key is not None
@@ -236,6 +276,11 @@ class PeerManager:
                 link.close("duplicate link to the same node (keeping the existing one)")
                 return
             existing.close("duplicate link to the same node (keeping the new one)")
+        elif not link.initiator and len(self.links) >= self.max_links:
+            # admit_inbound checked at accept time; handshakes that finish together recheck here
+            self.refused_inbound += 1
+            link.close(f"too many established links ({self.max_links})")
+            return
         self.by_key[key] = link
         self.links[link.id] = link
         if link.endpoint is not None and link.endpoint in self.static:
@@ -267,6 +312,8 @@ class PeerManager:
 
     def link_closed(self, link: PeerLink, reason: str) -> None:
         self.all_links.discard(link)
+        if link.backlog_overflowed:
+            self.backlog_closes += 1
         if self.links.pop(link.id, None) is not None:
             if (
                 link.remote_public_key is not None
