@@ -4,11 +4,13 @@ This is the data path, so it is built to copy as little as possible:
 
 * Receiving, the link is an ``asyncio.BufferedProtocol``: the socket is read straight into the
   record receiver's buffer and records are decrypted where they landed.
-* Sending, frames are appended to one preallocated staging buffer (the only copy of a packet's
-  bytes), which is sealed into one record per flush. The owner flushes every link it wrote to at
+* Sending, frames are appended to one staging buffer (the only copy of a packet's bytes), which
+  is sealed into one record per flush. The owner flushes every link it wrote to at
   the end of each batch of work (a TUN drain, a received chunk), so a burst of packets costs one
   AEAD call and one socket write, and a lone packet waits for no extra loop turn. Frames queued
   from anywhere else are flushed on the next loop turn.
+* Idle links give memory back: a link with no traffic for IDLE_TRIM_SECONDS frees its staging
+  buffer (reallocated on the next send) and shrinks a receive buffer grown by a large record.
 
 The send side is bounded: when the kernel socket buffer passes the high-water mark, data frames
 are dropped (and counted) while control frames still go out, so routing survives overload. The
@@ -40,6 +42,7 @@ SEND_HIGH_WATER = 4 * 1024 * 1024
 SEND_LOW_WATER = 1 * 1024 * 1024
 MAX_BACKLOG = 8 * 1024 * 1024
 HANDSHAKE_READ = 4096
+IDLE_TRIM_SECONDS = 30.0  # a link with no traffic for this long gives its large buffers back
 
 
 class LinkEvents(Protocol):
@@ -86,10 +89,12 @@ class PeerLink(asyncio.BufferedProtocol):
         self._sender: RecordSender | None = None
         self._receiver: RecordReceiver | None = None
         self._transport: asyncio.Transport | None = None
-        self._staging = bytearray(STAGING_SIZE)
+        self._staging: bytearray | None = None  # allocated on first send, freed when idle
         self._staged = 0
         self._paused = False
         self._timeout: asyncio.TimerHandle | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_mark = (-1, -1)
 
     @property
     def connected(self) -> bool:
@@ -151,6 +156,9 @@ class PeerLink(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timeout is not None:
             self._timeout.cancel()
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         if not self.close_reason:
             self.close_reason = f"connection lost: {exc}" if exc else "connection closed by peer"
             who = self.remote_address or "peer"
@@ -182,6 +190,7 @@ class PeerLink(asyncio.BufferedProtocol):
             self._timeout.cancel()
             self._timeout = None
         self.established = True
+        self._idle_timer = asyncio.get_running_loop().call_later(IDLE_TRIM_SECONDS, self._idle_tick)
         self._events.link_established(self)
         if leftover and not self.closed:
             self._deliver(self._receiver.feed(leftover))
@@ -192,6 +201,22 @@ class PeerLink(asyncio.BufferedProtocol):
                 if self.closed:
                     return
                 self._events.link_frame(self, frame_type, body)
+
+    @property
+    def buffer_bytes(self) -> int:
+        """Bytes of send and receive buffers this link holds on to."""
+        staging = len(self._staging) if self._staging is not None else 0
+        return staging + (self._receiver.capacity if self._receiver is not None else 0)
+
+    def _idle_tick(self) -> None:
+        """Every IDLE_TRIM_SECONDS: if nothing moved since the last tick, give buffers back."""
+        mark = (self.rx_bytes, self.tx_bytes)
+        if mark == self._idle_mark and self._staged == 0:
+            self._staging = None
+            if self._receiver is not None:
+                self._receiver.trim()
+        self._idle_mark = mark
+        self._idle_timer = asyncio.get_running_loop().call_later(IDLE_TRIM_SECONDS, self._idle_tick)
 
     def _handshake_timed_out(self) -> None:
         self.close(f"handshake did not complete within {HANDSHAKE_TIMEOUT:.0f} s")
@@ -213,8 +238,10 @@ class PeerLink(asyncio.BufferedProtocol):
                 return True
         if self._staged == 0:
             self._events.link_has_output(self)
-        pos = self._staged
         staging = self._staging
+        if staging is None:
+            staging = self._staging = bytearray(STAGING_SIZE)
+        pos = self._staged
         staging[pos : pos + FRAME_HEADER_SIZE] = frame_header(frame_type, len(body))
         staging[pos + FRAME_HEADER_SIZE : pos + size] = body
         self._staged = pos + size
@@ -223,7 +250,7 @@ class PeerLink(asyncio.BufferedProtocol):
     def flush(self) -> None:
         """Seal everything staged into one record and write it."""
         staged = self._staged
-        if staged == 0 or self._sender is None or self.closed:
+        if staged == 0 or self._staging is None or self._sender is None or self.closed:
             self._staged = 0
             return
         self._staged = 0
@@ -248,6 +275,9 @@ class PeerLink(asyncio.BufferedProtocol):
             return
         self.closed = True
         self.close_reason = reason
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         who = self.remote_address or "peer"
         if self.remote_public_key is not None:
             who += f" ({self.remote_public_key.hex()[:16]}…)"

@@ -8,7 +8,11 @@ import os
 import socket
 from collections.abc import AsyncIterator
 
+import pytest
+
+from hyphal.crypto.session import INITIAL_BUFFER
 from hyphal.identity import NodeIdentity
+from hyphal.links import connection
 from hyphal.links.backoff import Backoff
 from hyphal.links.connection import MAX_BACKLOG, PeerLink
 from hyphal.links.endpoint import Endpoint
@@ -213,3 +217,24 @@ async def test_peer_that_never_reads_is_closed_before_the_backlog_passes_the_cap
         assert largest <= MAX_BACKLOG + len(body) + 64
         assert await wait_for(lambda: victim.backlog_closes == 1)
         assert victim.links == {}
+
+
+# item 2: idle links give their large buffers back ----------------------------------------------
+
+
+async def test_idle_links_give_their_large_buffers_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(connection, "IDLE_TRIM_SECONDS", 0.05)
+    async with manager() as a, manager() as b:
+        b.add_static(Endpoint("tcp", "127.0.0.1", a.listen_port))
+        assert await wait_for(lambda: len(a.links) == 1 and len(b.links) == 1)
+        (sender,) = b.links.values()
+        (receiver,) = a.links.values()
+        sender.send_frame(FRAME_CONTROL, bytes((1 << 20) - 4))  # one full 1 MiB record
+        sender.flush()
+        assert await wait_for(lambda: receiver.rx_bytes > 1 << 20)
+        assert receiver.buffer_bytes > 2 * INITIAL_BUFFER
+        assert await wait_for(lambda: receiver.buffer_bytes <= INITIAL_BUFFER)
+        assert await wait_for(lambda: sender.buffer_bytes <= INITIAL_BUFFER)
+        assert sender.send_frame(FRAME_CONTROL, b"still works")  # reallocates on demand
+        sender.flush()
+        assert not sender.closed and not receiver.closed
