@@ -20,6 +20,7 @@ from typing import Protocol
 from hyphal.crypto.handshake import LinkHandshake
 from hyphal.identity import NodeIdentity
 from hyphal.links.backoff import Backoff
+from hyphal.links.budget import HandshakeBudget
 from hyphal.links.connection import PeerLink
 from hyphal.links.endpoint import Endpoint
 
@@ -79,6 +80,7 @@ class PeerManager:
         max_inbound_handshakes: int = MAX_INBOUND_HANDSHAKES,
         max_handshakes_per_source: int = MAX_HANDSHAKES_PER_SOURCE,
         max_links: int = MAX_LINKS,
+        handshake_budget: HandshakeBudget | None = None,
     ) -> None:
         self.identity = identity
         self.owner = owner
@@ -88,6 +90,7 @@ class PeerManager:
         self.max_inbound_handshakes = max_inbound_handshakes
         self.max_handshakes_per_source = max_handshakes_per_source
         self.max_links = max_links
+        self.handshake_budget = handshake_budget or HandshakeBudget(time.monotonic)
         self.refused_inbound = 0
         self.dial_errors = 0
         self.backlog_closes = 0
@@ -237,8 +240,9 @@ class PeerManager:
     def admit_inbound(self, link: PeerLink, host: str) -> str | None:
         """Why a fresh inbound connection from `host` must be refused, or None to admit it.
 
-        Counts only inbound links still handshaking (globally and per source address), and the
-        established links against `max_links`; the refused socket is aborted by the link.
+        Counts only inbound links still handshaking (globally and per source address) and the
+        established links against `max_links`, then spends from the handshake budget (X25519
+        work per source and globally); the refused socket is aborted by the link.
         """
         if len(self.links) >= self.max_links:
             reason = f"too many established links ({self.max_links})"
@@ -253,7 +257,10 @@ class PeerManager:
             elif pending.count(host) >= self.max_handshakes_per_source:
                 reason = f"too many handshakes in progress from {host}"
             else:
-                return None
+                refusal = self.handshake_budget.admit(host)
+                if refusal is None:
+                    return None
+                reason = refusal
         self.refused_inbound += 1
         if self.refused_inbound & (self.refused_inbound - 1) == 0:  # 1st, 2nd, 4th, 8th, ...
             log.warning(

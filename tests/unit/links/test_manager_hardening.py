@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import os
 import socket
+import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -14,6 +16,7 @@ from hyphal.crypto.session import INITIAL_BUFFER
 from hyphal.identity import NodeIdentity
 from hyphal.links import connection
 from hyphal.links.backoff import Backoff
+from hyphal.links.budget import HandshakeBudget
 from hyphal.links.connection import MAX_BACKLOG, PeerLink
 from hyphal.links.endpoint import Endpoint
 from hyphal.links.manager import PeerManager
@@ -50,7 +53,7 @@ def fast_backoff() -> Backoff:
 
 
 @contextlib.asynccontextmanager
-async def manager(**kwargs: int) -> AsyncIterator[PeerManager]:
+async def manager(**kwargs: Any) -> AsyncIterator[PeerManager]:
     mgr = PeerManager(
         NodeIdentity.generate(), Owner(), network_name=None, network_key=None, **kwargs
     )
@@ -70,6 +73,11 @@ async def wait_for(predicate: object, seconds: float = 5.0) -> bool:
             return True
         await asyncio.sleep(0.01)
     return bool(predicate())
+
+
+def generous_budget() -> HandshakeBudget:
+    """A budget that admits every handshake these tests start (to test the other caps)."""
+    return HandshakeBudget(time.monotonic, per_source_burst=1e6, global_burst=1e6)
 
 
 def open_fds() -> int:
@@ -154,7 +162,11 @@ async def closed_by_server(socks: list[socket.socket], seconds: float) -> int:
 
 
 async def test_over_cap_inbound_sockets_are_aborted_at_once() -> None:
-    async with manager(max_inbound_handshakes=64, max_handshakes_per_source=1000) as mgr:
+    async with manager(
+        max_inbound_handshakes=64,
+        max_handshakes_per_source=1000,
+        handshake_budget=generous_budget(),
+    ) as mgr:
         fds_before = open_fds()
         socks = await idle_sockets(mgr.listen_port, 80)
         try:
@@ -169,7 +181,7 @@ async def test_over_cap_inbound_sockets_are_aborted_at_once() -> None:
 
 
 async def test_inbound_handshakes_are_capped_per_source() -> None:
-    async with manager(max_handshakes_per_source=4) as mgr:
+    async with manager(max_handshakes_per_source=4, handshake_budget=generous_budget()) as mgr:
         socks = await idle_sockets(mgr.listen_port, 10)
         other = await idle_sockets(mgr.listen_port, 1, source="127.0.0.2")
         try:
@@ -238,3 +250,19 @@ async def test_idle_links_give_their_large_buffers_back(monkeypatch: pytest.Monk
         assert sender.send_frame(FRAME_CONTROL, b"still works")  # reallocates on demand
         sender.flush()
         assert not sender.closed and not receiver.closed
+
+
+# item 2: X25519 work for unverified sources only within a budget -------------------------------
+
+
+async def test_handshake_flood_from_one_source_is_rate_limited() -> None:
+    async with manager() as mgr:  # the default budget: burst of 8 per source
+        for _ in range(30):
+            (sock,) = await idle_sockets(mgr.listen_port, 1, source="127.0.0.3")
+            sock.close()  # never counts as "in progress" for long: only the rate limit applies
+        assert await wait_for(lambda: mgr.refused_inbound >= 20)
+        other = await idle_sockets(mgr.listen_port, 1, source="127.0.0.4")
+        try:
+            assert await closed_by_server(other, 0.3) == 0  # an honest source still gets in
+        finally:
+            other[0].close()
