@@ -27,6 +27,7 @@ import socket
 from typing import TYPE_CHECKING, Protocol, cast
 
 from hyphal.crypto.handshake import HandshakeError, LinkHandshake
+from hyphal.links.capabilities import decode_capabilities
 from hyphal.links.endpoint import Endpoint
 from hyphal.wire.errors import DecodeError
 from hyphal.wire.link import FRAME_DATA, FRAME_HEADER_SIZE, frame_header, iter_frames
@@ -74,6 +75,7 @@ class PeerLink(asyncio.BufferedProtocol):
         self.endpoint = endpoint
         self.kind = kind
         self.remote_public_key: bytes | None = None
+        self.features = 0  # the peer's capability bits, known once established
         self.remote_address = ""
         self.remote_host = ""
         self.established = False
@@ -183,6 +185,7 @@ class PeerLink(asyncio.BufferedProtocol):
             self._transport.write(reply)
         if not handshake.complete:
             return
+        self.features = decode_capabilities(handshake.remote_payload)
         self._sender, self._receiver, leftover = handshake.split()
         self.remote_public_key = handshake.remote_public_key
         self._handshake = None

@@ -21,6 +21,7 @@ from hyphal.crypto.handshake import LinkHandshake
 from hyphal.identity import NodeIdentity
 from hyphal.links.backoff import Backoff
 from hyphal.links.budget import HandshakeBudget
+from hyphal.links.capabilities import LOCAL_FEATURES, encode_capabilities
 from hyphal.links.connection import PeerLink
 from hyphal.links.endpoint import Endpoint
 
@@ -76,7 +77,7 @@ class PeerManager:
         *,
         network_name: str | None,
         network_key: bytes | None,
-        local_payload: bytes = b"",
+        features: int = LOCAL_FEATURES,
         max_inbound_handshakes: int = MAX_INBOUND_HANDSHAKES,
         max_handshakes_per_source: int = MAX_HANDSHAKES_PER_SOURCE,
         max_links: int = MAX_LINKS,
@@ -86,7 +87,7 @@ class PeerManager:
         self.owner = owner
         self.network_name = network_name
         self.network_key = network_key
-        self.local_payload = local_payload
+        self.local_payload = encode_capabilities(features)
         self.max_inbound_handshakes = max_inbound_handshakes
         self.max_handshakes_per_source = max_handshakes_per_source
         self.max_links = max_links

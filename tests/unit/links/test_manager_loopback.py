@@ -1,4 +1,4 @@
-"""Hardening of the peer manager and links (issue 8 items 2, 3 and 9), over real loopback TCP."""
+"""Real PeerManagers over loopback TCP: hardening (issue 8 items 2, 3, 9) and capabilities."""
 
 from __future__ import annotations
 
@@ -266,3 +266,16 @@ async def test_handshake_flood_from_one_source_is_rate_limited() -> None:
             assert await closed_by_server(other, 0.3) == 0  # an honest source still gets in
         finally:
             other[0].close()
+
+
+# issue 9: capabilities ---------------------------------------------------------------------------
+
+
+async def test_both_ends_learn_each_others_features() -> None:
+    async with manager(features=0b101) as a, manager(features=0b11) as b:
+        b.add_static(Endpoint("tcp", "127.0.0.1", a.listen_port))
+        assert await wait_for(lambda: len(a.links) == 1 and len(b.links) == 1)
+        (on_a,) = a.links.values()
+        (on_b,) = b.links.values()
+        assert on_a.features == 0b11
+        assert on_b.features == 0b101
