@@ -34,6 +34,7 @@ from hyphal.wire.link import FRAME_DATA, FRAME_HEADER_SIZE, frame_header, iter_f
 
 if TYPE_CHECKING:
     from hyphal.crypto.session import RecordReceiver, RecordSender
+    from hyphal.links.manager import LinkKind
 
 log = logging.getLogger("hyphal.links")
 
@@ -68,7 +69,7 @@ class PeerLink(asyncio.BufferedProtocol):
         *,
         initiator: bool,
         endpoint: Endpoint | None,
-        kind: str,
+        kind: LinkKind,
     ) -> None:
         self.id = link_id
         self.initiator = initiator

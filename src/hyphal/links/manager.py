@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Protocol
 
 from hyphal.crypto.handshake import LinkHandshake
@@ -50,12 +51,43 @@ class PeerNotFoundError(KeyError):
     pass
 
 
+class PeerState(StrEnum):
+    """A static peer's connection state (the values are the API's)."""
+
+    CONNECTING = "connecting"
+    ALIVE = "alive"
+    DEAD = "dead"
+
+
+class LinkKind(StrEnum):
+    """How a link came about: we dialed a static peer, or a peer dialed us."""
+
+    STATIC = "static"
+    INBOUND = "inbound"
+
+
+@dataclass(frozen=True)
+class PeerInfo:
+    """A typed snapshot of one peer for the API layer to render."""
+
+    proto: str
+    socket_addr: str
+    kind: LinkKind
+    state: PeerState
+    tx_bytes: int
+    rx_bytes: int
+    link: PeerLink | None  # the established link, if any
+    discovered_seconds: int | None = None  # static peers only
+    last_connected_seconds: int | None = None
+    last_error: str | None = None
+
+
 @dataclass
 class StaticPeer:
     """A peer we dial and keep dialing: from --peers, the config file or the API."""
 
     endpoint: Endpoint
-    state: str = "connecting"
+    state: PeerState = PeerState.CONNECTING
     link: PeerLink | None = None
     remote_public_key: bytes | None = None
     discovered: float = field(default_factory=time.time)
@@ -113,7 +145,7 @@ class PeerManager:
         loop = asyncio.get_running_loop()
         host: str | None = None if listen_address in ("::", "") else listen_address
         self._server = await loop.create_server(
-            lambda: self._new_link(initiator=False, endpoint=None, kind="inbound"),
+            lambda: self._new_link(initiator=False, endpoint=None, kind=LinkKind.INBOUND),
             host=host,
             port=port,
             reuse_address=True,
@@ -171,11 +203,11 @@ class PeerManager:
                 and known in self.by_key
                 and self.by_key[known].endpoint != peer.endpoint
             ):
-                peer.state = "alive"
+                peer.state = PeerState.ALIVE
                 await asyncio.sleep(1.0)
                 continue
-            peer.state = "connecting"
-            link = self._new_link(initiator=True, endpoint=peer.endpoint, kind="static")
+            peer.state = PeerState.CONNECTING
+            link = self._new_link(initiator=True, endpoint=peer.endpoint, kind=LinkKind.STATIC)
             done: asyncio.Future[None] = loop.create_future()
             peer.link = link
             self._closed_waiters[link] = done
@@ -215,7 +247,7 @@ class PeerManager:
                 if link.remote_public_key is not None:
                     peer.remote_public_key = link.remote_public_key
             peer.link = None
-            peer.state = "dead"
+            peer.state = PeerState.DEAD
             if link.established and time.monotonic() - started > STABLE_LINK_SECONDS:
                 peer.backoff.reset()
             if link.established and link.close_reason.startswith("duplicate"):
@@ -224,7 +256,7 @@ class PeerManager:
 
     # links ----------------------------------------------------------------------------------
 
-    def _new_link(self, *, initiator: bool, endpoint: Endpoint | None, kind: str) -> PeerLink:
+    def _new_link(self, *, initiator: bool, endpoint: Endpoint | None, kind: LinkKind) -> PeerLink:
         handshake = LinkHandshake(
             self.identity,
             initiator=initiator,
@@ -293,7 +325,7 @@ class PeerManager:
         self.links[link.id] = link
         if link.endpoint is not None and link.endpoint in self.static:
             peer = self.static[link.endpoint]
-            peer.state = "alive"
+            peer.state = PeerState.ALIVE
             peer.remote_public_key = key
             peer.last_connected = time.time()
         log.info(
@@ -340,47 +372,70 @@ class PeerManager:
 
     # reporting --------------------------------------------------------------------------------
 
-    def peer_rows(
-        self, link_details: Callable[[PeerLink], dict[str, object]]
-    ) -> list[dict[str, object]]:
-        """Rows for the peers API: every static peer, then every inbound link."""
+    def peer_infos(self) -> list[PeerInfo]:
+        """Every static peer, then every inbound link that is not one of theirs."""
         now = time.time()
-        rows: list[dict[str, object]] = []
+        infos: list[PeerInfo] = []
         for peer in self.static.values():
             link = peer.link if peer.link is not None and peer.link.established else None
             if link is None and peer.remote_public_key in self.by_key:
                 link = self.by_key[peer.remote_public_key]  # connected the other way round
-            row: dict[str, object] = {
-                "endpoint": {"proto": peer.endpoint.proto, "socketAddr": peer.endpoint.socket_addr},
-                "type": "static",
-                "connectionState": "alive" if link is not None else peer.state,
-                "txBytes": peer.tx_bytes + (link.tx_bytes if link else 0),
-                "rxBytes": peer.rx_bytes + (link.rx_bytes if link else 0),
-                "discoveredSeconds": int(now - peer.discovered),
-                "lastConnectedSeconds": int(now - peer.last_connected)
-                if peer.last_connected
-                else None,
-                "lastError": peer.last_error or None,
-            }
-            if link is not None:
-                row.update(link_details(link))
-            rows.append(row)
+            infos.append(
+                PeerInfo(
+                    proto=peer.endpoint.proto,
+                    socket_addr=peer.endpoint.socket_addr,
+                    kind=LinkKind.STATIC,
+                    state=PeerState.ALIVE if link is not None else peer.state,
+                    tx_bytes=peer.tx_bytes + (link.tx_bytes if link else 0),
+                    rx_bytes=peer.rx_bytes + (link.rx_bytes if link else 0),
+                    link=link,
+                    discovered_seconds=int(now - peer.discovered),
+                    last_connected_seconds=int(now - peer.last_connected)
+                    if peer.last_connected
+                    else None,
+                    last_error=peer.last_error or None,
+                )
+            )
         static_links = {p.link for p in self.static.values()} | {
             self.by_key.get(p.remote_public_key)
             for p in self.static.values()
             if p.remote_public_key
         }
         for link in self.links.values():
-            if link.kind != "inbound" or link in static_links:
+            if link.kind != LinkKind.INBOUND or link in static_links:
                 continue
-            row = {
-                "endpoint": {"proto": "tcp", "socketAddr": link.remote_address},
-                "type": "inbound",
-                "connectionState": "alive",
-                "txBytes": link.tx_bytes,
-                "rxBytes": link.rx_bytes,
+            infos.append(
+                PeerInfo(
+                    proto="tcp",
+                    socket_addr=link.remote_address,
+                    kind=LinkKind.INBOUND,
+                    state=PeerState.ALIVE,
+                    tx_bytes=link.tx_bytes,
+                    rx_bytes=link.rx_bytes,
+                    link=link,
+                )
+            )
+        return infos
+
+    def peer_rows(
+        self, link_details: Callable[[PeerLink], dict[str, object]]
+    ) -> list[dict[str, object]]:
+        """DEPRECATED (removed at merge): camelCase rows; the API should render `peer_infos`."""
+        rows: list[dict[str, object]] = []
+        for info in self.peer_infos():
+            row: dict[str, object] = {
+                "endpoint": {"proto": info.proto, "socketAddr": info.socket_addr},
+                "type": info.kind.value,
+                "connectionState": info.state.value,
+                "txBytes": info.tx_bytes,
+                "rxBytes": info.rx_bytes,
             }
-            row.update(link_details(link))
+            if info.kind is LinkKind.STATIC:
+                row["discoveredSeconds"] = info.discovered_seconds
+                row["lastConnectedSeconds"] = info.last_connected_seconds
+                row["lastError"] = info.last_error
+            if info.link is not None:
+                row.update(link_details(info.link))
             rows.append(row)
         return rows
 

@@ -19,7 +19,7 @@ from hyphal.links.backoff import Backoff
 from hyphal.links.budget import HandshakeBudget
 from hyphal.links.connection import MAX_BACKLOG, PeerLink
 from hyphal.links.endpoint import Endpoint
-from hyphal.links.manager import PeerManager
+from hyphal.links.manager import LinkKind, PeerManager, PeerState
 from hyphal.wire.link import FRAME_CONTROL
 
 
@@ -279,3 +279,35 @@ async def test_both_ends_learn_each_others_features() -> None:
         (on_b,) = b.links.values()
         assert on_a.features == 0b11
         assert on_b.features == 0b101
+
+
+# issue 9: typed rows ---------------------------------------------------------------------------
+
+
+async def test_peer_infos_are_typed_and_the_old_rows_keep_their_json() -> None:
+    async with manager() as a, manager() as b:
+        endpoint = Endpoint("tcp", "127.0.0.1", a.listen_port)
+        b.add_static(endpoint)
+        assert await wait_for(lambda: len(a.links) == 1 and len(b.links) == 1)
+        (static,) = b.peer_infos()
+        assert (static.kind, static.state) == (LinkKind.STATIC, PeerState.ALIVE)
+        assert static.socket_addr == endpoint.socket_addr and static.link is not None
+        (inbound,) = a.peer_infos()
+        assert (inbound.kind, inbound.state) == (LinkKind.INBOUND, PeerState.ALIVE)
+        (row,) = b.peer_rows(lambda link: {"linkId": link.id})
+        assert list(row) == [
+            "endpoint",
+            "type",
+            "connectionState",
+            "txBytes",
+            "rxBytes",
+            "discoveredSeconds",
+            "lastConnectedSeconds",
+            "lastError",
+            "linkId",
+        ]
+        assert row["endpoint"] == {"proto": "tcp", "socketAddr": endpoint.socket_addr}
+        assert (row["type"], row["connectionState"], row["lastError"]) == ("static", "alive", None)
+        assert type(row["type"]) is str and type(row["connectionState"]) is str
+        (row,) = a.peer_rows(lambda link: {})
+        assert (row["type"], row["connectionState"]) == ("inbound", "alive")
