@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import itertools
 import logging
 import time
@@ -25,6 +24,8 @@ from hyphal.links.budget import HandshakeBudget
 from hyphal.links.capabilities import LOCAL_FEATURES, encode_capabilities
 from hyphal.links.connection import PeerLink
 from hyphal.links.endpoint import Endpoint
+from hyphal.links.tcp import TcpTransport
+from hyphal.links.transport import LinkTransport, Listener
 
 log = logging.getLogger("hyphal.links")
 
@@ -114,6 +115,7 @@ class PeerManager:
         max_handshakes_per_source: int = MAX_HANDSHAKES_PER_SOURCE,
         max_links: int = MAX_LINKS,
         handshake_budget: HandshakeBudget | None = None,
+        transport: LinkTransport | None = None,
     ) -> None:
         self.identity = identity
         self.owner = owner
@@ -124,6 +126,7 @@ class PeerManager:
         self.max_handshakes_per_source = max_handshakes_per_source
         self.max_links = max_links
         self.handshake_budget = handshake_budget or HandshakeBudget(time.monotonic)
+        self.transport: LinkTransport = transport or TcpTransport()
         self.refused_inbound = 0
         self.dial_errors = 0
         self.backlog_closes = 0
@@ -132,7 +135,7 @@ class PeerManager:
         self.by_key: dict[bytes, PeerLink] = {}
         self.all_links: set[PeerLink] = set()
         self._ids = itertools.count(1)
-        self._server: asyncio.base_events.Server | None = None
+        self._server: Listener | None = None
         self.listen_port = 0
         self._closing = False
         self._dirty: list[PeerLink] = []
@@ -142,17 +145,13 @@ class PeerManager:
     # lifecycle --------------------------------------------------------------------------------
 
     async def start(self, listen_address: str, port: int, peers: tuple[Endpoint, ...]) -> None:
-        loop = asyncio.get_running_loop()
-        host: str | None = None if listen_address in ("::", "") else listen_address
-        self._server = await loop.create_server(
+        self._server = await self.transport.listen(
+            listen_address,
+            port,
             lambda: self._new_link(initiator=False, endpoint=None, kind=LinkKind.INBOUND),
-            host=host,
-            port=port,
-            reuse_address=True,
         )
-        sockets = self._server.sockets
-        self.listen_port = sockets[0].getsockname()[1] if sockets else port
-        log.info("listening for peers on tcp port %d", self.listen_port)
+        self.listen_port = self._server.port
+        log.info("listening for peers on port %d", self.listen_port)
         for endpoint in peers:
             with contextlib.suppress(PeerExistsError):
                 self.add_static(endpoint)
@@ -214,9 +213,7 @@ class PeerManager:
             started = time.monotonic()
             try:
                 await asyncio.wait_for(
-                    loop.create_connection(
-                        functools.partial(_same, link), peer.endpoint.host, peer.endpoint.port
-                    ),
+                    self.transport.dial(peer.endpoint.host, peer.endpoint.port, link),
                     CONNECT_TIMEOUT,
                 )
                 await done
@@ -438,7 +435,3 @@ class PeerManager:
                 row.update(link_details(info.link))
             rows.append(row)
         return rows
-
-
-def _same(link: PeerLink) -> PeerLink:
-    return link
