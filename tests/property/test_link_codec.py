@@ -1,11 +1,14 @@
-"""Property tests: link frames and the record receiver raise only DecodeError on any input."""
+"""Property tests: link frames, the record receiver and capabilities raise only DecodeError."""
 
 from __future__ import annotations
+
+import contextlib
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from hyphal.crypto.session import RecordReceiver, RecordSender
+from hyphal.links.capabilities import decode_capabilities, encode_capabilities
 from hyphal.wire.errors import DecodeError
 from hyphal.wire.link import encode_frame, iter_frames
 
@@ -63,3 +66,14 @@ def test_record_bit_flip_detected(msg: bytes, where: int, bit: int) -> None:
     except DecodeError:
         return
     assert i < 4 and out == []  # a grown length just waits for more bytes
+
+
+@given(st.integers(0, (1 << 256) - 1))
+def test_capabilities_round_trip(features: int) -> None:
+    assert decode_capabilities(encode_capabilities(features)) == features
+
+
+@given(st.binary(max_size=300))
+def test_decode_capabilities_only_decode_error(payload: bytes) -> None:
+    with contextlib.suppress(DecodeError):
+        assert decode_capabilities(payload) >= 0

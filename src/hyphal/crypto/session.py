@@ -67,7 +67,9 @@ class RecordSender:
         record = bytearray(LENGTH_SIZE + size + TAG_SIZE)
         _U32.pack_into(record, 0, size + TAG_SIZE)
         with memoryview(record) as view:
-            self._aead.encrypt_into(_NONCE.pack(n), plaintext, view[:LENGTH_SIZE], view[LENGTH_SIZE:])
+            self._aead.encrypt_into(
+                _NONCE.pack(n), plaintext, view[:LENGTH_SIZE], view[LENGTH_SIZE:]
+            )
         n += 1
         self._n = n
         if n % REKEY_INTERVAL == 0:
@@ -86,7 +88,8 @@ class RecordReceiver:
     Bytes arrive either through ``get_buffer``/``buffer_updated`` (an asyncio BufferedProtocol
     reads the socket straight into our buffer) or through ``feed``. After any error (oversize
     length, failed authentication) the receiver is poisoned: the link must be closed, and further
-    input raises again. The buffer grows only as far as one maximal record needs.
+    input raises again. The buffer grows only as far as one maximal record needs, and ``trim``
+    gives it back when the link goes idle.
     """
 
     __slots__ = ("_aead", "_buf", "_end", "_failed", "_key", "_n", "_start")
@@ -133,6 +136,21 @@ class RecordReceiver:
                 self._buf = fresh
             self._start, self._end = 0, pending
         return memoryview(self._buf)[self._end :]
+
+    @property
+    def capacity(self) -> int:
+        """Bytes the receive buffer holds on to (grows to fit one maximal record)."""
+        return len(self._buf)
+
+    def trim(self) -> None:
+        """Give a grown buffer back (call when the link is idle); keeps an incomplete record."""
+        pending = self._end - self._start
+        if len(self._buf) <= INITIAL_BUFFER or pending > INITIAL_BUFFER - MIN_READ:
+            return
+        fresh = bytearray(INITIAL_BUFFER)  # a new buffer: the old one may still be exported
+        fresh[:pending] = self._buf[self._start : self._end]
+        self._buf = fresh
+        self._start, self._end = 0, pending
 
     def buffer_updated(self, nbytes: int) -> list[bytes]:
         """``nbytes`` were written into the last ``get_buffer``; return every completed plaintext."""

@@ -4,14 +4,18 @@ This is the data path, so it is built to copy as little as possible:
 
 * Receiving, the link is an ``asyncio.BufferedProtocol``: the socket is read straight into the
   record receiver's buffer and records are decrypted where they landed.
-* Sending, frames are appended to one preallocated staging buffer (the only copy of a packet's
-  bytes), which is sealed into one record per flush. The owner flushes every link it wrote to at
+* Sending, frames are appended to one staging buffer (the only copy of a packet's bytes), which
+  is sealed into one record per flush. The owner flushes every link it wrote to at
   the end of each batch of work (a TUN drain, a received chunk), so a burst of packets costs one
   AEAD call and one socket write, and a lone packet waits for no extra loop turn. Frames queued
   from anywhere else are flushed on the next loop turn.
+* Idle links give memory back: a link with no traffic for IDLE_TRIM_SECONDS frees its staging
+  buffer (reallocated on the next send) and shrinks a receive buffer grown by a large record.
 
 The send side is bounded: when the kernel socket buffer passes the high-water mark, data frames
-are dropped (and counted) while control frames still go out, so routing survives overload.
+are dropped (and counted) while control frames still go out, so routing survives overload. The
+total backlog (control frames included) has a hard cap, MAX_BACKLOG: a neighbour that stops
+reading is aborted, with one log line, once it is passed.
 """
 
 from __future__ import annotations
@@ -23,12 +27,14 @@ import socket
 from typing import TYPE_CHECKING, Protocol, cast
 
 from hyphal.crypto.handshake import HandshakeError, LinkHandshake
+from hyphal.links.capabilities import decode_capabilities
 from hyphal.links.endpoint import Endpoint
 from hyphal.wire.errors import DecodeError
 from hyphal.wire.link import FRAME_DATA, FRAME_HEADER_SIZE, frame_header, iter_frames
 
 if TYPE_CHECKING:
     from hyphal.crypto.session import RecordReceiver, RecordSender
+    from hyphal.links.manager import LinkKind
 
 log = logging.getLogger("hyphal.links")
 
@@ -36,7 +42,9 @@ HANDSHAKE_TIMEOUT = 10.0
 STAGING_SIZE = 256 * 1024
 SEND_HIGH_WATER = 4 * 1024 * 1024
 SEND_LOW_WATER = 1 * 1024 * 1024
+MAX_BACKLOG = 8 * 1024 * 1024
 HANDSHAKE_READ = 4096
+IDLE_TRIM_SECONDS = 30.0  # a link with no traffic for this long gives its large buffers back
 
 
 class LinkEvents(Protocol):
@@ -46,6 +54,7 @@ class LinkEvents(Protocol):
     def link_frame(self, link: PeerLink, frame_type: int, body: memoryview) -> None: ...
     def link_closed(self, link: PeerLink, reason: str) -> None: ...
     def link_has_output(self, link: PeerLink) -> None: ...
+    def admit_inbound(self, link: PeerLink, host: str) -> str | None: ...
     def flush_links(self) -> None: ...
 
 
@@ -60,19 +69,22 @@ class PeerLink(asyncio.BufferedProtocol):
         *,
         initiator: bool,
         endpoint: Endpoint | None,
-        kind: str,
+        kind: LinkKind,
     ) -> None:
         self.id = link_id
         self.initiator = initiator
         self.endpoint = endpoint
         self.kind = kind
         self.remote_public_key: bytes | None = None
+        self.features = 0  # the peer's capability bits, known once established
         self.remote_address = ""
+        self.remote_host = ""
         self.established = False
         self.closed = False
         self.tx_bytes = 0
         self.rx_bytes = 0
         self.dropped_frames = 0
+        self.backlog_overflowed = False
         self.close_reason = ""
         self._events = events
         self._handshake: LinkHandshake | None = handshake
@@ -80,10 +92,17 @@ class PeerLink(asyncio.BufferedProtocol):
         self._sender: RecordSender | None = None
         self._receiver: RecordReceiver | None = None
         self._transport: asyncio.Transport | None = None
-        self._staging = bytearray(STAGING_SIZE)
+        self._staging: bytearray | None = None  # allocated on first send, freed when idle
         self._staged = 0
         self._paused = False
         self._timeout: asyncio.TimerHandle | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_mark = (-1, -1)
+
+    @property
+    def connected(self) -> bool:
+        """True once the transport handed us a connection (connection_lost will follow)."""
+        return self._transport is not None
 
     # asyncio.BufferedProtocol -----------------------------------------------------------------
 
@@ -97,7 +116,15 @@ class PeerLink(asyncio.BufferedProtocol):
         peer = transport.get_extra_info("peername")
         if peer:
             host, port = peer[0], peer[1]
+            self.remote_host = host
             self.remote_address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if not self.initiator:
+            refusal = self._events.admit_inbound(self, self.remote_host)
+            if refusal is not None:  # the manager logged it (rate-limited); abort at once
+                self.closed = True
+                self.close_reason = refusal
+                transport.abort()
+                return
         transport.set_write_buffer_limits(high=SEND_HIGH_WATER, low=SEND_LOW_WATER)
         loop = asyncio.get_running_loop()
         self._timeout = loop.call_later(HANDSHAKE_TIMEOUT, self._handshake_timed_out)
@@ -132,6 +159,9 @@ class PeerLink(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timeout is not None:
             self._timeout.cancel()
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         if not self.close_reason:
             self.close_reason = f"connection lost: {exc}" if exc else "connection closed by peer"
             who = self.remote_address or "peer"
@@ -156,6 +186,7 @@ class PeerLink(asyncio.BufferedProtocol):
             self._transport.write(reply)
         if not handshake.complete:
             return
+        self.features = decode_capabilities(handshake.remote_payload)
         self._sender, self._receiver, leftover = handshake.split()
         self.remote_public_key = handshake.remote_public_key
         self._handshake = None
@@ -163,6 +194,7 @@ class PeerLink(asyncio.BufferedProtocol):
             self._timeout.cancel()
             self._timeout = None
         self.established = True
+        self._idle_timer = asyncio.get_running_loop().call_later(IDLE_TRIM_SECONDS, self._idle_tick)
         self._events.link_established(self)
         if leftover and not self.closed:
             self._deliver(self._receiver.feed(leftover))
@@ -173,6 +205,22 @@ class PeerLink(asyncio.BufferedProtocol):
                 if self.closed:
                     return
                 self._events.link_frame(self, frame_type, body)
+
+    @property
+    def buffer_bytes(self) -> int:
+        """Bytes of send and receive buffers this link holds on to."""
+        staging = len(self._staging) if self._staging is not None else 0
+        return staging + (self._receiver.capacity if self._receiver is not None else 0)
+
+    def _idle_tick(self) -> None:
+        """Every IDLE_TRIM_SECONDS: if nothing moved since the last tick, give buffers back."""
+        mark = (self.rx_bytes, self.tx_bytes)
+        if mark == self._idle_mark and self._staged == 0:
+            self._staging = None
+            if self._receiver is not None:
+                self._receiver.trim()
+        self._idle_mark = mark
+        self._idle_timer = asyncio.get_running_loop().call_later(IDLE_TRIM_SECONDS, self._idle_tick)
 
     def _handshake_timed_out(self) -> None:
         self.close(f"handshake did not complete within {HANDSHAKE_TIMEOUT:.0f} s")
@@ -194,8 +242,10 @@ class PeerLink(asyncio.BufferedProtocol):
                 return True
         if self._staged == 0:
             self._events.link_has_output(self)
-        pos = self._staged
         staging = self._staging
+        if staging is None:
+            staging = self._staging = bytearray(STAGING_SIZE)
+        pos = self._staged
         staging[pos : pos + FRAME_HEADER_SIZE] = frame_header(frame_type, len(body))
         staging[pos + FRAME_HEADER_SIZE : pos + size] = body
         self._staged = pos + size
@@ -204,7 +254,7 @@ class PeerLink(asyncio.BufferedProtocol):
     def flush(self) -> None:
         """Seal everything staged into one record and write it."""
         staged = self._staged
-        if staged == 0 or self._sender is None or self.closed:
+        if staged == 0 or self._staging is None or self._sender is None or self.closed:
             self._staged = 0
             return
         self._staged = 0
@@ -217,6 +267,11 @@ class PeerLink(asyncio.BufferedProtocol):
             return
         self.tx_bytes += len(record)
         self._transport.write(record)
+        backlog = self._transport.get_write_buffer_size()
+        if backlog > MAX_BACKLOG:  # control frames included: a peer that never reads is dropped
+            self.backlog_overflowed = True
+            self.close(f"send backlog of {backlog} bytes is over the {MAX_BACKLOG} byte cap")
+            self._transport.abort()  # a graceful close would wait for the peer to read
 
     def close(self, reason: str) -> None:
         """Close the link, logging why; the owner hears about it through link_closed."""
@@ -224,6 +279,9 @@ class PeerLink(asyncio.BufferedProtocol):
             return
         self.closed = True
         self.close_reason = reason
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         who = self.remote_address or "peer"
         if self.remote_public_key is not None:
             who += f" ({self.remote_public_key.hex()[:16]}…)"

@@ -9,25 +9,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import itertools
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Protocol
 
 from hyphal.crypto.handshake import LinkHandshake
 from hyphal.identity import NodeIdentity
 from hyphal.links.backoff import Backoff
+from hyphal.links.budget import HandshakeBudget
+from hyphal.links.capabilities import LOCAL_FEATURES, encode_capabilities
 from hyphal.links.connection import PeerLink
 from hyphal.links.endpoint import Endpoint
+from hyphal.links.tcp import TcpTransport
+from hyphal.links.transport import LinkTransport, Listener
 
 log = logging.getLogger("hyphal.links")
 
 CONNECT_TIMEOUT = 10.0
 STABLE_LINK_SECONDS = 10.0
 MAX_INBOUND_HANDSHAKES = 64
+MAX_HANDSHAKES_PER_SOURCE = 8
+MAX_LINKS = 256
 
 
 class LinkOwner(Protocol):
@@ -46,12 +52,43 @@ class PeerNotFoundError(KeyError):
     pass
 
 
+class PeerState(StrEnum):
+    """A static peer's connection state (the values are the API's)."""
+
+    CONNECTING = "connecting"
+    ALIVE = "alive"
+    DEAD = "dead"
+
+
+class LinkKind(StrEnum):
+    """How a link came about: we dialed a static peer, or a peer dialed us."""
+
+    STATIC = "static"
+    INBOUND = "inbound"
+
+
+@dataclass(frozen=True)
+class PeerInfo:
+    """A typed snapshot of one peer for the API layer to render."""
+
+    proto: str
+    socket_addr: str
+    kind: LinkKind
+    state: PeerState
+    tx_bytes: int
+    rx_bytes: int
+    link: PeerLink | None  # the established link, if any
+    discovered_seconds: int | None = None  # static peers only
+    last_connected_seconds: int | None = None
+    last_error: str | None = None
+
+
 @dataclass
 class StaticPeer:
     """A peer we dial and keep dialing: from --peers, the config file or the API."""
 
     endpoint: Endpoint
-    state: str = "connecting"
+    state: PeerState = PeerState.CONNECTING
     link: PeerLink | None = None
     remote_public_key: bytes | None = None
     discovered: float = field(default_factory=time.time)
@@ -73,19 +110,32 @@ class PeerManager:
         *,
         network_name: str | None,
         network_key: bytes | None,
-        local_payload: bytes = b"",
+        features: int = LOCAL_FEATURES,
+        max_inbound_handshakes: int = MAX_INBOUND_HANDSHAKES,
+        max_handshakes_per_source: int = MAX_HANDSHAKES_PER_SOURCE,
+        max_links: int = MAX_LINKS,
+        handshake_budget: HandshakeBudget | None = None,
+        transport: LinkTransport | None = None,
     ) -> None:
         self.identity = identity
         self.owner = owner
         self.network_name = network_name
         self.network_key = network_key
-        self.local_payload = local_payload
+        self.local_payload = encode_capabilities(features)
+        self.max_inbound_handshakes = max_inbound_handshakes
+        self.max_handshakes_per_source = max_handshakes_per_source
+        self.max_links = max_links
+        self.handshake_budget = handshake_budget or HandshakeBudget(time.monotonic)
+        self.transport: LinkTransport = transport or TcpTransport()
+        self.refused_inbound = 0
+        self.dial_errors = 0
+        self.backlog_closes = 0
         self.static: dict[Endpoint, StaticPeer] = {}
         self.links: dict[int, PeerLink] = {}
         self.by_key: dict[bytes, PeerLink] = {}
         self.all_links: set[PeerLink] = set()
         self._ids = itertools.count(1)
-        self._server: asyncio.base_events.Server | None = None
+        self._server: Listener | None = None
         self.listen_port = 0
         self._closing = False
         self._dirty: list[PeerLink] = []
@@ -95,17 +145,13 @@ class PeerManager:
     # lifecycle --------------------------------------------------------------------------------
 
     async def start(self, listen_address: str, port: int, peers: tuple[Endpoint, ...]) -> None:
-        loop = asyncio.get_running_loop()
-        host: str | None = None if listen_address in ("::", "") else listen_address
-        self._server = await loop.create_server(
-            lambda: self._new_link(initiator=False, endpoint=None, kind="inbound"),
-            host=host,
-            port=port,
-            reuse_address=True,
+        self._server = await self.transport.listen(
+            listen_address,
+            port,
+            lambda: self._new_link(initiator=False, endpoint=None, kind=LinkKind.INBOUND),
         )
-        sockets = self._server.sockets
-        self.listen_port = sockets[0].getsockname()[1] if sockets else port
-        log.info("listening for peers on tcp port %d", self.listen_port)
+        self.listen_port = self._server.port
+        log.info("listening for peers on port %d", self.listen_port)
         for endpoint in peers:
             with contextlib.suppress(PeerExistsError):
                 self.add_static(endpoint)
@@ -156,20 +202,18 @@ class PeerManager:
                 and known in self.by_key
                 and self.by_key[known].endpoint != peer.endpoint
             ):
-                peer.state = "alive"
+                peer.state = PeerState.ALIVE
                 await asyncio.sleep(1.0)
                 continue
-            peer.state = "connecting"
-            link = self._new_link(initiator=True, endpoint=peer.endpoint, kind="static")
+            peer.state = PeerState.CONNECTING
+            link = self._new_link(initiator=True, endpoint=peer.endpoint, kind=LinkKind.STATIC)
             done: asyncio.Future[None] = loop.create_future()
             peer.link = link
             self._closed_waiters[link] = done
             started = time.monotonic()
             try:
                 await asyncio.wait_for(
-                    loop.create_connection(
-                        functools.partial(_same, link), peer.endpoint.host, peer.endpoint.port
-                    ),
+                    self.transport.dial(peer.endpoint.host, peer.endpoint.port, link),
                     CONNECT_TIMEOUT,
                 )
                 await done
@@ -186,14 +230,21 @@ class PeerManager:
                     reason,
                 )
                 peer.last_error = reason
+            except Exception as exc:  # a bug or an odd resolver error must not end the dialing
+                self.dial_errors += 1
+                log.exception("dialing %s failed unexpectedly (will retry)", peer.endpoint)
+                peer.last_error = f"{type(exc).__name__}: {exc}"
+                link.close("dial failed")
             finally:
+                if not link.connected:  # never reached connection_made: nothing will report it
+                    self.all_links.discard(link)
                 self._closed_waiters.pop(link, None)
                 peer.tx_bytes += link.tx_bytes
                 peer.rx_bytes += link.rx_bytes
                 if link.remote_public_key is not None:
                     peer.remote_public_key = link.remote_public_key
             peer.link = None
-            peer.state = "dead"
+            peer.state = PeerState.DEAD
             if link.established and time.monotonic() - started > STABLE_LINK_SECONDS:
                 peer.backoff.reset()
             if link.established and link.close_reason.startswith("duplicate"):
@@ -202,7 +253,7 @@ class PeerManager:
 
     # links ----------------------------------------------------------------------------------
 
-    def _new_link(self, *, initiator: bool, endpoint: Endpoint | None, kind: str) -> PeerLink:
+    def _new_link(self, *, initiator: bool, endpoint: Endpoint | None, kind: LinkKind) -> PeerLink:
         handshake = LinkHandshake(
             self.identity,
             initiator=initiator,
@@ -214,12 +265,38 @@ class PeerManager:
             next(self._ids), self, handshake, initiator=initiator, endpoint=endpoint, kind=kind
         )
         self.all_links.add(link)
-        if (
-            not initiator
-            and sum(1 for lk in self.all_links if not lk.established) > MAX_INBOUND_HANDSHAKES
-        ):
-            asyncio.get_running_loop().call_soon(link.close, "too many handshakes in progress")
         return link
+
+    def admit_inbound(self, link: PeerLink, host: str) -> str | None:
+        """Why a fresh inbound connection from `host` must be refused, or None to admit it.
+
+        Counts only inbound links still handshaking (globally and per source address) and the
+        established links against `max_links`, then spends from the handshake budget (X25519
+        work per source and globally); the refused socket is aborted by the link.
+        """
+        if len(self.links) >= self.max_links:
+            reason = f"too many established links ({self.max_links})"
+        else:
+            pending = [
+                lk.remote_host
+                for lk in self.all_links
+                if lk is not link and not lk.initiator and not lk.established and not lk.closed
+            ]
+            if len(pending) >= self.max_inbound_handshakes:
+                reason = f"too many inbound handshakes in progress ({self.max_inbound_handshakes})"
+            elif pending.count(host) >= self.max_handshakes_per_source:
+                reason = f"too many handshakes in progress from {host}"
+            else:
+                refusal = self.handshake_budget.admit(host)
+                if refusal is None:
+                    return None
+                reason = refusal
+        self.refused_inbound += 1
+        if self.refused_inbound & (self.refused_inbound - 1) == 0:  # 1st, 2nd, 4th, 8th, ...
+            log.warning(
+                "refusing inbound connection: %s (%d refused so far)", reason, self.refused_inbound
+            )
+        return reason
 
     def _initiator_key(self, link: PeerLink) -> bytes:
         assert link.remote_public_key is not None
@@ -236,11 +313,16 @@ class PeerManager:
                 link.close("duplicate link to the same node (keeping the existing one)")
                 return
             existing.close("duplicate link to the same node (keeping the new one)")
+        elif not link.initiator and len(self.links) >= self.max_links:
+            # admit_inbound checked at accept time; handshakes that finish together recheck here
+            self.refused_inbound += 1
+            link.close(f"too many established links ({self.max_links})")
+            return
         self.by_key[key] = link
         self.links[link.id] = link
         if link.endpoint is not None and link.endpoint in self.static:
             peer = self.static[link.endpoint]
-            peer.state = "alive"
+            peer.state = PeerState.ALIVE
             peer.remote_public_key = key
             peer.last_connected = time.time()
         log.info(
@@ -267,6 +349,8 @@ class PeerManager:
 
     def link_closed(self, link: PeerLink, reason: str) -> None:
         self.all_links.discard(link)
+        if link.backlog_overflowed:
+            self.backlog_closes += 1
         if self.links.pop(link.id, None) is not None:
             if (
                 link.remote_public_key is not None
@@ -285,50 +369,69 @@ class PeerManager:
 
     # reporting --------------------------------------------------------------------------------
 
-    def peer_rows(
-        self, link_details: Callable[[PeerLink], dict[str, object]]
-    ) -> list[dict[str, object]]:
-        """Rows for the peers API: every static peer, then every inbound link."""
+    def peer_infos(self) -> list[PeerInfo]:
+        """Every static peer, then every inbound link that is not one of theirs."""
         now = time.time()
-        rows: list[dict[str, object]] = []
+        infos: list[PeerInfo] = []
         for peer in self.static.values():
             link = peer.link if peer.link is not None and peer.link.established else None
             if link is None and peer.remote_public_key in self.by_key:
                 link = self.by_key[peer.remote_public_key]  # connected the other way round
-            row: dict[str, object] = {
-                "endpoint": {"proto": peer.endpoint.proto, "socketAddr": peer.endpoint.socket_addr},
-                "type": "static",
-                "connectionState": "alive" if link is not None else peer.state,
-                "txBytes": peer.tx_bytes + (link.tx_bytes if link else 0),
-                "rxBytes": peer.rx_bytes + (link.rx_bytes if link else 0),
-                "discoveredSeconds": int(now - peer.discovered),
-                "lastConnectedSeconds": int(now - peer.last_connected)
-                if peer.last_connected
-                else None,
-                "lastError": peer.last_error or None,
-            }
-            if link is not None:
-                row.update(link_details(link))
-            rows.append(row)
+            infos.append(
+                PeerInfo(
+                    proto=peer.endpoint.proto,
+                    socket_addr=peer.endpoint.socket_addr,
+                    kind=LinkKind.STATIC,
+                    state=PeerState.ALIVE if link is not None else peer.state,
+                    tx_bytes=peer.tx_bytes + (link.tx_bytes if link else 0),
+                    rx_bytes=peer.rx_bytes + (link.rx_bytes if link else 0),
+                    link=link,
+                    discovered_seconds=int(now - peer.discovered),
+                    last_connected_seconds=int(now - peer.last_connected)
+                    if peer.last_connected
+                    else None,
+                    last_error=peer.last_error or None,
+                )
+            )
         static_links = {p.link for p in self.static.values()} | {
             self.by_key.get(p.remote_public_key)
             for p in self.static.values()
             if p.remote_public_key
         }
         for link in self.links.values():
-            if link.kind != "inbound" or link in static_links:
+            if link.kind != LinkKind.INBOUND or link in static_links:
                 continue
-            row = {
-                "endpoint": {"proto": "tcp", "socketAddr": link.remote_address},
-                "type": "inbound",
-                "connectionState": "alive",
-                "txBytes": link.tx_bytes,
-                "rxBytes": link.rx_bytes,
+            infos.append(
+                PeerInfo(
+                    proto="tcp",
+                    socket_addr=link.remote_address,
+                    kind=LinkKind.INBOUND,
+                    state=PeerState.ALIVE,
+                    tx_bytes=link.tx_bytes,
+                    rx_bytes=link.rx_bytes,
+                    link=link,
+                )
+            )
+        return infos
+
+    def peer_rows(
+        self, link_details: Callable[[PeerLink], dict[str, object]]
+    ) -> list[dict[str, object]]:
+        """DEPRECATED (removed at merge): camelCase rows; the API should render `peer_infos`."""
+        rows: list[dict[str, object]] = []
+        for info in self.peer_infos():
+            row: dict[str, object] = {
+                "endpoint": {"proto": info.proto, "socketAddr": info.socket_addr},
+                "type": info.kind.value,
+                "connectionState": info.state.value,
+                "txBytes": info.tx_bytes,
+                "rxBytes": info.rx_bytes,
             }
-            row.update(link_details(link))
+            if info.kind is LinkKind.STATIC:
+                row["discoveredSeconds"] = info.discovered_seconds
+                row["lastConnectedSeconds"] = info.last_connected_seconds
+                row["lastError"] = info.last_error
+            if info.link is not None:
+                row.update(link_details(info.link))
             rows.append(row)
         return rows
-
-
-def _same(link: PeerLink) -> PeerLink:
-    return link

@@ -87,3 +87,15 @@ def test_rekey_interval_keeps_both_sides_in_step(monkeypatch: pytest.MonkeyPatch
     assert stale.feed(b"".join(recs[:4])) == [b"z"] * 4
     with pytest.raises(DecodeError):
         stale.feed(recs[4])
+
+
+def test_trim_gives_a_grown_buffer_back_and_keeps_pending_bytes() -> None:
+    s, r = RecordSender(KEY), RecordReceiver(KEY)
+    big = b"z" * (1 << 20)
+    assert r.feed(bytes(s.seal(big))) == [big]
+    assert r.capacity > 2 * session.INITIAL_BUFFER
+    tail = bytes(s.seal(b"after"))
+    assert r.feed(tail[:7]) == []  # an incomplete record is held across the trim
+    r.trim()
+    assert r.capacity == session.INITIAL_BUFFER
+    assert r.feed(tail[7:]) == [b"after"]
