@@ -280,6 +280,12 @@ def _parse_json(raw: bytes, model: type[PushMessageBody] | type[ReplyMessageBody
         raise RequestValidationError(errors) from None
 
 
+async def _ack_on_loop(service: MessageService, msg_id: bytes) -> None:
+    # A coroutine on purpose: Starlette runs a plain function's background task in a thread,
+    # and the bus (and its SQLite store) belong to the event loop.
+    service.ack(msg_id)
+
+
 async def _client_gone(request: Request) -> None:
     """Returns when the HTTP client disconnects (the request body is empty or already read)."""
     while (await request.receive())["type"] != "http.disconnect":
@@ -375,7 +381,7 @@ def messages_router(get_service: Callable[[], MessageService]) -> APIRouter:
         if not explicit_ack:
             # Removed from the inbox (and READ sent) only once the response has been handed to
             # the connection; a client that went away while waiting never consumes a message.
-            response.background = BackgroundTask(service.ack, message.msg_id)
+            response.background = BackgroundTask(_ack_on_loop, service, message.msg_id)
         return response
 
     @router.post(

@@ -215,7 +215,9 @@ def receive(
     as_json: JsonFlag = False,
 ) -> None:
     """Take the next message from the inbox (waiting up to --timeout seconds)."""
-    params: dict[str, Any] = {"timeout": timeout, "peek": peek}
+    # Not peeking, the message stays leased until it is written out, then is acked: a receive
+    # that fails half way (disk full, broken pipe) leaves it in the inbox for the next try.
+    params: dict[str, Any] = {"timeout": timeout, "peek": peek, "explicit_ack": not peek}
     if topic is not None:
         params["topic"] = _b64(topic.encode())
     # With --msg-path the payload comes raw (Accept: application/octet-stream) and is streamed
@@ -234,6 +236,13 @@ def receive(
             err.print("no message")
         raise typer.Exit(1)
     show_message(message, as_json=as_json, raw=raw, saved_to=msg_path)
+    if not peek:
+        try:
+            client.request("POST", f"/messages/ack/{message['id']}")
+        except ApiError as exc:
+            raise fail(
+                f"message shown but not acknowledged ({exc}); it returns to the inbox"
+            ) from None
 
 
 def receive_raw_to_file(
