@@ -36,12 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests" / "netns"))
-
-from topology import Node, Topology, TopologyError  # noqa: E402
-
-ROUTES = "/api/v1/admin/routes/selected"
+from hyphal.testing.netlab import Node, Topology, TopologyError, has_route
 
 # Clients run inside a namespace with the venv's Python; they talk to 127.0.0.1:8989 there.
 SMALL_RECEIVER = r"""
@@ -162,12 +157,6 @@ def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
     return ordered[k]
-
-
-def has_route(src: Node, dst: Node) -> bool:
-    return any(
-        r["subnet"] == str(dst.subnet) and r["metric"] != "infinite" for r in src.get(ROUTES)
-    )
 
 
 def python_in(node: Node, script: str, *args: str, timeout: float = 300) -> str:

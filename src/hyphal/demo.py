@@ -25,6 +25,7 @@ from rich.table import Table
 
 from hyphal.client import ApiError, Client
 from hyphal.identity import NodeIdentity
+from hyphal.testing.routes import SELECTED_ROUTES, selected_route
 
 console = Console()
 SLOW_LINK_MS = 25
@@ -77,11 +78,8 @@ def wait_for(predicate: Any, timeout: float, interval: float = 0.05) -> float | 
 
 
 def next_hop_of(node: DemoNode, target: DemoNode, names: dict[str, str]) -> str | None:
-    subnet = str(target.identity.subnet)
-    for row in node.api.get("/admin/routes/selected"):
-        if row["subnet"] == subnet:
-            return _hop_name(row, names) if row["metric"] != "infinite" else None
-    return None
+    row = selected_route(node.api.get(SELECTED_ROUTES), str(target.identity.subnet))
+    return None if row is None else _hop_name(row, names)
 
 
 def run_demo(keep_running: bool = False) -> int:

@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 
 import pytest
-from topology import TopologyFactory
+
+from hyphal.testing.netlab import TopologyFactory
 
 
 @pytest.mark.netns

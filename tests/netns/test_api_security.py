@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from topology import Topology
+
+from hyphal.testing.netlab import Topology
 
 pytestmark = pytest.mark.netns
 

@@ -14,7 +14,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from topology import Link, Node, Topology, TopologyFactory
+
+from hyphal.testing.netlab import Link, Node, Topology, TopologyFactory
 
 pytestmark = pytest.mark.netns
 

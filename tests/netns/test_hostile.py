@@ -8,7 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from topology import Topology
+
+from hyphal.testing.netlab import Topology
 
 pytestmark = pytest.mark.netns
 

@@ -4,26 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 import pytest
-from topology import Node, Topology
+
+from hyphal.testing.netlab import Topology, next_hop, route_to
 
 pytestmark = pytest.mark.netns
-
-ROUTES = "/api/v1/admin/routes/selected"
-
-
-def route_to(src: Node, dst: Node) -> dict[str, Any] | None:
-    for row in src.get(ROUTES):
-        if row["subnet"] == str(dst.subnet) and row["metric"] != "infinite":
-            return dict(row)
-    return None
-
-
-def next_hop(src: Node, dst: Node) -> str | None:
-    row = route_to(src, dst)
-    return None if row is None else row.get("nextHopPublicKey")
 
 
 def measure(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> float:

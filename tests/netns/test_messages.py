@@ -26,30 +26,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from topology import API_ADDR, ApiResponse, Node, Topology
+
+from hyphal.testing.netlab import API_ADDR, ApiResponse, Node, Topology, has_route, next_hop
 
 pytestmark = pytest.mark.netns
 
 MESSAGES = "/api/v1/messages"
-ROUTES = "/api/v1/admin/routes/selected"
 STATE_ORDER = ("pending", "sending", "received", "read")
 
 
 # ---------------------------------------------------------------------------------------------
 # helpers
-
-
-def has_route(src: Node, dst: Node) -> bool:
-    return any(
-        r["subnet"] == str(dst.subnet) and r["metric"] != "infinite" for r in src.get(ROUTES)
-    )
-
-
-def next_hop(src: Node, dst: Node) -> str | None:
-    for r in src.get(ROUTES):
-        if r["subnet"] == str(dst.subnet) and r["metric"] != "infinite":
-            return str(r.get("nextHopPublicKey"))
-    return None
 
 
 def wait_routes(topo: Topology, pairs: list[tuple[str, str]], timeout: float = 20) -> None:

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from topology import (
+
+from hyphal.testing.netlab import (
     Node,
     Topology,
     TopologyError,
@@ -201,7 +202,7 @@ def test_keyboard_interrupt_cleans_up_via_atexit(tmp_path: Path, topology: Topol
     script = textwrap.dedent(f"""
         import os, signal, sys, time
         sys.path.insert(0, {str(HERE)!r})
-        from topology import Topology
+        from hyphal.testing.netlab import Topology
         topo = Topology.build("A-B:delay=5", workdir={str(tmp_path / "t")!r})
         pid = topo.link("A", "B").proxy.pid
         print(" ".join(topo.namespaces), pid, flush=True)

@@ -10,25 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from topology import Node, Topology
+
+from hyphal.testing.netlab import Topology, has_route, next_hop
 
 pytestmark = pytest.mark.netns
 
 HOSTILE = str(Path(__file__).parent / "tools" / "hostile_peer.py")
-
-
-def has_route(src: Node, dst: Node) -> bool:
-    return any(
-        r["subnet"] == str(dst.subnet) and r["metric"] != "infinite"
-        for r in src.get("/api/v1/admin/routes/selected")
-    )
-
-
-def next_hop(src: Node, dst: Node) -> str | None:
-    for r in src.get("/api/v1/admin/routes/selected"):
-        if r["subnet"] == str(dst.subnet) and r["metric"] != "infinite":
-            return str(r["nextHopPublicKey"])
-    return None
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Reusable topology builder: real hyphal daemons in real network namespaces joined by veth pairs.
+"""The namespace lab: real hyphal daemons in real network namespaces joined by veth pairs.
 
 A description names nodes and links::
 
@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 from hyphal.identity import NodeIdentity
+from hyphal.testing.routes import SELECTED_ROUTES_PATH, next_hop_key, selected_route
 
 T = TypeVar("T")
 
@@ -192,6 +193,21 @@ def mesh_spec(n: int) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # helpers
+
+
+def route_to(src: Node, dst: Node) -> dict[str, Any] | None:
+    """``src``'s reachable selected route to ``dst``'s subnet, or None."""
+    return selected_route(src.get(SELECTED_ROUTES_PATH), str(dst.subnet))
+
+
+def has_route(src: Node, dst: Node) -> bool:
+    """Whether ``src`` has a reachable route to ``dst``."""
+    return route_to(src, dst) is not None
+
+
+def next_hop(src: Node, dst: Node) -> str | None:
+    """Hex public key of ``src``'s next hop towards ``dst``, or None when unreachable."""
+    return next_hop_key(src.get(SELECTED_ROUTES_PATH), str(dst.subnet))
 
 
 def run(
