@@ -40,17 +40,24 @@ from typing import NamedTuple
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from hyphal.crypto.replay import ReplayWindow
+from hyphal.crypto.session import MAX_RECORD_PLAINTEXT
 from hyphal.identity import NodeIdentity, address_bytes_for_public_key
 from hyphal.wire import data as wire
+from hyphal.wire.link import FRAME_HEADER_SIZE
 
 INFO_LABEL = b"hyphal e2e v1"
 SESSION_PACKETS = 1 << 31
 DEFAULT_MAX_PEERS = 4096
 DEFAULT_MAX_SESSIONS = 4096
+# The largest packet one link frame can carry; seal refuses anything larger, so no hop ever holds
+# a packet it cannot send on (an echo reply is one byte longer than its request).
+MAX_PACKET_SIZE = MAX_RECORD_PLAINTEXT - FRAME_HEADER_SIZE
+MAX_PLAINTEXT_SIZE = MAX_PACKET_SIZE - wire.HEADER_SIZE - wire.TAG_SIZE
 
 _HEADER = struct.Struct(">BB16s32s8sQ")
 _NONCE_PREFIX = bytes(4)
@@ -175,6 +182,10 @@ class E2ECrypto:
             raise ValueError("hop limit is a byte")
         if len(plaintext) < 1:
             raise ValueError("a plaintext holds at least its kind byte")
+        if len(plaintext) > MAX_PLAINTEXT_SIZE:
+            raise E2EError(
+                "too-big", f"plaintext of {len(plaintext)} bytes exceeds {MAX_PLAINTEXT_SIZE}"
+            )
         if self._counter >= SESSION_PACKETS:
             self._new_session()
         session_id = self._session_id
@@ -237,3 +248,21 @@ class E2ECrypto:
             self._rx.move_to_end(session_key)
         session.window.update(counter)
         return OpenedPacket(src, plaintext[0], memoryview(plaintext)[1:], header[1])
+
+    def decrypt_quote(self, dst_public_key: bytes, quoted: bytes | bytearray | memoryview) -> bytes:
+        """Decrypt the start of a packet this node sealed for ``dst_public_key``, tag unchecked.
+
+        A relay's notice quotes our sealed header and a prefix of its ciphertext. AES-GCM is
+        counter mode, so that prefix decrypts without the tag (counter block 2 onwards, J0 + 1).
+        Raises E2EError("malformed") for a quote without a valid header, E2EError("bad-key") for a
+        key that admits no shared secret.
+        """
+        if len(quoted) < _H or quoted[0] != wire.VERSION:
+            raise E2EError("malformed", "quoted packet has no valid header")
+        session_id = bytes(quoted[50:58])
+        key = derive_key(
+            self._shared_secret(dst_public_key), session_id, self.public_key, dst_public_key
+        )
+        nonce = _NONCE_PREFIX + bytes(quoted[58:_H]) + b"\x00\x00\x00\x02"
+        decryptor = Cipher(algorithms.AES(key), modes.CTR(nonce)).decryptor()
+        return decryptor.update(bytes(quoted[_H:])) + decryptor.finalize()

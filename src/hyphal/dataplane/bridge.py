@@ -19,13 +19,12 @@ import struct
 import time
 from collections.abc import Callable
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
-from hyphal.crypto.e2e import OpenedPacket, derive_key
+from hyphal.crypto.e2e import E2EError, OpenedPacket
 from hyphal.dataplane import ipv6
 from hyphal.dataplane.forwarder import Forwarder
 from hyphal.identity import NodeIdentity, address_bytes_for_public_key, prefix64_for_public_key
 from hyphal.wire import data as wire_data
+from hyphal.wire.errors import DecodeError
 
 log = logging.getLogger("hyphal.dataplane")
 
@@ -154,7 +153,8 @@ class IPv6Bridge:
             return
         try:
             source = wire_data.source_public_key(packet)
-        except Exception:
+        except DecodeError:
+            self.stats.drop("notice-unaddressable")
             return
         code = NOTICE_TIME_EXCEEDED if reason == "hop-limit" else NOTICE_NO_ROUTE
         end = min(len(packet) - wire_data.TAG_SIZE, wire_data.HEADER_SIZE + QUOTE_CIPHERTEXT)
@@ -168,11 +168,24 @@ class IPv6Bridge:
             self.stats.drop("notice-malformed")
             return
         code, original = body[0], body[1:]
-        if wire_data.source_public_key(original) != self.identity.public_key:
+        try:
+            source = wire_data.source_public_key(original)
+            destination = wire_data.destination(original)
+        except DecodeError:
+            self.stats.drop("notice-malformed")
+            return
+        if source != self.identity.public_key:
             self.stats.drop("notice-not-ours")
             return
-        quote = self._decrypt_quote(original)
-        if quote is None or quote[0] != wire_data.KIND_IPV6:
+        dst_key = self.key_for_prefix(destination[:8])
+        if dst_key is None or address_bytes_for_public_key(dst_key)[:8] != destination[:8]:
+            return  # the destination is gone from our table: nothing left to report against
+        try:
+            quote = self.forwarder.e2e.decrypt_quote(dst_key, original)
+        except E2EError as exc:
+            self.stats.drop(f"notice-{exc.reason}")
+            return
+        if quote[:1] != bytes((wire_data.KIND_IPV6,)):
             return  # not an IP packet of ours (e.g. a ping or a bus message): nothing to report
         inner = quote[1:]
         if len(inner) < ipv6.HEADER_LEN or inner[8:16] != self.prefix:
@@ -183,22 +196,6 @@ class IPv6Bridge:
             self._icmp_to_tun(ipv6.time_exceeded(inner, relay))
         else:
             self._icmp_to_tun(ipv6.destination_unreachable(inner, relay, ipv6.UNREACH_NO_ROUTE))
-
-    def _decrypt_quote(self, original: bytes) -> bytes | None:
-        destination = wire_data.destination(original)
-        dst_key = self.key_for_prefix(destination[:8])
-        if dst_key is None or address_bytes_for_public_key(dst_key)[:8] != destination[:8]:
-            return None
-        key = derive_key(
-            self.identity.shared_secret(dst_key),
-            wire_data.session_id(original),
-            self.identity.public_key,
-            dst_key,
-        )
-        nonce = bytes(4) + wire_data.counter(original).to_bytes(8, "big")
-        # AES-GCM encrypts with AES-CTR starting at counter block 2 (J0 + 1).
-        decryptor = Cipher(algorithms.AES(key), modes.CTR(nonce + b"\x00\x00\x00\x02")).decryptor()
-        return decryptor.update(original[wire_data.HEADER_SIZE :]) + decryptor.finalize()
 
     def _icmp_to_tun(self, packet: bytes | None) -> None:
         if packet is not None and self.errors.take():
