@@ -28,6 +28,7 @@ from hyphal.identity import NodeIdentity, prefix64_for_public_key
 from hyphal.links.connection import PeerLink
 from hyphal.links.manager import PeerManager
 from hyphal.node.driver import CoreDriver
+from hyphal.node.errors import NoRoute, PingFailed
 from hyphal.routing.params import DEFAULT_PARAMS, RoutingParams
 from hyphal.routing.router import Router
 from hyphal.routing.types import Action, NeighbourDead, SendControl
@@ -38,10 +39,6 @@ from hyphal.wire.link import FRAME_CONTROL, FRAME_DATA
 log = logging.getLogger("hyphal.node")
 
 _ECHO = struct.Struct(">8sB")
-
-
-class PingError(Exception):
-    """An overlay ping that got no answer; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -260,9 +257,12 @@ class Node:
     # services used by the API -----------------------------------------------------------------
 
     async def ping(
-        self, dst_public_key: bytes, timeout: float = 2.0, size: int = 0  # noqa: ASYNC109
+        self,
+        dst_public_key: bytes,
+        timeout: float = 2.0,  # noqa: ASYNC109
+        size: int = 0,
     ) -> PingReply:
-        """One end-to-end encrypted echo through the mesh."""
+        """One end-to-end encrypted echo through the mesh; raises NoRoute or PingFailed."""
         assert self.forwarder is not None
         token = os.urandom(8)
         waiter: asyncio.Future[tuple[float, int, int]] = self.loop.create_future()
@@ -273,11 +273,13 @@ class Node:
         )
         if reason is not None:
             self._pings.pop(token, None)
-            raise PingError("no route to that node" if reason == "no-route" else reason)
+            if reason == "no-route":
+                raise NoRoute("no route to that node")
+            raise PingFailed(reason)
         try:
             received, hop_limit, echoed = await asyncio.wait_for(waiter, timeout)
         except TimeoutError as exc:
-            raise PingError(f"no reply within {timeout:g} s") from exc
+            raise PingFailed(f"no reply within {timeout:g} s") from exc
         finally:
             self._pings.pop(token, None)
         return PingReply(
