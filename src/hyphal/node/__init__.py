@@ -23,7 +23,8 @@ from hyphal.crypto.e2e import E2ECrypto, OpenedPacket
 from hyphal.crypto.signing import XEdDSASigner, XEdDSAVerifier
 from hyphal.dataplane.bridge import IPv6Bridge
 from hyphal.dataplane.forwarder import Forwarder
-from hyphal.dataplane.tun import DEFAULT_MTU, TunDevice
+from hyphal.dataplane.tun import DEFAULT_MTU, TunDevice, TunError
+from hyphal.dataplane.tundev import Tun, TunFactory
 from hyphal.identity import NodeIdentity, prefix64_for_public_key
 from hyphal.links.connection import PeerLink
 from hyphal.links.manager import PeerManager
@@ -48,13 +49,23 @@ class PingReply:
     size: int
 
 
+def open_tun_device(name: str, address: IPv6Address, mtu: int) -> Tun:
+    """The real TUN (the default ``tun_factory``)."""
+    return TunDevice.open(name, address, mtu)
+
+
 class Node:
     """One hyphal daemon."""
 
     def __init__(
-        self, config: NodeConfig, identity: NodeIdentity, params: RoutingParams = DEFAULT_PARAMS
+        self,
+        config: NodeConfig,
+        identity: NodeIdentity,
+        params: RoutingParams = DEFAULT_PARAMS,
+        tun_factory: TunFactory = open_tun_device,
     ) -> None:
         self.config = config
+        self._tun_factory = tun_factory
         self.identity = identity
         self.params = params
         self.started_at = time.time()
@@ -69,7 +80,7 @@ class Node:
             network_key=config.network_key(),
         )
         self.forwarder: Forwarder | None = None
-        self.tun: TunDevice | None = None
+        self.tun: Tun | None = None
         self.bridge: IPv6Bridge | None = None
         self._tun_buffer = bytearray()  # sized by _open_tun: kind byte + one packet
         self._pings: dict[bytes, asyncio.Future[tuple[float, int, int]]] = {}
@@ -134,7 +145,7 @@ class Node:
         """
         mtu = self.config.tun_mtu or DEFAULT_MTU
         self.tun = await asyncio.to_thread(
-            TunDevice.open, self.config.tun_name, self.identity.address, mtu
+            self._tun_factory, self.config.tun_name, self.identity.address, mtu
         )
         self._tun_buffer = bytearray(1 + mtu)
         assert self.forwarder is not None
@@ -152,19 +163,33 @@ class Node:
         buffer[0] = wire_data.KIND_IPV6  # packets land behind their kind byte: sealed uncopied
         view = memoryview(buffer)
         space = view[1:]
-        for _ in range(64):
-            size = tun.read_into(space)
-            if size <= 0:
-                break
-            bridge.from_tun(view[: 1 + size])
+        try:
+            for _ in range(64):
+                size = tun.read_into(space)
+                if size <= 0:
+                    break
+                bridge.from_tun(view[: 1 + size])
+        except TunError as exc:
+            self._tun_failed(exc)
         self.peers.flush_links()
+
+    def _tun_failed(self, exc: TunError) -> None:
+        """A TUN that cannot be read is gone for good: stop polling it (no busy loop) and close
+        it; the node keeps serving the mesh, and IPv6 packets for us count as ``no-tun`` drops."""
+        log.error("TUN %s failed, closing it: %s", self.config.tun_name, exc)
+        self._close_tun()
+
+    def _close_tun(self) -> None:
+        tun, self.tun, self.bridge = self.tun, None, None
+        if tun is not None:
+            self.loop.remove_reader(tun.fileno())
+            tun.close()
 
     async def stop(self) -> None:
         if self._router_driver is not None:
             self._router_driver.close()
         if self.tun is not None:
-            self.loop.remove_reader(self.tun.fileno())
-            self.tun.close()
+            self._close_tun()
             log.info("TUN %s removed", self.config.tun_name)
         if self.messages is not None:
             await self.messages.close()
