@@ -80,7 +80,12 @@ _FORWARDER = Forwarder(
     A.address[:8], A, _OneRoute(), lambda peer, packet: True, lambda opened: None, lambda p: None
 )
 _BRIDGE = IPv6Bridge(
-    A.identity, _FORWARDER, lambda packet: True, _FORWARDER.routes.route_public_key, 1280
+    A.identity,
+    _FORWARDER,
+    lambda packet: True,
+    _FORWARDER.routes.route_public_key,
+    1280,
+    lambda: 0.0,
 )
 
 

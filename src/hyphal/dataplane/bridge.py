@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import struct
-import time
 from collections.abc import Callable
 
 from hyphal.crypto.e2e import E2EError, OpenedPacket
@@ -38,12 +37,13 @@ WriteTun = Callable[[bytes | bytearray | memoryview], bool]
 KeyForPrefix = Callable[[bytes], bytes | None]
 
 
+Clock = Callable[[], float]
+
+
 class TokenBucket:
     """Rate limit for generated errors (a relay must not become an amplifier)."""
 
-    def __init__(
-        self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, rate: float, burst: float, clock: Clock) -> None:
         self.rate, self.burst, self.clock = rate, burst, clock
         self.tokens = burst
         self.stamp = clock()
@@ -68,6 +68,7 @@ class IPv6Bridge:
         write_tun: WriteTun,
         key_for_prefix: KeyForPrefix,
         mtu: int,
+        clock: Clock,
     ) -> None:
         self.identity = identity
         self.address = identity.address_bytes
@@ -77,7 +78,12 @@ class IPv6Bridge:
         self.write_tun = write_tun
         self.key_for_prefix = key_for_prefix
         self.mtu = mtu
-        self.errors = TokenBucket(NOTICES_PER_SECOND, NOTICES_PER_SECOND)
+        # One bucket per kind of error, so junk of one kind cannot starve the others: notices we
+        # send as a relay, errors about our own packets found here, and errors relays told us of
+        # (what traceroute shows; only notices that decrypt to our own packets spend these).
+        self.notices = TokenBucket(NOTICES_PER_SECOND, NOTICES_PER_SECOND, clock)
+        self.local_errors = TokenBucket(NOTICES_PER_SECOND, NOTICES_PER_SECOND, clock)
+        self.relayed_errors = TokenBucket(NOTICES_PER_SECOND, NOTICES_PER_SECOND, clock)
         forwarder.on_relay_error = self.relay_error
 
     # TUN -> mesh --------------------------------------------------------------------------
@@ -148,7 +154,7 @@ class IPv6Bridge:
 
     def relay_error(self, reason: str, packet: bytes | bytearray | memoryview) -> None:
         """At a relay: tell the packet's source why it was dropped (rate limited)."""
-        if not self.errors.take():
+        if not self.notices.take():
             self.stats.drop("notice-rate-limited")
             return
         try:
@@ -193,10 +199,16 @@ class IPv6Bridge:
             return
         relay = address_bytes_for_public_key(opened.src_public_key)
         if code == NOTICE_TIME_EXCEEDED:
-            self._icmp_to_tun(ipv6.time_exceeded(inner, relay))
+            self._icmp_to_tun(ipv6.time_exceeded(inner, relay), self.relayed_errors)
         else:
-            self._icmp_to_tun(ipv6.destination_unreachable(inner, relay, ipv6.UNREACH_NO_ROUTE))
+            unreachable = ipv6.destination_unreachable(inner, relay, ipv6.UNREACH_NO_ROUTE)
+            self._icmp_to_tun(unreachable, self.relayed_errors)
 
-    def _icmp_to_tun(self, packet: bytes | None) -> None:
-        if packet is not None and self.errors.take():
-            self.write_tun(packet)
+    def _icmp_to_tun(self, packet: bytes | None, bucket: TokenBucket | None = None) -> None:
+        """Write an ICMPv6 error to our TUN if ``bucket`` (default: local errors) allows it."""
+        if packet is None:
+            return
+        if not (bucket or self.local_errors).take():
+            self.stats.drop("icmp-rate-limited")
+            return
+        self.write_tun(packet)

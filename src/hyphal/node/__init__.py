@@ -150,7 +150,12 @@ class Node:
         self._tun_buffer = bytearray(1 + mtu)
         assert self.forwarder is not None
         self.bridge = IPv6Bridge(
-            self.identity, self.forwarder, self.tun.write, self.public_key_for_prefix, mtu
+            self.identity,
+            self.forwarder,
+            self.tun.write,
+            self.public_key_for_prefix,
+            mtu,
+            self.now,
         )
         self.loop.add_reader(self.tun.fileno(), self._tun_readable)
         log.info("TUN %s up: %s/7, MTU %d", self.config.tun_name, self.identity.address, mtu)

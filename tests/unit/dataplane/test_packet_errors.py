@@ -51,7 +51,12 @@ def source_with_bridge(keys: dict[bytes, bytes]) -> tuple[NodeIdentity, Forwarde
     forwarder = make_node(identity, keys, lambda opened: bridges[0].from_notice(opened))
     bridges.append(
         IPv6Bridge(
-            identity, forwarder, lambda packet: True, forwarder.routes.route_public_key, 1280
+            identity,
+            forwarder,
+            lambda packet: True,
+            forwarder.routes.route_public_key,
+            1280,
+            lambda: 0.0,
         )
     )
     return identity, forwarder
