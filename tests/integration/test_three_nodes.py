@@ -15,10 +15,10 @@ import pytest
 from hyphal.api.app import create_app
 from hyphal.config import NodeConfig
 from hyphal.crypto.session import MAX_RECORD_PLAINTEXT
+from hyphal.dataplane.errors import PingFailed
 from hyphal.identity import NodeIdentity
 from hyphal.links.endpoint import Endpoint
 from hyphal.node import Node
-from hyphal.node.errors import PingFailed
 from hyphal.wire import data as wire
 from hyphal.wire.link import FRAME_HEADER_SIZE
 

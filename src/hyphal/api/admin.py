@@ -11,10 +11,10 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from hyphal.api.errors import error, error_responses, text_error_responses
+from hyphal.dataplane.errors import BadDestination, NoRoute, ServiceError
 from hyphal.identity import IdentityError, is_usable_public_key, parse_public_key
 from hyphal.links.endpoint import Endpoint, EndpointError
 from hyphal.links.manager import PeerExistsError, PeerNotFoundError
-from hyphal.node.errors import BadDestination, NoRoute, ServiceError
 from hyphal.routing.metric import INFINITY
 from hyphal.routing.types import RouteInfo
 

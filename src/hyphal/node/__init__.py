@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
-import struct
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from ipaddress import IPv6Address
 
 from hyphal.bus.service import MessageService
@@ -22,14 +19,15 @@ from hyphal.config import NodeConfig, parse_host_port
 from hyphal.crypto.e2e import E2ECrypto, OpenedPacket
 from hyphal.crypto.signing import XEdDSASigner, XEdDSAVerifier
 from hyphal.dataplane.bridge import IPv6Bridge
+from hyphal.dataplane.echo import Echo, PingReply
 from hyphal.dataplane.forwarder import Forwarder
 from hyphal.dataplane.tun import DEFAULT_MTU, TunDevice, TunError
 from hyphal.dataplane.tundev import Tun, TunFactory
 from hyphal.identity import NodeIdentity, prefix64_for_public_key
 from hyphal.links.connection import PeerLink
 from hyphal.links.manager import PeerManager
+from hyphal.node.delivery import Registry
 from hyphal.node.driver import CoreDriver
-from hyphal.node.errors import NoRoute, PingFailed
 from hyphal.routing.params import DEFAULT_PARAMS, RoutingParams
 from hyphal.routing.router import Router
 from hyphal.routing.types import Action, NeighbourDead, SendControl
@@ -39,14 +37,7 @@ from hyphal.wire.link import FRAME_CONTROL, FRAME_DATA
 
 log = logging.getLogger("hyphal.node")
 
-_ECHO = struct.Struct(">8sB")
-
-
-@dataclass(frozen=True)
-class PingReply:
-    rtt: float
-    hops: int
-    size: int
+__all__ = ["Node", "PingReply"]
 
 
 def open_tun_device(name: str, address: IPv6Address, mtu: int) -> Tun:
@@ -83,7 +74,6 @@ class Node:
         self.tun: Tun | None = None
         self.bridge: IPv6Bridge | None = None
         self._tun_buffer = bytearray()  # sized by _open_tun: kind byte + one packet
-        self._pings: dict[bytes, asyncio.Future[tuple[float, int, int]]] = {}
         self.messages: MessageService | None = None
 
     # lifecycle --------------------------------------------------------------------------------
@@ -118,12 +108,27 @@ class Node:
             self._deliver,
             self._peer_key,
         )
+        self.echo = Echo(self.forwarder, self.now)
         self.messages = MessageService(
             self.identity.public_key,
             self._send_bus_packet,
             self._resolve_ip,
             store_dir=self.config.message_store,
         )
+        messages = self.messages
+        self.kinds: Registry[OpenedPacket] = Registry(self.forwarder.stats, "unhandled-kind")
+        self.kinds.register(wire_data.KIND_IPV6, self._deliver_ipv6)
+        self.kinds.register(
+            wire_data.KIND_BUS, lambda o: messages.handle_packet(o.src_public_key, bytes(o.body))
+        )
+        self.kinds.register(wire_data.KIND_ICMP_RELAY, self._deliver_notice)
+        self.kinds.register(wire_data.KIND_ECHO_REQUEST, self.echo.handle_request)
+        self.kinds.register(wire_data.KIND_ECHO_REPLY, self.echo.handle_reply)
+        self.frames: Registry[tuple[PeerLink, memoryview]] = Registry(
+            self.forwarder.stats, "unknown-frame"
+        )
+        self.frames.register(FRAME_DATA, self._data_frame)
+        self.frames.register(FRAME_CONTROL, self._control_frame)
         await self.messages.start()
         if not self.config.no_tun:
             await self._open_tun()
@@ -229,15 +234,21 @@ class Node:
 
     def link_frame(self, link: PeerLink, frame_type: int, body: memoryview) -> None:
         assert self.router is not None and self.forwarder is not None
-        if frame_type == FRAME_DATA:
-            self.forwarder.from_peer(link.id, body)
-        elif frame_type == FRAME_CONTROL:
-            try:
-                actions = self.router.handle_control(link.id, bytes(body), self.now())
-            except DecodeError as exc:
-                link.close(f"malformed routing message, dropping the peer: {exc}")
-                return
-            self._feed_router(actions)
+        self.frames.dispatch(frame_type, (link, body))
+
+    def _data_frame(self, frame: tuple[PeerLink, memoryview]) -> None:
+        assert self.forwarder is not None
+        self.forwarder.from_peer(frame[0].id, frame[1])
+
+    def _control_frame(self, frame: tuple[PeerLink, memoryview]) -> None:
+        assert self.router is not None
+        link, body = frame
+        try:
+            actions = self.router.handle_control(link.id, bytes(body), self.now())
+        except DecodeError as exc:
+            link.close(f"malformed routing message, dropping the peer: {exc}")
+            return
+        self._feed_router(actions)
 
     def _send_data(self, peer: int, packet: bytes | bytearray | memoryview) -> bool:
         link = self.peers.links.get(peer)
@@ -254,31 +265,17 @@ class Node:
     # local delivery ---------------------------------------------------------------------------
 
     def _deliver(self, opened: OpenedPacket) -> None:
-        kind = opened.kind
-        if kind == wire_data.KIND_IPV6:
-            if self.bridge is not None:
-                self.bridge.from_mesh(opened)
-            else:
-                self.forwarder_stats_drop("no-tun")
-        elif kind == wire_data.KIND_BUS:
-            if self.messages is not None:
-                self.messages.handle_packet(opened.src_public_key, bytes(opened.body))
-        elif kind == wire_data.KIND_ICMP_RELAY:
-            if self.bridge is not None:
-                self.bridge.from_notice(opened)
-        elif kind == wire_data.KIND_ECHO_REQUEST:
-            if len(opened.body) >= 8:
-                reply = bytes(opened.body[:8]) + bytes([opened.hop_limit]) + bytes(opened.body[8:])
-                assert self.forwarder is not None
-                self.forwarder.send_to(opened.src_public_key, wire_data.KIND_ECHO_REPLY, reply)
-        elif kind == wire_data.KIND_ECHO_REPLY:
-            if len(opened.body) >= _ECHO.size:
-                token, hop_limit = _ECHO.unpack_from(opened.body)
-                waiter = self._pings.pop(token, None)
-                if waiter is not None and not waiter.done():
-                    waiter.set_result((self.now(), hop_limit, len(opened.body) - _ECHO.size))
+        self.kinds.dispatch(opened.kind, opened)
+
+    def _deliver_ipv6(self, opened: OpenedPacket) -> None:
+        if self.bridge is not None:
+            self.bridge.from_mesh(opened)
         else:
-            self.forwarder_stats_drop(f"unhandled-kind-{kind}")
+            self.forwarder_stats_drop("no-tun")
+
+    def _deliver_notice(self, opened: OpenedPacket) -> None:
+        if self.bridge is not None:
+            self.bridge.from_notice(opened)
 
     def forwarder_stats_drop(self, reason: str) -> None:
         if self.forwarder is not None:
@@ -293,28 +290,7 @@ class Node:
         size: int = 0,
     ) -> PingReply:
         """One end-to-end encrypted echo through the mesh; raises NoRoute or PingFailed."""
-        assert self.forwarder is not None
-        token = os.urandom(8)
-        waiter: asyncio.Future[tuple[float, int, int]] = self.loop.create_future()
-        self._pings[token] = waiter
-        sent = self.now()
-        reason = self.forwarder.send_to(
-            dst_public_key, wire_data.KIND_ECHO_REQUEST, token + bytes(size)
-        )
-        if reason is not None:
-            self._pings.pop(token, None)
-            if reason == "no-route":
-                raise NoRoute("no route to that node")
-            raise PingFailed(reason)
-        try:
-            received, hop_limit, echoed = await asyncio.wait_for(waiter, timeout)
-        except TimeoutError as exc:
-            raise PingFailed(f"no reply within {timeout:g} s") from exc
-        finally:
-            self._pings.pop(token, None)
-        return PingReply(
-            rtt=received - sent, hops=wire_data.DEFAULT_HOP_LIMIT - hop_limit + 1, size=echoed
-        )
+        return await self.echo.ping(dst_public_key, timeout, size)
 
     def message_service(self) -> MessageService:
         assert self.messages is not None, "node not started"

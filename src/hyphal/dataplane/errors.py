@@ -1,4 +1,4 @@
-"""Typed failures of the node's services; each carries the HTTP status the API answers with.
+"""Typed failures of the node's services (ping, destinations); each carries its HTTP status.
 
 The API maps an exception to a status by its type, never by matching its message text.
 """
