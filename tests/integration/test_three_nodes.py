@@ -1,7 +1,8 @@
 """Three real nodes in one process over loopback TCP (A - B - C), no TUN and no root.
 
-Proves the node-level parts of issue 8 item 1 (a remote node's oversized echo costs no link)
-and issue 9 item 5 (the admin API picks HTTP statuses by error type).
+Route convergence, ping and a bus message A -> C through B; the node-level part of issue 8
+item 1 (a remote node's oversized echo costs no link); issue 9 item 5 (the admin API picks HTTP
+statuses by error type).
 """
 
 from __future__ import annotations
@@ -94,3 +95,15 @@ async def test_admin_ping_statuses_follow_error_types(line: tuple[Node, Node, No
         bad = await client.post("/api/v1/admin/ping", json={"dst": {"ip": "nonsense"}})
         assert bad.status_code == 400
         assert bad.json()["error"] == "'nonsense' is not an IPv6 address"
+
+
+async def test_bus_message_a_to_c_through_b(line: tuple[Node, Node, Node]) -> None:
+    a, _, c = line
+    msg_id = a.message_service().send(c.identity.public_key, b"over two hops", topic=b"t")
+    message = await c.message_service().pop(b"t", timeout=5)
+    assert message is not None
+    assert (message.msg_id, message.src_pk, message.payload) == (
+        msg_id,
+        a.identity.public_key,
+        b"over two hops",
+    )
