@@ -28,6 +28,7 @@ from hyphal.links.connection import PeerLink
 from hyphal.links.manager import PeerManager
 from hyphal.node.delivery import Registry
 from hyphal.node.driver import CoreDriver
+from hyphal.node.lag import LagMonitor
 from hyphal.routing.params import DEFAULT_PARAMS, RoutingParams
 from hyphal.routing.router import Router
 from hyphal.routing.types import Action, NeighbourDead, SendControl
@@ -57,6 +58,7 @@ class Node:
     ) -> None:
         self.config = config
         self._tun_factory = tun_factory
+        self.loop_lag = LagMonitor(self.now)
         self.identity = identity
         self.params = params
         self.started_at = time.time()
@@ -136,6 +138,7 @@ class Node:
             self.config.listen_address, self.config.tcp_listen_port, self.config.peers
         )
         self._router_driver.start(self._loop)
+        self.loop_lag.start(self._loop)
         log.info(
             "node %s up: address %s, subnet %s",
             self.identity.public_key.hex(),
@@ -196,6 +199,7 @@ class Node:
             tun.close()
 
     async def stop(self) -> None:
+        self.loop_lag.close()
         if self._router_driver is not None:
             self._router_driver.close()
         if self.tun is not None:
