@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from hyphal.api.app import create_app
+from hyphal.api.metrics import metrics_app
 from hyphal.config import NodeConfig
 from hyphal.crypto.session import MAX_RECORD_PLAINTEXT
 from hyphal.dataplane.errors import PingFailed
@@ -107,3 +108,12 @@ async def test_bus_message_a_to_c_through_b(line: tuple[Node, Node, Node]) -> No
         a.identity.public_key,
         b"over two hops",
     )
+
+
+async def test_metrics_export_loop_lag(line: tuple[Node, Node, Node]) -> None:
+    a, _, _ = line
+    transport = httpx.ASGITransport(app=metrics_app(a))
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+        body = (await client.get("/metrics")).text
+    (lag,) = [row for row in body.splitlines() if row.startswith("hyphal_loop_lag_max_seconds")]
+    assert float(lag.split()[1]) >= 0.0
