@@ -23,7 +23,7 @@ from hyphal.dataplane.echo import Echo, PingReply
 from hyphal.dataplane.forwarder import Forwarder
 from hyphal.dataplane.tun import DEFAULT_MTU, TunDevice, TunError
 from hyphal.dataplane.tundev import Tun, TunFactory
-from hyphal.identity import NodeIdentity, prefix64_for_public_key
+from hyphal.identity import NodeIdentity
 from hyphal.links.connection import PeerLink
 from hyphal.links.manager import PeerManager
 from hyphal.node.delivery import Registry
@@ -308,8 +308,7 @@ class Node:
         return self.public_key_for_prefix(address.packed[:8])
 
     def public_key_for_prefix(self, prefix64: bytes) -> bytes | None:
-        if prefix64 == prefix64_for_public_key(self.identity.public_key):
-            return self.identity.public_key
+        """The key owning ``prefix64`` (ours included: the router answers for its own prefix)."""
         assert self.router is not None
         return self.router.route_public_key(prefix64)
 
