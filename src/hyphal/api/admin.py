@@ -11,6 +11,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from hyphal.api.errors import error, error_responses, text_error_responses
+from hyphal.dataplane.errors import BadDestination, NoRoute, ServiceError
 from hyphal.identity import IdentityError, is_usable_public_key, parse_public_key
 from hyphal.links.endpoint import Endpoint, EndpointError
 from hyphal.links.manager import PeerExistsError, PeerNotFoundError
@@ -52,23 +53,27 @@ class PingResult(BaseModel):
     size: int
 
 
-def resolve_destination(node: Node, dst: Destination) -> bytes | str:
-    """A destination's public key, or an error sentence."""
+def resolve_destination(node: Node, dst: Destination) -> bytes:
+    """A destination's public key; raises BadDestination or NoRoute."""
     if dst.pk is not None:
         try:
             key = parse_public_key(dst.pk)
         except IdentityError as exc:
-            return str(exc)
-        return key if is_usable_public_key(key) else "that public key is not a usable X25519 key"
+            raise BadDestination(str(exc)) from exc
+        if not is_usable_public_key(key):
+            raise BadDestination("that public key is not a usable X25519 key")
+        return key
 
     if dst.ip is not None:
         try:
             address = ipaddress.IPv6Address(dst.ip)
-        except ValueError:
-            return f"{dst.ip!r} is not an IPv6 address"
+        except ValueError as exc:
+            raise BadDestination(f"{dst.ip!r} is not an IPv6 address") from exc
         found = node.public_key_for_prefix(address.packed[:8])
-        return found if found is not None else f"no route to {address}"
-    return "give dst.ip or dst.pk"
+        if found is None:
+            raise NoRoute(f"no route to {address}")
+        return found
+    raise BadDestination("give dst.ip or dst.pk")
 
 
 def admin_router(node: Node) -> APIRouter:
@@ -189,15 +194,11 @@ def admin_router(node: Node) -> APIRouter:
         responses=error_responses(400, 404, 408),
     )
     async def ping(request: Annotated[PingRequest, Body()]) -> Any:
-        from hyphal.node import PingError
-
-        target = resolve_destination(node, request.dst)
-        if isinstance(target, str):
-            return error(404 if target.startswith("no route") else 400, target)
         try:
+            target = resolve_destination(node, request.dst)
             reply = await node.ping(target, request.timeout, request.size)
-        except PingError as exc:
-            return error(404 if "no route" in str(exc) else 408, str(exc))
+        except ServiceError as exc:
+            return error(exc.status, str(exc))
         return PingResult(rtt_ms=round(reply.rtt * 1000, 3), hops=reply.hops, size=reply.size)
 
     return router

@@ -29,6 +29,11 @@ class NodeCollector(Collector):
         links = list(node.peers.links.values())
         yield _gauge("hyphal_peers", "Live peer links.", len(links))
         yield _gauge("hyphal_static_peers", "Configured static peers.", len(node.peers.static))
+        yield _gauge(
+            "hyphal_loop_lag_max_seconds",
+            "Largest event-loop lag over the last minute.",
+            node.loop_lag.max_lag(),
+        )
         yield _gauge("hyphal_routes_selected", "Selected routes.", len(router.selected_routes()))
         yield _gauge("hyphal_routes_fallback", "Fallback routes.", len(router.fallback_routes()))
 

@@ -11,8 +11,9 @@ Key schedule, per direction and sender session::
 Each :class:`E2ECrypto` draws a random 8-byte session id when created and a new one after
 :data:`SESSION_PACKETS` packets; the counter is one per session shared by all destinations, so a
 (key, nonce) pair can never repeat even if a per-destination cache entry is evicted. The receiver
-keeps an RFC 6479 replay window per (sender key, session id) in a bounded LRU; a session enters it
-only after a packet of it has authenticated, so forged packets create no state.
+keeps an RFC 6479 replay window per (sender key, session id) in a bounded LRU; a session, and the
+sender's DH result, enter it only after a packet of it has authenticated, so forged packets create
+no state.
 
 Compared with Mycelium's end-to-end layer this adds a KDF with domain separation and direction
 separation, counter nonces instead of random ones, an authenticated header (only the hop limit is
@@ -23,10 +24,11 @@ Limits, stated plainly:
 * No forward secrecy: every key derives from the two static keys. Whoever later obtains either
   node's private key can decrypt recorded traffic between them. (Links are protected separately by
   the Noise handshake, whose ephemeral keys do give forward secrecy hop by hop.)
-* Replay protection covers one receiver lifetime. A receiver that restarts (or evicts a session
-  from its LRU of :data:`DEFAULT_MAX_SESSIONS`) forgets the windows, so a recorded packet from a
-  sender session that is still valid can be replayed to it once more. A sender restart is harmless
-  (new session id). Applications that care (the bus) must deduplicate by their own message ids.
+* Replay protection covers one receiver lifetime. A session evicted from the LRU of
+  :data:`DEFAULT_MAX_SESSIONS` leaves its highest counter as a floor (LRU of
+  :data:`DEFAULT_MAX_FLOORS`), so its recorded packets stay replays; but a receiver that restarts,
+  or whose floors are flushed too, can be replayed a recorded packet once more. A sender restart
+  is harmless (new session id). Applications that care (the bus) deduplicate by message id.
 * A session older than the window (4032 packets) loses reordered packets older than that.
 """
 
@@ -40,17 +42,25 @@ from typing import NamedTuple
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from hyphal.crypto.replay import ReplayWindow
+from hyphal.crypto.session import MAX_RECORD_PLAINTEXT
 from hyphal.identity import NodeIdentity, address_bytes_for_public_key
 from hyphal.wire import data as wire
+from hyphal.wire.link import FRAME_HEADER_SIZE
 
 INFO_LABEL = b"hyphal e2e v1"
 SESSION_PACKETS = 1 << 31
 DEFAULT_MAX_PEERS = 4096
 DEFAULT_MAX_SESSIONS = 4096
+DEFAULT_MAX_FLOORS = 16384
+# The largest packet one link frame can carry; seal refuses anything larger, so no hop ever holds
+# a packet it cannot send on (an echo reply is one byte longer than its request).
+MAX_PACKET_SIZE = MAX_RECORD_PLAINTEXT - FRAME_HEADER_SIZE
+MAX_PLAINTEXT_SIZE = MAX_PACKET_SIZE - wire.HEADER_SIZE - wire.TAG_SIZE
 
 _HEADER = struct.Struct(">BB16s32s8sQ")
 _NONCE_PREFIX = bytes(4)
@@ -77,10 +87,11 @@ class OpenedPacket(NamedTuple):
 
 
 class _RxSession:
-    __slots__ = ("aead", "window")
+    __slots__ = ("aead", "floor", "window")
 
-    def __init__(self, aead: AESGCM) -> None:
+    def __init__(self, aead: AESGCM, floor: int) -> None:
         self.aead = aead
+        self.floor = floor  # counters up to here were accepted before an eviction: replays
         self.window = ReplayWindow()
 
 
@@ -104,6 +115,7 @@ class E2ECrypto:
         *,
         max_peers: int = DEFAULT_MAX_PEERS,
         max_sessions: int = DEFAULT_MAX_SESSIONS,
+        max_floors: int = DEFAULT_MAX_FLOORS,
     ) -> None:
         self.identity = identity
         self.public_key = identity.public_key
@@ -115,6 +127,9 @@ class E2ECrypto:
         # destination public key -> (session id, destination address, AESGCM)
         self._tx: OrderedDict[bytes, tuple[bytes, bytes, AESGCM]] = OrderedDict()
         self._rx: OrderedDict[tuple[bytes, bytes], _RxSession] = OrderedDict()
+        # (sender key, session id) -> highest counter of an evicted session (see _evict_session)
+        self._floors: OrderedDict[tuple[bytes, bytes], int] = OrderedDict()
+        self._max_floors = max_floors
         self._session_id = b""
         self._counter = 0
         self._new_session()
@@ -136,20 +151,28 @@ class E2ECrypto:
         self._counter = 0
 
     def _shared_secret(self, peer: bytes) -> bytes:
+        """The cached X25519 result for ``peer``, computed and cached on a miss."""
         shared = self._shared.get(peer)
         if shared is not None:
             self._shared.move_to_end(peer)
             return shared
+        shared = self._compute_shared(peer)
+        self._cache_shared(peer, shared)
+        return shared
+
+    def _compute_shared(self, peer: bytes) -> bytes:
         if len(peer) != wire.PUBLIC_KEY_SIZE:
             raise E2EError("bad-key", f"a public key has 32 bytes, got {len(peer)}")
         try:
-            shared = self.identity.shared_secret(peer)
+            return self.identity.shared_secret(peer)
         except ValueError as exc:
             raise E2EError("bad-key", "low-order or invalid X25519 public key") from exc
+
+    def _cache_shared(self, peer: bytes, shared: bytes) -> None:
         self._shared[peer] = shared
+        self._shared.move_to_end(peer)
         if len(self._shared) > self._max_peers:
             self._shared.popitem(last=False)
-        return shared
 
     def seal(
         self,
@@ -175,6 +198,10 @@ class E2ECrypto:
             raise ValueError("hop limit is a byte")
         if len(plaintext) < 1:
             raise ValueError("a plaintext holds at least its kind byte")
+        if len(plaintext) > MAX_PLAINTEXT_SIZE:
+            raise E2EError(
+                "too-big", f"plaintext of {len(plaintext)} bytes exceeds {MAX_PLAINTEXT_SIZE}"
+            )
         if self._counter >= SESSION_PACKETS:
             self._new_session()
         session_id = self._session_id
@@ -215,13 +242,16 @@ class E2ECrypto:
         session_key = (src, header[50:58])
         (counter,) = struct.unpack_from(">Q", header, 58)
         session = self._rx.get(session_key)
-        if session is not None and not session.window.check(counter):
+        if session is None:
+            if counter <= self._floors.get(session_key, -1):
+                raise E2EError("replay", f"counter {counter} is below the session's floor")
+            # Nothing is cached before the packet authenticates: forged sources leave no state.
+            shared = self._shared.get(src) or self._compute_shared(src)
+            aead = AESGCM(derive_key(shared, session_key[1], src, self.public_key))
+        elif counter <= session.floor or not session.window.check(counter):
             raise E2EError("replay", f"counter {counter} already seen or too old")
-        aead = (
-            session.aead
-            if session is not None
-            else AESGCM(derive_key(self._shared_secret(src), session_key[1], src, self.public_key))
-        )
+        else:
+            aead = session.aead
         try:
             plaintext = aead.decrypt(
                 _NONCE_PREFIX + header[58:_H], view[_H:], header[0:1] + header[2:_H]
@@ -229,11 +259,38 @@ class E2ECrypto:
         except InvalidTag:
             raise E2EError("bad-tag", "packet failed authentication") from None
         if session is None:
-            session = _RxSession(aead)
+            self._cache_shared(src, shared)
+            session = _RxSession(aead, self._floors.pop(session_key, -1))
             self._rx[session_key] = session
             if len(self._rx) > self._max_sessions:
-                self._rx.popitem(last=False)
+                self._evict_session()
         else:
             self._rx.move_to_end(session_key)
         session.window.update(counter)
         return OpenedPacket(src, plaintext[0], memoryview(plaintext)[1:], header[1])
+
+    def _evict_session(self) -> None:
+        """Drop the least recently used receive session, keeping its highest counter as a floor
+        so its recorded packets stay replays (8 + 32 + 8 bytes each instead of a whole window)."""
+        key, session = self._rx.popitem(last=False)
+        self._floors[key] = max(session.floor, session.window.top)
+        if len(self._floors) > self._max_floors:
+            self._floors.popitem(last=False)
+
+    def decrypt_quote(self, dst_public_key: bytes, quoted: bytes | bytearray | memoryview) -> bytes:
+        """Decrypt the start of a packet this node sealed for ``dst_public_key``, tag unchecked.
+
+        A relay's notice quotes our sealed header and a prefix of its ciphertext. AES-GCM is
+        counter mode, so that prefix decrypts without the tag (counter block 2 onwards, J0 + 1).
+        Raises E2EError("malformed") for a quote without a valid header, E2EError("bad-key") for a
+        key that admits no shared secret.
+        """
+        if len(quoted) < _H or quoted[0] != wire.VERSION:
+            raise E2EError("malformed", "quoted packet has no valid header")
+        session_id = bytes(quoted[50:58])
+        key = derive_key(
+            self._shared_secret(dst_public_key), session_id, self.public_key, dst_public_key
+        )
+        nonce = _NONCE_PREFIX + bytes(quoted[58:_H]) + b"\x00\x00\x00\x02"
+        decryptor = Cipher(algorithms.AES(key), modes.CTR(nonce)).decryptor()
+        return decryptor.update(bytes(quoted[_H:])) + decryptor.finalize()

@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import logging
 import struct
-import time
 from collections.abc import Callable
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
-from hyphal.crypto.e2e import OpenedPacket, derive_key
+from hyphal.crypto.e2e import E2EError, OpenedPacket
 from hyphal.dataplane import ipv6
 from hyphal.dataplane.forwarder import Forwarder
 from hyphal.identity import NodeIdentity, address_bytes_for_public_key, prefix64_for_public_key
 from hyphal.wire import data as wire_data
+from hyphal.wire.errors import DecodeError
 
 log = logging.getLogger("hyphal.dataplane")
 
@@ -39,12 +37,13 @@ WriteTun = Callable[[bytes | bytearray | memoryview], bool]
 KeyForPrefix = Callable[[bytes], bytes | None]
 
 
+Clock = Callable[[], float]
+
+
 class TokenBucket:
     """Rate limit for generated errors (a relay must not become an amplifier)."""
 
-    def __init__(
-        self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, rate: float, burst: float, clock: Clock) -> None:
         self.rate, self.burst, self.clock = rate, burst, clock
         self.tokens = burst
         self.stamp = clock()
@@ -69,6 +68,7 @@ class IPv6Bridge:
         write_tun: WriteTun,
         key_for_prefix: KeyForPrefix,
         mtu: int,
+        clock: Clock,
     ) -> None:
         self.identity = identity
         self.address = identity.address_bytes
@@ -78,7 +78,12 @@ class IPv6Bridge:
         self.write_tun = write_tun
         self.key_for_prefix = key_for_prefix
         self.mtu = mtu
-        self.errors = TokenBucket(NOTICES_PER_SECOND, NOTICES_PER_SECOND)
+        # One bucket per kind of error, so junk of one kind cannot starve the others: notices we
+        # send as a relay, errors about our own packets found here, and errors relays told us of
+        # (what traceroute shows; only notices that decrypt to our own packets spend these).
+        self.notices = TokenBucket(NOTICES_PER_SECOND, NOTICES_PER_SECOND, clock)
+        self.local_errors = TokenBucket(NOTICES_PER_SECOND, NOTICES_PER_SECOND, clock)
+        self.relayed_errors = TokenBucket(NOTICES_PER_SECOND, NOTICES_PER_SECOND, clock)
         forwarder.on_relay_error = self.relay_error
 
     # TUN -> mesh --------------------------------------------------------------------------
@@ -149,12 +154,13 @@ class IPv6Bridge:
 
     def relay_error(self, reason: str, packet: bytes | bytearray | memoryview) -> None:
         """At a relay: tell the packet's source why it was dropped (rate limited)."""
-        if not self.errors.take():
+        if not self.notices.take():
             self.stats.drop("notice-rate-limited")
             return
         try:
             source = wire_data.source_public_key(packet)
-        except Exception:
+        except DecodeError:
+            self.stats.drop("notice-unaddressable")
             return
         code = NOTICE_TIME_EXCEEDED if reason == "hop-limit" else NOTICE_NO_ROUTE
         end = min(len(packet) - wire_data.TAG_SIZE, wire_data.HEADER_SIZE + QUOTE_CIPHERTEXT)
@@ -168,11 +174,24 @@ class IPv6Bridge:
             self.stats.drop("notice-malformed")
             return
         code, original = body[0], body[1:]
-        if wire_data.source_public_key(original) != self.identity.public_key:
+        try:
+            source = wire_data.source_public_key(original)
+            destination = wire_data.destination(original)
+        except DecodeError:
+            self.stats.drop("notice-malformed")
+            return
+        if source != self.identity.public_key:
             self.stats.drop("notice-not-ours")
             return
-        quote = self._decrypt_quote(original)
-        if quote is None or quote[0] != wire_data.KIND_IPV6:
+        dst_key = self.key_for_prefix(destination[:8])
+        if dst_key is None or address_bytes_for_public_key(dst_key)[:8] != destination[:8]:
+            return  # the destination is gone from our table: nothing left to report against
+        try:
+            quote = self.forwarder.e2e.decrypt_quote(dst_key, original)
+        except E2EError as exc:
+            self.stats.drop(f"notice-{exc.reason}")
+            return
+        if quote[:1] != bytes((wire_data.KIND_IPV6,)):
             return  # not an IP packet of ours (e.g. a ping or a bus message): nothing to report
         inner = quote[1:]
         if len(inner) < ipv6.HEADER_LEN or inner[8:16] != self.prefix:
@@ -180,26 +199,16 @@ class IPv6Bridge:
             return
         relay = address_bytes_for_public_key(opened.src_public_key)
         if code == NOTICE_TIME_EXCEEDED:
-            self._icmp_to_tun(ipv6.time_exceeded(inner, relay))
+            self._icmp_to_tun(ipv6.time_exceeded(inner, relay), self.relayed_errors)
         else:
-            self._icmp_to_tun(ipv6.destination_unreachable(inner, relay, ipv6.UNREACH_NO_ROUTE))
+            unreachable = ipv6.destination_unreachable(inner, relay, ipv6.UNREACH_NO_ROUTE)
+            self._icmp_to_tun(unreachable, self.relayed_errors)
 
-    def _decrypt_quote(self, original: bytes) -> bytes | None:
-        destination = wire_data.destination(original)
-        dst_key = self.key_for_prefix(destination[:8])
-        if dst_key is None or address_bytes_for_public_key(dst_key)[:8] != destination[:8]:
-            return None
-        key = derive_key(
-            self.identity.shared_secret(dst_key),
-            wire_data.session_id(original),
-            self.identity.public_key,
-            dst_key,
-        )
-        nonce = bytes(4) + wire_data.counter(original).to_bytes(8, "big")
-        # AES-GCM encrypts with AES-CTR starting at counter block 2 (J0 + 1).
-        decryptor = Cipher(algorithms.AES(key), modes.CTR(nonce + b"\x00\x00\x00\x02")).decryptor()
-        return decryptor.update(original[wire_data.HEADER_SIZE :]) + decryptor.finalize()
-
-    def _icmp_to_tun(self, packet: bytes | None) -> None:
-        if packet is not None and self.errors.take():
-            self.write_tun(packet)
+    def _icmp_to_tun(self, packet: bytes | None, bucket: TokenBucket | None = None) -> None:
+        """Write an ICMPv6 error to our TUN if ``bucket`` (default: local errors) allows it."""
+        if packet is None:
+            return
+        if not (bucket or self.local_errors).take():
+            self.stats.drop("icmp-rate-limited")
+            return
+        self.write_tun(packet)

@@ -8,6 +8,7 @@ the outer header (destination and hop limit); they never hold a key that opens t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Protocol
 
@@ -16,6 +17,8 @@ from hyphal.dataplane.stats import DataplaneStats
 from hyphal.identity import prefix64_for_public_key
 from hyphal.wire import data as wire_data
 from hyphal.wire.errors import DecodeError
+
+log = logging.getLogger("hyphal.dataplane")
 
 
 class RouteLookup(Protocol):
@@ -48,6 +51,7 @@ class Forwarder:
         self._deliver = deliver
         self._peer_key = peer_key
         self.stats = stats or DataplaneStats()
+        self._logged_errors: set[str] = set()
         self.on_relay_error: Callable[[str, bytes | bytearray | memoryview], None] | None = None
 
     def send_to(
@@ -96,7 +100,23 @@ class Forwarder:
         return None
 
     def from_peer(self, peer: int, packet: memoryview) -> None:
-        """A DATA frame from a neighbour: deliver it here or pass it on."""
+        """A DATA frame from a neighbour: deliver it here or pass it on.
+
+        Whatever a remote node put in its packet, handling it never raises: the neighbour that
+        relayed it is not to blame, so its link must stay up. A handler error is a counted drop.
+        """
+        try:
+            self._from_peer(peer, packet)
+        except Exception as exc:
+            self.stats.drop("handler-error")
+            name = type(exc).__name__
+            level = logging.DEBUG if name in self._logged_errors else logging.WARNING
+            self._logged_errors.add(name)  # one warning per exception type, then debug lines
+            log.log(
+                level, "dropped a packet from link %d: handling it raised %s: %s", peer, name, exc
+            )
+
+    def _from_peer(self, peer: int, packet: memoryview) -> None:
         try:
             prefix = wire_data.destination_prefix64(packet)
         except DecodeError:

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
-import struct
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from ipaddress import IPv6Address
 
 from hyphal.bus.service import MessageService
@@ -22,12 +19,16 @@ from hyphal.config import NodeConfig, parse_host_port
 from hyphal.crypto.e2e import E2ECrypto, OpenedPacket
 from hyphal.crypto.signing import XEdDSASigner, XEdDSAVerifier
 from hyphal.dataplane.bridge import IPv6Bridge
+from hyphal.dataplane.echo import Echo, PingReply
 from hyphal.dataplane.forwarder import Forwarder
-from hyphal.dataplane.tun import DEFAULT_MTU, TunDevice
-from hyphal.identity import NodeIdentity, prefix64_for_public_key
+from hyphal.dataplane.tun import DEFAULT_MTU, TunDevice, TunError
+from hyphal.dataplane.tundev import Tun, TunFactory
+from hyphal.identity import NodeIdentity
 from hyphal.links.connection import PeerLink
 from hyphal.links.manager import PeerManager
+from hyphal.node.delivery import Registry
 from hyphal.node.driver import CoreDriver
+from hyphal.node.lag import LagMonitor
 from hyphal.routing.params import DEFAULT_PARAMS, RoutingParams
 from hyphal.routing.router import Router
 from hyphal.routing.types import Action, NeighbourDead, SendControl
@@ -37,27 +38,27 @@ from hyphal.wire.link import FRAME_CONTROL, FRAME_DATA
 
 log = logging.getLogger("hyphal.node")
 
-_ECHO = struct.Struct(">8sB")
+__all__ = ["Node", "PingReply"]
 
 
-class PingError(Exception):
-    """An overlay ping that got no answer; the message says why."""
-
-
-@dataclass(frozen=True)
-class PingReply:
-    rtt: float
-    hops: int
-    size: int
+def open_tun_device(name: str, address: IPv6Address, mtu: int) -> Tun:
+    """The real TUN (the default ``tun_factory``)."""
+    return TunDevice.open(name, address, mtu)
 
 
 class Node:
     """One hyphal daemon."""
 
     def __init__(
-        self, config: NodeConfig, identity: NodeIdentity, params: RoutingParams = DEFAULT_PARAMS
+        self,
+        config: NodeConfig,
+        identity: NodeIdentity,
+        params: RoutingParams = DEFAULT_PARAMS,
+        tun_factory: TunFactory = open_tun_device,
     ) -> None:
         self.config = config
+        self._tun_factory = tun_factory
+        self.loop_lag = LagMonitor(self.now)
         self.identity = identity
         self.params = params
         self.started_at = time.time()
@@ -72,10 +73,9 @@ class Node:
             network_key=config.network_key(),
         )
         self.forwarder: Forwarder | None = None
-        self.tun: TunDevice | None = None
+        self.tun: Tun | None = None
         self.bridge: IPv6Bridge | None = None
         self._tun_buffer = bytearray()  # sized by _open_tun: kind byte + one packet
-        self._pings: dict[bytes, asyncio.Future[tuple[float, int, int]]] = {}
         self.messages: MessageService | None = None
 
     # lifecycle --------------------------------------------------------------------------------
@@ -110,12 +110,27 @@ class Node:
             self._deliver,
             self._peer_key,
         )
+        self.echo = Echo(self.forwarder, self.now)
         self.messages = MessageService(
             self.identity.public_key,
             self._send_bus_packet,
             self._resolve_ip,
             store_dir=self.config.message_store,
         )
+        messages = self.messages
+        self.kinds: Registry[OpenedPacket] = Registry(self.forwarder.stats, "unhandled-kind")
+        self.kinds.register(wire_data.KIND_IPV6, self._deliver_ipv6)
+        self.kinds.register(
+            wire_data.KIND_BUS, lambda o: messages.handle_packet(o.src_public_key, bytes(o.body))
+        )
+        self.kinds.register(wire_data.KIND_ICMP_RELAY, self._deliver_notice)
+        self.kinds.register(wire_data.KIND_ECHO_REQUEST, self.echo.handle_request)
+        self.kinds.register(wire_data.KIND_ECHO_REPLY, self.echo.handle_reply)
+        self.frames: Registry[tuple[PeerLink, memoryview]] = Registry(
+            self.forwarder.stats, "unknown-frame"
+        )
+        self.frames.register(FRAME_DATA, self._data_frame)
+        self.frames.register(FRAME_CONTROL, self._control_frame)
         await self.messages.start()
         if not self.config.no_tun:
             await self._open_tun()
@@ -123,6 +138,7 @@ class Node:
             self.config.listen_address, self.config.tcp_listen_port, self.config.peers
         )
         self._router_driver.start(self._loop)
+        self.loop_lag.start(self._loop)
         log.info(
             "node %s up: address %s, subnet %s",
             self.identity.public_key.hex(),
@@ -137,12 +153,17 @@ class Node:
         """
         mtu = self.config.tun_mtu or DEFAULT_MTU
         self.tun = await asyncio.to_thread(
-            TunDevice.open, self.config.tun_name, self.identity.address, mtu
+            self._tun_factory, self.config.tun_name, self.identity.address, mtu
         )
         self._tun_buffer = bytearray(1 + mtu)
         assert self.forwarder is not None
         self.bridge = IPv6Bridge(
-            self.identity, self.forwarder, self.tun.write, self.public_key_for_prefix, mtu
+            self.identity,
+            self.forwarder,
+            self.tun.write,
+            self.public_key_for_prefix,
+            mtu,
+            self.now,
         )
         self.loop.add_reader(self.tun.fileno(), self._tun_readable)
         log.info("TUN %s up: %s/7, MTU %d", self.config.tun_name, self.identity.address, mtu)
@@ -155,19 +176,34 @@ class Node:
         buffer[0] = wire_data.KIND_IPV6  # packets land behind their kind byte: sealed uncopied
         view = memoryview(buffer)
         space = view[1:]
-        for _ in range(64):
-            size = tun.read_into(space)
-            if size <= 0:
-                break
-            bridge.from_tun(view[: 1 + size])
+        try:
+            for _ in range(64):
+                size = tun.read_into(space)
+                if size <= 0:
+                    break
+                bridge.from_tun(view[: 1 + size])
+        except TunError as exc:
+            self._tun_failed(exc)
         self.peers.flush_links()
 
+    def _tun_failed(self, exc: TunError) -> None:
+        """A TUN that cannot be read is gone for good: stop polling it (no busy loop) and close
+        it; the node keeps serving the mesh, and IPv6 packets for us count as ``no-tun`` drops."""
+        log.error("TUN %s failed, closing it: %s", self.config.tun_name, exc)
+        self._close_tun()
+
+    def _close_tun(self) -> None:
+        tun, self.tun, self.bridge = self.tun, None, None
+        if tun is not None:
+            self.loop.remove_reader(tun.fileno())
+            tun.close()
+
     async def stop(self) -> None:
+        self.loop_lag.close()
         if self._router_driver is not None:
             self._router_driver.close()
         if self.tun is not None:
-            self.loop.remove_reader(self.tun.fileno())
-            self.tun.close()
+            self._close_tun()
             log.info("TUN %s removed", self.config.tun_name)
         if self.messages is not None:
             await self.messages.close()
@@ -202,15 +238,21 @@ class Node:
 
     def link_frame(self, link: PeerLink, frame_type: int, body: memoryview) -> None:
         assert self.router is not None and self.forwarder is not None
-        if frame_type == FRAME_DATA:
-            self.forwarder.from_peer(link.id, body)
-        elif frame_type == FRAME_CONTROL:
-            try:
-                actions = self.router.handle_control(link.id, bytes(body), self.now())
-            except DecodeError as exc:
-                link.close(f"malformed routing message, dropping the peer: {exc}")
-                return
-            self._feed_router(actions)
+        self.frames.dispatch(frame_type, (link, body))
+
+    def _data_frame(self, frame: tuple[PeerLink, memoryview]) -> None:
+        assert self.forwarder is not None
+        self.forwarder.from_peer(frame[0].id, frame[1])
+
+    def _control_frame(self, frame: tuple[PeerLink, memoryview]) -> None:
+        assert self.router is not None
+        link, body = frame
+        try:
+            actions = self.router.handle_control(link.id, bytes(body), self.now())
+        except DecodeError as exc:
+            link.close(f"malformed routing message, dropping the peer: {exc}")
+            return
+        self._feed_router(actions)
 
     def _send_data(self, peer: int, packet: bytes | bytearray | memoryview) -> bool:
         link = self.peers.links.get(peer)
@@ -227,31 +269,17 @@ class Node:
     # local delivery ---------------------------------------------------------------------------
 
     def _deliver(self, opened: OpenedPacket) -> None:
-        kind = opened.kind
-        if kind == wire_data.KIND_IPV6:
-            if self.bridge is not None:
-                self.bridge.from_mesh(opened)
-            else:
-                self.forwarder_stats_drop("no-tun")
-        elif kind == wire_data.KIND_BUS:
-            if self.messages is not None:
-                self.messages.handle_packet(opened.src_public_key, bytes(opened.body))
-        elif kind == wire_data.KIND_ICMP_RELAY:
-            if self.bridge is not None:
-                self.bridge.from_notice(opened)
-        elif kind == wire_data.KIND_ECHO_REQUEST:
-            if len(opened.body) >= 8:
-                reply = bytes(opened.body[:8]) + bytes([opened.hop_limit]) + bytes(opened.body[8:])
-                assert self.forwarder is not None
-                self.forwarder.send_to(opened.src_public_key, wire_data.KIND_ECHO_REPLY, reply)
-        elif kind == wire_data.KIND_ECHO_REPLY:
-            if len(opened.body) >= _ECHO.size:
-                token, hop_limit = _ECHO.unpack_from(opened.body)
-                waiter = self._pings.pop(token, None)
-                if waiter is not None and not waiter.done():
-                    waiter.set_result((self.now(), hop_limit, len(opened.body) - _ECHO.size))
+        self.kinds.dispatch(opened.kind, opened)
+
+    def _deliver_ipv6(self, opened: OpenedPacket) -> None:
+        if self.bridge is not None:
+            self.bridge.from_mesh(opened)
         else:
-            self.forwarder_stats_drop(f"unhandled-kind-{kind}")
+            self.forwarder_stats_drop("no-tun")
+
+    def _deliver_notice(self, opened: OpenedPacket) -> None:
+        if self.bridge is not None:
+            self.bridge.from_notice(opened)
 
     def forwarder_stats_drop(self, reason: str) -> None:
         if self.forwarder is not None:
@@ -260,29 +288,13 @@ class Node:
     # services used by the API -----------------------------------------------------------------
 
     async def ping(
-        self, dst_public_key: bytes, timeout: float = 2.0, size: int = 0  # noqa: ASYNC109
+        self,
+        dst_public_key: bytes,
+        timeout: float = 2.0,  # noqa: ASYNC109
+        size: int = 0,
     ) -> PingReply:
-        """One end-to-end encrypted echo through the mesh."""
-        assert self.forwarder is not None
-        token = os.urandom(8)
-        waiter: asyncio.Future[tuple[float, int, int]] = self.loop.create_future()
-        self._pings[token] = waiter
-        sent = self.now()
-        reason = self.forwarder.send_to(
-            dst_public_key, wire_data.KIND_ECHO_REQUEST, token + bytes(size)
-        )
-        if reason is not None:
-            self._pings.pop(token, None)
-            raise PingError("no route to that node" if reason == "no-route" else reason)
-        try:
-            received, hop_limit, echoed = await asyncio.wait_for(waiter, timeout)
-        except TimeoutError as exc:
-            raise PingError(f"no reply within {timeout:g} s") from exc
-        finally:
-            self._pings.pop(token, None)
-        return PingReply(
-            rtt=received - sent, hops=wire_data.DEFAULT_HOP_LIMIT - hop_limit + 1, size=echoed
-        )
+        """One end-to-end encrypted echo through the mesh; raises NoRoute or PingFailed."""
+        return await self.echo.ping(dst_public_key, timeout, size)
 
     def message_service(self) -> MessageService:
         assert self.messages is not None, "node not started"
@@ -296,8 +308,7 @@ class Node:
         return self.public_key_for_prefix(address.packed[:8])
 
     def public_key_for_prefix(self, prefix64: bytes) -> bytes | None:
-        if prefix64 == prefix64_for_public_key(self.identity.public_key):
-            return self.identity.public_key
+        """The key owning ``prefix64`` (ours included: the router answers for its own prefix)."""
         assert self.router is not None
         return self.router.route_public_key(prefix64)
 

@@ -9,6 +9,11 @@ actions they return are fed here too, so a deadline that moved earlier is never 
 
 An exception while applying actions or running the core's timer is logged with its traceback and
 the timer is re-armed: one bad input must never stop a core's clock.
+
+A timer that fires late (the loop was stalled) does not run the core at once: it waits for one
+I/O poll first, so inputs that queued up during the stall (a neighbour's hellos sitting in a
+socket buffer) reach the core before it judges timeouts. uvloop runs due timers before it polls
+sockets; two ``call_soon`` hops put the run after the next poll under uvloop and asyncio alike.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Generic, Protocol, TypeVar
 log = logging.getLogger("hyphal.node.driver")
 
 _RETRY_AFTER = 0.1
+OVERDUE = 0.05  # a timer this late (seconds) waits for one I/O poll before running the core
 
 A = TypeVar("A")
 A_co = TypeVar("A_co", covariant=True)
@@ -55,6 +61,8 @@ class CoreDriver(Generic[A]):
         self._timer_at = math.inf
         self._closed = False
         self._not_before = -math.inf  # after a failure, wait a moment rather than spin
+        self._deferred = False  # a late run waits for an I/O poll; re-arming waits for it too
+        self.deferred_runs = 0
         self.timer_runs = 0
         self.failures = 0
 
@@ -76,7 +84,7 @@ class CoreDriver(Generic[A]):
 
     def rearm(self) -> None:
         """Arm the timer at the core's next deadline unless an earlier one is already armed."""
-        if self._closed or self._loop is None:
+        if self._closed or self._loop is None or self._deferred:
             return
         deadline = max(self._core.next_deadline(), self._not_before)
         if self._timer is not None:
@@ -99,7 +107,21 @@ class CoreDriver(Generic[A]):
 
     def _fire(self) -> None:
         self._timer = None
-        self._timer_at = math.inf
+        deadline, self._timer_at = self._timer_at, math.inf
+        loop = self._loop
+        if loop is not None and self._clock() - deadline > OVERDUE:
+            self._deferred = True
+            self.deferred_runs += 1
+            loop.call_soon(loop.call_soon, self._run_deferred)
+            return
+        self._run()
+
+    def _run_deferred(self) -> None:
+        self._deferred = False
+        if not self._closed:
+            self._run()
+
+    def _run(self) -> None:
         self.timer_runs += 1
         try:
             actions = self._core.on_timer(self._clock())

@@ -157,12 +157,42 @@ def test_session_lru_is_bounded() -> None:
     for s in senders:
         receiver.open(s.seal(receiver.public_key, 0, b"x"))
     assert len(receiver._rx) == 3 and len(receiver._shared) == 2
-    # An evicted session is accepted again (documented limitation), an unknown forgery is not.
+    # An unknown forgery is refused and creates no session.
     forged = bytearray(senders[-1].seal(receiver.public_key, 0, b"x"))
     forged[-1] ^= 1
     with pytest.raises(E2EError):
         receiver.open(forged)
     assert len(receiver._rx) == 3
+
+
+def test_forged_sources_leave_no_cached_state() -> None:
+    receiver = E2ECrypto(NodeIdentity.generate())
+    for _ in range(50):
+        forged = bytearray(
+            E2ECrypto(NodeIdentity.generate()).seal(receiver.public_key, wire.KIND_BUS, b"x")
+        )
+        forged[-1] ^= 1
+        with pytest.raises(E2EError) as refused:
+            receiver.open(forged)
+        assert refused.value.reason == "bad-tag"
+    assert len(receiver._shared) == 0 and len(receiver._rx) == 0
+
+
+def test_replay_after_flushing_the_session_lru_is_rejected() -> None:
+    receiver = E2ECrypto(NodeIdentity.generate())
+    sender = E2ECrypto(NodeIdentity.generate())
+    recorded = sender.seal(receiver.public_key, wire.KIND_BUS, b"pay once")
+    receiver.open(recorded)
+    for _ in range(e2e_mod.DEFAULT_MAX_SESSIONS + 1):  # 4097 authentic packets, one per session
+        flooder = E2ECrypto(NodeIdentity.generate())
+        receiver.open(flooder.seal(receiver.public_key, wire.KIND_BUS, b"flood"))
+    assert (sender.public_key, sender.session_id) not in receiver._rx  # really evicted
+    with pytest.raises(E2EError) as refused:
+        receiver.open(recorded)
+    assert refused.value.reason == "replay"
+    # The sender's later packets in that session still open.
+    later = sender.seal(receiver.public_key, wire.KIND_BUS, b"next")
+    assert bytes(receiver.open(later).body) == b"next"
 
 
 def test_deterministic_session_id_from_injected_rng() -> None:

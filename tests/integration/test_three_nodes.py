@@ -1,0 +1,119 @@
+"""Three real nodes in one process over loopback TCP (A - B - C), no TUN and no root.
+
+Route convergence, ping and a bus message A -> C through B; the node-level part of issue 8
+item 1 (a remote node's oversized echo costs no link); issue 9 item 5 (the admin API picks HTTP
+statuses by error type).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from hyphal.api.app import create_app
+from hyphal.api.metrics import metrics_app
+from hyphal.config import NodeConfig
+from hyphal.crypto.session import MAX_RECORD_PLAINTEXT
+from hyphal.dataplane.errors import PingFailed
+from hyphal.identity import NodeIdentity
+from hyphal.links.endpoint import Endpoint
+from hyphal.node import Node
+from hyphal.wire import data as wire
+from hyphal.wire.link import FRAME_HEADER_SIZE
+
+CONVERGE_WITHIN = 10.0  # generous bound for a shared CI machine; not a performance assertion
+
+
+async def start_node(peer_port: int | None) -> Node:
+    peers = () if peer_port is None else (Endpoint.parse(f"tcp://127.0.0.1:{peer_port}"),)
+    config = NodeConfig(no_tun=True, listen_address="127.0.0.1", tcp_listen_port=0, peers=peers)
+    node = Node(config, NodeIdentity.generate())
+    await node.start()
+    return node
+
+
+def c_link_to_b(c: Node, b: Node) -> int:
+    (link,) = [k for k in c.peers.links.values() if k.remote_public_key == b.identity.public_key]
+    return link.id
+
+
+@pytest.fixture
+async def line() -> AsyncIterator[tuple[Node, Node, Node]]:
+    nodes: list[Node] = []
+    try:
+        a = await start_node(None)
+        nodes.append(a)
+        b = await start_node(a.peers.listen_port)
+        nodes.append(b)
+        c = await start_node(b.peers.listen_port)
+        nodes.append(c)
+        c_prefix = c.identity.address_bytes[:8]
+        async with asyncio.timeout(CONVERGE_WITHIN):
+            # The router offers no "route installed" event to wait on, so poll the table.
+            while a.public_key_for_prefix(c_prefix) is None:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        yield a, b, c
+    finally:
+        for node in reversed(nodes):
+            await node.stop()
+
+
+async def test_ping_a_to_c_through_b(line: tuple[Node, Node, Node]) -> None:
+    a, _, c = line
+    reply = await a.ping(c.identity.public_key, timeout=5)
+    assert reply.hops == 2
+
+
+async def test_echo_whose_reply_exceeds_a_record_costs_no_link(
+    line: tuple[Node, Node, Node],
+) -> None:
+    a, b, c = line
+    link_id = c_link_to_b(c, b)
+    # The request fills one link frame exactly (1 MiB - 4); the reply would be one byte longer.
+    size = MAX_RECORD_PLAINTEXT - FRAME_HEADER_SIZE - wire.HEADER_SIZE - 1 - wire.TAG_SIZE - 8
+    with pytest.raises(PingFailed):
+        await a.ping(c.identity.public_key, timeout=1, size=size)
+    assert c.forwarder is not None and c.forwarder.stats.drops["e2e-too-big"] == 1
+    assert c_link_to_b(c, b) == link_id
+    assert (await a.ping(c.identity.public_key, timeout=5)).hops == 2
+
+
+async def test_admin_ping_statuses_follow_error_types(line: tuple[Node, Node, Node]) -> None:
+    a, _, c = line
+    transport = httpx.ASGITransport(app=create_app(a))
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+        ok = await client.post(
+            "/api/v1/admin/ping", json={"dst": {"pk": c.identity.public_key.hex()}}
+        )
+        assert ok.status_code == 200 and ok.json()["hops"] == 2
+        unknown = NodeIdentity.generate().address
+        no_route = await client.post("/api/v1/admin/ping", json={"dst": {"ip": str(unknown)}})
+        assert no_route.status_code == 404
+        assert no_route.json()["error"] == f"no route to {unknown}"
+        bad = await client.post("/api/v1/admin/ping", json={"dst": {"ip": "nonsense"}})
+        assert bad.status_code == 400
+        assert bad.json()["error"] == "'nonsense' is not an IPv6 address"
+
+
+async def test_bus_message_a_to_c_through_b(line: tuple[Node, Node, Node]) -> None:
+    a, _, c = line
+    msg_id = a.message_service().send(c.identity.public_key, b"over two hops", topic=b"t")
+    message = await c.message_service().pop(b"t", timeout=5)
+    assert message is not None
+    assert (message.msg_id, message.src_pk, message.payload) == (
+        msg_id,
+        a.identity.public_key,
+        b"over two hops",
+    )
+
+
+async def test_metrics_export_loop_lag(line: tuple[Node, Node, Node]) -> None:
+    a, _, _ = line
+    transport = httpx.ASGITransport(app=metrics_app(a))
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+        body = (await client.get("/metrics")).text
+    (lag,) = [row for row in body.splitlines() if row.startswith("hyphal_loop_lag_max_seconds")]
+    assert float(lag.split()[1]) >= 0.0
