@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "netns"))
-from topology import Topology
+from hyphal.testing.netlab import Topology
 
 pytestmark = pytest.mark.netns
 

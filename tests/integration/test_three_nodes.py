@@ -1,4 +1,5 @@
-"""Three real nodes in one process over loopback TCP (A - B - C), no TUN and no root.
+"""Three real nodes in one process over the in-memory link transport (A - B - C): real
+handshakes, routers, forwarders and buses, no sockets, no TUN and no root.
 
 Route convergence, ping and a bus message A -> C through B; the node-level part of issue 8
 item 1 (a remote node's oversized echo costs no link); issue 9 item 5 (the admin API picks HTTP
@@ -21,16 +22,20 @@ from hyphal.dataplane.errors import PingFailed
 from hyphal.identity import NodeIdentity
 from hyphal.links.endpoint import Endpoint
 from hyphal.node import Node
+from hyphal.testing.memlink import MemoryNetwork
 from hyphal.wire import data as wire
 from hyphal.wire.link import FRAME_HEADER_SIZE
 
 CONVERGE_WITHIN = 10.0  # generous bound for a shared CI machine; not a performance assertion
 
 
-async def start_node(peer_port: int | None) -> Node:
-    peers = () if peer_port is None else (Endpoint.parse(f"tcp://127.0.0.1:{peer_port}"),)
-    config = NodeConfig(no_tun=True, listen_address="127.0.0.1", tcp_listen_port=0, peers=peers)
-    node = Node(config, NodeIdentity.generate())
+PORT = 9651
+
+
+async def start_node(net: MemoryNetwork, host: str, peer: str | None) -> Node:
+    peers = () if peer is None else (Endpoint("tcp", peer, PORT),)
+    config = NodeConfig(no_tun=True, listen_address="::", tcp_listen_port=PORT, peers=peers)
+    node = Node(config, NodeIdentity.generate(), transport=net.transport(host))
     await node.start()
     return node
 
@@ -42,13 +47,14 @@ def c_link_to_b(c: Node, b: Node) -> int:
 
 @pytest.fixture
 async def line() -> AsyncIterator[tuple[Node, Node, Node]]:
+    net = MemoryNetwork()
     nodes: list[Node] = []
     try:
-        a = await start_node(None)
+        a = await start_node(net, "a", None)
         nodes.append(a)
-        b = await start_node(a.peers.listen_port)
+        b = await start_node(net, "b", "a")
         nodes.append(b)
-        c = await start_node(b.peers.listen_port)
+        c = await start_node(net, "c", "b")
         nodes.append(c)
         c_prefix = c.identity.address_bytes[:8]
         async with asyncio.timeout(CONVERGE_WITHIN):

@@ -26,6 +26,7 @@ from hyphal.dataplane.tundev import Tun, TunFactory
 from hyphal.identity import NodeIdentity
 from hyphal.links.connection import PeerLink
 from hyphal.links.manager import PeerManager
+from hyphal.links.transport import LinkTransport
 from hyphal.node.delivery import Registry
 from hyphal.node.driver import CoreDriver
 from hyphal.node.lag import LagMonitor
@@ -55,6 +56,7 @@ class Node:
         identity: NodeIdentity,
         params: RoutingParams = DEFAULT_PARAMS,
         tun_factory: TunFactory = open_tun_device,
+        transport: LinkTransport | None = None,
     ) -> None:
         self.config = config
         self._tun_factory = tun_factory
@@ -71,6 +73,8 @@ class Node:
             self,
             network_name=config.network_name,
             network_key=config.network_key(),
+            max_links=config.max_links,
+            transport=transport,
         )
         self.forwarder: Forwarder | None = None
         self.tun: Tun | None = None
@@ -116,6 +120,7 @@ class Node:
             self._send_bus_packet,
             self._resolve_ip,
             store_dir=self.config.message_store,
+            forward_dir=self.config.forward_dir,
         )
         messages = self.messages
         self.kinds: Registry[OpenedPacket] = Registry(self.forwarder.stats, "unhandled-kind")
