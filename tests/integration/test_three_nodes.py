@@ -98,10 +98,10 @@ async def test_admin_ping_statuses_follow_error_types(line: tuple[Node, Node, No
         unknown = NodeIdentity.generate().address
         no_route = await client.post("/api/v1/admin/ping", json={"dst": {"ip": str(unknown)}})
         assert no_route.status_code == 404
-        assert no_route.json()["error"] == f"no route to {unknown}"
+        assert no_route.json()["error"] == f"no known node owns {unknown}"
         bad = await client.post("/api/v1/admin/ping", json={"dst": {"ip": "nonsense"}})
         assert bad.status_code == 400
-        assert bad.json()["error"] == "'nonsense' is not an IPv6 address"
+        assert bad.json()["error"] == "dst.ip is not an IPv6 address: 'nonsense'"
 
 
 async def test_bus_message_a_to_c_through_b(line: tuple[Node, Node, Node]) -> None:
@@ -123,3 +123,33 @@ async def test_metrics_export_loop_lag(line: tuple[Node, Node, Node]) -> None:
         body = (await client.get("/metrics")).text
     (lag,) = [row for row in body.splitlines() if row.startswith("hyphal_loop_lag_max_seconds")]
     assert float(lag.split()[1]) >= 0.0
+
+
+async def test_admin_peer_rows_keep_mycelium_json(line: tuple[Node, Node, Node]) -> None:
+    """The API renders the link layer's typed peer snapshots in Mycelium's camelCase shape."""
+    a, b, c = line
+    transport = httpx.ASGITransport(app=create_app(b))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        rows = (await client.get("/api/v1/admin/peers")).json()
+    by_type = {row["type"]: row for row in rows}
+    assert sorted(by_type) == ["inbound", "static"]
+    static = by_type["static"]
+    assert list(static) == [
+        "endpoint",
+        "type",
+        "connectionState",
+        "txBytes",
+        "rxBytes",
+        "discoveredSeconds",
+        "lastConnectedSeconds",
+        "lastError",
+        "publicKey",
+        "rttMs",
+        "linkCost",
+    ]
+    assert static["endpoint"] == {"proto": "tcp", "socketAddr": f"a:{PORT}"}
+    assert (static["connectionState"], static["lastError"]) == ("alive", None)
+    assert static["publicKey"] == a.identity.public_key.hex()
+    inbound = by_type["inbound"]
+    assert inbound["connectionState"] == "alive"
+    assert inbound["publicKey"] == c.identity.public_key.hex()

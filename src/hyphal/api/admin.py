@@ -10,11 +10,11 @@ from fastapi import APIRouter, Body, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
+from hyphal.api.codec import resolve_destination
 from hyphal.api.errors import error, error_responses, text_error_responses
-from hyphal.dataplane.errors import BadDestination, NoRoute, ServiceError
-from hyphal.identity import IdentityError, is_usable_public_key, parse_public_key
+from hyphal.dataplane.errors import ServiceError
 from hyphal.links.endpoint import Endpoint, EndpointError
-from hyphal.links.manager import PeerExistsError, PeerNotFoundError
+from hyphal.links.manager import LinkKind, PeerExistsError, PeerInfo, PeerNotFoundError
 from hyphal.routing.metric import INFINITY
 from hyphal.routing.types import RouteInfo
 
@@ -51,29 +51,6 @@ class PingResult(BaseModel):
     rtt_ms: float
     hops: int
     size: int
-
-
-def resolve_destination(node: Node, dst: Destination) -> bytes:
-    """A destination's public key; raises BadDestination or NoRoute."""
-    if dst.pk is not None:
-        try:
-            key = parse_public_key(dst.pk)
-        except IdentityError as exc:
-            raise BadDestination(str(exc)) from exc
-        if not is_usable_public_key(key):
-            raise BadDestination("that public key is not a usable X25519 key")
-        return key
-
-    if dst.ip is not None:
-        try:
-            address = ipaddress.IPv6Address(dst.ip)
-        except ValueError as exc:
-            raise BadDestination(f"{dst.ip!r} is not an IPv6 address") from exc
-        found = node.public_key_for_prefix(address.packed[:8])
-        if found is None:
-            raise NoRoute(f"no route to {address}")
-        return found
-    raise BadDestination("give dst.ip or dst.pk")
 
 
 def admin_router(node: Node) -> APIRouter:
@@ -123,9 +100,26 @@ def admin_router(node: Node) -> APIRouter:
             nodeStartTime=int(node.started_at),
         )
 
+    def peer_row(info: PeerInfo) -> dict[str, object]:
+        """Mycelium's PeerStats shape (camelCase), plus our key, RTT and link cost."""
+        row: dict[str, object] = {
+            "endpoint": {"proto": info.proto, "socketAddr": info.socket_addr},
+            "type": info.kind.value,
+            "connectionState": info.state.value,
+            "txBytes": info.tx_bytes,
+            "rxBytes": info.rx_bytes,
+        }
+        if info.kind is LinkKind.STATIC:
+            row["discoveredSeconds"] = info.discovered_seconds
+            row["lastConnectedSeconds"] = info.last_connected_seconds
+            row["lastError"] = info.last_error
+        if info.link is not None:
+            row.update(link_details(info.link))
+        return row
+
     @router.get("/admin/peers", tags=["Peer"])
     async def get_peers() -> list[dict[str, object]]:
-        return node.peers.peer_rows(link_details)
+        return [peer_row(info) for info in node.peers.peer_infos()]
 
     @router.post(
         "/admin/peers", status_code=204, tags=["Peer"], responses=text_error_responses(400, 409)
@@ -195,7 +189,7 @@ def admin_router(node: Node) -> APIRouter:
     )
     async def ping(request: Annotated[PingRequest, Body()]) -> Any:
         try:
-            target = resolve_destination(node, request.dst)
+            target = resolve_destination(request.dst.ip, request.dst.pk, node.owner_of)
             reply = await node.ping(target, request.timeout, request.size)
         except ServiceError as exc:
             return error(exc.status, str(exc))

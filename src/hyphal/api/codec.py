@@ -21,9 +21,9 @@ from typing import ParamSpec, TypeVar
 from fastapi import HTTPException
 
 from hyphal.bus.inbox import InboundMessage
-from hyphal.bus.service import MessageService
 from hyphal.bus.topics import MAX_TOPIC_LEN
-from hyphal.identity import address_for_public_key
+from hyphal.dataplane.errors import BadDestination, NoRoute
+from hyphal.identity import address_for_public_key, is_usable_public_key
 
 MAX_TOPIC_B64 = 340
 T = TypeVar("T")
@@ -142,24 +142,34 @@ def parse_subnet(text: str) -> IPv6Network:
 
 
 def resolve_destination(
-    service: MessageService, ip: str | None, pk: str | None, what: str
+    ip: str | None,
+    pk: str | None,
+    owner_of: Callable[[IPv6Address], bytes | None],
+    what: str = "dst",
 ) -> bytes:
     """The public key an API destination (exactly one of overlay ``ip`` or hex ``pk``) names.
 
-    Malformed input is a 400 HTTPException; an unknown destination is the service's BusError.
+    The one resolver of every endpoint that takes a destination (messages, replies, ping).
+    ``owner_of`` answers which node owns an overlay address (ourselves or a routed /64).
+    Malformed input raises BadDestination (400), an address nobody owns NoRoute (404).
     """
     if (ip is None) == (pk is None):
-        raise bad(400, f"{what} needs exactly one of ip or pk")
+        raise BadDestination(f"{what} needs exactly one of ip or pk")
     if pk is not None:
         try:
             key = bytes.fromhex(pk)
         except ValueError:
-            raise bad(400, f"{what}.pk is not hex") from None
+            raise BadDestination(f"{what}.pk is not hex") from None
         if len(key) != 32:
-            raise bad(400, f"{what}.pk must be 64 hex characters")
-        return service.resolve_destination(pk=key)
+            raise BadDestination(f"{what}.pk must be 64 hex characters")
+        if not is_usable_public_key(key):
+            raise BadDestination(f"{what}.pk is not a usable X25519 public key (low-order point)")
+        return key
     try:
         address = IPv6Address(ip)
     except (AddressValueError, ValueError):
-        raise bad(400, f"{what}.ip is not an IPv6 address: {ip!r}") from None
-    return service.resolve_destination(ip=address)
+        raise BadDestination(f"{what}.ip is not an IPv6 address: {ip!r}") from None
+    found = owner_of(address)
+    if found is None:
+        raise NoRoute(f"no known node owns {address}")
+    return found

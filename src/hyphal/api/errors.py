@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hyphal.bus.core import BusError
 from hyphal.bus.topics import TopicError
+from hyphal.dataplane.errors import ServiceError
 
 log = logging.getLogger("hyphal.api")
 
@@ -97,6 +98,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(BusError)
     async def _bus(_: Request, exc: BusError) -> JSONResponse:
+        return error(exc.status, str(exc))
+
+    # Typed node failures (bad destination, no route, ...) carry their own status.
+    @app.exception_handler(ServiceError)
+    async def _service(_: Request, exc: ServiceError) -> JSONResponse:
         return error(exc.status, str(exc))
 
     # Raised by the topic table for a topic that is not configured.

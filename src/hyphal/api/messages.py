@@ -433,7 +433,7 @@ def messages_router(get_service: Callable[[], MessageService]) -> APIRouter:
     ) -> Response:
         service = get_service()
         if _is_raw_body(request):
-            dst = resolve_destination(service, dst_ip, dst_pk, "dst")
+            dst = resolve_destination(dst_ip, dst_pk, service.owner_of)
             topic_bytes = topic_from_b64(topic)
             limit = service.core.limits.max_message_size
             try:
@@ -448,7 +448,7 @@ def messages_router(get_service: Callable[[], MessageService]) -> APIRouter:
                 return _too_large(limit)
             body: PushMessageBody = await off_loop(len(raw), _parse_json, raw, PushMessageBody)
             del raw
-            dst = resolve_destination(service, body.dst.ip, body.dst.pk, "dst")
+            dst = resolve_destination(body.dst.ip, body.dst.pk, service.owner_of)
             topic_bytes = topic_from_b64(body.topic)
             text = body.payload
             del body
@@ -486,7 +486,7 @@ def messages_router(get_service: Callable[[], MessageService]) -> APIRouter:
         body: ReplyMessageBody = await off_loop(len(raw), _parse_json, raw, ReplyMessageBody)
         del raw
         dst = (
-            resolve_destination(service, body.dst.ip, body.dst.pk, "dst")
+            resolve_destination(body.dst.ip, body.dst.pk, service.owner_of)
             if body.dst is not None
             else None
         )

@@ -50,7 +50,6 @@ from hyphal.bus.core import (
 from hyphal.bus.inbox import InboundMessage
 from hyphal.bus.store import MessageStore
 from hyphal.bus.topics import TopicTable
-from hyphal.identity import is_usable_public_key
 
 if TYPE_CHECKING:
     from hyphal.node.driver import CoreDriver
@@ -63,10 +62,6 @@ ResolveIpFn = Callable[[IPv6Address], "bytes | None"]
 FORWARD_CONNECT_TIMEOUT = 5.0
 FORWARD_REPLY_TIMEOUT = 60.0
 MAX_FORWARDS = 8
-
-
-class UnknownDestination(BusError):
-    status = 404
 
 
 class MessageService:
@@ -201,22 +196,9 @@ class MessageService:
         self._driver.feed(self.core.handle_packet(src_public_key, body, self._clock()))
 
     # ------------------------------------------------------------------ API side
-    def resolve_destination(
-        self, *, ip: IPv6Address | None = None, pk: bytes | None = None
-    ) -> bytes:
-        """A destination public key from either an overlay IP or a public key."""
-        if pk is not None:
-            if len(pk) != 32:
-                raise BusError("a public key has 32 bytes")
-            if not is_usable_public_key(pk):
-                raise BusError("dst.pk is not a usable X25519 public key (low-order point)")
-            return pk
-        if ip is None:
-            raise BusError("destination needs an ip or a pk")
-        found = self._resolve_ip(ip)
-        if found is None:
-            raise UnknownDestination(f"no known node owns {ip}")
-        return found
+    def owner_of(self, address: IPv6Address) -> bytes | None:
+        """The public key of the node that owns an overlay address, if any is known."""
+        return self._resolve_ip(address)
 
     def send(
         self, dst: bytes, payload: bytes, *, topic: bytes = b"", deadline: float | None = None

@@ -12,7 +12,6 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -413,25 +412,3 @@ class PeerManager:
                 )
             )
         return infos
-
-    def peer_rows(
-        self, link_details: Callable[[PeerLink], dict[str, object]]
-    ) -> list[dict[str, object]]:
-        """DEPRECATED (removed at merge): camelCase rows; the API should render `peer_infos`."""
-        rows: list[dict[str, object]] = []
-        for info in self.peer_infos():
-            row: dict[str, object] = {
-                "endpoint": {"proto": info.proto, "socketAddr": info.socket_addr},
-                "type": info.kind.value,
-                "connectionState": info.state.value,
-                "txBytes": info.tx_bytes,
-                "rxBytes": info.rx_bytes,
-            }
-            if info.kind is LinkKind.STATIC:
-                row["discoveredSeconds"] = info.discovered_seconds
-                row["lastConnectedSeconds"] = info.last_connected_seconds
-                row["lastError"] = info.last_error
-            if info.link is not None:
-                row.update(link_details(info.link))
-            rows.append(row)
-        return rows

@@ -118,7 +118,7 @@ class Node:
         self.messages = MessageService(
             self.identity.public_key,
             self._send_bus_packet,
-            self._resolve_ip,
+            self.owner_of,
             store_dir=self.config.message_store,
             forward_dir=self.config.forward_dir,
         )
@@ -309,7 +309,8 @@ class Node:
         assert self.forwarder is not None
         return self.forwarder.send_to(dst_public_key, wire_data.KIND_BUS, body) is None
 
-    def _resolve_ip(self, address: IPv6Address) -> bytes | None:
+    def owner_of(self, address: IPv6Address) -> bytes | None:
+        """The public key of the node owning an overlay address (ourselves included)."""
         return self.public_key_for_prefix(address.packed[:8])
 
     def public_key_for_prefix(self, prefix64: bytes) -> bytes | None:

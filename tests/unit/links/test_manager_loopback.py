@@ -284,7 +284,7 @@ async def test_both_ends_learn_each_others_features() -> None:
 # issue 9: typed rows ---------------------------------------------------------------------------
 
 
-async def test_peer_infos_are_typed_and_the_old_rows_keep_their_json() -> None:
+async def test_peer_infos_are_typed() -> None:
     async with manager() as a, manager() as b:
         endpoint = Endpoint("tcp", "127.0.0.1", a.listen_port)
         b.add_static(endpoint)
@@ -294,20 +294,3 @@ async def test_peer_infos_are_typed_and_the_old_rows_keep_their_json() -> None:
         assert static.socket_addr == endpoint.socket_addr and static.link is not None
         (inbound,) = a.peer_infos()
         assert (inbound.kind, inbound.state) == (LinkKind.INBOUND, PeerState.ALIVE)
-        (row,) = b.peer_rows(lambda link: {"linkId": link.id})
-        assert list(row) == [
-            "endpoint",
-            "type",
-            "connectionState",
-            "txBytes",
-            "rxBytes",
-            "discoveredSeconds",
-            "lastConnectedSeconds",
-            "lastError",
-            "linkId",
-        ]
-        assert row["endpoint"] == {"proto": "tcp", "socketAddr": endpoint.socket_addr}
-        assert (row["type"], row["connectionState"], row["lastError"]) == ("static", "alive", None)
-        assert type(row["type"]) is str and type(row["connectionState"]) is str
-        (row,) = a.peer_rows(lambda link: {})
-        assert (row["type"], row["connectionState"]) == ("inbound", "alive")
