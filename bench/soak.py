@@ -24,7 +24,9 @@ from pathlib import Path
 
 from hyphal.testing.netlab import Node, Topology, has_route
 
-UNREACHABLE_PEER = "tcp://[fd00:dead:beef::1]:9651"
+# A closed port on the victim's own loopback: every dial is refused at once and no packet
+# leaves the namespace.
+UNREACHABLE_PEER = "tcp://[::1]:9"
 METRICS_ADDR = "127.0.0.1:9990"
 
 
