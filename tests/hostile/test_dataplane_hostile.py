@@ -1,0 +1,54 @@
+"""Issue 8 item 1 against real daemons in namespaces: a mesh member that completed a real
+handshake sends packets built to break a node two hops away. The victim counts each as a drop
+with its reason, its link to the honest relay never drops, and it keeps routing for everyone.
+
+Topology ``A-B B-C``, C with a TUN (notices are handled by its bridge); the attacker is a real
+node (``tools/remote_attacker.py``) in A's namespace that links to B only.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from hyphal.testing.netlab import Topology
+
+pytestmark = pytest.mark.netns
+
+ATTACKER = Path(__file__).resolve().parent / "tools" / "remote_attacker.py"
+
+
+def links_up(topo: Topology, name: str) -> int:
+    tail = topo.node(name).log_tail(5000)
+    return tail.count(" up: static ") + tail.count(" up: inbound ")
+
+
+def test_remote_packets_cost_the_victim_no_link(topology: Callable[..., Topology]) -> None:
+    topo = topology("A-B B-C", start=True, tun=True)
+    a, b, c = topo.node("A"), topo.node("B"), topo.node("C")
+    topo.wait_until(lambda: a.ping(c.address).returncode == 0, timeout=30)
+    c_links, b_links = links_up(topo, "C"), links_up(topo, "B")
+    before = c.get("/api/v1/admin/stats/packets")["drops"]
+
+    attacker = a.popen(
+        [sys.executable, str(ATTACKER), str(b.link_address("A")), c.public_key], "attacker.log"
+    )
+    try:
+        assert attacker.wait(60) == 0, (a.dir / "attacker.log").read_text()
+    finally:
+        if attacker.poll() is None:
+            attacker.kill()
+    out = (a.dir / "attacker.log").read_text()
+    assert "sent bad-notice" in out and "sent max-echo" in out and "done" in out, out
+
+    drops = c.get("/api/v1/admin/stats/packets")["drops"]
+    gained = {k: v - before.get(k, 0) for k, v in drops.items() if v != before.get(k, 0)}
+    assert gained.get("notice-malformed", 0) >= 2, gained  # bad version byte, too short
+    assert gained.get("e2e-too-big", 0) >= 1, gained  # the reply that no link frame could carry
+    assert links_up(topo, "C") == c_links, c.log_tail(50)  # C never lost its link to B
+    assert links_up(topo, "B") == b_links + 1, b.log_tail(50)  # only the attacker came and went
+    assert "closed" not in c.log_tail(5000), c.log_tail(50)
+    assert a.ping(c.address).returncode == 0  # C still reachable through B
