@@ -1,8 +1,11 @@
 """Sans-IO message bus core: reliable, flow-controlled transfer of arbitrary-size messages.
 
-``MessageCore`` never reads a clock, sleeps or touches a socket (its optional SQLite store is the
-one exception: it is written synchronously, so an inbox row is durable before RECEIVED is sent). Every entry point takes ``now`` (monotonic seconds)
-and returns a list of actions for the adapter:
+``MessageCore`` never reads a clock, sleeps or touches a socket. Its optional SQLite store is read
+once, at construction; with ``defer_writes`` every later write is a persistence action (see
+``hyphal.bus.persist``) placed before the actions that depend on it, so the adapter can make an
+inbox row durable before RECEIVED goes out; without it the core writes the store itself,
+synchronously. Every entry point takes ``now`` (monotonic seconds) and returns a list of actions
+for the adapter:
 
 * :class:`SendPacket` - hand ``body`` (a bus packet, see ``hyphal.wire.bus``) to the data path for
   the node with public key ``dst``.
@@ -12,6 +15,9 @@ and returns a list of actions for the adapter:
 * :class:`VerifyMessage` - hash a large received message off the loop, answer with
   :meth:`MessageCore.on_verified`.
 * :class:`StatusChanged` - an outbound message changed state.
+* :class:`~hyphal.bus.persist.StoreInbox`, ``DeleteInbox``, ``StoreOutbox``, ``FinishOutbox``,
+  ``DeleteOutbox`` - store writes (only with ``defer_writes``); what follows one in the list must
+  wait until it is durable.
 
 Sender: INIT (carrying chunk 0) -> receiver admission control -> ACK (cumulative + selective
 ranges + receive window) -> chunks inside min(congestion window, receive window, per-peer
@@ -36,6 +42,15 @@ from blake3 import blake3
 from hyphal.bus.chunks import CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, Reassembly, chunk_count
 from hyphal.bus.errors import BusError as BusError
 from hyphal.bus.inbox import InboundMessage, Inbox
+from hyphal.bus.persist import (
+    DeleteInbox,
+    DeleteOutbox,
+    FinishOutbox,
+    Persist,
+    StoreInbox,
+    StoreOutbox,
+    apply,
+)
 from hyphal.bus.store import MessageStore, OutboxRecord
 from hyphal.bus.topics import MAX_TOPIC_LEN, TopicTable
 from hyphal.bus.window import CongestionWindow, RttEstimator
@@ -187,7 +202,19 @@ class StatusChanged:
     state: OutState
 
 
-Action = SendPacket | MessageArrived | ReplyArrived | ForwardMessage | VerifyMessage | StatusChanged
+Action = (
+    SendPacket
+    | MessageArrived
+    | ReplyArrived
+    | ForwardMessage
+    | VerifyMessage
+    | StatusChanged
+    | StoreInbox
+    | DeleteInbox
+    | StoreOutbox
+    | FinishOutbox
+    | DeleteOutbox
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,6 +350,7 @@ class MessageCore:
         id_source: Callable[[], bytes] | None = None,
         topics: TopicTable | None = None,
         defer_large_hashes: bool = False,
+        defer_writes: bool = False,
     ) -> None:
         if len(public_key) != KEY_SIZE:
             raise ValueError("public key must be 32 bytes")
@@ -332,6 +360,7 @@ class MessageCore:
         self.wall_offset = wall_offset
         self.topics = topics or TopicTable()
         self.defer_large_hashes = defer_large_hashes
+        self.defer_writes = defer_writes
         self._new_id = id_source or (lambda: os.urandom(wire.ID_SIZE))
         self.inbox = Inbox()
         self._out: dict[OutKey, _Out] = {}
@@ -371,6 +400,15 @@ class MessageCore:
 
     def _send(self, actions: list[Action], dst: bytes, packet: wire.BusPacket) -> None:
         actions.append(SendPacket(dst, wire.encode(packet)))
+
+    def _persist(self, actions: list[Action], op: Persist) -> None:
+        """Write to the store: now, or (``defer_writes``) as an action before what follows."""
+        if self.store is None:
+            return
+        if self.defer_writes:
+            actions.append(op)
+        else:
+            apply(self.store, op)
 
     def _push_timer(self, kind: TimerKind, obj: _Timed | None, when: float) -> None:
         if when < math.inf:
@@ -495,21 +533,20 @@ class MessageCore:
         t = self._new_out(
             msg_id, reply, dst, topic, payload, self.wall(now), self.wall(now) + span, now, digest
         )
-        if self.store is not None:
-            self.store.outbox_put(
-                OutboxRecord(
-                    msg_id,
-                    reply,
-                    dst,
-                    topic,
-                    payload,
-                    len(payload),
-                    t.created_wall,
-                    t.deadline_wall,
-                    OutState.PENDING,
-                )
-            )
         actions: list[Action] = []
+        if self.store is not None:
+            record = OutboxRecord(
+                msg_id,
+                reply,
+                dst,
+                topic,
+                payload,
+                len(payload),
+                t.created_wall,
+                t.deadline_wall,
+                OutState.PENDING,
+            )
+            self._persist(actions, StoreOutbox(record))
         self._enqueue(t, now, actions)
         return msg_id, actions
 
@@ -697,9 +734,8 @@ class MessageCore:
         t.lost.clear()
         self.outbox_bytes -= t.total
         del self._out[t.key]
-        self._remember_done(t, now)
-        if self.store is not None:
-            self.store.outbox_finish(t.msg_id, t.reply, state, reason, t.finished_wall)
+        self._remember_done(t, actions)
+        self._persist(actions, FinishOutbox(t.msg_id, t.reply, state, reason, t.finished_wall))
         actions.append(StatusChanged(t.msg_id, t.reply, state))
         if was_queued:
             queue = self._queued.get(t.dst)
@@ -728,13 +764,12 @@ class MessageCore:
         if queue is not None and not queue:
             self._queued.pop(dst, None)
 
-    def _remember_done(self, t: _Out, now: float) -> None:
+    def _remember_done(self, t: _Out, actions: list[Action]) -> None:
         self._done.pop(t.key, None)
         self._done[t.key] = t
         while len(self._done) > self.limits.max_status_records:
             _, old = self._done.popitem(last=False)
-            if self.store is not None:
-                self.store.outbox_delete(old.msg_id, old.reply)
+            self._persist(actions, DeleteOutbox(old.msg_id, old.reply))
         if len(self._done) == 1:
             self._push_timer(TimerKind.GC, None, self._done_expiry(t))
 
@@ -817,19 +852,19 @@ class MessageCore:
         self, seq: int, message: InboundMessage, now: float, actions: list[Action]
     ) -> None:
         self.inbox.remove(seq)
-        if self.store is not None:
-            self.store.inbox_delete(seq)
+        self._persist(actions, DeleteInbox(seq))
         self._mark_read((message.src_pk, message.msg_id, message.reply), now, actions)
 
     def deliver_to_inbox(self, message: InboundMessage) -> list[Action]:
         """Put a message in the inbox and wake readers."""
-        self._store_inbox(message)
-        return [MessageArrived(message.topic)]
+        actions: list[Action] = []
+        self._store_inbox(message, actions)
+        actions.append(MessageArrived(message.topic))
+        return actions
 
-    def _store_inbox(self, message: InboundMessage) -> int:
+    def _store_inbox(self, message: InboundMessage, actions: list[Action]) -> int:
         seq = self.inbox.push(message)
-        if self.store is not None:
-            self.store.inbox_put(seq, message)
+        self._persist(actions, StoreInbox(seq, message))
         self._arm_inbox_ttl()
         return seq
 
@@ -842,7 +877,7 @@ class MessageCore:
             self._inbox_timer_at = when
             self._push_timer(TimerKind.INBOX, None, when)
 
-    def _expire_inbox(self, now: float) -> None:
+    def _expire_inbox(self, now: float, actions: list[Action]) -> None:
         """Drop messages older than ``limits.inbox_ttl`` (counted in ``stats``)."""
         cutoff = self.wall(now) - self.limits.inbox_ttl
         while (oldest := self.inbox.oldest()) is not None and oldest[1].received_at <= cutoff:
@@ -852,8 +887,7 @@ class MessageCore:
                 del self._leases[message.msg_id]
                 lease.next_event = math.inf
             self.inbox.remove(seq)
-            if self.store is not None:
-                self.store.inbox_delete(seq)
+            self._persist(actions, DeleteInbox(seq))
             self.stats["inbox_expired"] += 1
         self._arm_inbox_ttl()
 
@@ -1119,7 +1153,7 @@ class MessageCore:
         path = self._forward_path(message)
         if path is not None:
             # Stored (durable) and hidden until the socket has it: RECEIVED is safe to send.
-            seq = self._store_inbox(message)
+            seq = self._store_inbox(message, actions)
             actions.append(ForwardMessage(message, path))
             self._hold(seq, message, math.inf)
         else:
@@ -1212,14 +1246,10 @@ class MessageCore:
         done = self._done.get(key)
         if done is not None and done.dst == src and done.state == OutState.RECEIVED:
             done.state = OutState.READ
-            if self.store is not None:
-                self.store.outbox_finish(
-                    done.msg_id,
-                    done.reply,
-                    OutState.READ,
-                    None,
-                    done.finished_wall or self.wall(now),
-                )
+            finished = done.finished_wall or self.wall(now)
+            self._persist(
+                actions, FinishOutbox(done.msg_id, done.reply, OutState.READ, None, finished)
+            )
             actions.append(StatusChanged(done.msg_id, done.reply, OutState.READ))
         self._send(actions, src, wire.ReadAck(p.msg_id, p.reply))
 
@@ -1283,20 +1313,19 @@ class MessageCore:
                 self.stats["leases_expired"] += 1
             elif kind == TimerKind.INBOX:
                 self._inbox_timer_at = math.inf
-                self._expire_inbox(now)
+                self._expire_inbox(now, actions)
             else:
-                self._gc_done(now)
+                self._gc_done(now, actions)
         return actions
 
-    def _gc_done(self, now: float) -> None:
+    def _gc_done(self, now: float, actions: list[Action]) -> None:
         while self._done:
             key, t = next(iter(self._done.items()))
             if self._done_expiry(t) > now:
                 self._push_timer(TimerKind.GC, None, self._done_expiry(t))
                 return
             del self._done[key]
-            if self.store is not None:
-                self.store.outbox_delete(t.msg_id, t.reply)
+            self._persist(actions, DeleteOutbox(t.msg_id, t.reply))
 
     def _out_timer(self, t: _Out, now: float, actions: list[Action]) -> None:
         if now >= t.deadline:
@@ -1357,7 +1386,7 @@ class MessageCore:
                 t.finished_wall = finished
                 if t.state != OutState.ABORTED:
                     t.acked_count = t.next_new = t.count
-                self._remember_done(t, now)
+                self._remember_done(t, actions)
                 continue
             t = self._new_out(
                 rec.msg_id,
@@ -1375,6 +1404,10 @@ class MessageCore:
             else:
                 t.state = OutState.QUEUED
                 self._queued.setdefault(t.dst, deque()).append(t.key)
+        # Writes made while loading happen now, like the reads (at construction, not per input).
+        for action in actions:
+            if isinstance(action, Persist):
+                apply(store, action)
 
     def start(self, now: float) -> list[Action]:
         """Start transfers restored from the store (call once after construction)."""
