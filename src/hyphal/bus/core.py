@@ -39,8 +39,24 @@ from enum import StrEnum
 
 from blake3 import blake3
 
+from hyphal.bus.actions import (
+    FINAL_STATES,
+    REASON_DEADLINE,
+    REASON_TEXT,
+    Action,
+    ForwardMessage,
+    InKey,
+    MessageArrived,
+    MessageStatus,
+    OutKey,
+    OutState,
+    ReplyArrived,
+    SendPacket,
+    StatusChanged,
+    VerifyMessage,
+)
 from hyphal.bus.chunks import CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, Reassembly, chunk_count
-from hyphal.bus.errors import BusError as BusError
+from hyphal.bus.errors import BusError
 from hyphal.bus.inbox import InboundMessage, Inbox
 from hyphal.bus.persist import (
     DeleteInbox,
@@ -59,36 +75,36 @@ from hyphal.wire import bus as wire
 from hyphal.wire.bus import AbortReason
 from hyphal.wire.errors import DecodeError
 
+__all__ = [
+    "FINAL_STATES",
+    "PARALLEL_HASH_MIN",
+    "REASON_DEADLINE",
+    "REASON_TEXT",
+    "Action",
+    "BusError",
+    "DuplicateReply",
+    "ForwardMessage",
+    "InKey",
+    "Limits",
+    "MessageArrived",
+    "MessageCore",
+    "MessageStatus",
+    "MessageTooLarge",
+    "OutKey",
+    "OutState",
+    "OutboxFull",
+    "ReplyArrived",
+    "SendPacket",
+    "StatusChanged",
+    "UnknownMessage",
+    "VerifyMessage",
+    "message_digest",
+]
+
 KEY_SIZE = 32
 DUPTHRESH = 3
 READ_NOTICE_TRIES = 6
 MAX_BUSY_BACKOFF = 30.0
-
-
-class OutState(StrEnum):
-    """Outbound states (Mycelium names; ``queued`` is reported as ``pending``)."""
-
-    QUEUED = "queued"
-    PENDING = "pending"
-    SENDING = "sending"
-    RECEIVED = "received"
-    READ = "read"
-    ABORTED = "aborted"
-
-
-FINAL_STATES = frozenset({OutState.RECEIVED, OutState.READ, OutState.ABORTED})
-
-REASON_TEXT = {
-    AbortReason.SENDER_GAVE_UP: "sender gave up",
-    AbortReason.REJECTED_ACL: "rejected by the receiver's topic ACL",
-    AbortReason.TOO_LARGE: "message larger than the receiver accepts",
-    AbortReason.INBOX_FULL: "receiver inbox full",
-    AbortReason.BUSY: "receiver busy",
-    AbortReason.UNKNOWN_TRANSFER: "receiver lost the transfer",
-    AbortReason.INTEGRITY: "integrity check failed at the receiver",
-    AbortReason.BAD_REQUEST: "receiver rejected the transfer parameters",
-}
-REASON_DEADLINE = "deadline passed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,86 +168,6 @@ class DuplicateReply(BusError):
     status = 409
 
 
-@dataclass(frozen=True, slots=True)
-class SendPacket:
-    """Hand ``body`` (one bus packet) to the data path for the node with public key ``dst``."""
-
-    dst: bytes
-    body: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class MessageArrived:
-    """The inbox has a message on ``topic`` readers may take (wake long polls)."""
-
-    topic: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class ReplyArrived:
-    """A reply for an id registered with :meth:`MessageCore.expect_reply`."""
-
-    message: InboundMessage
-
-
-@dataclass(frozen=True, slots=True)
-class ForwardMessage:
-    """Write ``message`` to the Unix socket ``socket_path``; it is held (leased, stored) in the
-    inbox until :meth:`MessageCore.ack` (the socket has it) or :meth:`MessageCore.release`."""
-
-    message: InboundMessage
-    socket_path: str
-
-
-@dataclass(frozen=True, slots=True)
-class VerifyMessage:
-    """Check ``message_digest(payload) == digest`` off the event loop, then call
-    :meth:`MessageCore.on_verified` (only with ``defer_large_hashes``, for large messages)."""
-
-    key: InKey
-    payload: bytes
-    digest: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class StatusChanged:
-    """An outbound message (``reply``: a reply) entered ``state``."""
-
-    msg_id: bytes
-    reply: bool
-    state: OutState
-
-
-Action = (
-    SendPacket
-    | MessageArrived
-    | ReplyArrived
-    | ForwardMessage
-    | VerifyMessage
-    | StatusChanged
-    | StoreInbox
-    | DeleteInbox
-    | StoreOutbox
-    | FinishOutbox
-    | DeleteOutbox
-)
-
-
-@dataclass(frozen=True, slots=True)
-class MessageStatus:
-    msg_id: bytes
-    reply: bool
-    dst_pk: bytes
-    state: OutState  # pending | sending | received | read | aborted (queued shows as pending)
-    pending: int  # chunks never sent
-    sent: int  # chunks sent, not yet acknowledged
-    acked: int
-    created: float  # wall clock
-    deadline: float  # wall clock
-    msg_len: int
-    reason: str | None
-
-
 class TimerKind(StrEnum):
     """What a timer-heap entry is for."""
 
@@ -241,10 +177,6 @@ class TimerKind(StrEnum):
     LEASE = "lease"  # a taken message returns to the inbox
     INBOX = "inbox"  # the oldest inbox message's TTL
     GC = "gc"  # forgetting final status records
-
-
-OutKey = tuple[bytes, bool]  # (message id, is reply)
-InKey = tuple[bytes, bytes, bool]  # (source public key, message id, is reply)
 
 
 @dataclass(eq=False)
