@@ -34,7 +34,7 @@ import math
 import os
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 from blake3 import blake3
@@ -58,6 +58,7 @@ from hyphal.bus.actions import (
 from hyphal.bus.chunks import CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, Reassembly, chunk_count
 from hyphal.bus.errors import BusError
 from hyphal.bus.inbox import InboundMessage, Inbox
+from hyphal.bus.outbound import OutboundTransfer, PeerInflight
 from hyphal.bus.persist import (
     DeleteInbox,
     DeleteOutbox,
@@ -69,7 +70,6 @@ from hyphal.bus.persist import (
 )
 from hyphal.bus.store import MessageStore, OutboxRecord
 from hyphal.bus.topics import MAX_TOPIC_LEN, TopicTable
-from hyphal.bus.window import CongestionWindow, RttEstimator
 from hyphal.identity import address_for_public_key
 from hyphal.wire import bus as wire
 from hyphal.wire.bus import AbortReason
@@ -102,9 +102,7 @@ __all__ = [
 ]
 
 KEY_SIZE = 32
-DUPTHRESH = 3
 READ_NOTICE_TRIES = 6
-MAX_BUSY_BACKOFF = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,63 +178,6 @@ class TimerKind(StrEnum):
 
 
 @dataclass(eq=False)
-class _Out:
-    msg_id: bytes
-    reply: bool
-    dst: bytes
-    topic: bytes
-    payload: bytes
-    digest: bytes
-    total: int
-    chunk_size: int
-    count: int
-    created_wall: float
-    deadline: float
-    deadline_wall: float
-    state: OutState = OutState.QUEUED
-    reason: str | None = None
-    acked: bytearray = field(default_factory=bytearray)
-    acked_count: int = 0
-    acked_cum: int = 0
-    next_new: int = 0
-    inflight: dict[int, tuple[int, float, bool]] = field(default_factory=dict)
-    inflight_bytes: int = 0
-    lost: deque[int] = field(default_factory=deque)
-    retransmitted: bytearray = field(default_factory=bytearray)
-    send_seq: int = 0
-    recovery_seq: int = -1
-    rtt: RttEstimator = field(default_factory=RttEstimator)
-    cwnd: CongestionWindow = field(default_factory=CongestionWindow)
-    rwnd: int = 1
-    rto_at: float | None = None
-    init_sent_at: float | None = None
-    init_retransmitted: bool = False
-    init_ever_sent: bool = False
-    busy_until: float | None = None
-    busy_backoff: float = 0.0
-    finished_wall: float | None = None
-    next_event: float = math.inf
-
-    @property
-    def key(self) -> OutKey:
-        return (self.msg_id, self.reply)
-
-    def chunk_len(self, index: int) -> int:
-        return min(self.chunk_size, self.total - index * self.chunk_size)
-
-    def reset_progress(self) -> None:
-        self.acked = bytearray(self.count)
-        self.retransmitted = bytearray(self.count)
-        self.acked_count = 0
-        self.acked_cum = 0
-        self.next_new = 0
-        self.inflight.clear()
-        self.inflight_bytes = 0
-        self.lost.clear()
-        self.rwnd = 1
-
-
-@dataclass(eq=False)
 class _In:
     key: InKey
     reasm: Reassembly
@@ -265,7 +206,7 @@ class _ReadNotice:
     next_event: float = math.inf
 
 
-_Timed = _Out | _In | _ReadNotice | _Lease  # what a timer-heap entry can point at
+_Timed = OutboundTransfer | _In | _ReadNotice | _Lease  # what a timer-heap entry can point at
 
 
 class MessageCore:
@@ -295,14 +236,13 @@ class MessageCore:
         self.defer_writes = defer_writes
         self._new_id = id_source or (lambda: os.urandom(wire.ID_SIZE))
         self.inbox = Inbox()
-        self._out: dict[OutKey, _Out] = {}
-        self._done: OrderedDict[OutKey, _Out] = OrderedDict()
+        self._out: dict[OutKey, OutboundTransfer] = {}
+        self._done: OrderedDict[OutKey, OutboundTransfer] = OrderedDict()
         self._queued: dict[bytes, deque[OutKey]] = {}
         self._active_per_dst: dict[bytes, int] = {}
         # Activated (pending or sending) transfers per destination: at most
         # max_active_per_destination each, so pumping a peer never scans the whole outbox.
-        self._active_by_dst: dict[bytes, dict[OutKey, _Out]] = {}
-        self._peer_inflight: dict[bytes, int] = {}
+        self._active_by_dst: dict[bytes, dict[OutKey, OutboundTransfer]] = {}
         self.outbox_bytes = 0
         self._in: dict[InKey, _In] = {}
         self._in_per_src: dict[bytes, int] = {}
@@ -323,6 +263,7 @@ class MessageCore:
             "inbox_expired": 0,
             "leases_expired": 0,
         }
+        self._peers = PeerInflight(self.limits.max_inflight_per_peer, self.stats)
         if store is not None:
             self._load(store, now)
 
@@ -367,14 +308,8 @@ class MessageCore:
         self._heap = [e for e in heap if e[0] < math.inf]
         heapq.heapify(self._heap)
 
-    def _schedule_out(self, t: _Out) -> None:
-        when = math.inf
-        if t.state not in FINAL_STATES:
-            when = t.deadline
-            if t.rto_at is not None:
-                when = min(when, t.rto_at)
-            if t.busy_until is not None:
-                when = min(when, t.busy_until)
+    def _schedule_out(self, t: OutboundTransfer) -> None:
+        when = t.next_timer()
         if when != t.next_event:
             t.next_event = when
             self._push_timer(TimerKind.OUT, t, when)
@@ -385,7 +320,7 @@ class MessageCore:
             r.next_event = when
             self._push_timer(TimerKind.IN, r, when)
 
-    def _done_expiry(self, t: _Out) -> float:
+    def _done_expiry(self, t: OutboundTransfer) -> float:
         return (t.finished_wall or 0.0) - self.wall_offset + self.limits.status_ttl
 
     def next_deadline(self) -> float:
@@ -402,7 +337,7 @@ class MessageCore:
         if obj is not None:
             if obj.next_event != when:
                 return False
-            if isinstance(obj, _Out):
+            if isinstance(obj, OutboundTransfer):
                 return self._out.get(obj.key) is obj
             if isinstance(obj, _In):
                 return self._in.get(obj.key) is obj
@@ -511,9 +446,9 @@ class MessageCore:
         deadline_wall: float,
         now: float,
         digest: bytes | None = None,
-    ) -> _Out:
+    ) -> OutboundTransfer:
         chunk_size = self.limits.chunk_size
-        t = _Out(
+        t = OutboundTransfer(
             msg_id=msg_id,
             reply=reply,
             dst=dst,
@@ -526,6 +461,7 @@ class MessageCore:
             created_wall=created_wall,
             deadline=deadline_wall - self.wall_offset,
             deadline_wall=deadline_wall,
+            peers=self._peers,
         )
         t.reset_progress()
         t.cwnd.ceiling = max(4.0, self.limits.max_inflight_per_peer / chunk_size)
@@ -533,7 +469,7 @@ class MessageCore:
         self.outbox_bytes += t.total
         return t
 
-    def _enqueue(self, t: _Out, now: float, actions: list[Action]) -> None:
+    def _enqueue(self, t: OutboundTransfer, now: float, actions: list[Action]) -> None:
         if self._active_per_dst.get(t.dst, 0) < self.limits.max_active_per_destination:
             self._activate(t, now, actions)
         else:
@@ -541,100 +477,12 @@ class MessageCore:
             self._queued.setdefault(t.dst, deque()).append(t.key)
             self._schedule_out(t)
 
-    def _activate(self, t: _Out, now: float, actions: list[Action]) -> None:
+    def _activate(self, t: OutboundTransfer, now: float, actions: list[Action]) -> None:
         self._active_per_dst[t.dst] = self._active_per_dst.get(t.dst, 0) + 1
         self._active_by_dst.setdefault(t.dst, {})[t.key] = t
         t.state = OutState.PENDING
-        self._send_init(t, now, actions)
+        t.send_init(now, actions)
         self._schedule_out(t)
-
-    def _send_init(self, t: _Out, now: float, actions: list[Action]) -> None:
-        data: bytes | memoryview = b""
-        if t.count and not t.acked[0]:
-            size = t.chunk_len(0)
-            if 0 in t.inflight:
-                data = memoryview(t.payload)[:size]
-            elif self._peer_room(t.dst, size):
-                data = memoryview(t.payload)[:size]
-                self._mark_sent(t, 0, now, retransmit=t.next_new > 0)
-                t.next_new = max(t.next_new, 1)
-        if t.init_ever_sent:
-            t.init_retransmitted = True
-        t.init_ever_sent = True
-        t.init_sent_at = now
-        lifetime = max(0, math.ceil(t.deadline - now))
-        self._send(
-            actions,
-            t.dst,
-            wire.Init(
-                t.msg_id, t.reply, t.total, t.chunk_size, lifetime, t.digest, t.topic, bytes(data)
-            ),
-        )
-        if t.rto_at is None:
-            t.rto_at = now + t.rtt.rto
-
-    def _peer_room(self, dst: bytes, size: int) -> bool:
-        used = self._peer_inflight.get(dst, 0)
-        return used == 0 or used + size <= self.limits.max_inflight_per_peer
-
-    def _mark_sent(self, t: _Out, index: int, now: float, *, retransmit: bool) -> None:
-        size = t.chunk_len(index)
-        t.send_seq += 1
-        if retransmit:
-            t.retransmitted[index] = 1
-        t.inflight.pop(index, None)
-        t.inflight[index] = (t.send_seq, now, retransmit)
-        t.inflight_bytes += size
-        self._peer_inflight[t.dst] = self._peer_inflight.get(t.dst, 0) + size
-
-    def _unmark_inflight(self, t: _Out, index: int) -> tuple[int, float, bool] | None:
-        entry = t.inflight.pop(index, None)
-        if entry is not None:
-            size = t.chunk_len(index)
-            t.inflight_bytes -= size
-            left = self._peer_inflight.get(t.dst, 0) - size
-            if left > 0:
-                self._peer_inflight[t.dst] = left
-            else:
-                self._peer_inflight.pop(t.dst, None)
-        return entry
-
-    def _pump(self, t: _Out, now: float, actions: list[Action]) -> None:
-        """Send chunks while the congestion window, receive window and peer cap allow."""
-        if t.state != OutState.SENDING:
-            return
-        limit = min(t.cwnd.chunks, t.rwnd)
-        view = memoryview(t.payload)
-        while len(t.inflight) < limit:
-            retransmit = False
-            if t.lost:
-                index = t.lost[0]
-                if t.acked[index] or index in t.inflight:
-                    t.lost.popleft()
-                    continue
-                retransmit = True
-            elif t.next_new < t.count and t.next_new < t.acked_cum + t.rwnd:
-                index = t.next_new
-            else:
-                break
-            size = t.chunk_len(index)
-            if not self._peer_room(t.dst, size):
-                break
-            if retransmit:
-                t.lost.popleft()
-                self.stats["retransmits"] += 1
-            else:
-                t.next_new += 1
-            self._mark_sent(t, index, now, retransmit=retransmit)
-            start = index * t.chunk_size
-            actions.append(
-                SendPacket(
-                    t.dst,
-                    wire.encode_chunk(t.msg_id, t.reply, index, view[start : start + size]),
-                )
-            )
-            if t.rto_at is None:
-                t.rto_at = now + t.rtt.rto
 
     def _pump_peer(self, dst: bytes, now: float, actions: list[Action]) -> None:
         active = self._active_by_dst.get(dst)
@@ -642,32 +490,25 @@ class MessageCore:
             return
         for t in list(active.values()):
             if t.state == OutState.SENDING:
-                self._pump(t, now, actions)
+                t.pump(now, actions)
                 self._schedule_out(t)
 
     def _finish_out(
-        self, t: _Out, state: OutState, reason: str | None, now: float, actions: list[Action]
+        self,
+        t: OutboundTransfer,
+        state: OutState,
+        reason: str | None,
+        now: float,
+        actions: list[Action],
     ) -> None:
         was_active = t.state in (OutState.PENDING, OutState.SENDING)
         was_queued = t.state == OutState.QUEUED
-        for index in list(t.inflight):
-            self._unmark_inflight(t, index)
-        t.state = state
-        t.reason = reason
-        t.rto_at = None
-        t.busy_until = None
-        t.finished_wall = self.wall(now)
-        if state != OutState.ABORTED:
-            t.acked_count = t.count
-            t.next_new = t.count
-        t.payload = b""
-        t.acked = bytearray()
-        t.retransmitted = bytearray()
-        t.lost.clear()
+        finished = self.wall(now)
+        t.finish(state, reason, finished)
         self.outbox_bytes -= t.total
         del self._out[t.key]
         self._remember_done(t, actions)
-        self._persist(actions, FinishOutbox(t.msg_id, t.reply, state, reason, t.finished_wall))
+        self._persist(actions, FinishOutbox(t.msg_id, t.reply, state, reason, finished))
         actions.append(StatusChanged(t.msg_id, t.reply, state))
         if was_queued:
             queue = self._queued.get(t.dst)
@@ -696,7 +537,7 @@ class MessageCore:
         if queue is not None and not queue:
             self._queued.pop(dst, None)
 
-    def _remember_done(self, t: _Out, actions: list[Action]) -> None:
+    def _remember_done(self, t: OutboundTransfer, actions: list[Action]) -> None:
         self._done.pop(t.key, None)
         self._done[t.key] = t
         while len(self._done) > self.limits.max_status_records:
@@ -851,20 +692,7 @@ class MessageCore:
         for key in ((msg_id, False), (msg_id, True)):
             t = self._out.get(key) or self._done.get(key)
             if t is not None:
-                state = OutState.PENDING if t.state == OutState.QUEUED else t.state
-                return MessageStatus(
-                    msg_id=t.msg_id,
-                    reply=t.reply,
-                    dst_pk=t.dst,
-                    state=state,
-                    pending=t.count - t.next_new,
-                    sent=t.next_new - t.acked_count,
-                    acked=t.acked_count,
-                    created=t.created_wall,
-                    deadline=t.deadline_wall,
-                    msg_len=t.total,
-                    reason=t.reason,
-                )
+                return t.status()
         return None
 
     def incoming_progress(self, src: bytes, msg_id: bytes, reply: bool = False) -> int | None:
@@ -873,7 +701,7 @@ class MessageCore:
         return None if r is None else r.reasm.cumulative
 
     def inflight_bytes(self, dst: bytes) -> int:
-        return self._peer_inflight.get(dst, 0)
+        return self._peers.get(dst)
 
     def memory_usage(self) -> dict[str, int]:
         """Counters of everything that grows with input (for tests and metrics)."""
@@ -1102,68 +930,10 @@ class MessageCore:
         t = self._out.get((p.msg_id, p.reply))
         if t is None or t.dst != src or t.state not in (OutState.PENDING, OutState.SENDING):
             return
-        if t.state == OutState.PENDING:
-            t.state = OutState.SENDING
-            t.busy_backoff = 0.0
-            actions.append(StatusChanged(t.msg_id, t.reply, OutState.SENDING))
-            if t.init_sent_at is not None and not t.init_retransmitted:
-                t.rtt.sample(now - t.init_sent_at)
-        t.rwnd = max(1, min(p.window, 1 << 16))
-        newest: tuple[int, float, bool] | None = None
-        limit = t.next_new
-        cum = min(p.cumulative, limit)
-        acked = t.acked
-        # Only chunks not yet acknowledged are visited (bytearray.find skips the rest in C), so
-        # an ACK costs O(newly acknowledged chunks), however many SACK ranges it repeats.
-        if cum > t.acked_cum:
-            index = acked.find(0, t.acked_cum, cum)
-            while index >= 0:
-                newest = self._ack_chunk(t, index, newest)
-                index = acked.find(0, index + 1, cum)
-            t.acked_cum = cum
-        for start, end in p.ranges:
-            end = min(end, limit)
-            index = acked.find(0, start, end) if start < end else -1
-            while index >= 0:
-                newest = self._ack_chunk(t, index, newest)
-                index = acked.find(0, index + 1, end)
-        if newest is not None:
-            seq, sent_at, retransmitted = newest
-            if not retransmitted:
-                t.rtt.sample(now - sent_at)
-            # RACK-style loss detection: anything sent DUPTHRESH sends before an acked chunk.
-            lost_any = False
-            while t.inflight:
-                index = next(iter(t.inflight))
-                if t.inflight[index][0] > seq - DUPTHRESH:
-                    break
-                entry = self._unmark_inflight(t, index)
-                t.lost.append(index)
-                if entry is not None and entry[0] > t.recovery_seq:
-                    lost_any = True
-            if lost_any:
-                t.cwnd.on_loss()
-                t.recovery_seq = t.send_seq
-            t.rto_at = now + t.rtt.rto if t.inflight else None
-        self._pump(t, now, actions)
-        if t.rto_at is None and (t.inflight or t.acked_count == t.count or t.lost):
-            t.rto_at = now + t.rtt.rto  # probe for RECEIVED / stalled window
+        progressed = t.on_ack(p, now, actions)
         self._schedule_out(t)
-        if newest is not None:
+        if progressed:
             self._pump_peer(t.dst, now, actions)
-
-    def _ack_chunk(
-        self, t: _Out, index: int, newest: tuple[int, float, bool] | None
-    ) -> tuple[int, float, bool] | None:
-        if t.acked[index]:
-            return newest
-        t.acked[index] = 1
-        t.acked_count += 1
-        t.cwnd.on_ack(1)
-        entry = self._unmark_inflight(t, index)
-        if entry is not None and (newest is None or entry[0] > newest[0]):
-            return entry
-        return newest
 
     def _on_received(self, src: bytes, p: wire.Received, now: float, actions: list[Action]) -> None:
         t = self._out.get((p.msg_id, p.reply))
@@ -1195,26 +965,12 @@ class MessageCore:
         if t is None or t.dst != src or t.state not in (OutState.PENDING, OutState.SENDING):
             return
         if p.reason == AbortReason.BUSY:
-            if t.state == OutState.SENDING:
-                return  # the receiver has our state; a stale BUSY
-            for index in list(t.inflight):
-                self._unmark_inflight(t, index)
-            t.reset_progress()
-            t.busy_backoff = min(max(1.0, t.busy_backoff * 2), MAX_BUSY_BACKOFF)
-            t.busy_until = now + t.busy_backoff
-            t.rto_at = None
-            self._schedule_out(t)
-            self._pump_peer(t.dst, now, actions)
+            if t.on_busy(now):
+                self._schedule_out(t)
+                self._pump_peer(t.dst, now, actions)
         elif p.reason == AbortReason.UNKNOWN_TRANSFER:
-            if t.state == OutState.PENDING:
-                return  # a chunk overtook the INIT; the INIT will create the state
-            for index in list(t.inflight):
-                self._unmark_inflight(t, index)
-            t.reset_progress()
-            t.state = OutState.PENDING
-            t.rto_at = None
-            self._send_init(t, now, actions)
-            self._schedule_out(t)
+            if t.on_unknown(now, actions):
+                self._schedule_out(t)
         else:
             self._finish_out(t, OutState.ABORTED, REASON_TEXT[p.reason], now, actions)
 
@@ -1227,7 +983,7 @@ class MessageCore:
             when, _, kind, obj = heapq.heappop(heap)
             if not self._timer_valid(when, kind, obj):
                 continue
-            if isinstance(obj, _Out):
+            if isinstance(obj, OutboundTransfer):
                 obj.next_event = math.inf
                 self._out_timer(obj, now, actions)
                 if obj.key in self._out:
@@ -1259,7 +1015,7 @@ class MessageCore:
             del self._done[key]
             self._persist(actions, DeleteOutbox(t.msg_id, t.reply))
 
-    def _out_timer(self, t: _Out, now: float, actions: list[Action]) -> None:
+    def _out_timer(self, t: OutboundTransfer, now: float, actions: list[Action]) -> None:
         if now >= t.deadline:
             if t.init_ever_sent:
                 self._send(
@@ -1267,29 +1023,7 @@ class MessageCore:
                 )
             self._finish_out(t, OutState.ABORTED, REASON_DEADLINE, now, actions)
             return
-        if t.busy_until is not None and now >= t.busy_until:
-            t.busy_until = None
-            t.state = OutState.PENDING
-            self._send_init(t, now, actions)
-            return
-        if t.rto_at is not None and now >= t.rto_at:
-            t.rtt.backoff()
-            t.rto_at = None
-            if t.state == OutState.PENDING:
-                self._send_init(t, now, actions)
-                return
-            if t.inflight:
-                t.cwnd.on_timeout()
-                t.recovery_seq = t.send_seq
-                for index in list(t.inflight):
-                    self._unmark_inflight(t, index)
-                    t.lost.append(index)
-                self._pump(t, now, actions)
-            elif t.lost or t.acked_count == t.count or t.next_new < t.count:
-                # Nothing in flight: probe with INIT (answered by ACK or RECEIVED).
-                self._send_init(t, now, actions)
-            if t.rto_at is None and t.state == OutState.SENDING:
-                t.rto_at = now + t.rtt.rto
+        t.on_timeout(now, actions)
 
     # ------------------------------------------------------------------ persistence
     def _load(self, store: MessageStore, now: float) -> None:
