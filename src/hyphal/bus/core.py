@@ -37,8 +37,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from blake3 import blake3
-
 from hyphal.bus.actions import (
     FINAL_STATES,
     REASON_DEADLINE,
@@ -55,9 +53,12 @@ from hyphal.bus.actions import (
     StatusChanged,
     VerifyMessage,
 )
-from hyphal.bus.chunks import CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, Reassembly, chunk_count
+from hyphal.bus.chunks import chunk_count
+from hyphal.bus.digest import PARALLEL_HASH_MIN, message_digest
 from hyphal.bus.errors import BusError
+from hyphal.bus.inbound import Accepted, InboundTransfer, Incoming
 from hyphal.bus.inbox import InboundMessage, Inbox
+from hyphal.bus.limits import Limits
 from hyphal.bus.outbound import OutboundTransfer, PeerInflight
 from hyphal.bus.persist import (
     DeleteInbox,
@@ -70,7 +71,6 @@ from hyphal.bus.persist import (
 )
 from hyphal.bus.store import MessageStore, OutboxRecord
 from hyphal.bus.topics import MAX_TOPIC_LEN, TopicTable
-from hyphal.identity import address_for_public_key
 from hyphal.wire import bus as wire
 from hyphal.wire.bus import AbortReason
 from hyphal.wire.errors import DecodeError
@@ -105,51 +105,6 @@ KEY_SIZE = 32
 READ_NOTICE_TRIES = 6
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Every bound on memory and work the core enforces (defaults in parentheses in docs)."""
-
-    max_message_size: int = 128 * 1024 * 1024
-    max_inbox_bytes: int = 512 * 1024 * 1024
-    max_inbox_count: int = 10_000
-    max_outbox_bytes: int = 1024 * 1024 * 1024
-    max_outbox_count: int = 10_000
-    max_inflight_per_peer: int = 4 * 1024 * 1024
-    receive_window: int = 2 * 1024 * 1024
-    max_incoming_per_source: int = 16
-    #: Bytes one source may have announced in unfinished incoming transfers, so that a few INITs
-    #: claiming huge messages cannot reserve the whole inbox and lock every other sender out.
-    max_reserved_per_source: int = 128 * 1024 * 1024
-    #: Inbox entries from one source (so one sender cannot fill the inbox for everyone).
-    max_inbox_per_source: int = 2_500
-    #: Seconds an unread message stays in the inbox; then it is dropped and counted.
-    inbox_ttl: float = 7 * 86400.0
-    #: Seconds a message taken with :meth:`MessageCore.take` stays hidden before it returns.
-    lease_time: float = 60.0
-    max_incoming_total: int = 256
-    max_active_per_destination: int = 8
-    incoming_idle_timeout: float = 120.0
-    status_ttl: float = 3600.0
-    max_status_records: int = 100_000
-    max_completed_memory: int = 16_384
-    max_read_notices: int = 4096
-    max_reply_routes: int = 65_536
-    chunk_size: int = CHUNK_SIZE
-    default_deadline: float = 300.0
-    max_deadline: float = 30 * 86400.0
-
-
-#: Messages at least this large are hashed with BLAKE3's multithreaded mode.
-PARALLEL_HASH_MIN = 1 << 20
-
-
-def message_digest(data: bytes) -> bytes:
-    """BLAKE3-256 of a whole message, as INIT carries it."""
-    if len(data) >= PARALLEL_HASH_MIN:
-        return blake3(data, max_threads=blake3.AUTO).digest()
-    return blake3(data).digest()
-
-
 class MessageTooLarge(BusError):
     status = 413
 
@@ -178,19 +133,6 @@ class TimerKind(StrEnum):
 
 
 @dataclass(eq=False)
-class _In:
-    key: InKey
-    reasm: Reassembly
-    topic: bytes
-    digest: bytes
-    deadline: float
-    last_activity: float
-    window: int
-    next_event: float = math.inf
-    verifying: bool = False  # complete; waiting for VerifyMessage's answer
-
-
-@dataclass(eq=False)
 class _Lease:
     msg_id: bytes
     seq: int
@@ -206,7 +148,9 @@ class _ReadNotice:
     next_event: float = math.inf
 
 
-_Timed = OutboundTransfer | _In | _ReadNotice | _Lease  # what a timer-heap entry can point at
+_Timed = (
+    OutboundTransfer | InboundTransfer | _ReadNotice | _Lease
+)  # what a timer-heap entry can point at
 
 
 class MessageCore:
@@ -244,10 +188,8 @@ class MessageCore:
         # max_active_per_destination each, so pumping a peer never scans the whole outbox.
         self._active_by_dst: dict[bytes, dict[OutKey, OutboundTransfer]] = {}
         self.outbox_bytes = 0
-        self._in: dict[InKey, _In] = {}
-        self._in_per_src: dict[bytes, int] = {}
-        self.incoming_reserved = 0
-        self._reserved_per_src: dict[bytes, int] = {}
+        self._incoming = Incoming(self.limits)
+        self._in = self._incoming.transfers
         self._leases: dict[bytes, _Lease] = {}
         self._completed: OrderedDict[InKey, bool] = OrderedDict()
         self._reply_routes: OrderedDict[bytes, bytes] = OrderedDict()
@@ -314,8 +256,8 @@ class MessageCore:
             t.next_event = when
             self._push_timer(TimerKind.OUT, t, when)
 
-    def _schedule_in(self, r: _In) -> None:
-        when = min(r.deadline, r.last_activity + self.limits.incoming_idle_timeout)
+    def _schedule_in(self, r: InboundTransfer) -> None:
+        when = r.expires(self.limits.incoming_idle_timeout)
         if when != r.next_event:
             r.next_event = when
             self._push_timer(TimerKind.IN, r, when)
@@ -339,7 +281,7 @@ class MessageCore:
                 return False
             if isinstance(obj, OutboundTransfer):
                 return self._out.get(obj.key) is obj
-            if isinstance(obj, _In):
+            if isinstance(obj, InboundTransfer):
                 return self._in.get(obj.key) is obj
             if isinstance(obj, _ReadNotice):
                 return self._read_notices.get(obj.key) is obj
@@ -709,7 +651,7 @@ class MessageCore:
             "inbox_bytes": self.inbox.bytes,
             "inbox_count": len(self.inbox),
             "incoming_transfers": len(self._in),
-            "incoming_reserved": self.incoming_reserved,
+            "incoming_reserved": self._incoming.reserved,
             "incoming_allocated": sum(r.reasm.allocated for r in self._in.values()),
             "inbox_leased": len(self._leases),
             "completed_ids": len(self._completed),
@@ -761,64 +703,27 @@ class MessageCore:
             if p.data:
                 self._accept_chunk(r, 0, p.data, now, actions)
             else:
-                self._send_ack(r, actions)
+                actions.append(r.ack())
             self._schedule_in(r)
             return
         if key in self._completed:
             self._send(actions, src, wire.Received(p.msg_id, p.reply))
             return
-        reason = self._admit(src, p)
+        exempt = p.reply and self._reply_bypasses_acl(src, p.msg_id)
+        reason = self._incoming.check(src, p, self.inbox, self.topics, exempt)
         if reason is not None:
             self._send(actions, src, wire.Abort(p.msg_id, p.reply, reason))
             return
-        lim = self.limits
-        lifetime = min(float(p.lifetime), lim.max_deadline)
-        window = max(1, lim.receive_window // p.chunk_size)
-        r = _In(
-            key, Reassembly(p.total, p.chunk_size), p.topic, p.digest, now + lifetime, now, window
-        )
-        self._in[key] = r
-        self._in_per_src[src] = self._in_per_src.get(src, 0) + 1
-        self._reserved_per_src[src] = self._reserved_per_src.get(src, 0) + p.total
-        self.incoming_reserved += p.total
+        r = self._incoming.start(src, p, now)
         if r.reasm.count == 0:
             self._complete(r, now, actions)
             return
         if p.data:
             self._accept_chunk(r, 0, p.data, now, actions)
         else:
-            self._send_ack(r, actions)
+            actions.append(r.ack())
         if key in self._in:
             self._schedule_in(r)
-
-    def _admit(self, src: bytes, p: wire.Init) -> AbortReason | None:
-        lim = self.limits
-        if not MIN_CHUNK_SIZE <= p.chunk_size <= MAX_CHUNK_SIZE:
-            return AbortReason.BAD_REQUEST
-        count = chunk_count(p.total, p.chunk_size)
-        if p.data and (count == 0 or len(p.data) != min(p.chunk_size, p.total)):
-            return AbortReason.BAD_REQUEST
-        if not (p.reply and self._reply_bypasses_acl(src, p.msg_id)) and not self.topics.allowed(
-            p.topic, address_for_public_key(src)
-        ):
-            return AbortReason.REJECTED_ACL
-        if p.total > lim.max_message_size:
-            return AbortReason.TOO_LARGE
-        if (
-            self.inbox.bytes + p.total > lim.max_inbox_bytes
-            or len(self.inbox) >= lim.max_inbox_count
-            or self.inbox.from_source(src) >= lim.max_inbox_per_source
-        ):
-            return AbortReason.INBOX_FULL
-        if (
-            self._in_per_src.get(src, 0) >= lim.max_incoming_per_source
-            or self._reserved_per_src.get(src, 0) + p.total > lim.max_reserved_per_source
-            or len(self._in) >= lim.max_incoming_total
-            or self.inbox.bytes + self.incoming_reserved + p.total > lim.max_inbox_bytes
-            or len(self.inbox) + len(self._in) >= lim.max_inbox_count
-        ):
-            return AbortReason.BUSY
-        return None
 
     def _on_chunk(self, src: bytes, p: wire.Chunk, now: float, actions: list[Action]) -> None:
         key: InKey = (src, p.msg_id, p.reply)
@@ -836,47 +741,28 @@ class MessageCore:
             self._schedule_in(r)
 
     def _accept_chunk(
-        self, r: _In, index: int, data: bytes | memoryview, now: float, actions: list[Action]
+        self,
+        r: InboundTransfer,
+        index: int,
+        data: bytes | memoryview,
+        now: float,
+        actions: list[Action],
     ) -> None:
-        if not r.reasm.valid(index, len(data)) or r.verifying:
+        result = r.accept(index, data, now)
+        if result is Accepted.IGNORED:
             self.stats["ignored"] += 1
-            return
-        if r.reasm.add(index, data):
-            r.last_activity = now  # only real progress keeps a transfer alive
-        if r.reasm.complete:
+        elif result is Accepted.COMPLETE:
             self._complete(r, now, actions)
         else:
-            self._send_ack(r, actions)
+            actions.append(r.ack())
 
-    def _send_ack(self, r: _In, actions: list[Action]) -> None:
-        src, msg_id, reply = r.key
-        ranges = r.reasm.sack_ranges(r.window, wire.MAX_SACK_RANGES)
-        self._send(actions, src, wire.Ack(msg_id, reply, r.reasm.cumulative, r.window, ranges))
-
-    def _drop_in(self, r: _In) -> None:
-        if self._in.pop(r.key, None) is None:
+    def _complete(self, r: InboundTransfer, now: float, actions: list[Action]) -> None:
+        done = r.complete(self.defer_large_hashes)
+        if isinstance(done, VerifyMessage):
+            actions.append(done)
             return
-        src = r.key[0]
-        left = self._in_per_src.get(src, 1) - 1
-        if left > 0:
-            self._in_per_src[src] = left
-        else:
-            self._in_per_src.pop(src, None)
-        reserved = self._reserved_per_src.get(src, 0) - r.reasm.total
-        if reserved > 0:
-            self._reserved_per_src[src] = reserved
-        else:
-            self._reserved_per_src.pop(src, None)
-        self.incoming_reserved -= r.reasm.total
-        r.next_event = math.inf
-
-    def _complete(self, r: _In, now: float, actions: list[Action]) -> None:
-        payload = r.reasm.data()
-        if self.defer_large_hashes and len(payload) >= PARALLEL_HASH_MIN:
-            r.verifying = True
-            actions.append(VerifyMessage(r.key, payload, r.digest))
-            return
-        self._deliver(r, payload, message_digest(payload) == r.digest, now, actions)
+        payload, digest_ok = done
+        self._deliver(r, payload, digest_ok, now, actions)
 
     def on_verified(self, key: InKey, payload: bytes, ok: bool, now: float) -> list[Action]:
         """The answer to a :class:`VerifyMessage`: deliver the message, or ABORT integrity."""
@@ -887,10 +773,10 @@ class MessageCore:
         return actions
 
     def _deliver(
-        self, r: _In, payload: bytes, digest_ok: bool, now: float, actions: list[Action]
+        self, r: InboundTransfer, payload: bytes, digest_ok: bool, now: float, actions: list[Action]
     ) -> None:
         src, msg_id, reply = r.key
-        self._drop_in(r)
+        self._incoming.drop(r)
         if len(payload) != r.reasm.total or not digest_ok:
             self._send(actions, src, wire.Abort(msg_id, reply, AbortReason.INTEGRITY))
             return
@@ -959,7 +845,7 @@ class MessageCore:
         if p.reason == AbortReason.SENDER_GAVE_UP:
             r = self._in.get((src, p.msg_id, p.reply))
             if r is not None:
-                self._drop_in(r)
+                self._incoming.drop(r)
             return
         t = self._out.get((p.msg_id, p.reply))
         if t is None or t.dst != src or t.state not in (OutState.PENDING, OutState.SENDING):
@@ -988,9 +874,9 @@ class MessageCore:
                 self._out_timer(obj, now, actions)
                 if obj.key in self._out:
                     self._schedule_out(obj)
-            elif isinstance(obj, _In):
-                if now >= min(obj.deadline, obj.last_activity + self.limits.incoming_idle_timeout):
-                    self._drop_in(obj)
+            elif isinstance(obj, InboundTransfer):
+                if now >= obj.expires(self.limits.incoming_idle_timeout):
+                    self._incoming.drop(obj)
                 else:
                     obj.next_event = math.inf
                     self._schedule_in(obj)
