@@ -19,6 +19,13 @@ for the adapter:
   ``DeleteOutbox`` - store writes (only with ``defer_writes``); what follows one in the list must
   wait until it is durable.
 
+The core dispatches packets, enforces :class:`~hyphal.bus.limits.Limits`, runs one timer heap
+and owns the outbox queues, status records, inbox, leases and read receipts. One transfer's
+behaviour lives in its own object: :class:`~hyphal.bus.outbound.OutboundTransfer` (windows,
+ACKs, loss, retransmission) and :class:`~hyphal.bus.inbound.InboundTransfer` with
+:class:`~hyphal.bus.inbound.Incoming` (admission, reassembly, completion). The action classes
+are defined in ``hyphal.bus.actions`` and re-exported here.
+
 Sender: INIT (carrying chunk 0) -> receiver admission control -> ACK (cumulative + selective
 ranges + receive window) -> chunks inside min(congestion window, receive window, per-peer
 in-flight cap) -> RECEIVED once the receiver has verified the BLAKE3 digest -> READ when the
