@@ -121,6 +121,9 @@ class MessageService:
         # Store writes and the actions waiting for each, applied by one writer task in order.
         self._writes: asyncio.Queue[tuple[Persist, list[Action]]] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
+        # The actions waiting for the newest unfinished write: later actions queue behind it too,
+        # so nothing (a RECEIVED for a resent INIT, a retransmitted INIT) overtakes a write.
+        self._tail: list[Action] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -160,8 +163,9 @@ class MessageService:
             self._store = None
 
     def _run(self, actions: Sequence[Action]) -> None:
-        """Apply actions in order; those after a store write wait until it is durable."""
-        waiting: list[Action] | None = None
+        """Apply actions in order; while a store write is unfinished, they wait until it is
+        durable (each write in turn), so every action runs after the writes queued before it."""
+        waiting = self._tail
         for action in actions:
             if isinstance(action, Persist):
                 waiting = []
@@ -175,6 +179,7 @@ class MessageService:
         if self._writer is None:
             self._writer = asyncio.get_running_loop().create_task(self._write_loop())
         self._writes.put_nowait((op, then))
+        self._tail = then
 
     async def _write_loop(self) -> None:
         """The one store writer: each write in a worker thread, then what waited for it."""
@@ -185,6 +190,8 @@ class MessageService:
             try:
                 await asyncio.to_thread(apply, store, op)
             except sqlite3.Error as exc:
+                if then is self._tail:
+                    self._tail = None
                 log.error(
                     "message store write %s failed (%s); %d dependent actions dropped",
                     type(op).__name__,
@@ -192,6 +199,8 @@ class MessageService:
                     len(then),
                 )
             else:
+                if then is self._tail:
+                    self._tail = None
                 self._driver.feed(then)
             finally:
                 self._writes.task_done()

@@ -7,10 +7,13 @@ and a 128 MiB write runs in the writer thread while the loop keeps ticking.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sqlite3
 from collections.abc import Awaitable
 from pathlib import Path
+
+import pytest
 
 from hyphal.bus.core import MessageCore, SendPacket
 from hyphal.bus.persist import StoreInbox, StoreOutbox, apply
@@ -94,9 +97,11 @@ async def test_received_is_sent_only_after_the_inbox_row_is_durable(tmp_path: Pa
     try:
         init = packets(MessageCore(A, NOW), b"durable")[0]
         service.handle_packet(A, init)
+        service.handle_packet(A, init)  # resent INIT of a completed message: RECEIVED again
         assert seen_at_received == []  # not yet: the row is being written in the writer thread
         await asyncio.wait_for(got_received.wait(), 10.0)
-        assert seen_at_received == [[wire.decode(init).msg_id]]
+        await asyncio.wait_for(service._writes.join(), 10.0)
+        assert seen_at_received == [[wire.decode(init).msg_id]] * 2
     finally:
         await service.close()
 
@@ -157,5 +162,33 @@ async def test_large_inbox_write_keeps_the_loop_ticking(tmp_path: Path) -> None:
         lag = await worst_lag(asyncio.wait_for(received.wait(), 60.0))
         assert len(stored_rows(tmp_path, "inbox")) == 1
         assert lag < 0.25, f"loop stalled {lag:.3f} s while storing a 128 MiB received message"
+    finally:
+        await service.close()
+
+
+async def test_failed_write_logs_once_and_withholds_received(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sent: list[wire.BusPacket] = []
+    service = MessageService(
+        B,
+        lambda dst, body: sent.append(wire.decode(body)) is None,
+        lambda ip: None,
+        store_dir=tmp_path,
+    )
+    await service.start()
+    db = sqlite3.connect(tmp_path / MessageStore.FILENAME)
+    db.execute("DROP TABLE inbox")  # every inbox write now fails
+    db.close()
+    try:
+        with caplog.at_level(logging.ERROR, logger="hyphal.bus.service"):
+            service.handle_packet(A, packets(MessageCore(A, NOW), b"lost")[0])
+            await asyncio.wait_for(service._writes.join(), 10.0)
+        assert not [p for p in sent if isinstance(p, wire.Received)]  # not durable: no RECEIVED
+        assert len([r for r in caplog.records if "StoreInbox failed" in r.message]) == 1
+        # The node keeps serving: an outbound message still goes out.
+        service.send(A, b"still here")
+        await asyncio.wait_for(service._writes.join(), 10.0)
+        assert any(isinstance(p, wire.Init) for p in sent)
     finally:
         await service.close()
