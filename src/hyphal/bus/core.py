@@ -1,8 +1,11 @@
 """Sans-IO message bus core: reliable, flow-controlled transfer of arbitrary-size messages.
 
-``MessageCore`` never reads a clock, sleeps or touches a socket (its optional SQLite store is the
-one exception: it is written synchronously, so an inbox row is durable before RECEIVED is sent). Every entry point takes ``now`` (monotonic seconds)
-and returns a list of actions for the adapter:
+``MessageCore`` never reads a clock, sleeps or touches a socket. Its optional SQLite store is read
+once, at construction; with ``defer_writes`` every later write is a persistence action (see
+``hyphal.bus.persist``) placed before the actions that depend on it, so the adapter can make an
+inbox row durable before RECEIVED goes out; without it the core writes the store itself,
+synchronously. Every entry point takes ``now`` (monotonic seconds) and returns a list of actions
+for the adapter:
 
 * :class:`SendPacket` - hand ``body`` (a bus packet, see ``hyphal.wire.bus``) to the data path for
   the node with public key ``dst``.
@@ -12,6 +15,16 @@ and returns a list of actions for the adapter:
 * :class:`VerifyMessage` - hash a large received message off the loop, answer with
   :meth:`MessageCore.on_verified`.
 * :class:`StatusChanged` - an outbound message changed state.
+* :class:`~hyphal.bus.persist.StoreInbox`, ``DeleteInbox``, ``StoreOutbox``, ``FinishOutbox``,
+  ``DeleteOutbox`` - store writes (only with ``defer_writes``); what follows one in the list must
+  wait until it is durable.
+
+The core dispatches packets, enforces :class:`~hyphal.bus.limits.Limits`, runs one timer heap
+and owns the outbox queues, status records, inbox, leases and read receipts. One transfer's
+behaviour lives in its own object: :class:`~hyphal.bus.outbound.OutboundTransfer` (windows,
+ACKs, loss, retransmission) and :class:`~hyphal.bus.inbound.InboundTransfer` with
+:class:`~hyphal.bus.inbound.Incoming` (admission, reassembly, completion). The action classes
+are defined in ``hyphal.bus.actions`` and re-exported here.
 
 Sender: INIT (carrying chunk 0) -> receiver admission control -> ACK (cumulative + selective
 ranges + receive window) -> chunks inside min(congestion window, receive window, per-peer
@@ -28,97 +41,75 @@ import math
 import os
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
-from blake3 import blake3
-
-from hyphal.bus.chunks import CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, Reassembly, chunk_count
-from hyphal.bus.errors import BusError as BusError
+from hyphal.bus.actions import (
+    FINAL_STATES,
+    REASON_DEADLINE,
+    REASON_TEXT,
+    Action,
+    ForwardMessage,
+    InKey,
+    MessageArrived,
+    MessageStatus,
+    OutKey,
+    OutState,
+    ReplyArrived,
+    SendPacket,
+    StatusChanged,
+    VerifyMessage,
+)
+from hyphal.bus.chunks import chunk_count
+from hyphal.bus.digest import PARALLEL_HASH_MIN, message_digest
+from hyphal.bus.errors import BusError
+from hyphal.bus.inbound import Accepted, InboundTransfer, Incoming
 from hyphal.bus.inbox import InboundMessage, Inbox
+from hyphal.bus.limits import Limits
+from hyphal.bus.outbound import OutboundTransfer, PeerInflight
+from hyphal.bus.persist import (
+    DeleteInbox,
+    DeleteOutbox,
+    FinishOutbox,
+    Persist,
+    StoreInbox,
+    StoreOutbox,
+    apply,
+)
 from hyphal.bus.store import MessageStore, OutboxRecord
 from hyphal.bus.topics import MAX_TOPIC_LEN, TopicTable
-from hyphal.bus.window import CongestionWindow, RttEstimator
-from hyphal.identity import address_for_public_key
 from hyphal.wire import bus as wire
 from hyphal.wire.bus import AbortReason
 from hyphal.wire.errors import DecodeError
 
+__all__ = [
+    "FINAL_STATES",
+    "PARALLEL_HASH_MIN",
+    "REASON_DEADLINE",
+    "REASON_TEXT",
+    "Action",
+    "BusError",
+    "DuplicateReply",
+    "ForwardMessage",
+    "InKey",
+    "Limits",
+    "MessageArrived",
+    "MessageCore",
+    "MessageStatus",
+    "MessageTooLarge",
+    "OutKey",
+    "OutState",
+    "OutboxFull",
+    "ReplyArrived",
+    "SendPacket",
+    "StatusChanged",
+    "UnknownMessage",
+    "VerifyMessage",
+    "message_digest",
+]
+
 KEY_SIZE = 32
-DUPTHRESH = 3
 READ_NOTICE_TRIES = 6
-MAX_BUSY_BACKOFF = 30.0
-
-
-class OutState(StrEnum):
-    """Outbound states (Mycelium names; ``queued`` is reported as ``pending``)."""
-
-    QUEUED = "queued"
-    PENDING = "pending"
-    SENDING = "sending"
-    RECEIVED = "received"
-    READ = "read"
-    ABORTED = "aborted"
-
-
-FINAL_STATES = frozenset({OutState.RECEIVED, OutState.READ, OutState.ABORTED})
-
-REASON_TEXT = {
-    AbortReason.SENDER_GAVE_UP: "sender gave up",
-    AbortReason.REJECTED_ACL: "rejected by the receiver's topic ACL",
-    AbortReason.TOO_LARGE: "message larger than the receiver accepts",
-    AbortReason.INBOX_FULL: "receiver inbox full",
-    AbortReason.BUSY: "receiver busy",
-    AbortReason.UNKNOWN_TRANSFER: "receiver lost the transfer",
-    AbortReason.INTEGRITY: "integrity check failed at the receiver",
-    AbortReason.BAD_REQUEST: "receiver rejected the transfer parameters",
-}
-REASON_DEADLINE = "deadline passed"
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Every bound on memory and work the core enforces (defaults in parentheses in docs)."""
-
-    max_message_size: int = 128 * 1024 * 1024
-    max_inbox_bytes: int = 512 * 1024 * 1024
-    max_inbox_count: int = 10_000
-    max_outbox_bytes: int = 1024 * 1024 * 1024
-    max_outbox_count: int = 10_000
-    max_inflight_per_peer: int = 4 * 1024 * 1024
-    receive_window: int = 2 * 1024 * 1024
-    max_incoming_per_source: int = 16
-    #: Bytes one source may have announced in unfinished incoming transfers, so that a few INITs
-    #: claiming huge messages cannot reserve the whole inbox and lock every other sender out.
-    max_reserved_per_source: int = 128 * 1024 * 1024
-    #: Inbox entries from one source (so one sender cannot fill the inbox for everyone).
-    max_inbox_per_source: int = 2_500
-    #: Seconds an unread message stays in the inbox; then it is dropped and counted.
-    inbox_ttl: float = 7 * 86400.0
-    #: Seconds a message taken with :meth:`MessageCore.take` stays hidden before it returns.
-    lease_time: float = 60.0
-    max_incoming_total: int = 256
-    max_active_per_destination: int = 8
-    incoming_idle_timeout: float = 120.0
-    status_ttl: float = 3600.0
-    max_status_records: int = 100_000
-    max_completed_memory: int = 16_384
-    max_read_notices: int = 4096
-    max_reply_routes: int = 65_536
-    chunk_size: int = CHUNK_SIZE
-    default_deadline: float = 300.0
-    max_deadline: float = 30 * 86400.0
-
-
-#: Messages at least this large are hashed with BLAKE3's multithreaded mode.
-PARALLEL_HASH_MIN = 1 << 20
-
-
-def message_digest(data: bytes) -> bytes:
-    """BLAKE3-256 of a whole message, as INIT carries it."""
-    if len(data) >= PARALLEL_HASH_MIN:
-        return blake3(data, max_threads=blake3.AUTO).digest()
-    return blake3(data).digest()
 
 
 class MessageTooLarge(BusError):
@@ -137,74 +128,6 @@ class DuplicateReply(BusError):
     status = 409
 
 
-@dataclass(frozen=True, slots=True)
-class SendPacket:
-    """Hand ``body`` (one bus packet) to the data path for the node with public key ``dst``."""
-
-    dst: bytes
-    body: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class MessageArrived:
-    """The inbox has a message on ``topic`` readers may take (wake long polls)."""
-
-    topic: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class ReplyArrived:
-    """A reply for an id registered with :meth:`MessageCore.expect_reply`."""
-
-    message: InboundMessage
-
-
-@dataclass(frozen=True, slots=True)
-class ForwardMessage:
-    """Write ``message`` to the Unix socket ``socket_path``; it is held (leased, stored) in the
-    inbox until :meth:`MessageCore.ack` (the socket has it) or :meth:`MessageCore.release`."""
-
-    message: InboundMessage
-    socket_path: str
-
-
-@dataclass(frozen=True, slots=True)
-class VerifyMessage:
-    """Check ``message_digest(payload) == digest`` off the event loop, then call
-    :meth:`MessageCore.on_verified` (only with ``defer_large_hashes``, for large messages)."""
-
-    key: InKey
-    payload: bytes
-    digest: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class StatusChanged:
-    """An outbound message (``reply``: a reply) entered ``state``."""
-
-    msg_id: bytes
-    reply: bool
-    state: OutState
-
-
-Action = SendPacket | MessageArrived | ReplyArrived | ForwardMessage | VerifyMessage | StatusChanged
-
-
-@dataclass(frozen=True, slots=True)
-class MessageStatus:
-    msg_id: bytes
-    reply: bool
-    dst_pk: bytes
-    state: OutState  # pending | sending | received | read | aborted (queued shows as pending)
-    pending: int  # chunks never sent
-    sent: int  # chunks sent, not yet acknowledged
-    acked: int
-    created: float  # wall clock
-    deadline: float  # wall clock
-    msg_len: int
-    reason: str | None
-
-
 class TimerKind(StrEnum):
     """What a timer-heap entry is for."""
 
@@ -214,80 +137,6 @@ class TimerKind(StrEnum):
     LEASE = "lease"  # a taken message returns to the inbox
     INBOX = "inbox"  # the oldest inbox message's TTL
     GC = "gc"  # forgetting final status records
-
-
-OutKey = tuple[bytes, bool]  # (message id, is reply)
-InKey = tuple[bytes, bytes, bool]  # (source public key, message id, is reply)
-
-
-@dataclass(eq=False)
-class _Out:
-    msg_id: bytes
-    reply: bool
-    dst: bytes
-    topic: bytes
-    payload: bytes
-    digest: bytes
-    total: int
-    chunk_size: int
-    count: int
-    created_wall: float
-    deadline: float
-    deadline_wall: float
-    state: OutState = OutState.QUEUED
-    reason: str | None = None
-    acked: bytearray = field(default_factory=bytearray)
-    acked_count: int = 0
-    acked_cum: int = 0
-    next_new: int = 0
-    inflight: dict[int, tuple[int, float, bool]] = field(default_factory=dict)
-    inflight_bytes: int = 0
-    lost: deque[int] = field(default_factory=deque)
-    retransmitted: bytearray = field(default_factory=bytearray)
-    send_seq: int = 0
-    recovery_seq: int = -1
-    rtt: RttEstimator = field(default_factory=RttEstimator)
-    cwnd: CongestionWindow = field(default_factory=CongestionWindow)
-    rwnd: int = 1
-    rto_at: float | None = None
-    init_sent_at: float | None = None
-    init_retransmitted: bool = False
-    init_ever_sent: bool = False
-    busy_until: float | None = None
-    busy_backoff: float = 0.0
-    finished_wall: float | None = None
-    next_event: float = math.inf
-
-    @property
-    def key(self) -> OutKey:
-        return (self.msg_id, self.reply)
-
-    def chunk_len(self, index: int) -> int:
-        return min(self.chunk_size, self.total - index * self.chunk_size)
-
-    def reset_progress(self) -> None:
-        self.acked = bytearray(self.count)
-        self.retransmitted = bytearray(self.count)
-        self.acked_count = 0
-        self.acked_cum = 0
-        self.next_new = 0
-        self.inflight.clear()
-        self.inflight_bytes = 0
-        self.lost.clear()
-        self.rwnd = 1
-
-
-@dataclass(eq=False)
-class _In:
-    key: InKey
-    reasm: Reassembly
-    topic: bytes
-    digest: bytes
-    deadline: float
-    last_activity: float
-    window: int
-    next_event: float = math.inf
-    verifying: bool = False  # complete; waiting for VerifyMessage's answer
 
 
 @dataclass(eq=False)
@@ -306,7 +155,9 @@ class _ReadNotice:
     next_event: float = math.inf
 
 
-_Timed = _Out | _In | _ReadNotice | _Lease  # what a timer-heap entry can point at
+_Timed = (
+    OutboundTransfer | InboundTransfer | _ReadNotice | _Lease
+)  # what a timer-heap entry can point at
 
 
 class MessageCore:
@@ -323,6 +174,7 @@ class MessageCore:
         id_source: Callable[[], bytes] | None = None,
         topics: TopicTable | None = None,
         defer_large_hashes: bool = False,
+        defer_writes: bool = False,
     ) -> None:
         if len(public_key) != KEY_SIZE:
             raise ValueError("public key must be 32 bytes")
@@ -332,21 +184,19 @@ class MessageCore:
         self.wall_offset = wall_offset
         self.topics = topics or TopicTable()
         self.defer_large_hashes = defer_large_hashes
+        self.defer_writes = defer_writes
         self._new_id = id_source or (lambda: os.urandom(wire.ID_SIZE))
         self.inbox = Inbox()
-        self._out: dict[OutKey, _Out] = {}
-        self._done: OrderedDict[OutKey, _Out] = OrderedDict()
+        self._out: dict[OutKey, OutboundTransfer] = {}
+        self._done: OrderedDict[OutKey, OutboundTransfer] = OrderedDict()
         self._queued: dict[bytes, deque[OutKey]] = {}
         self._active_per_dst: dict[bytes, int] = {}
         # Activated (pending or sending) transfers per destination: at most
         # max_active_per_destination each, so pumping a peer never scans the whole outbox.
-        self._active_by_dst: dict[bytes, dict[OutKey, _Out]] = {}
-        self._peer_inflight: dict[bytes, int] = {}
+        self._active_by_dst: dict[bytes, dict[OutKey, OutboundTransfer]] = {}
         self.outbox_bytes = 0
-        self._in: dict[InKey, _In] = {}
-        self._in_per_src: dict[bytes, int] = {}
-        self.incoming_reserved = 0
-        self._reserved_per_src: dict[bytes, int] = {}
+        self._incoming = Incoming(self.limits)
+        self._in = self._incoming.transfers
         self._leases: dict[bytes, _Lease] = {}
         self._completed: OrderedDict[InKey, bool] = OrderedDict()
         self._reply_routes: OrderedDict[bytes, bytes] = OrderedDict()
@@ -362,6 +212,7 @@ class MessageCore:
             "inbox_expired": 0,
             "leases_expired": 0,
         }
+        self._peers = PeerInflight(self.limits.max_inflight_per_peer, self.stats)
         if store is not None:
             self._load(store, now)
 
@@ -371,6 +222,15 @@ class MessageCore:
 
     def _send(self, actions: list[Action], dst: bytes, packet: wire.BusPacket) -> None:
         actions.append(SendPacket(dst, wire.encode(packet)))
+
+    def _persist(self, actions: list[Action], op: Persist) -> None:
+        """Write to the store: now, or (``defer_writes``) as an action before what follows."""
+        if self.store is None:
+            return
+        if self.defer_writes:
+            actions.append(op)
+        else:
+            apply(self.store, op)
 
     def _push_timer(self, kind: TimerKind, obj: _Timed | None, when: float) -> None:
         if when < math.inf:
@@ -397,25 +257,19 @@ class MessageCore:
         self._heap = [e for e in heap if e[0] < math.inf]
         heapq.heapify(self._heap)
 
-    def _schedule_out(self, t: _Out) -> None:
-        when = math.inf
-        if t.state not in FINAL_STATES:
-            when = t.deadline
-            if t.rto_at is not None:
-                when = min(when, t.rto_at)
-            if t.busy_until is not None:
-                when = min(when, t.busy_until)
+    def _schedule_out(self, t: OutboundTransfer) -> None:
+        when = t.next_timer()
         if when != t.next_event:
             t.next_event = when
             self._push_timer(TimerKind.OUT, t, when)
 
-    def _schedule_in(self, r: _In) -> None:
-        when = min(r.deadline, r.last_activity + self.limits.incoming_idle_timeout)
+    def _schedule_in(self, r: InboundTransfer) -> None:
+        when = r.expires(self.limits.incoming_idle_timeout)
         if when != r.next_event:
             r.next_event = when
             self._push_timer(TimerKind.IN, r, when)
 
-    def _done_expiry(self, t: _Out) -> float:
+    def _done_expiry(self, t: OutboundTransfer) -> float:
         return (t.finished_wall or 0.0) - self.wall_offset + self.limits.status_ttl
 
     def next_deadline(self) -> float:
@@ -432,9 +286,9 @@ class MessageCore:
         if obj is not None:
             if obj.next_event != when:
                 return False
-            if isinstance(obj, _Out):
+            if isinstance(obj, OutboundTransfer):
                 return self._out.get(obj.key) is obj
-            if isinstance(obj, _In):
+            if isinstance(obj, InboundTransfer):
                 return self._in.get(obj.key) is obj
             if isinstance(obj, _ReadNotice):
                 return self._read_notices.get(obj.key) is obj
@@ -495,21 +349,20 @@ class MessageCore:
         t = self._new_out(
             msg_id, reply, dst, topic, payload, self.wall(now), self.wall(now) + span, now, digest
         )
-        if self.store is not None:
-            self.store.outbox_put(
-                OutboxRecord(
-                    msg_id,
-                    reply,
-                    dst,
-                    topic,
-                    payload,
-                    len(payload),
-                    t.created_wall,
-                    t.deadline_wall,
-                    OutState.PENDING,
-                )
-            )
         actions: list[Action] = []
+        if self.store is not None:
+            record = OutboxRecord(
+                msg_id,
+                reply,
+                dst,
+                topic,
+                payload,
+                len(payload),
+                t.created_wall,
+                t.deadline_wall,
+                OutState.PENDING,
+            )
+            self._persist(actions, StoreOutbox(record))
         self._enqueue(t, now, actions)
         return msg_id, actions
 
@@ -542,9 +395,9 @@ class MessageCore:
         deadline_wall: float,
         now: float,
         digest: bytes | None = None,
-    ) -> _Out:
+    ) -> OutboundTransfer:
         chunk_size = self.limits.chunk_size
-        t = _Out(
+        t = OutboundTransfer(
             msg_id=msg_id,
             reply=reply,
             dst=dst,
@@ -557,6 +410,7 @@ class MessageCore:
             created_wall=created_wall,
             deadline=deadline_wall - self.wall_offset,
             deadline_wall=deadline_wall,
+            peers=self._peers,
         )
         t.reset_progress()
         t.cwnd.ceiling = max(4.0, self.limits.max_inflight_per_peer / chunk_size)
@@ -564,7 +418,7 @@ class MessageCore:
         self.outbox_bytes += t.total
         return t
 
-    def _enqueue(self, t: _Out, now: float, actions: list[Action]) -> None:
+    def _enqueue(self, t: OutboundTransfer, now: float, actions: list[Action]) -> None:
         if self._active_per_dst.get(t.dst, 0) < self.limits.max_active_per_destination:
             self._activate(t, now, actions)
         else:
@@ -572,100 +426,12 @@ class MessageCore:
             self._queued.setdefault(t.dst, deque()).append(t.key)
             self._schedule_out(t)
 
-    def _activate(self, t: _Out, now: float, actions: list[Action]) -> None:
+    def _activate(self, t: OutboundTransfer, now: float, actions: list[Action]) -> None:
         self._active_per_dst[t.dst] = self._active_per_dst.get(t.dst, 0) + 1
         self._active_by_dst.setdefault(t.dst, {})[t.key] = t
         t.state = OutState.PENDING
-        self._send_init(t, now, actions)
+        t.send_init(now, actions)
         self._schedule_out(t)
-
-    def _send_init(self, t: _Out, now: float, actions: list[Action]) -> None:
-        data: bytes | memoryview = b""
-        if t.count and not t.acked[0]:
-            size = t.chunk_len(0)
-            if 0 in t.inflight:
-                data = memoryview(t.payload)[:size]
-            elif self._peer_room(t.dst, size):
-                data = memoryview(t.payload)[:size]
-                self._mark_sent(t, 0, now, retransmit=t.next_new > 0)
-                t.next_new = max(t.next_new, 1)
-        if t.init_ever_sent:
-            t.init_retransmitted = True
-        t.init_ever_sent = True
-        t.init_sent_at = now
-        lifetime = max(0, math.ceil(t.deadline - now))
-        self._send(
-            actions,
-            t.dst,
-            wire.Init(
-                t.msg_id, t.reply, t.total, t.chunk_size, lifetime, t.digest, t.topic, bytes(data)
-            ),
-        )
-        if t.rto_at is None:
-            t.rto_at = now + t.rtt.rto
-
-    def _peer_room(self, dst: bytes, size: int) -> bool:
-        used = self._peer_inflight.get(dst, 0)
-        return used == 0 or used + size <= self.limits.max_inflight_per_peer
-
-    def _mark_sent(self, t: _Out, index: int, now: float, *, retransmit: bool) -> None:
-        size = t.chunk_len(index)
-        t.send_seq += 1
-        if retransmit:
-            t.retransmitted[index] = 1
-        t.inflight.pop(index, None)
-        t.inflight[index] = (t.send_seq, now, retransmit)
-        t.inflight_bytes += size
-        self._peer_inflight[t.dst] = self._peer_inflight.get(t.dst, 0) + size
-
-    def _unmark_inflight(self, t: _Out, index: int) -> tuple[int, float, bool] | None:
-        entry = t.inflight.pop(index, None)
-        if entry is not None:
-            size = t.chunk_len(index)
-            t.inflight_bytes -= size
-            left = self._peer_inflight.get(t.dst, 0) - size
-            if left > 0:
-                self._peer_inflight[t.dst] = left
-            else:
-                self._peer_inflight.pop(t.dst, None)
-        return entry
-
-    def _pump(self, t: _Out, now: float, actions: list[Action]) -> None:
-        """Send chunks while the congestion window, receive window and peer cap allow."""
-        if t.state != OutState.SENDING:
-            return
-        limit = min(t.cwnd.chunks, t.rwnd)
-        view = memoryview(t.payload)
-        while len(t.inflight) < limit:
-            retransmit = False
-            if t.lost:
-                index = t.lost[0]
-                if t.acked[index] or index in t.inflight:
-                    t.lost.popleft()
-                    continue
-                retransmit = True
-            elif t.next_new < t.count and t.next_new < t.acked_cum + t.rwnd:
-                index = t.next_new
-            else:
-                break
-            size = t.chunk_len(index)
-            if not self._peer_room(t.dst, size):
-                break
-            if retransmit:
-                t.lost.popleft()
-                self.stats["retransmits"] += 1
-            else:
-                t.next_new += 1
-            self._mark_sent(t, index, now, retransmit=retransmit)
-            start = index * t.chunk_size
-            actions.append(
-                SendPacket(
-                    t.dst,
-                    wire.encode_chunk(t.msg_id, t.reply, index, view[start : start + size]),
-                )
-            )
-            if t.rto_at is None:
-                t.rto_at = now + t.rtt.rto
 
     def _pump_peer(self, dst: bytes, now: float, actions: list[Action]) -> None:
         active = self._active_by_dst.get(dst)
@@ -673,33 +439,25 @@ class MessageCore:
             return
         for t in list(active.values()):
             if t.state == OutState.SENDING:
-                self._pump(t, now, actions)
+                t.pump(now, actions)
                 self._schedule_out(t)
 
     def _finish_out(
-        self, t: _Out, state: OutState, reason: str | None, now: float, actions: list[Action]
+        self,
+        t: OutboundTransfer,
+        state: OutState,
+        reason: str | None,
+        now: float,
+        actions: list[Action],
     ) -> None:
         was_active = t.state in (OutState.PENDING, OutState.SENDING)
         was_queued = t.state == OutState.QUEUED
-        for index in list(t.inflight):
-            self._unmark_inflight(t, index)
-        t.state = state
-        t.reason = reason
-        t.rto_at = None
-        t.busy_until = None
-        t.finished_wall = self.wall(now)
-        if state != OutState.ABORTED:
-            t.acked_count = t.count
-            t.next_new = t.count
-        t.payload = b""
-        t.acked = bytearray()
-        t.retransmitted = bytearray()
-        t.lost.clear()
+        finished = self.wall(now)
+        t.finish(state, reason, finished)
         self.outbox_bytes -= t.total
         del self._out[t.key]
-        self._remember_done(t, now)
-        if self.store is not None:
-            self.store.outbox_finish(t.msg_id, t.reply, state, reason, t.finished_wall)
+        self._remember_done(t, actions)
+        self._persist(actions, FinishOutbox(t.msg_id, t.reply, state, reason, finished))
         actions.append(StatusChanged(t.msg_id, t.reply, state))
         if was_queued:
             queue = self._queued.get(t.dst)
@@ -728,13 +486,12 @@ class MessageCore:
         if queue is not None and not queue:
             self._queued.pop(dst, None)
 
-    def _remember_done(self, t: _Out, now: float) -> None:
+    def _remember_done(self, t: OutboundTransfer, actions: list[Action]) -> None:
         self._done.pop(t.key, None)
         self._done[t.key] = t
         while len(self._done) > self.limits.max_status_records:
             _, old = self._done.popitem(last=False)
-            if self.store is not None:
-                self.store.outbox_delete(old.msg_id, old.reply)
+            self._persist(actions, DeleteOutbox(old.msg_id, old.reply))
         if len(self._done) == 1:
             self._push_timer(TimerKind.GC, None, self._done_expiry(t))
 
@@ -817,19 +574,19 @@ class MessageCore:
         self, seq: int, message: InboundMessage, now: float, actions: list[Action]
     ) -> None:
         self.inbox.remove(seq)
-        if self.store is not None:
-            self.store.inbox_delete(seq)
+        self._persist(actions, DeleteInbox(seq))
         self._mark_read((message.src_pk, message.msg_id, message.reply), now, actions)
 
     def deliver_to_inbox(self, message: InboundMessage) -> list[Action]:
         """Put a message in the inbox and wake readers."""
-        self._store_inbox(message)
-        return [MessageArrived(message.topic)]
+        actions: list[Action] = []
+        self._store_inbox(message, actions)
+        actions.append(MessageArrived(message.topic))
+        return actions
 
-    def _store_inbox(self, message: InboundMessage) -> int:
+    def _store_inbox(self, message: InboundMessage, actions: list[Action]) -> int:
         seq = self.inbox.push(message)
-        if self.store is not None:
-            self.store.inbox_put(seq, message)
+        self._persist(actions, StoreInbox(seq, message))
         self._arm_inbox_ttl()
         return seq
 
@@ -842,7 +599,7 @@ class MessageCore:
             self._inbox_timer_at = when
             self._push_timer(TimerKind.INBOX, None, when)
 
-    def _expire_inbox(self, now: float) -> None:
+    def _expire_inbox(self, now: float, actions: list[Action]) -> None:
         """Drop messages older than ``limits.inbox_ttl`` (counted in ``stats``)."""
         cutoff = self.wall(now) - self.limits.inbox_ttl
         while (oldest := self.inbox.oldest()) is not None and oldest[1].received_at <= cutoff:
@@ -852,8 +609,7 @@ class MessageCore:
                 del self._leases[message.msg_id]
                 lease.next_event = math.inf
             self.inbox.remove(seq)
-            if self.store is not None:
-                self.store.inbox_delete(seq)
+            self._persist(actions, DeleteInbox(seq))
             self.stats["inbox_expired"] += 1
         self._arm_inbox_ttl()
 
@@ -885,20 +641,7 @@ class MessageCore:
         for key in ((msg_id, False), (msg_id, True)):
             t = self._out.get(key) or self._done.get(key)
             if t is not None:
-                state = OutState.PENDING if t.state == OutState.QUEUED else t.state
-                return MessageStatus(
-                    msg_id=t.msg_id,
-                    reply=t.reply,
-                    dst_pk=t.dst,
-                    state=state,
-                    pending=t.count - t.next_new,
-                    sent=t.next_new - t.acked_count,
-                    acked=t.acked_count,
-                    created=t.created_wall,
-                    deadline=t.deadline_wall,
-                    msg_len=t.total,
-                    reason=t.reason,
-                )
+                return t.status()
         return None
 
     def incoming_progress(self, src: bytes, msg_id: bytes, reply: bool = False) -> int | None:
@@ -907,7 +650,7 @@ class MessageCore:
         return None if r is None else r.reasm.cumulative
 
     def inflight_bytes(self, dst: bytes) -> int:
-        return self._peer_inflight.get(dst, 0)
+        return self._peers.get(dst)
 
     def memory_usage(self) -> dict[str, int]:
         """Counters of everything that grows with input (for tests and metrics)."""
@@ -915,7 +658,7 @@ class MessageCore:
             "inbox_bytes": self.inbox.bytes,
             "inbox_count": len(self.inbox),
             "incoming_transfers": len(self._in),
-            "incoming_reserved": self.incoming_reserved,
+            "incoming_reserved": self._incoming.reserved,
             "incoming_allocated": sum(r.reasm.allocated for r in self._in.values()),
             "inbox_leased": len(self._leases),
             "completed_ids": len(self._completed),
@@ -967,64 +710,27 @@ class MessageCore:
             if p.data:
                 self._accept_chunk(r, 0, p.data, now, actions)
             else:
-                self._send_ack(r, actions)
+                actions.append(r.ack())
             self._schedule_in(r)
             return
         if key in self._completed:
             self._send(actions, src, wire.Received(p.msg_id, p.reply))
             return
-        reason = self._admit(src, p)
+        exempt = p.reply and self._reply_bypasses_acl(src, p.msg_id)
+        reason = self._incoming.check(src, p, self.inbox, self.topics, exempt)
         if reason is not None:
             self._send(actions, src, wire.Abort(p.msg_id, p.reply, reason))
             return
-        lim = self.limits
-        lifetime = min(float(p.lifetime), lim.max_deadline)
-        window = max(1, lim.receive_window // p.chunk_size)
-        r = _In(
-            key, Reassembly(p.total, p.chunk_size), p.topic, p.digest, now + lifetime, now, window
-        )
-        self._in[key] = r
-        self._in_per_src[src] = self._in_per_src.get(src, 0) + 1
-        self._reserved_per_src[src] = self._reserved_per_src.get(src, 0) + p.total
-        self.incoming_reserved += p.total
+        r = self._incoming.start(src, p, now)
         if r.reasm.count == 0:
             self._complete(r, now, actions)
             return
         if p.data:
             self._accept_chunk(r, 0, p.data, now, actions)
         else:
-            self._send_ack(r, actions)
+            actions.append(r.ack())
         if key in self._in:
             self._schedule_in(r)
-
-    def _admit(self, src: bytes, p: wire.Init) -> AbortReason | None:
-        lim = self.limits
-        if not MIN_CHUNK_SIZE <= p.chunk_size <= MAX_CHUNK_SIZE:
-            return AbortReason.BAD_REQUEST
-        count = chunk_count(p.total, p.chunk_size)
-        if p.data and (count == 0 or len(p.data) != min(p.chunk_size, p.total)):
-            return AbortReason.BAD_REQUEST
-        if not (p.reply and self._reply_bypasses_acl(src, p.msg_id)) and not self.topics.allowed(
-            p.topic, address_for_public_key(src)
-        ):
-            return AbortReason.REJECTED_ACL
-        if p.total > lim.max_message_size:
-            return AbortReason.TOO_LARGE
-        if (
-            self.inbox.bytes + p.total > lim.max_inbox_bytes
-            or len(self.inbox) >= lim.max_inbox_count
-            or self.inbox.from_source(src) >= lim.max_inbox_per_source
-        ):
-            return AbortReason.INBOX_FULL
-        if (
-            self._in_per_src.get(src, 0) >= lim.max_incoming_per_source
-            or self._reserved_per_src.get(src, 0) + p.total > lim.max_reserved_per_source
-            or len(self._in) >= lim.max_incoming_total
-            or self.inbox.bytes + self.incoming_reserved + p.total > lim.max_inbox_bytes
-            or len(self.inbox) + len(self._in) >= lim.max_inbox_count
-        ):
-            return AbortReason.BUSY
-        return None
 
     def _on_chunk(self, src: bytes, p: wire.Chunk, now: float, actions: list[Action]) -> None:
         key: InKey = (src, p.msg_id, p.reply)
@@ -1042,47 +748,28 @@ class MessageCore:
             self._schedule_in(r)
 
     def _accept_chunk(
-        self, r: _In, index: int, data: bytes | memoryview, now: float, actions: list[Action]
+        self,
+        r: InboundTransfer,
+        index: int,
+        data: bytes | memoryview,
+        now: float,
+        actions: list[Action],
     ) -> None:
-        if not r.reasm.valid(index, len(data)) or r.verifying:
+        result = r.accept(index, data, now)
+        if result is Accepted.IGNORED:
             self.stats["ignored"] += 1
-            return
-        if r.reasm.add(index, data):
-            r.last_activity = now  # only real progress keeps a transfer alive
-        if r.reasm.complete:
+        elif result is Accepted.COMPLETE:
             self._complete(r, now, actions)
         else:
-            self._send_ack(r, actions)
+            actions.append(r.ack())
 
-    def _send_ack(self, r: _In, actions: list[Action]) -> None:
-        src, msg_id, reply = r.key
-        ranges = r.reasm.sack_ranges(r.window, wire.MAX_SACK_RANGES)
-        self._send(actions, src, wire.Ack(msg_id, reply, r.reasm.cumulative, r.window, ranges))
-
-    def _drop_in(self, r: _In) -> None:
-        if self._in.pop(r.key, None) is None:
+    def _complete(self, r: InboundTransfer, now: float, actions: list[Action]) -> None:
+        done = r.complete(self.defer_large_hashes)
+        if isinstance(done, VerifyMessage):
+            actions.append(done)
             return
-        src = r.key[0]
-        left = self._in_per_src.get(src, 1) - 1
-        if left > 0:
-            self._in_per_src[src] = left
-        else:
-            self._in_per_src.pop(src, None)
-        reserved = self._reserved_per_src.get(src, 0) - r.reasm.total
-        if reserved > 0:
-            self._reserved_per_src[src] = reserved
-        else:
-            self._reserved_per_src.pop(src, None)
-        self.incoming_reserved -= r.reasm.total
-        r.next_event = math.inf
-
-    def _complete(self, r: _In, now: float, actions: list[Action]) -> None:
-        payload = r.reasm.data()
-        if self.defer_large_hashes and len(payload) >= PARALLEL_HASH_MIN:
-            r.verifying = True
-            actions.append(VerifyMessage(r.key, payload, r.digest))
-            return
-        self._deliver(r, payload, message_digest(payload) == r.digest, now, actions)
+        payload, digest_ok = done
+        self._deliver(r, payload, digest_ok, now, actions)
 
     def on_verified(self, key: InKey, payload: bytes, ok: bool, now: float) -> list[Action]:
         """The answer to a :class:`VerifyMessage`: deliver the message, or ABORT integrity."""
@@ -1093,10 +780,10 @@ class MessageCore:
         return actions
 
     def _deliver(
-        self, r: _In, payload: bytes, digest_ok: bool, now: float, actions: list[Action]
+        self, r: InboundTransfer, payload: bytes, digest_ok: bool, now: float, actions: list[Action]
     ) -> None:
         src, msg_id, reply = r.key
-        self._drop_in(r)
+        self._incoming.drop(r)
         if len(payload) != r.reasm.total or not digest_ok:
             self._send(actions, src, wire.Abort(msg_id, reply, AbortReason.INTEGRITY))
             return
@@ -1119,7 +806,7 @@ class MessageCore:
         path = self._forward_path(message)
         if path is not None:
             # Stored (durable) and hidden until the socket has it: RECEIVED is safe to send.
-            seq = self._store_inbox(message)
+            seq = self._store_inbox(message, actions)
             actions.append(ForwardMessage(message, path))
             self._hold(seq, message, math.inf)
         else:
@@ -1136,68 +823,10 @@ class MessageCore:
         t = self._out.get((p.msg_id, p.reply))
         if t is None or t.dst != src or t.state not in (OutState.PENDING, OutState.SENDING):
             return
-        if t.state == OutState.PENDING:
-            t.state = OutState.SENDING
-            t.busy_backoff = 0.0
-            actions.append(StatusChanged(t.msg_id, t.reply, OutState.SENDING))
-            if t.init_sent_at is not None and not t.init_retransmitted:
-                t.rtt.sample(now - t.init_sent_at)
-        t.rwnd = max(1, min(p.window, 1 << 16))
-        newest: tuple[int, float, bool] | None = None
-        limit = t.next_new
-        cum = min(p.cumulative, limit)
-        acked = t.acked
-        # Only chunks not yet acknowledged are visited (bytearray.find skips the rest in C), so
-        # an ACK costs O(newly acknowledged chunks), however many SACK ranges it repeats.
-        if cum > t.acked_cum:
-            index = acked.find(0, t.acked_cum, cum)
-            while index >= 0:
-                newest = self._ack_chunk(t, index, newest)
-                index = acked.find(0, index + 1, cum)
-            t.acked_cum = cum
-        for start, end in p.ranges:
-            end = min(end, limit)
-            index = acked.find(0, start, end) if start < end else -1
-            while index >= 0:
-                newest = self._ack_chunk(t, index, newest)
-                index = acked.find(0, index + 1, end)
-        if newest is not None:
-            seq, sent_at, retransmitted = newest
-            if not retransmitted:
-                t.rtt.sample(now - sent_at)
-            # RACK-style loss detection: anything sent DUPTHRESH sends before an acked chunk.
-            lost_any = False
-            while t.inflight:
-                index = next(iter(t.inflight))
-                if t.inflight[index][0] > seq - DUPTHRESH:
-                    break
-                entry = self._unmark_inflight(t, index)
-                t.lost.append(index)
-                if entry is not None and entry[0] > t.recovery_seq:
-                    lost_any = True
-            if lost_any:
-                t.cwnd.on_loss()
-                t.recovery_seq = t.send_seq
-            t.rto_at = now + t.rtt.rto if t.inflight else None
-        self._pump(t, now, actions)
-        if t.rto_at is None and (t.inflight or t.acked_count == t.count or t.lost):
-            t.rto_at = now + t.rtt.rto  # probe for RECEIVED / stalled window
+        progressed = t.on_ack(p, now, actions)
         self._schedule_out(t)
-        if newest is not None:
+        if progressed:
             self._pump_peer(t.dst, now, actions)
-
-    def _ack_chunk(
-        self, t: _Out, index: int, newest: tuple[int, float, bool] | None
-    ) -> tuple[int, float, bool] | None:
-        if t.acked[index]:
-            return newest
-        t.acked[index] = 1
-        t.acked_count += 1
-        t.cwnd.on_ack(1)
-        entry = self._unmark_inflight(t, index)
-        if entry is not None and (newest is None or entry[0] > newest[0]):
-            return entry
-        return newest
 
     def _on_received(self, src: bytes, p: wire.Received, now: float, actions: list[Action]) -> None:
         t = self._out.get((p.msg_id, p.reply))
@@ -1212,14 +841,10 @@ class MessageCore:
         done = self._done.get(key)
         if done is not None and done.dst == src and done.state == OutState.RECEIVED:
             done.state = OutState.READ
-            if self.store is not None:
-                self.store.outbox_finish(
-                    done.msg_id,
-                    done.reply,
-                    OutState.READ,
-                    None,
-                    done.finished_wall or self.wall(now),
-                )
+            finished = done.finished_wall or self.wall(now)
+            self._persist(
+                actions, FinishOutbox(done.msg_id, done.reply, OutState.READ, None, finished)
+            )
             actions.append(StatusChanged(done.msg_id, done.reply, OutState.READ))
         self._send(actions, src, wire.ReadAck(p.msg_id, p.reply))
 
@@ -1227,32 +852,18 @@ class MessageCore:
         if p.reason == AbortReason.SENDER_GAVE_UP:
             r = self._in.get((src, p.msg_id, p.reply))
             if r is not None:
-                self._drop_in(r)
+                self._incoming.drop(r)
             return
         t = self._out.get((p.msg_id, p.reply))
         if t is None or t.dst != src or t.state not in (OutState.PENDING, OutState.SENDING):
             return
         if p.reason == AbortReason.BUSY:
-            if t.state == OutState.SENDING:
-                return  # the receiver has our state; a stale BUSY
-            for index in list(t.inflight):
-                self._unmark_inflight(t, index)
-            t.reset_progress()
-            t.busy_backoff = min(max(1.0, t.busy_backoff * 2), MAX_BUSY_BACKOFF)
-            t.busy_until = now + t.busy_backoff
-            t.rto_at = None
-            self._schedule_out(t)
-            self._pump_peer(t.dst, now, actions)
+            if t.on_busy(now):
+                self._schedule_out(t)
+                self._pump_peer(t.dst, now, actions)
         elif p.reason == AbortReason.UNKNOWN_TRANSFER:
-            if t.state == OutState.PENDING:
-                return  # a chunk overtook the INIT; the INIT will create the state
-            for index in list(t.inflight):
-                self._unmark_inflight(t, index)
-            t.reset_progress()
-            t.state = OutState.PENDING
-            t.rto_at = None
-            self._send_init(t, now, actions)
-            self._schedule_out(t)
+            if t.on_unknown(now, actions):
+                self._schedule_out(t)
         else:
             self._finish_out(t, OutState.ABORTED, REASON_TEXT[p.reason], now, actions)
 
@@ -1265,14 +876,14 @@ class MessageCore:
             when, _, kind, obj = heapq.heappop(heap)
             if not self._timer_valid(when, kind, obj):
                 continue
-            if isinstance(obj, _Out):
+            if isinstance(obj, OutboundTransfer):
                 obj.next_event = math.inf
                 self._out_timer(obj, now, actions)
                 if obj.key in self._out:
                     self._schedule_out(obj)
-            elif isinstance(obj, _In):
-                if now >= min(obj.deadline, obj.last_activity + self.limits.incoming_idle_timeout):
-                    self._drop_in(obj)
+            elif isinstance(obj, InboundTransfer):
+                if now >= obj.expires(self.limits.incoming_idle_timeout):
+                    self._incoming.drop(obj)
                 else:
                     obj.next_event = math.inf
                     self._schedule_in(obj)
@@ -1283,22 +894,21 @@ class MessageCore:
                 self.stats["leases_expired"] += 1
             elif kind == TimerKind.INBOX:
                 self._inbox_timer_at = math.inf
-                self._expire_inbox(now)
+                self._expire_inbox(now, actions)
             else:
-                self._gc_done(now)
+                self._gc_done(now, actions)
         return actions
 
-    def _gc_done(self, now: float) -> None:
+    def _gc_done(self, now: float, actions: list[Action]) -> None:
         while self._done:
             key, t = next(iter(self._done.items()))
             if self._done_expiry(t) > now:
                 self._push_timer(TimerKind.GC, None, self._done_expiry(t))
                 return
             del self._done[key]
-            if self.store is not None:
-                self.store.outbox_delete(t.msg_id, t.reply)
+            self._persist(actions, DeleteOutbox(t.msg_id, t.reply))
 
-    def _out_timer(self, t: _Out, now: float, actions: list[Action]) -> None:
+    def _out_timer(self, t: OutboundTransfer, now: float, actions: list[Action]) -> None:
         if now >= t.deadline:
             if t.init_ever_sent:
                 self._send(
@@ -1306,29 +916,7 @@ class MessageCore:
                 )
             self._finish_out(t, OutState.ABORTED, REASON_DEADLINE, now, actions)
             return
-        if t.busy_until is not None and now >= t.busy_until:
-            t.busy_until = None
-            t.state = OutState.PENDING
-            self._send_init(t, now, actions)
-            return
-        if t.rto_at is not None and now >= t.rto_at:
-            t.rtt.backoff()
-            t.rto_at = None
-            if t.state == OutState.PENDING:
-                self._send_init(t, now, actions)
-                return
-            if t.inflight:
-                t.cwnd.on_timeout()
-                t.recovery_seq = t.send_seq
-                for index in list(t.inflight):
-                    self._unmark_inflight(t, index)
-                    t.lost.append(index)
-                self._pump(t, now, actions)
-            elif t.lost or t.acked_count == t.count or t.next_new < t.count:
-                # Nothing in flight: probe with INIT (answered by ACK or RECEIVED).
-                self._send_init(t, now, actions)
-            if t.rto_at is None and t.state == OutState.SENDING:
-                t.rto_at = now + t.rtt.rto
+        t.on_timeout(now, actions)
 
     # ------------------------------------------------------------------ persistence
     def _load(self, store: MessageStore, now: float) -> None:
@@ -1357,7 +945,7 @@ class MessageCore:
                 t.finished_wall = finished
                 if t.state != OutState.ABORTED:
                     t.acked_count = t.next_new = t.count
-                self._remember_done(t, now)
+                self._remember_done(t, actions)
                 continue
             t = self._new_out(
                 rec.msg_id,
@@ -1375,6 +963,10 @@ class MessageCore:
             else:
                 t.state = OutState.QUEUED
                 self._queued.setdefault(t.dst, deque()).append(t.key)
+        # Writes made while loading happen now, like the reads (at construction, not per input).
+        for action in actions:
+            if isinstance(action, Persist):
+                apply(store, action)
 
     def start(self, now: float) -> list[Action]:
         """Start transfers restored from the store (call once after construction)."""

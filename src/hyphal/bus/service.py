@@ -9,6 +9,10 @@ The node provides two callbacks and feeds arriving bus packets in:
 
 BLAKE3 of a received message of ``PARALLEL_HASH_MIN`` bytes or more runs in a worker thread
 (``asyncio.to_thread``); the core delivers it, and sends RECEIVED, once the answer is fed back.
+With a store, the core's writes come back as persistence actions (``hyphal.bus.persist``); one
+writer task applies them in a worker thread, in order, and only then runs the actions that
+followed each write in its batch (RECEIVED after the inbox row is durable, the first INIT after
+the outbox row), so a 128 MiB write never stalls the loop.
 The core's timers run through the shared :class:`hyphal.node.driver.CoreDriver` (one loop timer
 at ``core.next_deadline()``, re-armed after every batch of actions). Long-poll readers and reply
 waiters each wait on their own future; no lock is held while waiting, so a long poll never
@@ -27,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from ipaddress import IPv6Address
@@ -48,6 +53,7 @@ from hyphal.bus.core import (
     message_digest,
 )
 from hyphal.bus.inbox import InboundMessage
+from hyphal.bus.persist import Persist, apply
 from hyphal.bus.store import MessageStore
 from hyphal.bus.topics import TopicTable
 
@@ -93,6 +99,7 @@ class MessageService:
             wall_offset=wall_clock() - now,
             topics=topics,
             defer_large_hashes=True,
+            defer_writes=True,
         )
         self.core.topics.forward_dir = forward_dir
         # Imported here: hyphal.node's package imports this module, so a module-level import
@@ -106,6 +113,12 @@ class MessageService:
         self._reply_waiters: dict[bytes, list[asyncio.Future[InboundMessage]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._send_failures_logged: set[bytes] = set()
+        # Store writes and the actions waiting for each, applied by one writer task in order.
+        self._writes: asyncio.Queue[tuple[Persist, list[Action]]] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+        # The actions waiting for the newest unfinished write: later actions queue behind it too,
+        # so nothing (a RECEIVED for a resent INIT, a retransmitted INIT) overtakes a write.
+        self._tail: list[Action] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -134,34 +147,82 @@ class MessageService:
         for fut in self._inbox_waiters:
             if not fut.done():
                 fut.cancel()
+        if self._writer is not None:
+            await self._writes.join()  # every accepted write is durable before the store closes
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+            self._writer = None
         if self._store is not None:
             self._store.close()
             self._store = None
 
     def _run(self, actions: Sequence[Action]) -> None:
+        """Apply actions in order; while a store write is unfinished, they wait until it is
+        durable (each write in turn), so every action runs after the writes queued before it."""
+        waiting = self._tail
         for action in actions:
-            if isinstance(action, SendPacket):
-                try:
-                    self._send_packet(action.dst, action.body)
-                except Exception as exc:
-                    self._send_failed(action.dst, exc)
-            elif isinstance(action, MessageArrived):
-                waiters, self._inbox_waiters = self._inbox_waiters, set()
-                for fut in waiters:
-                    if not fut.done():
-                        fut.set_result(None)
-            elif isinstance(action, ReplyArrived):
-                taken = False
-                for reply_fut in self._reply_waiters.pop(action.message.msg_id, []):
-                    if not reply_fut.done():
-                        reply_fut.set_result(action.message)
-                        taken = True
-                if not taken:  # every waiter gave up meanwhile: keep the reply for readers
-                    self._run(self.core.deliver_to_inbox(action.message))
-            elif isinstance(action, ForwardMessage):
-                self._spawn(self._forward(action.message, action.socket_path))
-            elif isinstance(action, VerifyMessage):
-                self._spawn(self._verify(action))
+            if isinstance(action, Persist):
+                waiting = []
+                self._queue_write(action, waiting)
+            elif waiting is not None:
+                waiting.append(action)
+            else:
+                self._apply(action)
+
+    def _queue_write(self, op: Persist, then: list[Action]) -> None:
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+        self._writes.put_nowait((op, then))
+        self._tail = then
+
+    async def _write_loop(self) -> None:
+        """The one store writer: each write in a worker thread, then what waited for it."""
+        store = self._store
+        assert store is not None  # the core emits writes only when it has a store
+        while True:
+            op, then = await self._writes.get()
+            try:
+                await asyncio.to_thread(apply, store, op)
+            except sqlite3.Error as exc:
+                if then is self._tail:
+                    self._tail = None
+                log.error(
+                    "message store write %s failed (%s); %d dependent actions dropped",
+                    type(op).__name__,
+                    exc,
+                    len(then),
+                )
+            else:
+                if then is self._tail:
+                    self._tail = None
+                self._driver.feed(then)
+            finally:
+                self._writes.task_done()
+
+    def _apply(self, action: Action) -> None:
+        if isinstance(action, SendPacket):
+            try:
+                self._send_packet(action.dst, action.body)
+            except Exception as exc:
+                self._send_failed(action.dst, exc)
+        elif isinstance(action, MessageArrived):
+            waiters, self._inbox_waiters = self._inbox_waiters, set()
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+        elif isinstance(action, ReplyArrived):
+            taken = False
+            for reply_fut in self._reply_waiters.pop(action.message.msg_id, []):
+                if not reply_fut.done():
+                    reply_fut.set_result(action.message)
+                    taken = True
+            if not taken:  # every waiter gave up meanwhile: keep the reply for readers
+                self._run(self.core.deliver_to_inbox(action.message))
+        elif isinstance(action, ForwardMessage):
+            self._spawn(self._forward(action.message, action.socket_path))
+        elif isinstance(action, VerifyMessage):
+            self._spawn(self._verify(action))
 
     def _spawn(self, coro: Coroutine[None, None, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)

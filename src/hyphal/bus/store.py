@@ -26,6 +26,10 @@ from hyphal.bus.inbox import InboundMessage
 
 log = logging.getLogger(__name__)
 
+#: Payloads are copied into SQLite this many bytes at a time (incremental blob I/O), so a writer
+#: thread never holds the GIL for a whole 128 MiB copy and the event loop keeps running.
+BLOB_PIECE = 1 << 20
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id BLOB NOT NULL, reply INTEGER NOT NULL, dst BLOB NOT NULL, topic BLOB NOT NULL,
@@ -74,7 +78,8 @@ class MessageStore:
             self._db = self._open()
 
     def _open(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, isolation_level=None)
+        # One writer thread (the service's) uses it after loading; never two at once.
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
@@ -103,16 +108,39 @@ class MessageStore:
     def close(self) -> None:
         self._db.close()
 
+    def _put_with_payload(
+        self, table: str, sql: str, params: tuple[object, ...], payload: bytes | None
+    ) -> None:
+        """Run ``sql`` (an insert whose payload column is ``zeroblob(?)``, the last parameter
+        appended here) and fill the payload in pieces, all in one transaction."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            size = 0 if payload is None else len(payload)
+            rowid = db.execute(sql, (*params, size)).lastrowid
+            if payload and rowid is not None:
+                view = memoryview(payload)
+                with db.blobopen(table, "payload", rowid) as blob:
+                    for start in range(0, size, BLOB_PIECE):
+                        blob.write(view[start : start + BLOB_PIECE])
+            if payload is None:
+                db.execute(f"UPDATE {table} SET payload=NULL WHERE rowid=?", (rowid,))
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
     # outbox
     def outbox_put(self, rec: OutboxRecord) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO outbox VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        self._put_with_payload(
+            "outbox",
+            "INSERT OR REPLACE INTO outbox (id, reply, dst, topic, msg_len, created, deadline,"
+            " state, reason, finished, payload) VALUES (?,?,?,?,?,?,?,?,?,?,zeroblob(?))",
             (
                 rec.msg_id,
                 int(rec.reply),
                 rec.dst,
                 rec.topic,
-                rec.payload,
                 rec.msg_len,
                 rec.created,
                 rec.deadline,
@@ -120,6 +148,7 @@ class MessageStore:
                 rec.reason,
                 rec.finished,
             ),
+            rec.payload,
         )
 
     def outbox_finish(
@@ -157,18 +186,12 @@ class MessageStore:
 
     # inbox
     def inbox_put(self, seq: int, msg: InboundMessage) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO inbox VALUES (?,?,?,?,?,?,?,?)",
-            (
-                seq,
-                msg.msg_id,
-                msg.src_pk,
-                msg.dst_pk,
-                msg.topic,
-                msg.payload,
-                int(msg.reply),
-                msg.received_at,
-            ),
+        self._put_with_payload(
+            "inbox",
+            "INSERT OR REPLACE INTO inbox (seq, id, src, dst, topic, reply, received, payload)"
+            " VALUES (?,?,?,?,?,?,?,zeroblob(?))",
+            (seq, msg.msg_id, msg.src_pk, msg.dst_pk, msg.topic, int(msg.reply), msg.received_at),
+            msg.payload,
         )
 
     def inbox_delete(self, seq: int) -> None:
