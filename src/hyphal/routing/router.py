@@ -1,7 +1,8 @@
 """The sans-IO Babel-style router (RFC 8966, as Mycelium adapts it, with signed announcements).
 
 Inputs are control payloads, neighbour up/down events and the current time; outputs are
-:class:`SendControl` / :class:`NeighbourDead` actions. Nothing here reads a clock or does I/O.
+:class:`SendControl` / :class:`NeighbourDead` actions. Nothing here does I/O; the only clock read
+is the injected ``wall_clock``, for the signed freshness of announcements.
 
 Work per input is proportional to what the input touches: an update reselects one prefix, a
 link-cost change reselects only the prefixes that neighbour announced, timers sit in a lazy heap.
@@ -12,13 +13,14 @@ from __future__ import annotations
 
 import heapq
 import random
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from itertools import count, islice
 from typing import assert_never
 
 from hyphal.crypto.signing import Signer, Verifier, XEdDSAVerifier
 from hyphal.identity import prefix64_for_public_key
-from hyphal.routing.auth import OK, AnnouncementChecker, in_overlay
+from hyphal.routing.auth import EXPIRED, FUTURE, OK, AnnouncementChecker, in_overlay
 from hyphal.routing.bucket import TokenBucket
 from hyphal.routing.metric import INFINITY, metric_add, seqno_newer, seqno_newer_or_equal
 from hyphal.routing.neighbour import Neighbour
@@ -62,6 +64,9 @@ COUNTERS = (  # every key of Router.counters; docs/routing.md lists the same nam
     "updates_rejected_prefix",
     "updates_rejected_key",
     "updates_rejected_signature",
+    "updates_rejected_expired",
+    "updates_rejected_future",
+    "updates_rejected_wrapped",
     "updates_rejected_table_full",
     "routes_evicted",
     "retractions_sent",
@@ -86,6 +91,8 @@ _REJECT_COUNTER = {
     "prefix": "updates_rejected_prefix",
     "key": "updates_rejected_key",
     "signature": "updates_rejected_signature",
+    EXPIRED: "updates_rejected_expired",
+    FUTURE: "updates_rejected_future",
 }
 
 
@@ -105,6 +112,8 @@ class Router:
         rng: random.Random,
         verifier: Verifier | None = None,
         router_id_suffix: bytes | None = None,
+        *,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if len(public_key) != 32:
             raise ValueError("a public key has 32 bytes")
@@ -117,14 +126,24 @@ class Router:
         self.own_prefix64 = prefix64_for_public_key(public_key)
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self._rng = rng
+        self._wall_clock = wall_clock
         self._checker = AnnouncementChecker(
-            verifier or XEdDSAVerifier(), params.signature_cache_size
+            verifier or XEdDSAVerifier(),
+            params.signature_cache_size,
+            params.announcement_lifetime,
+            params.max_clock_skew,
         )
         self._update_interval_cs = _centiseconds(params.update_interval)
         self._hello_interval_cs = _centiseconds(params.hello_interval)
         # Own announcement.
         self._origin = Origin(
-            self.own_prefix64, self.router_id, signer, params, self._update_interval_cs, now
+            self.own_prefix64,
+            self.router_id,
+            signer,
+            params,
+            self._update_interval_cs,
+            now,
+            wall_clock,
         )
         self._own_pending = False
         # State.
@@ -278,10 +297,7 @@ class Router:
                 deadline = nb.last_heard + dead
         if self._heap and self._heap[0][0] < deadline:
             deadline = self._heap[0][0]
-        bump_at = self._origin.bump_at
-        if bump_at is not None and bump_at < deadline:
-            deadline = bump_at
-        return deadline
+        return min(deadline, self._origin.next_deadline())
 
     # ------------------------------------------------------------------ neighbours
 
@@ -368,11 +384,16 @@ class Router:
             self._push(route.expires, _ROUTE_EXPIRY, prefix, route)
             self._reselect(entry, now)
             return
-        before = self._checker.verifications
-        verdict = self._checker.check(prefix, u.seqno, u.router_id, u.signature)
-        self.counters["signature_verifications"] += self._checker.verifications - before
+        checker = self._checker
+        before = checker.verifications
+        wall = self._wall_clock()
+        verdict = checker.check(prefix, u.seqno, u.router_id, u.issued, u.signature, wall)
+        self.counters["signature_verifications"] += checker.verifications - before
         if verdict != OK:
             self.counters[_REJECT_COUNTER[verdict]] += 1
+            return
+        if self._wrapped(entry, nb.peer, u):
+            self.counters["updates_rejected_wrapped"] += 1
             return
         if entry is None:
             if len(self._table) >= self.params.max_routes and not self._evict_for(nb, now):
@@ -397,10 +418,20 @@ class Router:
         interval = max(
             _MIN_ROUTE_INTERVAL, min(u.interval / 100, self.params.max_advertised_interval)
         )
-        expires = now + self.params.route_expiry_factor * interval
+        expires = now + min(
+            self.params.route_expiry_factor * interval, checker.expires_in(u.issued, wall)
+        )
         if route is None:
             route = Route(
-                prefix, peer, u.router_id, u.seqno, u.metric, u.signature, u.interval, expires
+                prefix,
+                peer,
+                u.router_id,
+                u.seqno,
+                u.metric,
+                u.signature,
+                u.interval,
+                expires,
+                u.issued,
             )
             entry.routes[peer] = route
             self._route_count += 1
@@ -411,6 +442,7 @@ class Router:
             route.seqno = u.seqno
             route.metric = u.metric
             route.signature = u.signature
+            route.issued = u.issued
             route.interval = u.interval
             if expires < route.expires:
                 self._push(expires, _ROUTE_EXPIRY, prefix, route)
@@ -420,6 +452,24 @@ class Router:
             if entry.selected is None:
                 self._request_seqno(peer, prefix, u.router_id, now)
         self._reselect(entry, now)
+
+    def _wrapped(self, entry: PrefixEntry | None, peer: int, u: Update) -> bool:
+        """True if ``u``'s seqno is ambiguous (2^15 away) or newer than one recorded for its
+        router id (our feasibility distance, this neighbour's route) yet signed earlier: a
+        replay whose seqno compares newer only because the origin's seqno wrapped since."""
+        recorded = []
+        source = self._sources.get(u.prefix64, u.router_id)
+        if source is not None:
+            recorded.append((source.seqno, source.issued))
+        route = entry.routes.get(peer) if entry is not None else None
+        if route is not None and route.router_id == u.router_id and route.metric < INFINITY:
+            recorded.append((route.seqno, route.issued))
+        for seqno, issued in recorded:
+            if (u.seqno - seqno) & 0xFFFF == 0x8000:
+                return True
+            if u.issued < issued and seqno_newer(u.seqno, seqno):
+                return True
+        return False
 
     def _forget(self, prefix: bytes) -> None:
         entry = self._table.pop(prefix)
@@ -520,7 +570,12 @@ class Router:
         """Our advertisement of ``route`` (recording it as a feasibility distance)."""
         metric = metric_add(route.metric, self._neighbours[route.peer].cost)
         self._sources.advertised(
-            entry.prefix, route.router_id, route.seqno, metric, now + self.params.source_gc_time
+            entry.prefix,
+            route.router_id,
+            route.seqno,
+            metric,
+            now + self.params.source_gc_time,
+            route.issued,
         )
         tlv = encode_tlv(
             Update(
@@ -531,6 +586,7 @@ class Router:
                 0,
                 route.router_id,
                 route.signature,
+                issued=route.issued,
             )
         )
         return tlv, metric

@@ -11,6 +11,7 @@ class Route:
     __slots__ = (
         "expires",
         "interval",
+        "issued",
         "metric",
         "peer",
         "prefix",
@@ -29,6 +30,7 @@ class Route:
         signature: bytes,
         interval: int,
         expires: float,
+        issued: int,
     ) -> None:
         self.prefix = prefix
         self.peer = peer
@@ -38,6 +40,7 @@ class Route:
         self.signature = signature
         self.interval = interval
         self.expires = expires
+        self.issued = issued  # the signed freshness of ``signature``
 
 
 class PrefixEntry:
