@@ -14,11 +14,13 @@ from hyphal.routing import DEFAULT_PARAMS, Router, SendControl
 from hyphal.wire.control import (
     FLAG_SUB_TLVS,
     IHU,
+    Delegation,
     Hello,
     SeqnoRequest,
     SubTlv,
     Tlv,
     Update,
+    decode_delegation,
     decode_payload,
     encode_payload,
     encode_tlv,
@@ -222,3 +224,22 @@ def test_router_survives_arbitrary_control(inputs: list[tuple[int, bytes, float]
     router.on_timer(now + 0.3)
     router.neighbours()
     router.fallback_routes()
+
+
+delegations = st.builds(Delegation, st.binary(min_size=32, max_size=32), u32,
+                        st.binary(min_size=64, max_size=64))
+
+
+@given(delegations)
+def test_delegation_round_trip(delegation: Delegation) -> None:
+    assert decode_delegation(delegation.sub_tlv().body) == delegation
+
+
+@given(st.binary(max_size=200))
+def test_delegation_decoder_only_raises_decode_error(body: bytes) -> None:
+    try:
+        delegation = decode_delegation(body)
+    except DecodeError:
+        assert len(body) != 100
+        return
+    assert delegation.sub_tlv().body == body

@@ -7,13 +7,16 @@ key is not a low-order point, ``issued`` lies within the freshness window around
 are cached per (router id, seqno, issued, signature): relays repeat the origin's signature
 unchanged, so each announcement is verified once per router (or once per process, when the
 simulator injects a shared memoising verifier).
+
+A prefix other than the key's own /64 needs a :class:`Delegation`: signed by the key owning that
+/64 (usable, binding the prefix) over (prefix, announcing key, expiry), not expired.
 """
 
 from __future__ import annotations
 
 from hyphal.crypto.signing import Verifier
 from hyphal.identity import is_usable_public_key, prefix64_for_public_key
-from hyphal.wire.control import announcement_message
+from hyphal.wire.control import Delegation, announcement_message, delegation_message
 
 OK = "ok"
 BAD_PREFIX = "prefix"
@@ -21,6 +24,7 @@ WRONG_KEY = "key"
 BAD_SIGNATURE = "signature"
 EXPIRED = "expired"
 FUTURE = "future"
+BAD_DELEGATION = "delegation"
 
 
 def in_overlay(prefix64: bytes) -> bool:
@@ -49,13 +53,19 @@ class AnnouncementChecker:
         issued: int,
         signature: bytes,
         wall: float,
+        delegation: Delegation | None = None,
     ) -> str:
-        """OK or why (BAD_PREFIX, WRONG_KEY, EXPIRED, FUTURE, BAD_SIGNATURE) it is refused."""
+        """OK or why (BAD_PREFIX, WRONG_KEY, BAD_DELEGATION, EXPIRED, FUTURE, BAD_SIGNATURE)."""
         if not in_overlay(prefix64):
             return BAD_PREFIX
         key_bytes = router_id[:32]
-        if prefix64_for_public_key(key_bytes) != prefix64 or not is_usable_public_key(key_bytes):
+        if not is_usable_public_key(key_bytes):
             return WRONG_KEY
+        if prefix64_for_public_key(key_bytes) != prefix64:
+            if delegation is None:
+                return WRONG_KEY
+            if not self.delegation_holds(prefix64, key_bytes, delegation, wall):
+                return BAD_DELEGATION
         if self.expires_in(issued, wall) <= 0:
             return EXPIRED
         if issued > wall + self._skew:
@@ -71,3 +81,29 @@ class AnnouncementChecker:
                 del self._cache[next(iter(self._cache))]
             self._cache[key] = good
         return OK if good else BAD_SIGNATURE
+
+    def delegation_expires_in(self, delegation: Delegation, wall: float) -> float:
+        """Seconds until ``delegation`` stops authorising anything."""
+        return delegation.expiry + self._skew - wall
+
+    def delegation_holds(
+        self, prefix64: bytes, delegate: bytes, delegation: Delegation, wall: float
+    ) -> bool:
+        """True if ``delegation`` lets ``delegate`` announce ``prefix64`` at ``wall``."""
+        owner = delegation.owner
+        if (
+            self.delegation_expires_in(delegation, wall) <= 0
+            or prefix64_for_public_key(owner) != prefix64
+            or not is_usable_public_key(owner)
+        ):
+            return False
+        key = (owner + delegate, delegation.expiry, 0, delegation.signature)
+        good = self._cache.get(key)
+        if good is None:
+            self.verifications += 1
+            message = delegation_message(prefix64, delegate, delegation.expiry)
+            good = self._verifier.verify(owner, message, delegation.signature)
+            if len(self._cache) >= self._cache_size:
+                del self._cache[next(iter(self._cache))]
+            self._cache[key] = good
+        return good

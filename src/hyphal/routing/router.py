@@ -20,7 +20,14 @@ from typing import assert_never
 
 from hyphal.crypto.signing import Signer, Verifier, XEdDSAVerifier
 from hyphal.identity import prefix64_for_public_key
-from hyphal.routing.auth import EXPIRED, FUTURE, OK, AnnouncementChecker, in_overlay
+from hyphal.routing.auth import (
+    BAD_DELEGATION,
+    EXPIRED,
+    FUTURE,
+    OK,
+    AnnouncementChecker,
+    in_overlay,
+)
 from hyphal.routing.bucket import TokenBucket
 from hyphal.routing.metric import INFINITY, metric_add, seqno_newer, seqno_newer_or_equal
 from hyphal.routing.neighbour import Neighbour
@@ -31,13 +38,18 @@ from hyphal.routing.source import SourceTable
 from hyphal.routing.table import PrefixEntry, Route
 from hyphal.routing.types import Action, NeighbourDead, NeighbourInfo, RouteInfo, SendControl
 from hyphal.wire.control import (
+    FLAG_SUB_TLVS,
     IHU,
+    SUB_TLV_DELEGATION,
+    Delegation,
     Hello,
     SeqnoRequest,
     Update,
+    decode_delegation,
     decode_payload,
     encode_tlv,
 )
+from hyphal.wire.errors import DecodeError
 
 _ROUTE_EXPIRY = 0
 _HOLD_EXPIRY = 1
@@ -67,6 +79,7 @@ COUNTERS = (  # every key of Router.counters; docs/routing.md lists the same nam
     "updates_rejected_expired",
     "updates_rejected_future",
     "updates_rejected_wrapped",
+    "updates_rejected_delegation",
     "updates_rejected_table_full",
     "routes_evicted",
     "retractions_sent",
@@ -93,6 +106,7 @@ _REJECT_COUNTER = {
     "signature": "updates_rejected_signature",
     EXPIRED: "updates_rejected_expired",
     FUTURE: "updates_rejected_future",
+    BAD_DELEGATION: "updates_rejected_delegation",
 }
 
 
@@ -145,7 +159,7 @@ class Router:
             now,
             wall_clock,
         )
-        self._own_pending = False
+        self._own_pending: dict[bytes, None] = {}  # originated prefixes to flood
         # State.
         self._neighbours: dict[int, Neighbour] = {}
         self._table: dict[bytes, PrefixEntry] = {}
@@ -169,14 +183,18 @@ class Router:
 
     @property
     def seqno(self) -> int:
-        """Our own announcement's current seqno."""
-        return self._origin.seqno
+        """Our own /64's announcement's current seqno."""
+        return self._origin.own.seqno
+
+    def originated(self) -> list[bytes]:
+        """Every prefix we originate, our own /64 first."""
+        return list(self._origin.announcements)
 
     def next_hop(self, prefix64: bytes) -> int | None:
         return self._fib.get(prefix64)
 
     def route_public_key(self, prefix64: bytes) -> bytes | None:
-        if prefix64 == self.own_prefix64:
+        if prefix64 in self._origin.announcements:
             return self.public_key
         return self._fib_key.get(prefix64)
 
@@ -216,6 +234,49 @@ class Router:
         )
 
     # ------------------------------------------------------------------ public API: events
+
+    def originate(self, prefix64: bytes, delegation: Delegation, now: float) -> list[Action]:
+        """Announce ``prefix64`` (not our own /64) under ``delegation`` from its owner.
+
+        Raises ValueError if the delegation does not authorise our key for it right now (the
+        same check every receiver makes). Originating a prefix again replaces its delegation.
+        """
+        if prefix64 == self.own_prefix64:
+            raise ValueError("our own /64 is always originated")
+        wall = self._wall_clock()
+        if not in_overlay(prefix64) or not self._checker.delegation_holds(
+            prefix64, self.public_key, delegation, wall
+        ):
+            raise ValueError("the delegation does not authorise our key for this prefix")
+        entry = self._table.get(prefix64)
+        if entry is not None:  # we are its origin now: forget what others told us
+            self._route_count -= len(entry.routes)
+            for peer in entry.routes:
+                nb = self._neighbours.get(peer)
+                if nb is not None:
+                    nb.prefixes.discard(prefix64)
+            self._fib.pop(prefix64, None)
+            self._fib_key.pop(prefix64, None)
+            self._pending.pop(prefix64, None)
+            self._forget(prefix64)
+        self._origin.add(prefix64, delegation, now)
+        self._own_pending[prefix64] = None
+        return self._flush(now)
+
+    def withdraw(self, prefix64: bytes, now: float) -> list[Action]:
+        """Stop originating ``prefix64`` and send every usable neighbour a retraction."""
+        if prefix64 == self.own_prefix64:
+            raise ValueError("our own /64 cannot be withdrawn")
+        announcement = self._origin.announcements.pop(prefix64, None)
+        if announcement is None:
+            return []
+        self._own_pending.pop(prefix64, None)
+        tlv = self._retraction_tlv(prefix64, announcement.seqno, self.router_id)
+        for nb in self._neighbours.values():
+            if nb.usable:
+                self._queue(nb.peer, tlv)
+                self.counters["retractions_sent"] += 1
+        return self._flush(now)
 
     def neighbour_up(self, peer: int, now: float) -> list[Action]:
         if peer not in self._neighbours:
@@ -271,8 +332,8 @@ class Router:
                 self._drop_neighbour(nb.peer, now)
             elif now >= nb.next_hello:
                 self._send_hello(nb, now)
-        if self._origin.on_timer(now):
-            self._bumped()
+        for announcement in self._origin.on_timer(now):
+            self._bumped(announcement.prefix64)
         heap = self._heap
         while heap and heap[0][0] <= now:
             _, _, kind, prefix, route = heapq.heappop(heap)
@@ -360,11 +421,19 @@ class Router:
 
     def _on_update(self, nb: Neighbour, u: Update, now: float) -> None:
         self.counters["updates_received"] += 1
-        if any(sub.mandatory for sub in u.sub_tlvs):  # no sub-TLV type is defined yet
-            self.counters["updates_unknown_mandatory"] += 1
-            return
+        delegation: Delegation | None = None
+        for sub in u.sub_tlvs:
+            if sub.kind == SUB_TLV_DELEGATION and delegation is None and not u.is_retraction:
+                try:
+                    delegation = decode_delegation(sub.body)
+                except DecodeError:
+                    self.counters["updates_rejected_delegation"] += 1
+                    return
+            elif sub.mandatory:
+                self.counters["updates_unknown_mandatory"] += 1
+                return
         prefix = u.prefix64
-        if prefix == self.own_prefix64:
+        if prefix in self._origin.announcements:
             self.counters["updates_own_prefix"] += 1
             return
         if not in_overlay(prefix):
@@ -387,7 +456,9 @@ class Router:
         checker = self._checker
         before = checker.verifications
         wall = self._wall_clock()
-        verdict = checker.check(prefix, u.seqno, u.router_id, u.issued, u.signature, wall)
+        verdict = checker.check(
+            prefix, u.seqno, u.router_id, u.issued, u.signature, wall, delegation
+        )
         self.counters["signature_verifications"] += checker.verifications - before
         if verdict != OK:
             self.counters[_REJECT_COUNTER[verdict]] += 1
@@ -418,9 +489,12 @@ class Router:
         interval = max(
             _MIN_ROUTE_INTERVAL, min(u.interval / 100, self.params.max_advertised_interval)
         )
-        expires = now + min(
+        lifetime = min(
             self.params.route_expiry_factor * interval, checker.expires_in(u.issued, wall)
         )
+        if delegation is not None:
+            lifetime = min(lifetime, checker.delegation_expires_in(delegation, wall))
+        expires = now + lifetime
         if route is None:
             route = Route(
                 prefix,
@@ -432,6 +506,7 @@ class Router:
                 u.interval,
                 expires,
                 u.issued,
+                delegation,
             )
             entry.routes[peer] = route
             self._route_count += 1
@@ -443,6 +518,7 @@ class Router:
             route.metric = u.metric
             route.signature = u.signature
             route.issued = u.issued
+            route.delegation = delegation
             route.interval = u.interval
             if expires < route.expires:
                 self._push(expires, _ROUTE_EXPIRY, prefix, route)
@@ -583,10 +659,11 @@ class Router:
                 route.seqno,
                 metric,
                 self._update_interval_cs,
-                0,
+                FLAG_SUB_TLVS if route.delegation is not None else 0,
                 route.router_id,
                 route.signature,
-                issued=route.issued,
+                () if route.delegation is None else (route.delegation.sub_tlv(),),
+                route.issued,
             )
         )
         return tlv, metric
@@ -635,9 +712,10 @@ class Router:
         if not targets:
             return
         self.counters["full_dumps"] += len(targets)
-        for nb in targets:
-            self._queue(nb.peer, self._origin.tlv)
-        self.counters["updates_sent"] += len(targets)
+        for announcement in self._origin.announcements.values():
+            for nb in targets:
+                self._queue(nb.peer, announcement.tlv)
+            self.counters["updates_sent"] += len(targets)
         for entry in self._table.values():
             if entry.selected is not None or entry.hold_until > now:
                 self._advertise(entry, targets, now, poison=False)
@@ -666,12 +744,13 @@ class Router:
         self.counters["seqno_requests_received"] += 1
         prefix = req.prefix64
         peer = nb.peer
-        if prefix == self.own_prefix64:
-            if req.router_id == self.router_id and seqno_newer(req.seqno, self._origin.seqno):
-                if self._origin.request(now):
-                    self._bumped()
+        announcement = self._origin.announcements.get(prefix)
+        if announcement is not None:
+            if req.router_id == self.router_id and seqno_newer(req.seqno, announcement.seqno):
+                if self._origin.request(prefix, now):
+                    self._bumped(prefix)
             elif self._may_reply(peer, now):
-                self._queue(peer, self._origin.tlv)
+                self._queue(peer, announcement.tlv)
                 self.counters["updates_sent"] += 1
             return
         entry = self._table.get(prefix)
@@ -706,8 +785,8 @@ class Router:
             target, encode_tlv(SeqnoRequest(prefix, req.seqno, req.hop_count - 1, req.router_id))
         )
 
-    def _bumped(self) -> None:
-        self._own_pending = True
+    def _bumped(self, prefix64: bytes) -> None:
+        self._own_pending[prefix64] = None
         self.counters["seqno_bumps"] += 1
 
     # ------------------------------------------------------------------ timers
@@ -771,11 +850,14 @@ class Router:
 
     def _flush(self, now: float) -> list[Action]:
         if self._own_pending:
-            self._own_pending = False
+            announcements = self._origin.announcements
+            tlvs = [announcements[prefix].tlv for prefix in self._own_pending]
+            self._own_pending = {}
             for nb in self._neighbours.values():
                 if nb.usable:
-                    self._queue(nb.peer, self._origin.tlv)
-                    self.counters["updates_sent"] += 1
+                    for tlv in tlvs:
+                        self._queue(nb.peer, tlv)
+                    self.counters["updates_sent"] += len(tlvs)
         if self._pending:
             pending = self._pending
             self._pending = {}

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from hyphal.routing.metric import INFINITY
+from hyphal.wire.control import Delegation
 
 
 class Route:
     """What neighbour ``peer`` last told us about ``prefix`` (metric excludes our link cost)."""
 
     __slots__ = (
+        "delegation",
         "expires",
         "interval",
         "issued",
@@ -31,6 +33,7 @@ class Route:
         interval: int,
         expires: float,
         issued: int,
+        delegation: Delegation | None,
     ) -> None:
         self.prefix = prefix
         self.peer = peer
@@ -41,6 +44,7 @@ class Route:
         self.interval = interval
         self.expires = expires
         self.issued = issued  # the signed freshness of ``signature``
+        self.delegation = delegation  # verified; re-attached when we relay the route
 
 
 class PrefixEntry:

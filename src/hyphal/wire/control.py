@@ -17,7 +17,9 @@ simulator); treat them as immutable values.
 
 Update sub-TLVs are ``type u8 | length u8 | body``; a type with bit 0x80 set is mandatory: a
 receiver that does not know it must ignore the whole update. Flags bit 0x01 says at least one
-follows the signature; the other flag bits are reserved (sent as 0, ignored on receipt).
+follows the signature; the other flag bits are reserved (sent as 0, ignored on receipt). Type 0x81
+(mandatory) is a prefix delegation: owner public key 32B, expiry u32 (Unix s), signature 64B by
+the owner over :func:`delegation_message`.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ METRIC_INFINITY = 0xFFFF
 MAX_TLV_BODY = 0xFFFF
 FLAG_SUB_TLVS = 0x01
 SUB_TLV_MANDATORY = 0x80
+SUB_TLV_DELEGATION = 0x81
 
 _HEADER = struct.Struct(">BH")
 _HELLO = struct.Struct(">HHI")
@@ -52,6 +55,8 @@ UPDATE_BODY_SIZE = _UPDATE_FIXED.size + _ISSUED.size + SIGNATURE_SIZE
 RETRACTION_BODY_SIZE = _UPDATE_FIXED.size
 
 _ANNOUNCEMENT_DOMAIN = b"hyphal route announcement v2\x00"
+_DELEGATION_DOMAIN = b"hyphal prefix delegation v1\x00"
+_DELEGATION = struct.Struct(">32sI64s")
 
 
 @dataclass(slots=True)
@@ -114,6 +119,31 @@ class SeqnoRequest:
 
 
 Tlv = Hello | IHU | Update | SeqnoRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Delegation:
+    """The owner of a /64 lets another router's key announce it until ``expiry`` (Unix s)."""
+
+    owner: bytes  # 32-byte X25519 public key whose /64 is delegated
+    expiry: int
+    signature: bytes  # by ``owner`` over delegation_message(prefix, delegate key, expiry)
+
+    def sub_tlv(self) -> SubTlv:
+        return SubTlv(SUB_TLV_DELEGATION, _DELEGATION.pack(self.owner, self.expiry, self.signature))
+
+
+def decode_delegation(body: bytes) -> Delegation:
+    """The body of a delegation sub-TLV; raises DecodeError if it has the wrong size."""
+    if len(body) != _DELEGATION.size:
+        raise DecodeError(f"delegation has {len(body)} bytes, expected {_DELEGATION.size}")
+    owner, expiry, signature = _DELEGATION.unpack(body)
+    return Delegation(owner, expiry, signature)
+
+
+def delegation_message(prefix64: bytes, delegate_key: bytes, expiry: int) -> bytes:
+    """The domain-separated bytes a prefix owner signs to delegate ``prefix64`` to a key."""
+    return _DELEGATION_DOMAIN + prefix64 + delegate_key + expiry.to_bytes(4, "big")
 
 
 def announcement_message(prefix64: bytes, seqno: int, router_id: bytes, issued: int) -> bytes:
