@@ -121,6 +121,27 @@ class RoutingParams:
     # docs/routing.md.
     max_clock_skew: float = 300.0
 
+    # --- route audit (routing/audit.py) ------------------------------------------------------
+    # Every audit_interval, up to audit_probes_per_round destinations used within audit_use_window
+    # get one end-to-end probe each (the node sends it; a few hundred bytes a second at most);
+    # at most audit_max_tracked destinations are remembered (least recently used dropped).
+    audit_interval: float = 1.0
+    audit_probes_per_round: int = 4
+    audit_use_window: float = 30.0
+    audit_max_tracked: int = 1024
+    # A destination is probed again only after audit_probe_every; a probe unanswered after
+    # audit_timeout counts as lost.
+    audit_probe_every: float = 2.0
+    audit_timeout: float = 2.0
+    # A sample is bad when RTT/2 exceeds audit_slack_rel x the advertised one-way metric plus
+    # audit_slack_abs (queueing, the far end's own processing, asymmetric return paths), or the
+    # probe was lost. audit_strikes bad samples in a row through one next hop demote it for that
+    # destination for audit_demotion seconds.
+    audit_slack_rel: float = 3.0
+    audit_slack_abs: float = 0.05
+    audit_strikes: int = 3
+    audit_demotion: float = 120.0
+
     # --- bounds -----------------------------------------------------------------------------
     # Most prefixes held; updates for new prefixes beyond this are rejected (flood protection).
     max_routes: int = 65536

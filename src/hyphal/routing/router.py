@@ -54,8 +54,13 @@ from hyphal.wire.errors import DecodeError
 _ROUTE_EXPIRY = 0
 _HOLD_EXPIRY = 1
 _SEQNO_RETRY = 2
+_DEMOTION_EXPIRY = 3
 _EVICTION_SCAN = 16  # entries of the heaviest neighbour looked at for one eviction
 _MIN_ROUTE_INTERVAL = 1.0  # a route lives at least route_expiry_factor seconds
+# A demoted route still in use is advertised with the largest finite metric: downstream nodes
+# with any alternative take it, and our feasibility distance for the next seqno stays high
+# enough that an honest route at that seqno is feasible here.
+_DEMOTED_METRIC = INFINITY - 1
 
 COUNTERS = (  # every key of Router.counters; docs/routing.md lists the same names
     "control_received",
@@ -95,6 +100,7 @@ COUNTERS = (  # every key of Router.counters; docs/routing.md lists the same nam
     "neighbours_down",
     "neighbours_dead",
     "route_switches",
+    "routes_demoted",
     "routes_lost",
     "routes_expired",
     "signature_verifications",
@@ -203,6 +209,12 @@ class Router:
             self._info(e.selected, True) for e in self._table.values() if e.selected is not None
         ]
 
+    def selected_route(self, prefix64: bytes) -> RouteInfo | None:
+        entry = self._table.get(prefix64)
+        if entry is None or entry.selected is None:
+            return None
+        return self._info(entry.selected, True)
+
     def fallback_routes(self) -> list[RouteInfo]:
         return [
             self._info(r, False)
@@ -276,6 +288,27 @@ class Router:
             if nb.usable:
                 self._queue(nb.peer, tlv)
                 self.counters["retractions_sent"] += 1
+        return self._flush(now)
+
+    def demote(self, prefix64: bytes, peer: int, until: float, now: float) -> list[Action]:
+        """Avoid next hop ``peer`` for ``prefix64`` until ``until`` while another feasible route
+        exists (the route audit found its path far worse than advertised, or black-holed).
+
+        If the other routes are all unfeasible (the usual case: the liar's low metric set our
+        feasibility distance), the demoted route stays and a seqno request goes out, whose answer
+        makes them feasible."""
+        entry = self._table.get(prefix64)
+        if entry is None or peer not in entry.routes or until <= now:
+            return []
+        if entry.demoted is None:
+            entry.demoted = {}
+        entry.demoted[peer] = until
+        self.counters["routes_demoted"] += 1
+        self._push(until, _DEMOTION_EXPIRY, prefix64, None)
+        self._reselect(entry, now)
+        selected = entry.selected
+        if selected is not None and selected.peer == peer and len(entry.routes) > 1:
+            self._request_starved(entry, now)
         return self._flush(now)
 
     def neighbour_up(self, peer: int, now: float) -> list[Action]:
@@ -587,6 +620,9 @@ class Router:
         old_metric = INFINITY
         neighbours = self._neighbours
         feasible = self._sources.feasible
+        demoted = entry.demoted
+        fallback: Route | None = None  # best demoted route, used only if nothing else is
+        fallback_metric = INFINITY
         for route in entry.routes.values():
             if route.metric >= INFINITY:
                 continue
@@ -595,10 +631,18 @@ class Router:
                 prefix, route.router_id, route.seqno, route.metric
             ):
                 continue
+            if demoted is not None and demoted.get(route.peer, 0.0) > now:
+                if total < fallback_metric:
+                    fallback, fallback_metric = route, total
+                continue
             if route is old:
                 old_metric = total
             if total < best_metric:
                 best, best_metric = route, total
+        if best is None and fallback is not None:
+            best, best_metric = fallback, _DEMOTED_METRIC
+            if fallback is old:
+                old_metric = _DEMOTED_METRIC
         if (
             old is not None
             and old_metric < INFINITY
@@ -645,6 +689,9 @@ class Router:
     def _update_tlv(self, entry: PrefixEntry, route: Route, now: float) -> tuple[bytes, int]:
         """Our advertisement of ``route`` (recording it as a feasibility distance)."""
         metric = metric_add(route.metric, self._neighbours[route.peer].cost)
+        demoted = entry.demoted
+        if demoted is not None and demoted.get(route.peer, 0.0) > now:
+            metric = _DEMOTED_METRIC
         self._sources.advertised(
             entry.prefix,
             route.router_id,
@@ -803,7 +850,8 @@ class Router:
                 items.append((route.expires, next(self._heap_seq), _ROUTE_EXPIRY, prefix, route))
             if entry.hold_until > 0:
                 items.append((entry.hold_until, next(self._heap_seq), _HOLD_EXPIRY, prefix, None))
-        items += [item for item in self._heap if item[2] == _SEQNO_RETRY]  # at most one per prefix
+        # at most one retry per prefix; demotions are bounded by the audit's probe rate
+        items += [item for item in self._heap if item[2] in (_SEQNO_RETRY, _DEMOTION_EXPIRY)]
         heapq.heapify(items)
         self._heap = items
 
@@ -819,6 +867,11 @@ class Router:
                 self._push(now + self.params.seqno_request_resend, _SEQNO_RETRY, prefix, None)
             return
         if entry is None:
+            return
+        if kind == _DEMOTION_EXPIRY:
+            if entry.demoted is not None:
+                entry.demoted = {p: t for p, t in entry.demoted.items() if t > now} or None
+                self._reselect(entry, now)
             return
         if kind == _HOLD_EXPIRY:
             if entry.selected is None and 0 < entry.hold_until <= now:

@@ -53,6 +53,7 @@ class PrefixEntry:
     __slots__ = (
         "advertised_metric",
         "advertised_peer",
+        "demoted",
         "hold_until",
         "last_router_id",
         "last_seqno",
@@ -68,6 +69,8 @@ class PrefixEntry:
         self.owner = owner
         self.routes: dict[int, Route] = {}
         self.selected: Route | None = None
+        # Next hops demoted by the route audit (peer -> until): skipped while another route works.
+        self.demoted: dict[int, float] | None = None
         # Metric of our last triggered/periodic advertisement (INFINITY = retraction / none).
         self.advertised_metric = INFINITY
         # Next hop when we last advertised (split horizon changes when it moves).
