@@ -14,11 +14,13 @@ from hyphal.routing import DEFAULT_PARAMS, Router, SendControl
 from hyphal.wire.control import (
     FLAG_SUB_TLVS,
     IHU,
+    Delegation,
     Hello,
     SeqnoRequest,
     SubTlv,
     Tlv,
     Update,
+    decode_delegation,
     decode_payload,
     encode_payload,
     encode_tlv,
@@ -34,7 +36,7 @@ hellos = st.builds(Hello, u16, u16, u32)
 ihus = st.builds(IHU, u16, u16, u32)
 plain_flags = st.integers(0, 255).map(lambda f: f & ~FLAG_SUB_TLVS)
 signed = st.builds(Update, prefixes, u16, st.integers(0, 0xFFFE), u16, plain_flags,
-                   router_ids, st.binary(min_size=64, max_size=64))
+                   router_ids, st.binary(min_size=64, max_size=64), issued=u32)
 retractions = st.builds(Update, prefixes, u16, st.just(0xFFFF), u16, plain_flags,
                         router_ids, st.just(b""))
 sub_tlvs = st.lists(st.builds(SubTlv, st.integers(0, 255), st.binary(max_size=40)),
@@ -90,7 +92,7 @@ def test_arbitrary_bytes_only_raise_decode_error(payload: bytes) -> None:
 def test_wrong_body_sizes_raise(kind: int, body: bytes) -> None:
     if kind == 3 and len(body) > 14 and body[14] & FLAG_SUB_TLVS:
         body = body[:14] + bytes([body[14] & ~FLAG_SUB_TLVS]) + body[15:]  # sizes fixed below
-    valid = {1: {8}, 2: {8}, 3: {55, 119}, 4: {52}}[kind]
+    valid = {1: {8}, 2: {8}, 3: {55, 123}, 4: {52}}[kind]
     payload = struct.pack(">BH", kind, len(body)) + body
     if len(body) in valid:
         if kind == 3:
@@ -117,7 +119,7 @@ def test_sub_tlv_area_only_raises_decode_error(update: Update, tail: bytes) -> N
     update.flags |= FLAG_SUB_TLVS
     fixed = encode_tlv(Update(update.prefix64, update.seqno, update.metric, update.interval,
                               update.flags & ~FLAG_SUB_TLVS, update.router_id,
-                              update.signature))[3:]
+                              update.signature, issued=update.issued))[3:]
     body = fixed[:14] + bytes([update.flags]) + fixed[15:] + tail
     payload = struct.pack(">BH", 3, len(body)) + body
     try:
@@ -138,6 +140,8 @@ def test_encoder_rejects_out_of_range() -> None:
         encode_tlv(Update(b"\x04" * 8, 0, 0xFFFF, 0, 0, b"r" * 40, b"", (SubTlv(1, b""),)))
     with pytest.raises(ValueError):  # the flag without sub-TLVs
         encode_tlv(Update(b"\x04" * 8, 0, 0xFFFF, 0, FLAG_SUB_TLVS, b"r" * 40, b""))
+    with pytest.raises(ValueError):  # a retraction carries no freshness
+        encode_tlv(Update(b"\x04" * 8, 0, 0xFFFF, 0, 0, b"r" * 40, b"", issued=1))
 
 
 _IDENT = NodeIdentity.generate()
@@ -156,9 +160,13 @@ class _TrustingVerifier:
         return signature[0] != 0xFF
 
 
+_WALL = 10_000  # the fuzzed router's wall clock; issued values cluster around it
+
+
 def _fresh_router() -> Router:
     router = Router(_IDENT.public_key, _NoSigner(), DEFAULT_PARAMS, 0.0, random.Random(1),
-                    verifier=_TrustingVerifier(), router_id_suffix=bytes(8))
+                    verifier=_TrustingVerifier(), router_id_suffix=bytes(8),
+                    wall_clock=lambda: float(_WALL))
     for peer in (1, 2):
         actions = router.neighbour_up(peer, 0.0)
         hello = next(t for a in actions if isinstance(a, SendControl)
@@ -185,8 +193,10 @@ structured = st.lists(st.one_of(
     hellos, ihus,
     st.builds(lambda o, s, h: SeqnoRequest(o[0], s, h, o[1]), _origin(), small_seqnos,
               st.integers(0, 255)),
-    st.builds(lambda o, s, m, i, sig: Update(o[0], s, m, i, 0, o[1], sig), _origin(),
-              small_seqnos, st.integers(0, 0xFFFE), u16, st.binary(min_size=64, max_size=64)),
+    st.builds(lambda o, s, m, i, sig, t: Update(o[0], s, m, i, 0, o[1], sig, issued=t),
+              _origin(), small_seqnos, st.integers(0, 0xFFFE), u16,
+              st.binary(min_size=64, max_size=64),
+              st.one_of(st.integers(_WALL - 4000, _WALL + 400), u32)),
     st.builds(lambda o, s: Update(o[0], s, 0xFFFF, 3000, 0, o[1], b""), _origin(),
               small_seqnos),
 ), max_size=8)
@@ -214,3 +224,22 @@ def test_router_survives_arbitrary_control(inputs: list[tuple[int, bytes, float]
     router.on_timer(now + 0.3)
     router.neighbours()
     router.fallback_routes()
+
+
+delegations = st.builds(Delegation, st.binary(min_size=32, max_size=32), u32,
+                        st.binary(min_size=64, max_size=64))
+
+
+@given(delegations)
+def test_delegation_round_trip(delegation: Delegation) -> None:
+    assert decode_delegation(delegation.sub_tlv().body) == delegation
+
+
+@given(st.binary(max_size=200))
+def test_delegation_decoder_only_raises_decode_error(body: bytes) -> None:
+    try:
+        delegation = decode_delegation(body)
+    except DecodeError:
+        assert len(body) != 100
+        return
+    assert delegation.sub_tlv().body == body

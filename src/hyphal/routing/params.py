@@ -107,6 +107,41 @@ class RoutingParams:
     seqno_bump_min_interval: float = 1.0
     seqno_bump_burst: int = 3
 
+    # --- announcement freshness ---------------------------------------------------------------
+    # Every announcement signs the origin's wall-clock time ("issued", Unix seconds). A receiver
+    # refuses one issued more than announcement_lifetime + max_clock_skew ago or more than
+    # max_clock_skew in the future, and lets a route expire when its announcement does, so a
+    # recorded announcement of a dead node stops working after at most lifetime + skew (65 min).
+    # The origin re-signs (with a seqno bump, which floods at once) every announcement_refresh,
+    # a quarter of the lifetime: three refreshes may be lost before its routes lapse.
+    announcement_lifetime: float = 3600.0
+    announcement_refresh: float = 900.0
+    # Wall clocks of any two nodes may differ by this much (NTP keeps them within a second; 5 min
+    # tolerates a host without NTP for weeks). A node whose clock is off by more is cut off: see
+    # docs/routing.md.
+    max_clock_skew: float = 300.0
+
+    # --- route audit (routing/audit.py) ------------------------------------------------------
+    # Every audit_interval, up to audit_probes_per_round destinations used within audit_use_window
+    # get one end-to-end probe each (the node sends it; a few hundred bytes a second at most);
+    # at most audit_max_tracked destinations are remembered (least recently used dropped).
+    audit_interval: float = 1.0
+    audit_probes_per_round: int = 4
+    audit_use_window: float = 30.0
+    audit_max_tracked: int = 1024
+    # A destination is probed again only after audit_probe_every; a probe unanswered after
+    # audit_timeout counts as lost.
+    audit_probe_every: float = 2.0
+    audit_timeout: float = 2.0
+    # A sample is bad when RTT/2 exceeds audit_slack_rel x the advertised one-way metric plus
+    # audit_slack_abs (queueing, the far end's own processing, asymmetric return paths), or the
+    # probe was lost. audit_strikes bad samples in a row through one next hop demote it for that
+    # destination for audit_demotion seconds.
+    audit_slack_rel: float = 3.0
+    audit_slack_abs: float = 0.05
+    audit_strikes: int = 3
+    audit_demotion: float = 120.0
+
     # --- bounds -----------------------------------------------------------------------------
     # Most prefixes held; updates for new prefixes beyond this are rejected (flood protection).
     max_routes: int = 65536
@@ -134,6 +169,18 @@ class RoutingParams:
             )
         if min(self.tlv_rate, self.reply_rate) <= 0 or min(self.tlv_burst, self.reply_burst) < 1:
             raise ValueError("per-neighbour TLV and reply budgets need positive rates and bursts")
+        if (
+            not 0 < self.announcement_refresh < self.announcement_lifetime
+            or self.max_clock_skew < 0
+        ):
+            raise ValueError("announcements need 0 < refresh < lifetime and a non-negative skew")
+        window = self.announcement_lifetime + 2 * self.max_clock_skew
+        bumps = self.seqno_bump_burst + window / self.seqno_bump_min_interval
+        if bumps + window / self.announcement_refresh >= 0x8000:
+            raise ValueError(
+                "an origin must not reach 2^15 seqnos within one freshness window: raise "
+                "seqno_bump_min_interval or shorten announcement_lifetime"
+            )
         if self.seqno_request_retries < 0:
             raise ValueError("seqno_request_retries cannot be negative")
         if self.max_payload_size < 256:

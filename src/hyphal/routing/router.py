@@ -1,7 +1,8 @@
 """The sans-IO Babel-style router (RFC 8966, as Mycelium adapts it, with signed announcements).
 
 Inputs are control payloads, neighbour up/down events and the current time; outputs are
-:class:`SendControl` / :class:`NeighbourDead` actions. Nothing here reads a clock or does I/O.
+:class:`SendControl` / :class:`NeighbourDead` actions. Nothing here does I/O; the only clock read
+is the injected ``wall_clock``, for the signed freshness of announcements.
 
 Work per input is proportional to what the input touches: an update reselects one prefix, a
 link-cost change reselects only the prefixes that neighbour announced, timers sit in a lazy heap.
@@ -12,13 +13,21 @@ from __future__ import annotations
 
 import heapq
 import random
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from itertools import count, islice
 from typing import assert_never
 
 from hyphal.crypto.signing import Signer, Verifier, XEdDSAVerifier
 from hyphal.identity import prefix64_for_public_key
-from hyphal.routing.auth import OK, AnnouncementChecker, in_overlay
+from hyphal.routing.auth import (
+    BAD_DELEGATION,
+    EXPIRED,
+    FUTURE,
+    OK,
+    AnnouncementChecker,
+    in_overlay,
+)
 from hyphal.routing.bucket import TokenBucket
 from hyphal.routing.metric import INFINITY, metric_add, seqno_newer, seqno_newer_or_equal
 from hyphal.routing.neighbour import Neighbour
@@ -29,19 +38,29 @@ from hyphal.routing.source import SourceTable
 from hyphal.routing.table import PrefixEntry, Route
 from hyphal.routing.types import Action, NeighbourDead, NeighbourInfo, RouteInfo, SendControl
 from hyphal.wire.control import (
+    FLAG_SUB_TLVS,
     IHU,
+    SUB_TLV_DELEGATION,
+    Delegation,
     Hello,
     SeqnoRequest,
     Update,
+    decode_delegation,
     decode_payload,
     encode_tlv,
 )
+from hyphal.wire.errors import DecodeError
 
 _ROUTE_EXPIRY = 0
 _HOLD_EXPIRY = 1
 _SEQNO_RETRY = 2
+_DEMOTION_EXPIRY = 3
 _EVICTION_SCAN = 16  # entries of the heaviest neighbour looked at for one eviction
 _MIN_ROUTE_INTERVAL = 1.0  # a route lives at least route_expiry_factor seconds
+# A demoted route still in use is advertised with the largest finite metric: downstream nodes
+# with any alternative take it, and our feasibility distance for the next seqno stays high
+# enough that an honest route at that seqno is feasible here.
+_DEMOTED_METRIC = INFINITY - 1
 
 COUNTERS = (  # every key of Router.counters; docs/routing.md lists the same names
     "control_received",
@@ -62,6 +81,10 @@ COUNTERS = (  # every key of Router.counters; docs/routing.md lists the same nam
     "updates_rejected_prefix",
     "updates_rejected_key",
     "updates_rejected_signature",
+    "updates_rejected_expired",
+    "updates_rejected_future",
+    "updates_rejected_wrapped",
+    "updates_rejected_delegation",
     "updates_rejected_table_full",
     "routes_evicted",
     "retractions_sent",
@@ -77,6 +100,7 @@ COUNTERS = (  # every key of Router.counters; docs/routing.md lists the same nam
     "neighbours_down",
     "neighbours_dead",
     "route_switches",
+    "routes_demoted",
     "routes_lost",
     "routes_expired",
     "signature_verifications",
@@ -86,6 +110,9 @@ _REJECT_COUNTER = {
     "prefix": "updates_rejected_prefix",
     "key": "updates_rejected_key",
     "signature": "updates_rejected_signature",
+    EXPIRED: "updates_rejected_expired",
+    FUTURE: "updates_rejected_future",
+    BAD_DELEGATION: "updates_rejected_delegation",
 }
 
 
@@ -105,6 +132,8 @@ class Router:
         rng: random.Random,
         verifier: Verifier | None = None,
         router_id_suffix: bytes | None = None,
+        *,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if len(public_key) != 32:
             raise ValueError("a public key has 32 bytes")
@@ -117,16 +146,26 @@ class Router:
         self.own_prefix64 = prefix64_for_public_key(public_key)
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self._rng = rng
+        self._wall_clock = wall_clock
         self._checker = AnnouncementChecker(
-            verifier or XEdDSAVerifier(), params.signature_cache_size
+            verifier or XEdDSAVerifier(),
+            params.signature_cache_size,
+            params.announcement_lifetime,
+            params.max_clock_skew,
         )
         self._update_interval_cs = _centiseconds(params.update_interval)
         self._hello_interval_cs = _centiseconds(params.hello_interval)
         # Own announcement.
         self._origin = Origin(
-            self.own_prefix64, self.router_id, signer, params, self._update_interval_cs, now
+            self.own_prefix64,
+            self.router_id,
+            signer,
+            params,
+            self._update_interval_cs,
+            now,
+            wall_clock,
         )
-        self._own_pending = False
+        self._own_pending: dict[bytes, None] = {}  # originated prefixes to flood
         # State.
         self._neighbours: dict[int, Neighbour] = {}
         self._table: dict[bytes, PrefixEntry] = {}
@@ -150,14 +189,18 @@ class Router:
 
     @property
     def seqno(self) -> int:
-        """Our own announcement's current seqno."""
-        return self._origin.seqno
+        """Our own /64's announcement's current seqno."""
+        return self._origin.own.seqno
+
+    def originated(self) -> list[bytes]:
+        """Every prefix we originate, our own /64 first."""
+        return list(self._origin.announcements)
 
     def next_hop(self, prefix64: bytes) -> int | None:
         return self._fib.get(prefix64)
 
     def route_public_key(self, prefix64: bytes) -> bytes | None:
-        if prefix64 == self.own_prefix64:
+        if prefix64 in self._origin.announcements:
             return self.public_key
         return self._fib_key.get(prefix64)
 
@@ -165,6 +208,12 @@ class Router:
         return [
             self._info(e.selected, True) for e in self._table.values() if e.selected is not None
         ]
+
+    def selected_route(self, prefix64: bytes) -> RouteInfo | None:
+        entry = self._table.get(prefix64)
+        if entry is None or entry.selected is None:
+            return None
+        return self._info(entry.selected, True)
 
     def fallback_routes(self) -> list[RouteInfo]:
         return [
@@ -197,6 +246,70 @@ class Router:
         )
 
     # ------------------------------------------------------------------ public API: events
+
+    def originate(self, prefix64: bytes, delegation: Delegation, now: float) -> list[Action]:
+        """Announce ``prefix64`` (not our own /64) under ``delegation`` from its owner.
+
+        Raises ValueError if the delegation does not authorise our key for it right now (the
+        same check every receiver makes). Originating a prefix again replaces its delegation.
+        """
+        if prefix64 == self.own_prefix64:
+            raise ValueError("our own /64 is always originated")
+        wall = self._wall_clock()
+        if not in_overlay(prefix64) or not self._checker.delegation_holds(
+            prefix64, self.public_key, delegation, wall
+        ):
+            raise ValueError("the delegation does not authorise our key for this prefix")
+        entry = self._table.get(prefix64)
+        if entry is not None:  # we are its origin now: forget what others told us
+            self._route_count -= len(entry.routes)
+            for peer in entry.routes:
+                nb = self._neighbours.get(peer)
+                if nb is not None:
+                    nb.prefixes.discard(prefix64)
+            self._fib.pop(prefix64, None)
+            self._fib_key.pop(prefix64, None)
+            self._pending.pop(prefix64, None)
+            self._forget(prefix64)
+        self._origin.add(prefix64, delegation, now)
+        self._own_pending[prefix64] = None
+        return self._flush(now)
+
+    def withdraw(self, prefix64: bytes, now: float) -> list[Action]:
+        """Stop originating ``prefix64`` and send every usable neighbour a retraction."""
+        if prefix64 == self.own_prefix64:
+            raise ValueError("our own /64 cannot be withdrawn")
+        announcement = self._origin.announcements.pop(prefix64, None)
+        if announcement is None:
+            return []
+        self._own_pending.pop(prefix64, None)
+        tlv = self._retraction_tlv(prefix64, announcement.seqno, self.router_id)
+        for nb in self._neighbours.values():
+            if nb.usable:
+                self._queue(nb.peer, tlv)
+                self.counters["retractions_sent"] += 1
+        return self._flush(now)
+
+    def demote(self, prefix64: bytes, peer: int, until: float, now: float) -> list[Action]:
+        """Avoid next hop ``peer`` for ``prefix64`` until ``until`` while another feasible route
+        exists (the route audit found its path far worse than advertised, or black-holed).
+
+        If the other routes are all unfeasible (the usual case: the liar's low metric set our
+        feasibility distance), the demoted route stays and a seqno request goes out, whose answer
+        makes them feasible."""
+        entry = self._table.get(prefix64)
+        if entry is None or peer not in entry.routes or until <= now:
+            return []
+        if entry.demoted is None:
+            entry.demoted = {}
+        entry.demoted[peer] = until
+        self.counters["routes_demoted"] += 1
+        self._push(until, _DEMOTION_EXPIRY, prefix64, None)
+        self._reselect(entry, now)
+        selected = entry.selected
+        if selected is not None and selected.peer == peer and len(entry.routes) > 1:
+            self._request_starved(entry, now)
+        return self._flush(now)
 
     def neighbour_up(self, peer: int, now: float) -> list[Action]:
         if peer not in self._neighbours:
@@ -252,8 +365,8 @@ class Router:
                 self._drop_neighbour(nb.peer, now)
             elif now >= nb.next_hello:
                 self._send_hello(nb, now)
-        if self._origin.on_timer(now):
-            self._bumped()
+        for announcement in self._origin.on_timer(now):
+            self._bumped(announcement.prefix64)
         heap = self._heap
         while heap and heap[0][0] <= now:
             _, _, kind, prefix, route = heapq.heappop(heap)
@@ -278,10 +391,7 @@ class Router:
                 deadline = nb.last_heard + dead
         if self._heap and self._heap[0][0] < deadline:
             deadline = self._heap[0][0]
-        bump_at = self._origin.bump_at
-        if bump_at is not None and bump_at < deadline:
-            deadline = bump_at
-        return deadline
+        return min(deadline, self._origin.next_deadline())
 
     # ------------------------------------------------------------------ neighbours
 
@@ -344,11 +454,19 @@ class Router:
 
     def _on_update(self, nb: Neighbour, u: Update, now: float) -> None:
         self.counters["updates_received"] += 1
-        if any(sub.mandatory for sub in u.sub_tlvs):  # no sub-TLV type is defined yet
-            self.counters["updates_unknown_mandatory"] += 1
-            return
+        delegation: Delegation | None = None
+        for sub in u.sub_tlvs:
+            if sub.kind == SUB_TLV_DELEGATION and delegation is None and not u.is_retraction:
+                try:
+                    delegation = decode_delegation(sub.body)
+                except DecodeError:
+                    self.counters["updates_rejected_delegation"] += 1
+                    return
+            elif sub.mandatory:
+                self.counters["updates_unknown_mandatory"] += 1
+                return
         prefix = u.prefix64
-        if prefix == self.own_prefix64:
+        if prefix in self._origin.announcements:
             self.counters["updates_own_prefix"] += 1
             return
         if not in_overlay(prefix):
@@ -368,11 +486,18 @@ class Router:
             self._push(route.expires, _ROUTE_EXPIRY, prefix, route)
             self._reselect(entry, now)
             return
-        before = self._checker.verifications
-        verdict = self._checker.check(prefix, u.seqno, u.router_id, u.signature)
-        self.counters["signature_verifications"] += self._checker.verifications - before
+        checker = self._checker
+        before = checker.verifications
+        wall = self._wall_clock()
+        verdict = checker.check(
+            prefix, u.seqno, u.router_id, u.issued, u.signature, wall, delegation
+        )
+        self.counters["signature_verifications"] += checker.verifications - before
         if verdict != OK:
             self.counters[_REJECT_COUNTER[verdict]] += 1
+            return
+        if self._wrapped(entry, nb.peer, u):
+            self.counters["updates_rejected_wrapped"] += 1
             return
         if entry is None:
             if len(self._table) >= self.params.max_routes and not self._evict_for(nb, now):
@@ -397,10 +522,24 @@ class Router:
         interval = max(
             _MIN_ROUTE_INTERVAL, min(u.interval / 100, self.params.max_advertised_interval)
         )
-        expires = now + self.params.route_expiry_factor * interval
+        lifetime = min(
+            self.params.route_expiry_factor * interval, checker.expires_in(u.issued, wall)
+        )
+        if delegation is not None:
+            lifetime = min(lifetime, checker.delegation_expires_in(delegation, wall))
+        expires = now + lifetime
         if route is None:
             route = Route(
-                prefix, peer, u.router_id, u.seqno, u.metric, u.signature, u.interval, expires
+                prefix,
+                peer,
+                u.router_id,
+                u.seqno,
+                u.metric,
+                u.signature,
+                u.interval,
+                expires,
+                u.issued,
+                delegation,
             )
             entry.routes[peer] = route
             self._route_count += 1
@@ -411,6 +550,8 @@ class Router:
             route.seqno = u.seqno
             route.metric = u.metric
             route.signature = u.signature
+            route.issued = u.issued
+            route.delegation = delegation
             route.interval = u.interval
             if expires < route.expires:
                 self._push(expires, _ROUTE_EXPIRY, prefix, route)
@@ -420,6 +561,24 @@ class Router:
             if entry.selected is None:
                 self._request_seqno(peer, prefix, u.router_id, now)
         self._reselect(entry, now)
+
+    def _wrapped(self, entry: PrefixEntry | None, peer: int, u: Update) -> bool:
+        """True if ``u``'s seqno is ambiguous (2^15 away) or newer than one recorded for its
+        router id (our feasibility distance, this neighbour's route) yet signed earlier: a
+        replay whose seqno compares newer only because the origin's seqno wrapped since."""
+        recorded = []
+        source = self._sources.get(u.prefix64, u.router_id)
+        if source is not None:
+            recorded.append((source.seqno, source.issued))
+        route = entry.routes.get(peer) if entry is not None else None
+        if route is not None and route.router_id == u.router_id and route.metric < INFINITY:
+            recorded.append((route.seqno, route.issued))
+        for seqno, issued in recorded:
+            if (u.seqno - seqno) & 0xFFFF == 0x8000:
+                return True
+            if u.issued < issued and seqno_newer(u.seqno, seqno):
+                return True
+        return False
 
     def _forget(self, prefix: bytes) -> None:
         entry = self._table.pop(prefix)
@@ -461,6 +620,9 @@ class Router:
         old_metric = INFINITY
         neighbours = self._neighbours
         feasible = self._sources.feasible
+        demoted = entry.demoted
+        fallback: Route | None = None  # best demoted route, used only if nothing else is
+        fallback_metric = INFINITY
         for route in entry.routes.values():
             if route.metric >= INFINITY:
                 continue
@@ -469,10 +631,18 @@ class Router:
                 prefix, route.router_id, route.seqno, route.metric
             ):
                 continue
+            if demoted is not None and demoted.get(route.peer, 0.0) > now:
+                if total < fallback_metric:
+                    fallback, fallback_metric = route, total
+                continue
             if route is old:
                 old_metric = total
             if total < best_metric:
                 best, best_metric = route, total
+        if best is None and fallback is not None:
+            best, best_metric = fallback, _DEMOTED_METRIC
+            if fallback is old:
+                old_metric = _DEMOTED_METRIC
         if (
             old is not None
             and old_metric < INFINITY
@@ -519,8 +689,16 @@ class Router:
     def _update_tlv(self, entry: PrefixEntry, route: Route, now: float) -> tuple[bytes, int]:
         """Our advertisement of ``route`` (recording it as a feasibility distance)."""
         metric = metric_add(route.metric, self._neighbours[route.peer].cost)
+        demoted = entry.demoted
+        if demoted is not None and demoted.get(route.peer, 0.0) > now:
+            metric = _DEMOTED_METRIC
         self._sources.advertised(
-            entry.prefix, route.router_id, route.seqno, metric, now + self.params.source_gc_time
+            entry.prefix,
+            route.router_id,
+            route.seqno,
+            metric,
+            now + self.params.source_gc_time,
+            route.issued,
         )
         tlv = encode_tlv(
             Update(
@@ -528,9 +706,11 @@ class Router:
                 route.seqno,
                 metric,
                 self._update_interval_cs,
-                0,
+                FLAG_SUB_TLVS if route.delegation is not None else 0,
                 route.router_id,
                 route.signature,
+                () if route.delegation is None else (route.delegation.sub_tlv(),),
+                route.issued,
             )
         )
         return tlv, metric
@@ -579,9 +759,10 @@ class Router:
         if not targets:
             return
         self.counters["full_dumps"] += len(targets)
-        for nb in targets:
-            self._queue(nb.peer, self._origin.tlv)
-        self.counters["updates_sent"] += len(targets)
+        for announcement in self._origin.announcements.values():
+            for nb in targets:
+                self._queue(nb.peer, announcement.tlv)
+            self.counters["updates_sent"] += len(targets)
         for entry in self._table.values():
             if entry.selected is not None or entry.hold_until > now:
                 self._advertise(entry, targets, now, poison=False)
@@ -610,12 +791,13 @@ class Router:
         self.counters["seqno_requests_received"] += 1
         prefix = req.prefix64
         peer = nb.peer
-        if prefix == self.own_prefix64:
-            if req.router_id == self.router_id and seqno_newer(req.seqno, self._origin.seqno):
-                if self._origin.request(now):
-                    self._bumped()
+        announcement = self._origin.announcements.get(prefix)
+        if announcement is not None:
+            if req.router_id == self.router_id and seqno_newer(req.seqno, announcement.seqno):
+                if self._origin.request(prefix, now):
+                    self._bumped(prefix)
             elif self._may_reply(peer, now):
-                self._queue(peer, self._origin.tlv)
+                self._queue(peer, announcement.tlv)
                 self.counters["updates_sent"] += 1
             return
         entry = self._table.get(prefix)
@@ -650,8 +832,8 @@ class Router:
             target, encode_tlv(SeqnoRequest(prefix, req.seqno, req.hop_count - 1, req.router_id))
         )
 
-    def _bumped(self) -> None:
-        self._own_pending = True
+    def _bumped(self, prefix64: bytes) -> None:
+        self._own_pending[prefix64] = None
         self.counters["seqno_bumps"] += 1
 
     # ------------------------------------------------------------------ timers
@@ -668,7 +850,8 @@ class Router:
                 items.append((route.expires, next(self._heap_seq), _ROUTE_EXPIRY, prefix, route))
             if entry.hold_until > 0:
                 items.append((entry.hold_until, next(self._heap_seq), _HOLD_EXPIRY, prefix, None))
-        items += [item for item in self._heap if item[2] == _SEQNO_RETRY]  # at most one per prefix
+        # at most one retry per prefix; demotions are bounded by the audit's probe rate
+        items += [item for item in self._heap if item[2] in (_SEQNO_RETRY, _DEMOTION_EXPIRY)]
         heapq.heapify(items)
         self._heap = items
 
@@ -684,6 +867,11 @@ class Router:
                 self._push(now + self.params.seqno_request_resend, _SEQNO_RETRY, prefix, None)
             return
         if entry is None:
+            return
+        if kind == _DEMOTION_EXPIRY:
+            if entry.demoted is not None:
+                entry.demoted = {p: t for p, t in entry.demoted.items() if t > now} or None
+                self._reselect(entry, now)
             return
         if kind == _HOLD_EXPIRY:
             if entry.selected is None and 0 < entry.hold_until <= now:
@@ -715,11 +903,14 @@ class Router:
 
     def _flush(self, now: float) -> list[Action]:
         if self._own_pending:
-            self._own_pending = False
+            announcements = self._origin.announcements
+            tlvs = [announcements[prefix].tlv for prefix in self._own_pending]
+            self._own_pending = {}
             for nb in self._neighbours.values():
                 if nb.usable:
-                    self._queue(nb.peer, self._origin.tlv)
-                    self.counters["updates_sent"] += 1
+                    for tlv in tlvs:
+                        self._queue(nb.peer, tlv)
+                    self.counters["updates_sent"] += len(tlvs)
         if self._pending:
             pending = self._pending
             self._pending = {}

@@ -11,12 +11,13 @@ from hyphal.routing.metric import INFINITY, seqno_newer
 
 
 class Source:
-    __slots__ = ("expires", "metric", "seqno")
+    __slots__ = ("expires", "issued", "metric", "seqno")
 
-    def __init__(self, seqno: int, metric: int, expires: float) -> None:
+    def __init__(self, seqno: int, metric: int, expires: float, issued: int) -> None:
         self.seqno = seqno
         self.metric = metric
         self.expires = expires
+        self.issued = issued  # signed freshness of the announcement carrying ``seqno``
 
 
 class SourceTable:
@@ -48,7 +49,13 @@ class SourceTable:
         return seqno_newer(seqno, source.seqno)
 
     def advertised(
-        self, prefix: bytes, router_id: bytes, seqno: int, metric: int, expires: float
+        self,
+        prefix: bytes,
+        router_id: bytes,
+        seqno: int,
+        metric: int,
+        expires: float,
+        issued: int = 0,
     ) -> None:
         """Record that we advertised (seqno, metric): lower the feasibility distance if needed."""
         if metric >= INFINITY:
@@ -63,11 +70,12 @@ class SourceTable:
         if source is None:
             if len(sources) >= self._max_per_prefix:
                 del sources[min(sources, key=lambda rid: sources[rid].expires)]
-            sources[router_id] = Source(seqno, metric, expires)
+            sources[router_id] = Source(seqno, metric, expires, issued)
             return
         if seqno_newer(seqno, source.seqno):
             source.seqno = seqno
             source.metric = metric
+            source.issued = max(source.issued, issued)
         elif seqno == source.seqno and metric < source.metric:
             source.metric = metric
         source.expires = expires

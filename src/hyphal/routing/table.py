@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from hyphal.routing.metric import INFINITY
+from hyphal.wire.control import Delegation
 
 
 class Route:
     """What neighbour ``peer`` last told us about ``prefix`` (metric excludes our link cost)."""
 
     __slots__ = (
+        "delegation",
         "expires",
         "interval",
+        "issued",
         "metric",
         "peer",
         "prefix",
@@ -29,6 +32,8 @@ class Route:
         signature: bytes,
         interval: int,
         expires: float,
+        issued: int,
+        delegation: Delegation | None,
     ) -> None:
         self.prefix = prefix
         self.peer = peer
@@ -38,6 +43,8 @@ class Route:
         self.signature = signature
         self.interval = interval
         self.expires = expires
+        self.issued = issued  # the signed freshness of ``signature``
+        self.delegation = delegation  # verified; re-attached when we relay the route
 
 
 class PrefixEntry:
@@ -46,6 +53,7 @@ class PrefixEntry:
     __slots__ = (
         "advertised_metric",
         "advertised_peer",
+        "demoted",
         "hold_until",
         "last_router_id",
         "last_seqno",
@@ -61,6 +69,8 @@ class PrefixEntry:
         self.owner = owner
         self.routes: dict[int, Route] = {}
         self.selected: Route | None = None
+        # Next hops demoted by the route audit (peer -> until): skipped while another route works.
+        self.demoted: dict[int, float] | None = None
         # Metric of our last triggered/periodic advertisement (INFINITY = retraction / none).
         self.advertised_metric = INFINITY
         # Next hop when we last advertised (split horizon changes when it moves).

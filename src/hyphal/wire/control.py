@@ -11,13 +11,15 @@ simulator); treat them as immutable values.
 | 1 | Hello | seqno u16, interval u16 (cs), timestamp u32 (sender clock, µs mod 2^32) |
 | 2 | IHU | seqno u16 (echoed), interval u16 (cs), timestamp u32 (echoed) |
 | 3 | Update | prefix64 8B, seqno u16, metric u16, interval u16 (cs), flags u8, router id 40B, |
-|   |        | signature 64B unless metric is 0xFFFF (a retraction carries none), |
-|   |        | then sub-TLVs when flags bit 0x01 is set |
+|   |        | issued u32 (origin's Unix time, s) and signature 64B unless metric is 0xFFFF |
+|   |        | (a retraction carries neither), then sub-TLVs when flags bit 0x01 is set |
 | 4 | SeqnoRequest | prefix64 8B, seqno u16, hop count u8, reserved u8, router id 40B |
 
 Update sub-TLVs are ``type u8 | length u8 | body``; a type with bit 0x80 set is mandatory: a
 receiver that does not know it must ignore the whole update. Flags bit 0x01 says at least one
-follows the signature; the other flag bits are reserved (sent as 0, ignored on receipt).
+follows the signature; the other flag bits are reserved (sent as 0, ignored on receipt). Type 0x81
+(mandatory) is a prefix delegation: owner public key 32B, expiry u32 (Unix s), signature 64B by
+the owner over :func:`delegation_message`.
 """
 
 from __future__ import annotations
@@ -41,16 +43,20 @@ METRIC_INFINITY = 0xFFFF
 MAX_TLV_BODY = 0xFFFF
 FLAG_SUB_TLVS = 0x01
 SUB_TLV_MANDATORY = 0x80
+SUB_TLV_DELEGATION = 0x81
 
 _HEADER = struct.Struct(">BH")
 _HELLO = struct.Struct(">HHI")
 _UPDATE_FIXED = struct.Struct(">8sHHHB40s")
 _SEQNO_REQUEST = struct.Struct(">8sHBB40s")
+_ISSUED = struct.Struct(">I")
 
-UPDATE_BODY_SIZE = _UPDATE_FIXED.size + SIGNATURE_SIZE
+UPDATE_BODY_SIZE = _UPDATE_FIXED.size + _ISSUED.size + SIGNATURE_SIZE
 RETRACTION_BODY_SIZE = _UPDATE_FIXED.size
 
-_ANNOUNCEMENT_DOMAIN = b"hyphal route announcement v1\x00"
+_ANNOUNCEMENT_DOMAIN = b"hyphal route announcement v2\x00"
+_DELEGATION_DOMAIN = b"hyphal prefix delegation v1\x00"
+_DELEGATION = struct.Struct(">32sI64s")
 
 
 @dataclass(slots=True)
@@ -95,6 +101,7 @@ class Update:
     router_id: bytes
     signature: bytes  # empty for a retraction
     sub_tlvs: tuple[SubTlv, ...] = ()  # present exactly when flags has FLAG_SUB_TLVS
+    issued: int = 0  # origin's Unix time (s) when it signed; signed; 0 in a retraction
 
     @property
     def is_retraction(self) -> bool:
@@ -114,9 +121,40 @@ class SeqnoRequest:
 Tlv = Hello | IHU | Update | SeqnoRequest
 
 
-def announcement_message(prefix64: bytes, seqno: int, router_id: bytes) -> bytes:
-    """The domain-separated bytes an origin signs for one (prefix, seqno, router id)."""
-    return _ANNOUNCEMENT_DOMAIN + prefix64 + seqno.to_bytes(2, "big") + router_id
+@dataclass(frozen=True, slots=True)
+class Delegation:
+    """The owner of a /64 lets another router's key announce it until ``expiry`` (Unix s)."""
+
+    owner: bytes  # 32-byte X25519 public key whose /64 is delegated
+    expiry: int
+    signature: bytes  # by ``owner`` over delegation_message(prefix, delegate key, expiry)
+
+    def sub_tlv(self) -> SubTlv:
+        return SubTlv(SUB_TLV_DELEGATION, _DELEGATION.pack(self.owner, self.expiry, self.signature))
+
+
+def decode_delegation(body: bytes) -> Delegation:
+    """The body of a delegation sub-TLV; raises DecodeError if it has the wrong size."""
+    if len(body) != _DELEGATION.size:
+        raise DecodeError(f"delegation has {len(body)} bytes, expected {_DELEGATION.size}")
+    owner, expiry, signature = _DELEGATION.unpack(body)
+    return Delegation(owner, expiry, signature)
+
+
+def delegation_message(prefix64: bytes, delegate_key: bytes, expiry: int) -> bytes:
+    """The domain-separated bytes a prefix owner signs to delegate ``prefix64`` to a key."""
+    return _DELEGATION_DOMAIN + prefix64 + delegate_key + expiry.to_bytes(4, "big")
+
+
+def announcement_message(prefix64: bytes, seqno: int, router_id: bytes, issued: int) -> bytes:
+    """The domain-separated bytes an origin signs for one (prefix, seqno, router id, issued)."""
+    return (
+        _ANNOUNCEMENT_DOMAIN
+        + prefix64
+        + seqno.to_bytes(2, "big")
+        + router_id
+        + issued.to_bytes(4, "big")
+    )
 
 
 def _check_u16(name: str, value: int) -> None:
@@ -144,6 +182,8 @@ def encode_tlv(tlv: Tlv) -> bytes:
         expected = 0 if tlv.is_retraction else SIGNATURE_SIZE
         if len(tlv.signature) != expected:
             raise ValueError(f"metric {tlv.metric} needs a {expected}-byte signature")
+        if not 0 <= tlv.issued <= 0xFFFFFFFF or (tlv.is_retraction and tlv.issued):
+            raise ValueError("issued must fit in u32 and be 0 in a retraction")
         if bool(tlv.flags & FLAG_SUB_TLVS) != bool(tlv.sub_tlvs):
             raise ValueError("flags bit 0x01 must be set exactly when sub-TLVs are present")
         kind = TLV_UPDATE
@@ -151,6 +191,7 @@ def encode_tlv(tlv: Tlv) -> bytes:
             _UPDATE_FIXED.pack(
                 tlv.prefix64, tlv.seqno, tlv.metric, tlv.interval, tlv.flags, tlv.router_id
             )
+            + (b"" if tlv.is_retraction else _ISSUED.pack(tlv.issued))
             + tlv.signature
             + b"".join(_encode_sub_tlv(sub) for sub in tlv.sub_tlvs)
         )
@@ -216,8 +257,11 @@ def _decode_body(kind: int, body: bytes) -> Tlv | None:
             raise DecodeError(f"update body has {len(body)} bytes (signed: {signed_end})")
         else:
             subs = ()
-        signature = body[RETRACTION_BODY_SIZE:signed_end]
-        return Update(prefix, seqno, metric, interval, flags, router_id, signature, subs)
+        if metric == METRIC_INFINITY:
+            return Update(prefix, seqno, metric, interval, flags, router_id, b"", subs)
+        (issued,) = _ISSUED.unpack_from(body, RETRACTION_BODY_SIZE)
+        signature = body[RETRACTION_BODY_SIZE + _ISSUED.size : signed_end]
+        return Update(prefix, seqno, metric, interval, flags, router_id, signature, subs, issued)
     if kind == TLV_SEQNO_REQUEST:
         if len(body) != _SEQNO_REQUEST.size:
             raise DecodeError(f"seqno request body has {len(body)} bytes")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import xeddsa
 from cryptography.exceptions import InvalidSignature
@@ -16,13 +18,14 @@ from hyphal.wire.control import Update, announcement_message
 # challenge hash is a multiple of the point's order.
 FORGED = b"\x01" + bytes(63)
 LOW_ORDER_KEYS = [u.to_bytes(32, "little") for u in (0, 1)]
+ISSUED = int(time.time())  # fresh for the router's default wall clock
 
 
 def _verifiable_seqno(key: bytes, router_id: bytes) -> int:
     """A seqno whose announcement the forged signature would pass if the key were accepted."""
     prefix = prefix64_for_public_key(key)
     for seqno in range(256):
-        message = announcement_message(prefix, seqno, router_id)
+        message = announcement_message(prefix, seqno, router_id, ISSUED)
         if _forgery_holds(key, message):
             return seqno
     raise AssertionError("no seqno found")
@@ -53,7 +56,8 @@ def test_low_order_router_id_is_refused(key: bytes) -> None:
     router = usable_router()
     router_id = key + b"\x01" * 8
     seqno = _verifiable_seqno(key, router_id)
-    deliver(router, Update(prefix64_for_public_key(key), seqno, 10, 3000, 0, router_id, FORGED))
+    deliver(router, Update(prefix64_for_public_key(key), seqno, 10, 3000, 0, router_id, FORGED,
+                          issued=ISSUED))
     assert router.route_count() == 0
     assert router.counters["updates_rejected_key"] == 1
     assert router.counters["updates_accepted"] == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import pytest
@@ -36,13 +37,15 @@ def usable_router(now: float = 0.0) -> Router:
 
 
 def signed_update(index: int, seqno: int = 0, metric: int = 10,
-                  suffix: bytes = b"\x01" * 8) -> Update:
+                  suffix: bytes = b"\x01" * 8, issued: int | None = None) -> Update:
+    """An announcement signed by identity ``index``; ``issued`` defaults to the wall clock."""
     ident = identity(index)
     router_id = ident.public_key + suffix
     prefix = prefix64_for_public_key(ident.public_key)
+    issued = int(time.time()) if issued is None else issued
     signature = XEdDSASigner(ident.private_bytes()).sign(
-        announcement_message(prefix, seqno, router_id))
-    return Update(prefix, seqno, metric, 3000, 0, router_id, signature)
+        announcement_message(prefix, seqno, router_id, issued))
+    return Update(prefix, seqno, metric, 3000, 0, router_id, signature, issued=issued)
 
 
 def deliver(router: Router, *tlvs: Update, now: float = 0.01) -> None:
