@@ -143,6 +143,7 @@ async def client(node: Node) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
+@pytest.mark.loop_lag
 async def test_big_message_json_rendering_keeps_the_loop_ticking() -> None:
     message = _inbound(os.urandom(96 << 20))
     async with LagTicker() as ticker:
@@ -152,6 +153,7 @@ async def test_big_message_json_rendering_keeps_the_loop_ticking() -> None:
     assert ticker.max_gap < MAX_LAG, f"the loop stalled {ticker.max_gap:.3f} s"
 
 
+@pytest.mark.loop_lag
 async def test_big_json_post_keeps_the_loop_ticking(client: httpx.AsyncClient) -> None:
     other = NodeIdentity.generate().public_key
     body = (

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 
+import pytest
+
 from hyphal.bus.chunks import CHUNK_SIZE
 from hyphal.bus.core import (
     PARALLEL_HASH_MIN,
@@ -63,6 +65,7 @@ def test_core_aborts_when_deferred_digest_fails() -> None:
     assert len(receiver.inbox) == 0
 
 
+@pytest.mark.loop_lag
 async def test_service_keeps_the_loop_responsive_while_hashing() -> None:
     """A ticker on the loop runs while a 64 MiB message is being verified."""
     payload = os.urandom(64 * 1024 * 1024)

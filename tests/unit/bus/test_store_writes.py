@@ -114,6 +114,7 @@ async def test_close_waits_for_queued_writes(tmp_path: Path) -> None:
     assert stored_rows(tmp_path, "outbox") == [msg_id]
 
 
+@pytest.mark.loop_lag
 async def test_large_outbox_write_keeps_the_loop_ticking(tmp_path: Path) -> None:
     payload = os.urandom(BIG)
     init_sent = asyncio.Event()
@@ -140,6 +141,7 @@ async def test_large_outbox_write_keeps_the_loop_ticking(tmp_path: Path) -> None
         await service.close()
 
 
+@pytest.mark.loop_lag
 async def test_large_inbox_write_keeps_the_loop_ticking(tmp_path: Path) -> None:
     payload = os.urandom(BIG)
     bodies = packets(MessageCore(A, NOW), payload)
