@@ -48,12 +48,26 @@ class Pair:
     def wait(
         self, predicate: Callable[[], object], timeout: float, what: str, step: float = 0.2
     ) -> float:
-        """Poll until ``predicate`` holds; return the seconds it took or raise BenchError."""
+        """Poll until ``predicate`` holds; return the seconds it took or raise BenchError.
+
+        A BenchError from ``predicate`` (e.g. :func:`check_alive`) ends the wait at once.
+        """
+        fatal: list[BenchError] = []
+
+        def probe() -> object:
+            try:
+                return predicate()
+            except BenchError as exc:
+                fatal.append(exc)
+                return True
+
         start = time.monotonic()
         try:
-            self.topo.wait_until(predicate, timeout, step, what)
+            self.topo.wait_until(probe, timeout, step, what)
         except TopologyTimeout as exc:
             raise BenchError(str(exc).splitlines()[0]) from exc
+        if fatal:
+            raise fatal[0]
         return time.monotonic() - start
 
     @staticmethod

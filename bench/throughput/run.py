@@ -108,7 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 results.append(RUNNERS[system](pair, args))
             except (BenchError, TopologyError, subprocess.SubprocessError, OSError) as exc:
-                results.append(SystemResult(system, status="failed", note=str(exc)))
+                # The first line says what failed; the logs (kept below) have the rest.
+                note = (str(exc).splitlines() or [""])[0]
+                results.append(SystemResult(system, status="failed", note=note))
     except KeyboardInterrupt:
         print("interrupted; cleaning up", file=sys.stderr)
         if pair is not None:
