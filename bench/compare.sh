@@ -2,11 +2,12 @@
 # Compare two commits on this machine in one run: the TUN throughput bench and the message bench
 # for OLD and NEW (default HEAD), back to back. Each commit is checked out in a temporary
 # `git worktree` sharing this checkout's .venv, and measured with its own bench scripts and its
-# own sources (PYTHONPATH=<tree>/src). Needs root. Usage:
+# own sources (PYTHONPATH=<tree>/src): `python -m bench.throughput` in that tree, or its
+# bench/throughput.py for a commit from before the throughput package. Needs root. Usage:
 #
 #   sudo ./bench/compare.sh OLD [NEW] [--time 5] [--small-count 100] [--bulk-sizes 1,10]
 #
-# --time goes to throughput.py (iperf3 seconds; the systems are veth and hyphal only);
+# --time goes to the throughput bench (iperf3 seconds; the systems are veth and hyphal only);
 # --small-count and --bulk-sizes go to messages.py. Defaults keep the whole run to a few minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,7 +43,11 @@ py=$venv/bin/python
 for tree in "${trees[@]}"; do
     rev=$(git -C "$tree" log -1 --format='%h %s')
     echo "=== $rev: throughput (veth, hyphal; iperf3 -t $time_s)"
-    PYTHONPATH=$tree/src "$py" "$tree/bench/throughput.py" --systems hyphal --time "$time_s"
+    if [ -f "$tree/bench/throughput.py" ]; then
+        PYTHONPATH=$tree/src "$py" "$tree/bench/throughput.py" --systems hyphal --time "$time_s"
+    else
+        (cd "$tree" && PYTHONPATH=$tree/src "$py" -m bench.throughput --systems hyphal --time "$time_s")
+    fi
     echo "=== $rev: messages (small-count $small, bulk-sizes $bulk)"
     PYTHONPATH=$tree/src "$py" "$tree/bench/messages.py" --small-count "$small" --bulk-sizes "$bulk"
 done

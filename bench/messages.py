@@ -1,7 +1,7 @@
 """Message bus benchmark: API latency and bulk throughput vs raw overlay TCP, in one run.
 
 A 3-node line ``A - B - C`` of real hyphal daemons in network namespaces (built with
-``tests/netns/topology.py``), started WITH their TUN devices so the same daemons carry both:
+``hyphal.testing.netlab``), started WITH their TUN devices so the same daemons carry both:
 
 * **small-message latency**: ``--small-count`` messages of ``--small-size`` bytes from A to C
   through the HTTP API. A client inside A's namespace POSTs ``/api/v1/messages`` (one keep-alive
@@ -38,99 +38,9 @@ from typing import Any
 
 from hyphal.testing.netlab import Node, Topology, TopologyError, has_route
 
-# Clients run inside a namespace with the venv's Python; they talk to 127.0.0.1:8989 there.
-SMALL_RECEIVER = r"""
-import base64, http.client, json, struct, sys, time
-count, raw = int(sys.argv[1]), sys.argv[2] == "raw"
-conn = http.client.HTTPConnection("127.0.0.1", 8989, timeout=60)
-headers = {"accept": "application/octet-stream"} if raw else {}
-lat = []
-print("ready", file=sys.stderr, flush=True)
-while len(lat) < count:
-    conn.request("GET", "/api/v1/messages?timeout=20", headers=headers)
-    r = conn.getresponse(); body = r.read()
-    t1 = time.monotonic()
-    if r.status != 200:
-        break
-    payload = body if raw else base64.b64decode(json.loads(body)["payload"])
-    (t0,) = struct.unpack_from("!d", payload)
-    lat.append(t1 - t0)
-print(json.dumps(lat))
-"""
-
-SMALL_SENDER = r"""
-import base64, http.client, json, struct, sys, time
-dst, count, size, interval = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-raw = sys.argv[5] == "raw"
-conn = http.client.HTTPConnection("127.0.0.1", 8989, timeout=60)
-codes = {}
-post = []
-for i in range(count):
-    t0 = time.monotonic()
-    payload = struct.pack("!d", t0) + bytes(max(0, size - 8))
-    if raw:
-        conn.request("POST", "/api/v1/messages?dst_pk=" + dst, payload,
-                     {"content-type": "application/octet-stream"})
-    else:
-        body = json.dumps({"dst": {"pk": dst}, "payload": base64.b64encode(payload).decode()})
-        conn.request("POST", "/api/v1/messages", body, {"content-type": "application/json"})
-    r = conn.getresponse(); r.read()
-    post.append(time.monotonic() - t0)
-    codes[r.status] = codes.get(r.status, 0) + 1
-    time.sleep(interval)
-print(json.dumps({"codes": codes, "post": post}))
-"""
-
-BULK_RECEIVER = r"""
-import base64, hashlib, http.client, json, sys, time
-raw = sys.argv[1] == "raw"
-conn = http.client.HTTPConnection("127.0.0.1", 8989, timeout=300)
-print("ready", file=sys.stderr, flush=True)
-headers = {"accept": "application/octet-stream"} if raw else {}
-conn.request("GET", "/api/v1/messages?timeout=240", headers=headers)
-r = conn.getresponse()
-t_headers = time.monotonic()
-body = r.read()
-t1 = time.monotonic()  # the client's own JSON / base64 decoding is outside the clock
-out = {"status": r.status, "t1": t1, "t_headers": t_headers}
-if r.status == 200:
-    payload = body if raw else base64.b64decode(json.loads(body)["payload"])
-    out.update(len=len(payload), sha=hashlib.sha256(payload).hexdigest())
-print(json.dumps(out))
-"""
-
-BULK_SENDER = r"""
-import base64, hashlib, http.client, json, os, sys, time
-dst, size, raw = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "raw"
-payload = os.urandom(size)
-sha = hashlib.sha256(payload).hexdigest()
-if raw:
-    url, body, ctype = "/api/v1/messages?deadline=600&dst_pk=" + dst, payload, "application/octet-stream"
-else:
-    # the client's own JSON + base64 encoding is outside the clock
-    body = (b'{"dst": {"pk": "' + dst.encode() + b'"}, "payload": "'
-            + base64.b64encode(payload) + b'"}')
-    url, ctype = "/api/v1/messages?deadline=600", "application/json"
-del payload
-conn = http.client.HTTPConnection("127.0.0.1", 8989, timeout=300)
-t0 = time.monotonic()
-conn.request("POST", url, body, {"content-type": ctype})
-r = conn.getresponse(); answer = r.read()
-t_posted = time.monotonic()
-out = {"status": r.status, "t0": t0, "t_posted": t_posted, "sha": sha, "answer": answer.decode()}
-if r.status == 201:
-    # Poll the status (every 20 ms) to split API ingress / bus transfer / API egress.
-    path = "/api/v1/messages/status/" + json.loads(answer)["id"]
-    while time.monotonic() - t0 < 300:
-        conn.request("GET", path)
-        s = conn.getresponse(); state = json.loads(s.read())["state"]
-        if state in ("received", "read", "aborted"):
-            out["t_received"] = time.monotonic()
-            out["final"] = state
-            break
-        time.sleep(0.02)
-print(json.dumps(out))
-"""
+# The clients (bench/clients/) run by path inside a namespace with this Python and PYTHONPATH;
+# they talk to the API at 127.0.0.1:8989 there.
+CLIENTS = Path(__file__).resolve().parent / "clients"
 
 
 @dataclass
@@ -159,18 +69,22 @@ def pct(values: list[float], p: float) -> float:
     return ordered[k]
 
 
-def python_in(node: Node, script: str, *args: str, timeout: float = 300) -> str:
-    result = node.exec([sys.executable, "-c", script, *args], timeout=timeout)
+def client_argv(client: str, *args: str) -> list[str]:
+    return [sys.executable, str(CLIENTS / f"{client}.py"), *args]
+
+
+def python_in(node: Node, client: str, *args: str, timeout: float = 300) -> str:
+    result = node.exec(client_argv(client, *args), timeout=timeout)
     if result.returncode != 0:
         raise TopologyError(f"{node.name}: client failed:\n{result.stderr[-3000:]}")
     return result.stdout
 
 
-def start_client(node: Node, script: str, log: str, *args: str) -> Path:
+def start_client(node: Node, client: str, log: str, *args: str) -> Path:
     """Start a client in the background; return its log path once it says 'ready'."""
     path = node.dir / log
     path.unlink(missing_ok=True)
-    node.popen([sys.executable, "-c", script, *args], log)
+    node.popen(client_argv(client, *args), log)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if path.exists() and "ready" in path.read_text():
@@ -199,14 +113,14 @@ def bench_small(topo: Topology, args: argparse.Namespace, res: Results, mode: st
     a, c = topo.node("A"), topo.node("C")
     n = args.small_count
     # Warm-up (connections, route caches, e2e sessions) so the first sample is not an outlier.
-    log = start_client(c, SMALL_RECEIVER, f"small-warm-{mode}.log", "10", mode)
-    python_in(a, SMALL_SENDER, c.public_key, "10", str(args.small_size), "0.01", mode)
+    log = start_client(c, "small_receiver", f"small-warm-{mode}.log", "10", mode)
+    python_in(a, "small_sender", c.public_key, "10", str(args.small_size), "0.01", mode)
     wait_output(log, 30)
-    log = start_client(c, SMALL_RECEIVER, f"small-{mode}.log", str(n), mode)
+    log = start_client(c, "small_receiver", f"small-{mode}.log", str(n), mode)
     sent = json.loads(
         python_in(
             a,
-            SMALL_SENDER,
+            "small_sender",
             c.public_key,
             str(n),
             str(args.small_size),
@@ -229,8 +143,8 @@ def bench_small(topo: Topology, args: argparse.Namespace, res: Results, mode: st
 
 def bench_bulk_once(topo: Topology, size: int, mode: str) -> float:
     a, c = topo.node("A"), topo.node("C")
-    log = start_client(c, BULK_RECEIVER, f"bulk-{mode}-{size}.log", mode)
-    sent = json.loads(python_in(a, BULK_SENDER, c.public_key, str(size), mode, timeout=600))
+    log = start_client(c, "bulk_receiver", f"bulk-{mode}-{size}.log", mode)
+    sent = json.loads(python_in(a, "bulk_sender", c.public_key, str(size), mode, timeout=600))
     if sent["status"] != 201:
         raise TopologyError(f"bulk POST answered {sent}")
     got = wait_output(log, 600)

@@ -249,7 +249,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _kill_tree(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL, wait: float = 10) -> None:
+def kill_tree(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL, wait: float = 10) -> None:
     """Signal the process group of ``proc`` (started with start_new_session) and reap it."""
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -497,7 +497,7 @@ class Node:
         if self.proc is None or self.proc.poll() is not None:
             return
         if sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
-            _kill_tree(self.proc, sig, wait=15)
+            kill_tree(self.proc, sig, wait=15)
         else:
             os.kill(self.proc.pid, sig)
 
@@ -938,7 +938,7 @@ class Topology:
         try:
             for proc in self._procs:
                 with contextlib.suppress(Exception):
-                    _kill_tree(proc, signal.SIGKILL, wait=10)
+                    kill_tree(proc, signal.SIGKILL, wait=10)
             for ns in self._namespaces:
                 with contextlib.suppress(Exception):
                     _kill_namespace(ns)
