@@ -156,15 +156,21 @@ class Engine:
         slot.rearm()
         return slot
 
+    def step(self, limit: float) -> bool:
+        """Process the next event if it is due by ``limit``; False (clock unchanged) if none is."""
+        queue = self._queue
+        if not queue or queue[0][0] > limit:
+            return False
+        at, _, fn = heapq.heappop(queue)
+        self.now = max(self.now, at)  # a test may have moved the clock past queued events
+        self.stats.events += 1
+        fn()
+        return True
+
     def run_until(self, t_end: float) -> None:
         """Process every event up to and including ``t_end``; the clock ends at ``t_end``."""
-        queue = self._queue
-        stats = self.stats
-        while queue and queue[0][0] <= t_end:
-            at, _, fn = heapq.heappop(queue)
-            self.now = at
-            stats.events += 1
-            fn()
+        while self.step(t_end):
+            pass
         self.now = max(self.now, t_end)
 
     def pending(self) -> int:
