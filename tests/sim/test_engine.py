@@ -1,4 +1,4 @@
-"""The generic engine: one timer per core, lazy rescheduling, stalls, and insertion order on ties."""
+"""The generic engine: one timer per core, lazy rescheduling, stalls, insertion order on ties."""
 
 from __future__ import annotations
 

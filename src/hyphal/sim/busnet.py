@@ -112,8 +112,7 @@ class BusNet:
         slot = self._slots.get(key)
         if slot is None:
             slot = self._slots[key] = self.engine.drive(self._applier(key))
-        if slot.core is not self.cores[key]:
-            slot.replace(self.cores[key])
+        slot.use(self.cores[key])
         return slot
 
     def _applier(self, src: bytes) -> Callable[[Iterable[Action]], None]:

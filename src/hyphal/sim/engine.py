@@ -93,6 +93,11 @@ class Driven(Generic[A]):
         self.timer_at = INF
         self.rearm()
 
+    def use(self, core: Core[A] | None) -> None:
+        """Make ``core`` this slot's core, replacing another one (no-op if it already is)."""
+        if core is not self.core:
+            self.replace(core)
+
     def feed(self, actions: Iterable[A], *, after_timer: bool = False) -> None:
         """Apply the actions a call into the core returned, then re-arm its timer."""
         self._engine.stats.router_calls += 1

@@ -130,8 +130,7 @@ class RouterNet:
         if slot is None:
             slot = self._slots[index] = self.engine.drive(self._applier(index))
             slot.on_fired = lambda: self._observe(index)
-        if slot.core is not self.routers[index]:
-            slot.replace(self.routers[index])
+        slot.use(self.routers[index])
         return slot
 
     def _applier(self, src: int) -> Callable[[Iterable[Action]], None]:

@@ -185,7 +185,8 @@ def test_route_expires_when_not_refreshed() -> None:
     assert [n.peer for n in router.neighbours()] == [PEER]
 
 
-def _random_topology(net: RouterNet, rng: random.Random, n: int, extra: int) -> list[tuple[int, int]]:
+def _random_topology(net: RouterNet, rng: random.Random, n: int,
+                     extra: int) -> list[tuple[int, int]]:
     edges: list[tuple[int, int]] = []
     for node in range(1, n):
         edges.append((rng.randrange(node), node))
