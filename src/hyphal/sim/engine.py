@@ -1,12 +1,13 @@
 """Discrete-event engine: one event queue and one simulated clock that drive any sans-IO core.
 
 :class:`Engine` owns the queue, ordered by (time, insertion order), so a run is a pure function of
-what was scheduled. A core is anything with ``next_deadline()`` and ``on_timer(now)`` (the
-:class:`Core` protocol): the router today, the bus, membership and mapping cores to come. The
-engine drives it through a :class:`Driven` slot: every batch of actions the core returns goes
-through :meth:`Driven.feed`, which hands them to the adapter's ``apply`` and then re-arms the
-slot's single timer from ``next_deadline()``. A timer event whose time no longer matches the
-slot's pending deadline is stale and skipped (lazy rescheduling). Inputs reach a core as plain
+what was scheduled. A core is anything with ``next_deadline()`` and ``on_timer(now)``: the
+``TimedCore`` protocol of :mod:`hyphal.node.driver`, which drives the same cores in the daemon.
+That is the router today, and the bus, membership and mapping cores to come. The engine drives a
+core through a :class:`Driven` slot: every batch of actions the core returns goes through
+:meth:`Driven.feed`, which hands them to the adapter's ``apply`` and then re-arms the slot's
+single timer from ``next_deadline()``. A timer event whose time no longer matches the slot's
+pending deadline is stale and skipped (lazy rescheduling). Inputs reach a core as plain
 callbacks the adapter schedules, e.g. a payload arriving one simulated latency later.
 
 :class:`Simulator` is the router adapter used by ``hyphal sim``: real routers on the simulated
@@ -27,7 +28,7 @@ import heapq
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from hyphal.crypto.signing import XEdDSASigner, XEdDSAVerifier
 from hyphal.identity import NodeIdentity, prefix64_for_public_key
@@ -37,22 +38,18 @@ from hyphal.routing.types import Action, SendControl
 from hyphal.sim.links import DEFAULT_BANDWIDTH_BPS, FRAMING_OVERHEAD, SimLink
 from hyphal.sim.topologies import Topology
 
+if TYPE_CHECKING:
+    # The same core interface the daemon's driver runs; imported for typing only, so the
+    # simulator does not load the daemon.
+    from hyphal.node.driver import TimedCore as Core
+
 CONNECT_RTTS = 1.5
 """A new link needs TCP's handshake plus the Noise XX handshake: about 1.5 round trips."""
 REDIAL_DELAY_S = 1.0
 """Back-off before a link whose connection was closed is dialled again."""
 INF = float("inf")
 
-A_co = TypeVar("A_co", covariant=True)
 A = TypeVar("A")
-
-
-class Core(Protocol[A_co]):
-    """What the engine needs from a sans-IO core: its next deadline and its timer entry point."""
-
-    def next_deadline(self) -> float: ...
-
-    def on_timer(self, now: float) -> Iterable[A_co]: ...
 
 
 class TimerStall(AssertionError):
