@@ -1,20 +1,21 @@
-"""Discrete-event engine: real ``hyphal.routing.Router`` objects on simulated links and a simulated clock.
+"""Discrete-event engine: one event queue and one simulated clock that drive any sans-IO core.
 
-Events live in one priority queue ordered by (time, insertion order), so a run is a pure
-function of the topology, the parameters and the seed. Three kinds of event exist:
+:class:`Engine` owns the queue, ordered by (time, insertion order), so a run is a pure function of
+what was scheduled. A core is anything with ``next_deadline()`` and ``on_timer(now)``: the
+``TimedCore`` protocol of :mod:`hyphal.node.driver`, which drives the same cores in the daemon.
+That is the router today, and the bus, membership and mapping cores to come. The engine drives a
+core through a :class:`Driven` slot: every batch of actions the core returns goes through
+:meth:`Driven.feed`, which hands them to the adapter's ``apply`` and then re-arms the slot's
+single timer from ``next_deadline()``. A timer event whose time no longer matches the slot's
+pending deadline is stale and skipped (lazy rescheduling). Inputs reach a core as plain
+callbacks the adapter schedules, e.g. a payload arriving one simulated latency later.
 
-* delivery of a control payload (the exact bytes a router returned in ``SendControl``) at the far
-  end of a link, after serialisation, latency and jitter (see :mod:`hyphal.sim.links`);
-* a router timer: after every call into a router the engine reads ``next_deadline()`` and, if it
-  differs from the pending one, pushes a new timer event; an event whose time no longer matches
-  the node's pending deadline is stale and skipped (lazy rescheduling);
-* a callback (link connects, scenario actions, metric samples).
-
-The engine plays the link layer's part and nothing more: it assigns peer ids per link end, calls
-``neighbour_up`` when a connection is made, and on ``NeighbourDead`` closes that end
-(``neighbour_down``), tells the far end (if it is alive and the link works, one latency later, as
-a TCP FIN would), and redials while the link and both nodes are up. A silently failed link or
-node simply stops carrying traffic; routers must notice through missing hellos.
+:class:`Simulator` is the router adapter used by ``hyphal sim``: real routers on the simulated
+links of :mod:`hyphal.sim.links`. It plays the link layer's part and nothing more: it assigns peer
+ids per link end, calls ``neighbour_up`` when a connection is made, and on ``NeighbourDead``
+closes that end (``neighbour_down``), tells the far end (if it is alive and the link works, one
+latency later, as a TCP FIN would), and redials while the link and both nodes are up. A silently
+failed link or node simply stops carrying traffic; routers must notice through missing hellos.
 
 Signature checks go through one process-wide memo (:class:`MemoVerifier`): a verification is a
 pure function of (public key, message, signature), so sharing the results between routers
@@ -27,24 +28,155 @@ import heapq
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from hyphal.crypto.signing import XEdDSASigner, XEdDSAVerifier
 from hyphal.identity import NodeIdentity, prefix64_for_public_key
 from hyphal.routing.params import DEFAULT_PARAMS, RoutingParams
 from hyphal.routing.router import Router
-from hyphal.routing.types import NeighbourDead, SendControl
+from hyphal.routing.types import Action, SendControl
 from hyphal.sim.links import DEFAULT_BANDWIDTH_BPS, FRAMING_OVERHEAD, SimLink
 from hyphal.sim.topologies import Topology
 
-_DELIVER = 0
-_TIMER = 1
-_CALL = 2
+if TYPE_CHECKING:
+    # The same core interface the daemon's driver runs; imported for typing only, so the
+    # simulator does not load the daemon.
+    from hyphal.node.driver import TimedCore as Core
 
 CONNECT_RTTS = 1.5
 """A new link needs TCP's handshake plus the Noise XX handshake: about 1.5 round trips."""
 REDIAL_DELAY_S = 1.0
 """Back-off before a link whose connection was closed is dialled again."""
 INF = float("inf")
+
+A = TypeVar("A")
+
+
+class TimerStall(AssertionError):
+    """A core's deadline was not in the future right after its timer ran (strict engines only)."""
+
+
+@dataclass
+class EngineStats:
+    events: int = 0
+    deliveries: int = 0
+    timers: int = 0
+    stale_timers: int = 0
+    dropped_no_link: int = 0
+    dropped_in_flight: int = 0
+    neighbour_dead: int = 0
+    router_calls: int = 0
+    """Batches of actions fed back from any core (one per call into it)."""
+    timer_stalls: int = 0
+    """Times a core's deadline was not in the future right after its timer ran."""
+
+
+class Driven(Generic[A]):
+    """One core's place in the engine: the core (None while its machine is down) and its timer."""
+
+    def __init__(
+        self, engine: Engine, apply: Callable[[Iterable[A]], None], core: Core[A] | None = None
+    ) -> None:
+        self._engine = engine
+        self._apply = apply
+        self.core = core
+        self.timer_at = INF
+        self.on_fired: Callable[[], None] | None = None
+        """Called after a timer of this core ran and its actions were applied."""
+
+    def replace(self, core: Core[A] | None) -> None:
+        """Swap in another core (a restart) or None (the machine is down); its timer is re-armed."""
+        self.core = core
+        self.timer_at = INF
+        self.rearm()
+
+    def use(self, core: Core[A] | None) -> None:
+        """Make ``core`` this slot's core, replacing another one (no-op if it already is)."""
+        if core is not self.core:
+            self.replace(core)
+
+    def feed(self, actions: Iterable[A], *, after_timer: bool = False) -> None:
+        """Apply the actions a call into the core returned, then re-arm its timer."""
+        self._engine.stats.router_calls += 1
+        self._apply(actions)
+        self.rearm(after_timer=after_timer)
+
+    def rearm(self, *, after_timer: bool = False) -> None:
+        """Push a timer event if the core's deadline moved (the old one goes stale)."""
+        core = self.core
+        if core is None:
+            return
+        engine = self._engine
+        deadline = core.next_deadline()
+        if deadline <= engine.now:
+            if after_timer:
+                # The core's timer has just run, so nothing can be due now any more; a deadline
+                # that is not in the future (e.g. ``last + interval`` versus ``now - last >=
+                # interval`` rounding differently) would spin forever. Nudge it and count it.
+                engine.stats.timer_stalls += 1
+                if engine.strict:
+                    raise TimerStall(f"{core!r}: on_timer did not advance its deadline")
+                deadline = engine.now + 1e-6
+            else:
+                deadline = engine.now
+        if deadline != self.timer_at:
+            self.timer_at = deadline
+            engine.schedule(deadline, lambda: self._fire(deadline))
+
+    def _fire(self, at: float) -> None:
+        core = self.core
+        stats = self._engine.stats
+        if core is None or at != self.timer_at:
+            stats.stale_timers += 1
+            return
+        stats.timers += 1
+        self.timer_at = INF
+        self.feed(core.on_timer(self._engine.now), after_timer=True)
+        if self.on_fired is not None:
+            self.on_fired()
+
+
+class Engine:
+    """The event queue and the clock; events are callbacks run in (time, insertion) order."""
+
+    def __init__(self, *, now: float = 0.0, strict: bool = False) -> None:
+        self.now = now
+        self.strict = strict
+        """Raise :class:`TimerStall` instead of nudging a stalled core (for tests)."""
+        self.stats = EngineStats()
+        self._queue: list[tuple[float, int, Callable[[], None]]] = []
+        self._seq = 0
+
+    def schedule(self, at: float, fn: Callable[[], None]) -> None:
+        """Run ``fn`` at simulated time ``at`` (not before the current time)."""
+        self._seq += 1
+        heapq.heappush(self._queue, (max(at, self.now), self._seq, fn))
+
+    def drive(self, apply: Callable[[Iterable[A]], None], core: Core[A] | None = None) -> Driven[A]:
+        """A slot for ``core`` whose actions go to ``apply``; its timer is armed at once."""
+        slot = Driven(self, apply, core)
+        slot.rearm()
+        return slot
+
+    def step(self, limit: float) -> bool:
+        """Process the next event if it is due by ``limit``; False (clock unchanged) if none is."""
+        queue = self._queue
+        if not queue or queue[0][0] > limit:
+            return False
+        at, _, fn = heapq.heappop(queue)
+        self.now = max(self.now, at)  # a test may have moved the clock past queued events
+        self.stats.events += 1
+        fn()
+        return True
+
+    def run_until(self, t_end: float) -> None:
+        """Process every event up to and including ``t_end``; the clock ends at ``t_end``."""
+        while self.step(t_end):
+            pass
+        self.now = max(self.now, t_end)
+
+    def pending(self) -> int:
+        return len(self._queue)
 
 
 class MemoVerifier:
@@ -75,29 +207,16 @@ class SimNode:
     public_key: bytes
     prefix: bytes
     signer: XEdDSASigner
+    slot: Driven[Action]
     router: Router | None = None
+    """The slot's core while the node is alive."""
     alive: bool = False
     starts: int = 0
     peers: dict[int, int] = field(default_factory=dict)
     """Open link ends: peer id -> link index."""
     next_peer_id: int = 1
-    timer_at: float = INF
     sent_messages: int = 0
     sent_bytes: int = 0
-
-
-@dataclass
-class EngineStats:
-    events: int = 0
-    deliveries: int = 0
-    timers: int = 0
-    stale_timers: int = 0
-    dropped_no_link: int = 0
-    dropped_in_flight: int = 0
-    neighbour_dead: int = 0
-    router_calls: int = 0
-    timer_stalls: int = 0
-    """Times a router's deadline was not in the future right after its timer ran."""
 
 
 class Simulator:
@@ -119,11 +238,9 @@ class Simulator:
         self.params = params
         self.seed = seed
         self.rng = random.Random(f"sim-{seed}")
-        self.now = 0.0
-        self.stats = EngineStats()
+        self.engine = Engine()
+        self.stats = self.engine.stats
         self.verifier = verifier or MemoVerifier()
-        self._queue: list[tuple[float, int, int, object, object, object]] = []
-        self._seq = 0
         self.version = 0
         """Bumped whenever the true graph changes (links, node liveness, latencies)."""
         key_rng = random.Random(f"keys-{seed}")
@@ -132,6 +249,7 @@ class Simulator:
             identity = NodeIdentity.from_private_bytes(key_rng.randbytes(32))
             self.nodes.append(
                 SimNode(
+                    slot=self.engine.drive(self._applier(i)),
                     index=i,
                     identity=identity,
                     public_key=identity.public_key,
@@ -160,72 +278,29 @@ class Simulator:
         self._open: dict[tuple[int, int], bool] = {}
         """(link, node) -> whether that node's end of the current connection is open."""
 
-    # ----------------------------------------------------------------------------- queue
+    # ----------------------------------------------------------------------------- clock
+
+    @property
+    def now(self) -> float:
+        return self.engine.now
 
     def schedule(self, at: float, fn: Callable[[], None]) -> None:
         """Run ``fn`` at simulated time ``at`` (not before the current time)."""
-        self._push(max(at, self.now), _CALL, fn, None, None)
-
-    def _push(self, at: float, kind: int, a: object, b: object, c: object) -> None:
-        self._seq += 1
-        heapq.heappush(self._queue, (at, self._seq, kind, a, b, c))
+        self.engine.schedule(at, fn)
 
     def run_until(self, t_end: float) -> None:
         """Process every event up to and including ``t_end``; the clock ends at ``t_end``."""
-        queue = self._queue
-        stats = self.stats
-        while queue and queue[0][0] <= t_end:
-            at, _, kind, a, b, c = heapq.heappop(queue)
-            self.now = at
-            stats.events += 1
-            if kind == _DELIVER:
-                self._deliver(a, b, c)  # type: ignore[arg-type]
-            elif kind == _TIMER:
-                self._timer(a, at)  # type: ignore[arg-type]
-            else:
-                a()  # type: ignore[operator]
-        self.now = max(self.now, t_end)
+        self.engine.run_until(t_end)
 
     def pending(self) -> int:
-        return len(self._queue)
+        return self.engine.pending()
 
     # ----------------------------------------------------------------------------- routers
 
-    def _reschedule(self, node: SimNode, *, after_timer: bool = False) -> None:
-        router = node.router
-        if router is None:
-            return
-        deadline = router.next_deadline()
-        if deadline <= self.now:
-            if after_timer:
-                # The router's timer has just run, so nothing can be due now any more; a deadline
-                # that is not in the future (e.g. ``last + interval`` versus ``now - last >=
-                # interval`` rounding differently) would spin forever. Nudge it and count it.
-                self.stats.timer_stalls += 1
-                deadline = self.now + 1e-6
-            else:
-                deadline = self.now
-        if deadline != node.timer_at:
-            node.timer_at = deadline
-            self._push(deadline, _TIMER, node.index, None, None)
+    def _applier(self, index: int) -> Callable[[Iterable[Action]], None]:
+        return lambda actions: self._apply(self.nodes[index], actions)
 
-    def _timer(self, index: int, at: float) -> None:
-        node = self.nodes[index]
-        if node.router is None or at != node.timer_at:
-            self.stats.stale_timers += 1
-            return
-        self.stats.timers += 1
-        node.timer_at = INF
-        self._apply(node, node.router.on_timer(self.now), after_timer=True)
-
-    def _apply(
-        self,
-        node: SimNode,
-        actions: Iterable[SendControl | NeighbourDead],
-        *,
-        after_timer: bool = False,
-    ) -> None:
-        self.stats.router_calls += 1
+    def _apply(self, node: SimNode, actions: Iterable[Action]) -> None:
         for action in actions:
             if isinstance(action, SendControl):
                 self._send(node, action.peer, action.payload)
@@ -236,7 +311,6 @@ class Simulator:
                     self._close_end(self.links[link_index], node.index, tell_router=True)
                     self._maybe_tell_far_end(self.links[link_index], node.index)
                     self._maybe_redial(self.links[link_index])
-        self._reschedule(node, after_timer=after_timer)
 
     def _send(self, node: SimNode, peer: int, payload: bytes) -> None:
         link_index = node.peers.get(peer)
@@ -252,11 +326,11 @@ class Simulator:
         arrival = link.transmit(node.index, len(payload), self.now, self.rng)
         if arrival is None:
             return
-        self._push(arrival, _DELIVER, link_index, (link.epoch, node.index), payload)
+        epoch, sender = link.epoch, node.index
+        self.schedule(arrival, lambda: self._deliver(link_index, epoch, sender, payload))
 
-    def _deliver(self, link_index: int, tag: tuple[int, int], payload: bytes) -> None:
+    def _deliver(self, link_index: int, epoch: int, sender: int, payload: bytes) -> None:
         link = self.links[link_index]
-        epoch, sender = tag
         receiver = link.other(sender)
         node = self.nodes[receiver]
         if (
@@ -268,7 +342,7 @@ class Simulator:
             self.stats.dropped_in_flight += 1
             return
         self.stats.deliveries += 1
-        self._apply(node, node.router.handle_control(link.peer_at(receiver), payload, self.now))
+        node.slot.feed(node.router.handle_control(link.peer_at(receiver), payload, self.now))
 
     # ----------------------------------------------------------------------------- link layer
 
@@ -299,7 +373,7 @@ class Simulator:
         self._open[(link.index, b.index)] = True
         for node, peer in ((a, link.peer_a), (b, link.peer_b)):
             assert node.router is not None
-            self._apply(node, node.router.neighbour_up(peer, self.now))
+            node.slot.feed(node.router.neighbour_up(peer, self.now))
 
     def _close_end(self, link: SimLink, end: int, *, tell_router: bool) -> None:
         if not self._open.get((link.index, end), False):
@@ -311,7 +385,7 @@ class Simulator:
         if not (self._open.get((link.index, link.a)) or self._open.get((link.index, link.b))):
             link.connected = False
         if tell_router and node.router is not None:
-            self._apply(node, node.router.neighbour_down(peer, self.now))
+            node.slot.feed(node.router.neighbour_down(peer, self.now))
 
     def _maybe_tell_far_end(self, link: SimLink, closer: int) -> None:
         """A closed connection reaches the far end one latency later, if the link carries it."""
@@ -371,9 +445,8 @@ class Simulator:
             router_id_suffix=rng.randbytes(8),
         )
         node.alive = True
-        node.timer_at = INF
         self.version += 1
-        self._reschedule(node)
+        node.slot.replace(node.router)
         for link_index in self.node_links[index]:
             link = self.links[link_index]
             far = link.other(index)
@@ -394,7 +467,7 @@ class Simulator:
             return
         node.alive = False
         node.router = None
-        node.timer_at = INF
+        node.slot.replace(None)
         self.version += 1
         for link_index in self.node_links[index]:
             self._close_end(self.links[link_index], index, tell_router=False)

@@ -1,138 +1,33 @@
-"""MessageCore end to end over a simulated lossy, reordering channel with a fake clock."""
+"""MessageCore end to end on the engine's BusNet: a lossy, reordering channel and a fake clock."""
 
 from __future__ import annotations
 
-import heapq
 import os
 import random
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from ipaddress import IPv6Network
 from pathlib import Path
 
 import pytest
 
 from hyphal.bus.core import (
-    Action,
     BusError,
-    ForwardMessage,
     Limits,
-    MessageArrived,
     MessageCore,
     MessageTooLarge,
     OutboxFull,
-    ReplyArrived,
     SendPacket,
     UnknownMessage,
 )
-from hyphal.bus.inbox import InboundMessage
 from hyphal.bus.store import MessageStore
 from hyphal.identity import subnet_for_public_key
+from hyphal.sim.busnet import BusNet, node_key
 from hyphal.wire import bus as wire
 
-
-def make_key(n: int) -> bytes:
-    return bytes([n]) * 32
+A, B, C = node_key(1), node_key(2), node_key(3)
 
 
-@dataclass
-class Net:
-    seed: int = 1
-    loss: float = 0.0
-    latency: float = 0.02
-    jitter: float = 0.0
-    now: float = 1000.0
-    cores: dict[bytes, MessageCore] = field(default_factory=dict)
-    down: set[bytes] = field(default_factory=set)
-    replies: dict[bytes, list[InboundMessage]] = field(default_factory=dict)
-    arrived: int = 0
-    sent_packets: int = 0
-    on_send: Callable[[bytes, SendPacket], None] | None = None
-
-    def __post_init__(self) -> None:
-        self.rng = random.Random(self.seed)
-        self._queue: list[tuple[float, int, bytes, bytes, bytes]] = []
-        self._seq = 0
-
-    def add(self, n: int, limits: Limits | None = None, **kw: object) -> MessageCore:
-        pk = make_key(n)
-        ids = random.Random(n * 7919 + self.seed)
-        core = MessageCore(
-            pk,
-            self.now,
-            limits=limits,
-            wall_offset=1.7e9,
-            id_source=lambda: ids.randbytes(8),
-            **kw,  # type: ignore[arg-type]
-        )
-        self.cores[pk] = core
-        return core
-
-    def run(self, src: bytes, actions: list[Action]) -> None:
-        for action in actions:
-            if isinstance(action, SendPacket):
-                self.sent_packets += 1
-                if self.on_send is not None:
-                    self.on_send(src, action)
-                if self.rng.random() < self.loss:
-                    continue
-                delay = self.latency + self.rng.random() * self.jitter
-                self._seq += 1
-                heapq.heappush(
-                    self._queue, (self.now + delay, self._seq, src, action.dst, action.body)
-                )
-            elif isinstance(action, MessageArrived):
-                self.arrived += 1
-            elif isinstance(action, ReplyArrived):
-                self.replies.setdefault(action.message.msg_id, []).append(action.message)
-            elif isinstance(action, ForwardMessage):
-                pass
-
-    def step(self, limit: float) -> bool:
-        """Advance to the next event (packet or timer) not after ``limit``; False if none."""
-        t_packet = self._queue[0][0] if self._queue else float("inf")
-        t_timer = float("inf")
-        timer_core = None
-        for pk, core in self.cores.items():
-            d = core.next_deadline()
-            if d < t_timer:
-                t_timer, timer_core = d, pk
-        t = min(t_packet, t_timer)
-        if t > limit:
-            return False
-        self.now = max(self.now, t)
-        if t_packet <= t_timer:
-            _, _, src, dst, body = heapq.heappop(self._queue)
-            target = self.cores.get(dst)
-            if target is not None and dst not in self.down:
-                self.run(dst, target.handle_packet(src, body, self.now))
-        else:
-            assert timer_core is not None
-            self.run(timer_core, self.cores[timer_core].on_timer(self.now))
-        return True
-
-    def run_until(self, cond: Callable[[], bool], max_time: float = 3600.0) -> bool:
-        limit = self.now + max_time
-        steps = 0
-        while not cond():
-            if not self.step(limit):
-                return cond()
-            steps += 1
-            assert steps < 5_000_000
-        return True
-
-    def send(self, a: int, b: int, payload: bytes, **kw: object) -> bytes:
-        core = self.cores[make_key(a)]
-        msg_id, actions = core.send(make_key(b), payload, self.now, **kw)  # type: ignore[arg-type]
-        self.run(make_key(a), actions)
-        return msg_id
-
-
-A, B, C = make_key(1), make_key(2), make_key(3)
-
-
-def pair(**kw: object) -> tuple[Net, MessageCore, MessageCore]:
-    net = Net(**kw)  # type: ignore[arg-type]
+def pair(**kw: object) -> tuple[BusNet, MessageCore, MessageCore]:
+    net = BusNet(**kw)  # type: ignore[arg-type]
     return net, net.add(1), net.add(2)
 
 
@@ -176,7 +71,7 @@ def test_one_megabyte_heavy_loss_both_directions() -> None:
 
 def test_window_and_peer_cap_respected() -> None:
     limits = Limits(receive_window=64 * 1024, max_inflight_per_peer=96 * 1024)
-    net = Net(jitter=0.01)
+    net = BusNet(jitter=0.01)
     a = net.add(1, limits=limits)
     b = net.add(2, limits=limits)
     window_chunks = limits.receive_window // limits.chunk_size
@@ -329,7 +224,7 @@ def test_acl_reject_and_allow_and_reply_bypass() -> None:
 
 def test_inbox_cap_back_pressure() -> None:
     limits = Limits(max_inbox_count=2, max_inbox_bytes=1024 * 1024, max_message_size=512 * 1024)
-    net = Net()
+    net = BusNet()
     a = net.add(1)
     b = net.add(2, limits=limits)
     ok = [net.send(1, 2, b"m%d" % i) for i in range(2)]
@@ -350,7 +245,7 @@ def test_inbox_cap_back_pressure() -> None:
 
 def test_busy_receiver_makes_sender_retry() -> None:
     limits = Limits(max_incoming_per_source=1)
-    net = Net(latency=0.05)
+    net = BusNet(latency=0.05)
     a = net.add(1, limits=Limits(max_active_per_destination=4))
     net.add(2, limits=limits)
     ids = [net.send(1, 2, os.urandom(300_000)) for _ in range(3)]
@@ -358,7 +253,7 @@ def test_busy_receiver_makes_sender_retry() -> None:
 
 
 def test_sender_outbox_limits() -> None:
-    net = Net()
+    net = BusNet()
     a = net.add(1, limits=Limits(max_message_size=1000, max_outbox_count=2))
     with pytest.raises(MessageTooLarge):
         a.send(B, bytes(1001), net.now)
@@ -380,7 +275,7 @@ def test_many_messages_queue_per_destination() -> None:
 
 
 def test_three_nodes_concurrent() -> None:
-    net = Net(loss=0.05, jitter=0.02, seed=9)
+    net = BusNet(loss=0.05, jitter=0.02, seed=9)
     a, b, c = net.add(1), net.add(2), net.add(3)
     p1, p2 = os.urandom(300_000), os.urandom(300_000)
     i1 = net.send(1, 3, p1)
@@ -435,7 +330,7 @@ def test_receiver_restart_mid_transfer_recovers() -> None:
 
 
 def test_restart_with_store_delivers_message_accepted_before_restart(tmp_path: Path) -> None:
-    net = Net()
+    net = BusNet()
     a_store = MessageStore(tmp_path / "a")
     b_store = MessageStore(tmp_path / "b")
     a = net.add(1, store=a_store)
@@ -466,7 +361,7 @@ def test_restart_with_store_delivers_message_accepted_before_restart(tmp_path: P
 
 
 def test_restart_after_deadline_marks_aborted(tmp_path: Path) -> None:
-    net = Net()
+    net = BusNet()
     net.down.add(B)
     a = net.add(1, store=MessageStore(tmp_path))
     msg_id = net.send(1, 2, b"x", deadline=10)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from routing_harness import make_router
 from test_routing_security import PEER, usable_router
 
 from hyphal.routing import DEFAULT_PARAMS, SendControl
 from hyphal.routing.types import Action
+from hyphal.sim.routernet import make_router
 from hyphal.wire.control import IHU, Hello, SeqnoRequest, Update, decode_payload, encode_payload
 
 COUNT = 1000

@@ -1,20 +1,19 @@
-"""Several routers wired by the in-test harness: convergence, failover, loop freedom, recovery."""
+"""Several routers on the engine's RouterNet: convergence, failover, loop freedom, recovery."""
 
 from __future__ import annotations
 
 import itertools
 import random
 
-from routing_harness import Net, loop_checker
-
 from hyphal.routing import DEFAULT_PARAMS, INFINITY
+from hyphal.sim.routernet import RouterNet, loop_checker
 
 A, B, C, D = 0, 1, 2, 3
 MS = 0.001
 
 
 def test_line_converges_through_the_middle() -> None:
-    net = Net()
+    net = RouterNet()
     net.link(A, B, 5 * MS)
     net.link(B, C, 5 * MS)
     net.run_until(3.0)
@@ -31,7 +30,7 @@ def test_line_converges_through_the_middle() -> None:
 
 
 def test_first_rtt_sample_is_used_directly() -> None:
-    net = Net()
+    net = RouterNet()
     net.link(A, B, 20 * MS)
     net.run_until(0.1)
     (nb,) = net.node(A).neighbours()
@@ -40,9 +39,9 @@ def test_first_rtt_sample_is_used_directly() -> None:
     assert 195 <= nb.link_cost <= 205  # 20 ms one-way, not a 1000-unit initial penalty
 
 
-def _square() -> Net:
+def _square() -> RouterNet:
     # A-B-C fast (1 ms each way), A-C direct but slow (10 ms), D hangs off C.
-    net = Net()
+    net = RouterNet()
     net.link(A, B, 1 * MS)
     net.link(B, C, 1 * MS)
     net.link(A, C, 10 * MS)
@@ -72,7 +71,7 @@ def test_silent_death_is_detected_within_dead_interval_and_rerouted() -> None:
     net.silenced.add(B)
     switched: list[tuple[float, int]] = []
 
-    def watch(n: Net, node: int) -> None:
+    def watch(n: RouterNet, node: int) -> None:
         if not switched and a.next_hop(n.prefix(C)) == C:
             switched.append((n.now, n.events))
 
@@ -89,7 +88,7 @@ def test_silent_death_is_detected_within_dead_interval_and_rerouted() -> None:
 
 
 def test_restarted_node_with_new_router_id_is_accepted_at_once() -> None:
-    net = Net()
+    net = RouterNet()
     net.link(A, B, 1 * MS)
     net.link(B, C, 1 * MS)
     net.run_until(2.0)
@@ -98,7 +97,7 @@ def test_restarted_node_with_new_router_id_is_accepted_at_once() -> None:
     net.run_for(0.5)
     assert net.node(A).next_hop(net.prefix(C)) is None
     # C restarts: same key, fresh router id, seqno back at 0
-    from routing_harness import make_router
+    from hyphal.sim.routernet import make_router
     net.routers[C] = make_router(C, net.now, net.params, net.verifier, seed=99)
     assert net.node(C).router_id != old_id and net.node(C).seqno == 0
     net.link(B, C, 1 * MS)
@@ -109,7 +108,7 @@ def test_restarted_node_with_new_router_id_is_accepted_at_once() -> None:
 
 
 def test_new_neighbour_gets_full_table_once_usable() -> None:
-    net = Net()
+    net = RouterNet()
     net.link(A, B, 1 * MS)
     net.link(B, C, 1 * MS)
     net.run_until(2.0)
@@ -124,7 +123,7 @@ def test_seqno_request_recovers_a_starved_route() -> None:
     # X=0, A=1, S=2, B=3. X reaches S via A (metric 40); B announces S with 40 too, which is
     # not strictly below X's feasibility distance, so when A dies X is starved.
     x, a, s, b = 0, 1, 2, 3
-    net = Net()
+    net = RouterNet()
     net.link(x, a, 2 * MS)
     net.link(a, s, 2 * MS)
     net.link(x, b, 1 * MS)
@@ -144,7 +143,7 @@ def test_seqno_request_recovers_a_starved_route() -> None:
 
 
 def test_origin_loss_retracts_everywhere() -> None:
-    net = Net()
+    net = RouterNet()
     net.link(A, B, 1 * MS)
     net.link(B, C, 1 * MS)
     net.link(C, D, 1 * MS)
@@ -186,7 +185,8 @@ def test_route_expires_when_not_refreshed() -> None:
     assert [n.peer for n in router.neighbours()] == [PEER]
 
 
-def _random_topology(net: Net, rng: random.Random, n: int, extra: int) -> list[tuple[int, int]]:
+def _random_topology(net: RouterNet, rng: random.Random, n: int,
+                     extra: int) -> list[tuple[int, int]]:
     edges: list[tuple[int, int]] = []
     for node in range(1, n):
         edges.append((rng.randrange(node), node))
@@ -199,7 +199,7 @@ def _random_topology(net: Net, rng: random.Random, n: int, extra: int) -> list[t
     return edges
 
 
-def _dijkstra(net: Net, src: int) -> dict[int, float]:
+def _dijkstra(net: RouterNet, src: int) -> dict[int, float]:
     import heapq
     dist = {src: 0.0}
     heap = [(0.0, src)]
@@ -221,7 +221,7 @@ def _dijkstra(net: Net, src: int) -> dict[int, float]:
 
 def test_random_topology_loop_free_during_convergence_and_failures() -> None:
     rng = random.Random(7)
-    net = Net(seed=7)
+    net = RouterNet(seed=7)
     n = 14
     edges = _random_topology(net, rng, n, extra=10)
     net.on_event = loop_checker

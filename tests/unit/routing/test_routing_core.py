@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from routing_harness import Net, make_router
 from test_routing_security import PEER, deliver, signed_update, usable_router
 
 from hyphal.routing import DEFAULT_PARAMS, INFINITY, Router, RoutingParams, SendControl
 from hyphal.routing.metric import metric_add, seqno_newer
 from hyphal.routing.source import SourceTable
+from hyphal.sim.routernet import RouterNet, make_router
 from hyphal.wire.control import IHU, Hello, SeqnoRequest, Update, decode_payload, encode_payload
 
 MS = 0.001
@@ -121,7 +121,7 @@ def test_split_horizon_and_triggered_update() -> None:
 
 def test_payloads_are_batched_within_size_limit() -> None:
     params = replace(DEFAULT_PARAMS, max_payload_size=400)
-    net = Net(params=params)
+    net = RouterNet(params=params)
     for node in range(1, 8):
         net.link(0, node, 1 * MS)
     net.run_until(1.0)

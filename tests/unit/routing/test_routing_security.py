@@ -6,11 +6,11 @@ import time
 from dataclasses import replace
 
 import pytest
-from routing_harness import identity, make_router
 
 from hyphal.crypto.signing import XEdDSASigner
 from hyphal.identity import prefix64_for_public_key
 from hyphal.routing import Router, SendControl
+from hyphal.sim.routernet import identity, make_router
 from hyphal.wire.control import (
     IHU,
     Hello,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from routing_harness import make_router
 from test_routing_core import add_measured_neighbour
 from test_routing_security import signed_update
 
 from hyphal.routing import DEFAULT_PARAMS, Router
+from hyphal.sim.routernet import make_router
 from hyphal.wire.control import encode_payload
 
 FLOODER, HONEST = 1, 2
