@@ -5,11 +5,11 @@ from __future__ import annotations
 import random
 
 import pytest
-from routing_harness import identity
 from test_routing_security import PEER, signed_update
 
 from hyphal.crypto.signing import XEdDSASigner
 from hyphal.routing import DEFAULT_PARAMS, Router, RoutingParams, SendControl
+from hyphal.sim.routernet import identity
 from hyphal.wire.control import IHU, Hello, SeqnoRequest, decode_payload, encode_payload
 
 EPOCH = 1_800_000_000  # wall clock (Unix s) at monotonic 0 in these tests

@@ -6,11 +6,11 @@ import time
 from dataclasses import replace
 
 import pytest
-from routing_harness import Net, identity
 from test_routing_security import PEER, deliver, signed_update, usable_router
 
 from hyphal.crypto.signing import XEdDSASigner
 from hyphal.identity import prefix64_for_public_key
+from hyphal.sim.routernet import RouterNet, identity
 from hyphal.wire.control import (
     FLAG_SUB_TLVS,
     Delegation,
@@ -49,8 +49,8 @@ def delegated_update(announcer: int, delegation: Delegation | None, seqno: int =
                   subs, issued)
 
 
-def chain(length: int) -> Net:
-    net = Net()
+def chain(length: int) -> RouterNet:
+    net = RouterNet()
     for index in range(length):
         net.add_node(index)
     for index in range(length - 1):

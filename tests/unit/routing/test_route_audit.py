@@ -5,11 +5,11 @@ from __future__ import annotations
 import heapq
 import random
 
-from routing_harness import make_router
 from test_routing_security import signed_update
 
 from hyphal.routing import Router, SendControl
 from hyphal.routing.audit import RouteAudit, SendProbe
+from hyphal.sim.routernet import make_router
 from hyphal.wire.control import IHU, Hello, SeqnoRequest, decode_payload, encode_payload
 
 LIAR, HONEST = 1, 2
