@@ -16,13 +16,11 @@ import pytest
 
 from hyphal.config import NodeConfig
 from hyphal.identity import NodeIdentity
-from hyphal.links.connection import PeerLink
 from hyphal.links.endpoint import Endpoint
 from hyphal.node import Node
 from hyphal.routing.params import DEFAULT_PARAMS
-from hyphal.routing.types import Action, SendControl
+from hyphal.testing.hostile import MetricLiar
 from hyphal.testing.memlink import MemoryNetwork
-from hyphal.wire import control
 from hyphal.wire import data as wire
 
 PORT = 9652
@@ -31,26 +29,6 @@ WITHIN = 15.0  # generous bound for a shared CI machine; not a performance asser
 PARAMS = dataclasses.replace(
     DEFAULT_PARAMS, audit_interval=0.2, audit_probe_every=0.4, audit_timeout=0.4
 )
-
-
-class MetricLiar(Node):
-    """A real node that advertises metric 0 for every route and black-holes relayed traffic."""
-
-    def _apply(self, actions: Sequence[Action]) -> None:
-        lied: list[Action] = []
-        for action in actions:
-            if isinstance(action, SendControl):
-                tlvs = control.decode_payload(action.payload)
-                for tlv in tlvs:
-                    if isinstance(tlv, control.Update) and not tlv.is_retraction:
-                        tlv.metric = 0
-                action = dataclasses.replace(action, payload=control.encode_payload(tlvs))
-            lied.append(action)
-        super()._apply(lied)
-
-    def _data_frame(self, frame: tuple[PeerLink, memoryview]) -> None:
-        if wire.destination_prefix64(frame[1]) == self.identity.address_bytes[:8]:
-            super()._data_frame(frame)
 
 
 async def start(
