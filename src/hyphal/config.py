@@ -1,9 +1,10 @@
 """Daemon configuration: defaults, the TOML config file, and command-line overrides.
 
 Config file keys mirror the command-line flags in snake_case (``peers``, ``tcp_listen_port``,
-``api_addr``, ``no_tun``, ``no_route_audit``, ``tun_name``, ``key_file``, ``network_name``, ``network_key_file``,
-``max_links``, ``forward_dir``, ...). A flag given on the command line wins over the file; the file
-wins over built-in defaults. The private-network key file is read and checked here too.
+``api_addr``, ``no_tun``, ``no_route_audit``, ``tun_name``, ``key_file``, ``network_name``,
+``network_key_file``, ``max_links``, ``forward_dir``, ...). A flag given on the command line wins
+over the file; the file wins over built-in defaults. The private-network key file is read and
+checked here too.
 """
 
 from __future__ import annotations
