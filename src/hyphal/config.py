@@ -1,9 +1,10 @@
 """Daemon configuration: defaults, the TOML config file, and command-line overrides.
 
 Config file keys mirror the command-line flags in snake_case (``peers``, ``tcp_listen_port``,
-``api_addr``, ``no_tun``, ``tun_name``, ``key_file``, ``network_name``, ``network_key_file``,
-``max_links``, ``forward_dir``, ...). A flag given on the command line wins over the file; the file
-wins over built-in defaults. The private-network key file is read and checked here too.
+``api_addr``, ``no_tun``, ``no_route_audit``, ``tun_name``, ``key_file``, ``network_name``,
+``network_key_file``, ``max_links``, ``forward_dir``, ...). A flag given on the command line wins
+over the file; the file wins over built-in defaults. The private-network key file is read and
+checked here too.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class NodeConfig:
     listen_address: str = "::"
     api_addr: str = DEFAULT_API_ADDR
     no_tun: bool = False
+    no_route_audit: bool = False
     tun_name: str = DEFAULT_TUN_NAME
     tun_mtu: int | None = None
     network_name: str | None = None
@@ -148,6 +150,7 @@ _SCALAR_KEYS: dict[str, type] = {
     "listen_address": str,
     "api_addr": str,
     "no_tun": bool,
+    "no_route_audit": bool,
     "tun_name": str,
     "tun_mtu": int,
     "network_name": str,

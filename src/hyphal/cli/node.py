@@ -70,6 +70,13 @@ def run(
     no_tun: Annotated[
         bool, typer.Option("--no-tun", help="No TUN device: route and carry messages only.")
     ] = False,
+    no_route_audit: Annotated[
+        bool,
+        typer.Option(
+            "--no-route-audit",
+            help="Do not probe the routes in use end to end (no demotion of lying next hops).",
+        ),
+    ] = False,
     tun_name: Annotated[
         str | None, typer.Option("--tun-name", help="TUN device name [default: hyphal0]")
     ] = None,
@@ -121,6 +128,7 @@ def run(
             listen_address=listen_address,
             api_addr=api_addr,
             no_tun=True if no_tun else None,
+            no_route_audit=True if no_route_audit else None,
             tun_name=tun_name,
             tun_mtu=tun_mtu,
             network_name=network_name,

@@ -53,6 +53,9 @@ class Forwarder:
         self.stats = stats or DataplaneStats()
         self._logged_errors: set[str] = set()
         self.on_relay_error: Callable[[str, bytes | bytearray | memoryview], None] | None = None
+        # Called with (destination prefix64, kind) for each packet this node originates and
+        # hands to a neighbour (the route audit learns which destinations are in use).
+        self.on_local_send: Callable[[bytes, int], None] | None = None
 
     def send_to(
         self,
@@ -67,7 +70,7 @@ class Forwarder:
         except E2EError as exc:
             self.stats.drop(f"e2e-{exc.reason}")
             return exc.reason
-        return self._dispatch(packet)
+        return self._dispatch(packet, kind)
 
     def send_plaintext_to_prefix(
         self, prefix64: bytes, plaintext: memoryview, hop_limit: int
@@ -82,9 +85,9 @@ class Forwarder:
         except E2EError as exc:
             self.stats.drop(f"e2e-{exc.reason}")
             return exc.reason
-        return self._dispatch(packet)
+        return self._dispatch(packet, plaintext[0])
 
-    def _dispatch(self, packet: bytearray) -> str | None:
+    def _dispatch(self, packet: bytearray, kind: int) -> str | None:
         prefix = bytes(packet[wire_data.OFF_DESTINATION : wire_data.OFF_DESTINATION + 8])
         if prefix == self.own_prefix64:
             return self.receive_local(packet)
@@ -97,6 +100,8 @@ class Forwarder:
             return "queue-full"
         self.stats.local_tx.add(len(packet))
         self.stats.by_destination.add(prefix, len(packet))
+        if self.on_local_send is not None:
+            self.on_local_send(prefix, kind)
         return None
 
     def from_peer(self, peer: int, packet: memoryview) -> None:

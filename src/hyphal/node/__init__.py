@@ -27,6 +27,7 @@ from hyphal.identity import NodeIdentity
 from hyphal.links.connection import PeerLink
 from hyphal.links.manager import PeerManager
 from hyphal.links.transport import LinkTransport
+from hyphal.node.audit import AuditService
 from hyphal.node.delivery import Registry
 from hyphal.node.driver import CoreDriver
 from hyphal.node.lag import LagMonitor
@@ -81,6 +82,7 @@ class Node:
         self.bridge: IPv6Bridge | None = None
         self._tun_buffer = bytearray()  # sized by _open_tun: kind byte + one packet
         self.messages: MessageService | None = None
+        self.audit: AuditService | None = None
 
     # lifecycle --------------------------------------------------------------------------------
 
@@ -115,6 +117,9 @@ class Node:
             self._peer_key,
         )
         self.echo = Echo(self.forwarder, self.now)
+        if not self.config.no_route_audit:
+            self.audit = AuditService(self.router, self.echo, self._feed_router, self.now)
+            self.forwarder.on_local_send = self.audit.note_send
         self.messages = MessageService(
             self.identity.public_key,
             self._send_bus_packet,
@@ -143,6 +148,8 @@ class Node:
             self.config.listen_address, self.config.tcp_listen_port, self.config.peers
         )
         self._router_driver.start(self._loop)
+        if self.audit is not None:
+            self.audit.start(self._loop)
         self.loop_lag.start(self._loop)
         log.info(
             "node %s up: address %s, subnet %s",
@@ -207,6 +214,8 @@ class Node:
         self.loop_lag.close()
         if self._router_driver is not None:
             self._router_driver.close()
+        if self.audit is not None:
+            self.audit.close()
         if self.tun is not None:
             self._close_tun()
             log.info("TUN %s removed", self.config.tun_name)

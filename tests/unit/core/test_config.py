@@ -124,3 +124,10 @@ def test_max_links_and_forward_dir(tmp_path: Path) -> None:
         load_config_file(write(tmp_path, 'max_links = "8"\n'))
     with pytest.raises(ConfigError, match="is not a directory"):
         load_config_file(write(tmp_path, f'forward_dir = "{tmp_path / "nope"}"\n'))
+
+
+def test_no_route_audit_key(tmp_path: Path) -> None:
+    assert not NodeConfig().no_route_audit
+    assert load_config_file(write(tmp_path, "no_route_audit = true\n")).no_route_audit
+    with pytest.raises(ConfigError, match="must be a bool"):
+        load_config_file(write(tmp_path, "no_route_audit = 1\n"))

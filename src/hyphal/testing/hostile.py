@@ -1,0 +1,38 @@
+"""Hostile node behaviour for tests: a real Node whose routing and forwarding lie.
+
+:class:`MetricLiar` (issue 8 item 5, metric lying) rewrites the metric of every Update TLV it
+sends to 0 (the metric is the one field nobody signs) and drops every DATA frame it should
+relay, so it attracts traffic and black-holes it. The in-process tests subclass nothing else;
+``tests/hostile/tools/metric_liar.py`` runs it as a daemon inside a namespace.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from hyphal.links.connection import PeerLink
+from hyphal.node import Node
+from hyphal.routing.types import Action, SendControl
+from hyphal.wire import control
+from hyphal.wire import data as wire
+
+
+class MetricLiar(Node):
+    """Advertises metric 0 for every route and black-holes relayed traffic."""
+
+    def _apply(self, actions: Sequence[Action]) -> None:
+        lied: list[Action] = []
+        for action in actions:
+            if isinstance(action, SendControl):
+                tlvs = control.decode_payload(action.payload)
+                for tlv in tlvs:
+                    if isinstance(tlv, control.Update) and not tlv.is_retraction:
+                        tlv.metric = 0
+                action = dataclasses.replace(action, payload=control.encode_payload(tlvs))
+            lied.append(action)
+        super()._apply(lied)
+
+    def _data_frame(self, frame: tuple[PeerLink, memoryview]) -> None:
+        if wire.destination_prefix64(frame[1]) == self.identity.address_bytes[:8]:
+            super()._data_frame(frame)
