@@ -15,7 +15,7 @@ from hyphal.api.app import build_app
 from hyphal.api.messages import messages_router
 from hyphal.api.server import ApiServer
 from hyphal.bus.service import MessageService
-from hyphal.identity import NodeIdentity
+from hyphal.testing.buswire import BusWire
 
 
 @dataclass
@@ -29,35 +29,16 @@ class Reader:
 
 @pytest.fixture
 async def reader() -> AsyncIterator[Reader]:
-    loop = asyncio.get_running_loop()
-    services: dict[bytes, MessageService] = {}
-
-    def make() -> MessageService:
-        pk = NodeIdentity.generate().public_key
-
-        def send_packet(dst: bytes, body: bytes) -> bool:
-            peer = services.get(dst)
-            if peer is None:
-                return False
-            loop.call_soon(peer.handle_packet, pk, body)
-            return True
-
-        service = MessageService(pk, send_packet, lambda ip: None)
-        services[pk] = service
-        return service
-
-    receiver, sender = make(), make()
-    await receiver.start()
-    await sender.start()
-    app = build_app(messages_router(lambda: receiver), token=None, bind_host="127.0.0.1")
-    server = ApiServer(app, "127.0.0.1", 0)
-    server.start()
-    try:
-        yield Reader(receiver, sender, f"http://127.0.0.1:{server.port}")
-    finally:
-        await server.stop()
-        await receiver.close()
-        await sender.close()
+    wire = BusWire()
+    receiver, sender = wire.add(), wire.add()
+    async with wire:
+        app = build_app(messages_router(lambda: receiver), token=None, bind_host="127.0.0.1")
+        server = ApiServer(app, "127.0.0.1", 0)
+        server.start()
+        try:
+            yield Reader(receiver, sender, f"http://127.0.0.1:{server.port}")
+        finally:
+            await server.stop()
 
 
 async def _state_of(service: MessageService, msg_id: bytes, want: str) -> str:

@@ -8,7 +8,6 @@ import base64
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from ipaddress import IPv6Address
 from pathlib import Path
 
 import httpx
@@ -21,6 +20,7 @@ from hyphal.api.topics import topics_router
 from hyphal.bus.core import Limits
 from hyphal.bus.service import MessageService
 from hyphal.identity import NodeIdentity, address_for_public_key, subnet_for_public_key
+from hyphal.testing.buswire import BusWire
 
 BASE = "http://127.0.0.1:8989"
 
@@ -70,36 +70,19 @@ class Node:
 
 @pytest.fixture
 async def nodes(tmp_path: Path) -> AsyncIterator[tuple[Node, Node]]:
-    loop = asyncio.get_running_loop()
-    services: dict[bytes, MessageService] = {}
-    by_addr: dict[IPv6Address, bytes] = {}
-
-    def make() -> MessageService:
-        pk = NodeIdentity.generate().public_key
-
-        def send_packet(dst: bytes, body: bytes) -> bool:
-            peer = services.get(dst)
-            if peer is None:
-                return False
-            loop.call_soon(peer.handle_packet, pk, body)
-            return True
-
-        service = MessageService(pk, send_packet, lambda ip: by_addr.get(ip), forward_dir=tmp_path)
-        services[pk] = service
-        by_addr[address_for_public_key(pk)] = pk
-        return service
-
-    out = []
-    for _ in range(2):
-        service = make()
-        await service.start()
-        app = _app(service)
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE)
-        out.append(Node(service, client))
-    yield out[0], out[1]
-    for node in out:
-        await node.client.aclose()
-        await node.service.close()
+    wire = BusWire(forward_dir=tmp_path)
+    services = wire.add(), wire.add()
+    async with wire:
+        out = [
+            Node(
+                service,
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=_app(service)), base_url=BASE),
+            )
+            for service in services
+        ]
+        yield out[0], out[1]
+        for node in out:
+            await node.client.aclose()
 
 
 async def test_send_receive_status_and_read(nodes: tuple[Node, Node]) -> None:

@@ -11,34 +11,16 @@ from pathlib import Path
 import pytest
 
 from hyphal.bus.service import MessageService
-from hyphal.identity import NodeIdentity, subnet_for_public_key
+from hyphal.identity import subnet_for_public_key
+from hyphal.testing.buswire import BusWire
 
 
 @pytest.fixture
 async def pair(tmp_path: Path) -> AsyncIterator[tuple[MessageService, MessageService]]:
-    loop = asyncio.get_running_loop()
-    services: dict[bytes, MessageService] = {}
-
-    def make() -> MessageService:
-        pk = NodeIdentity.generate().public_key
-
-        def send_packet(dst: bytes, body: bytes) -> bool:
-            peer = services.get(dst)
-            if peer is None:
-                return False
-            loop.call_soon(peer.handle_packet, pk, body)
-            return True
-
-        service = MessageService(pk, send_packet, lambda ip: None, forward_dir=tmp_path)
-        services[pk] = service
-        return service
-
-    a, b = make(), make()
-    await a.start()
-    await b.start()
-    yield a, b
-    await a.close()
-    await b.close()
+    wire = BusWire(forward_dir=tmp_path)
+    a, b = wire.add(), wire.add()
+    async with wire:
+        yield a, b
 
 
 async def wait_state(service: MessageService, msg_id: bytes, state: str) -> None:
