@@ -8,63 +8,24 @@ statuses by error type).
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 
 from hyphal.api.app import create_app
 from hyphal.api.metrics import metrics_app
-from hyphal.config import NodeConfig
 from hyphal.crypto.session import MAX_RECORD_PLAINTEXT
 from hyphal.dataplane.errors import PingFailed
 from hyphal.identity import NodeIdentity
-from hyphal.links.endpoint import Endpoint
 from hyphal.node import Node
-from hyphal.testing.memlink import MemoryNetwork
 from hyphal.wire import data as wire
 from hyphal.wire.link import FRAME_HEADER_SIZE
 
-CONVERGE_WITHIN = 10.0  # generous bound for a shared CI machine; not a performance assertion
-
-
-PORT = 9651
-
-
-async def start_node(net: MemoryNetwork, host: str, peer: str | None) -> Node:
-    peers = () if peer is None else (Endpoint("tcp", peer, PORT),)
-    config = NodeConfig(no_tun=True, listen_address="::", tcp_listen_port=PORT, peers=peers)
-    node = Node(config, NodeIdentity.generate(), transport=net.transport(host))
-    await node.start()
-    return node
+from .conftest import PORT
 
 
 def c_link_to_b(c: Node, b: Node) -> int:
     (link,) = [k for k in c.peers.links.values() if k.remote_public_key == b.identity.public_key]
     return link.id
-
-
-@pytest.fixture
-async def line() -> AsyncIterator[tuple[Node, Node, Node]]:
-    net = MemoryNetwork()
-    nodes: list[Node] = []
-    try:
-        a = await start_node(net, "a", None)
-        nodes.append(a)
-        b = await start_node(net, "b", "a")
-        nodes.append(b)
-        c = await start_node(net, "c", "b")
-        nodes.append(c)
-        c_prefix = c.identity.address_bytes[:8]
-        async with asyncio.timeout(CONVERGE_WITHIN):
-            # The router offers no "route installed" event to wait on, so poll the table.
-            while a.public_key_for_prefix(c_prefix) is None:  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
-        yield a, b, c
-    finally:
-        for node in reversed(nodes):
-            await node.stop()
 
 
 async def test_ping_a_to_c_through_b(line: tuple[Node, Node, Node]) -> None:
@@ -82,7 +43,7 @@ async def test_echo_whose_reply_exceeds_a_record_costs_no_link(
     size = MAX_RECORD_PLAINTEXT - FRAME_HEADER_SIZE - wire.HEADER_SIZE - 1 - wire.TAG_SIZE - 8
     with pytest.raises(PingFailed):
         await a.ping(c.identity.public_key, timeout=1, size=size)
-    assert c.forwarder is not None and c.forwarder.stats.drops["e2e-too-big"] == 1
+    assert c.forwarder.stats.drops["e2e-too-big"] == 1
     assert c_link_to_b(c, b) == link_id
     assert (await a.ping(c.identity.public_key, timeout=5)).hops == 2
 

@@ -16,11 +16,10 @@ from hyphal.dataplane.errors import ServiceError
 from hyphal.links.endpoint import Endpoint, EndpointError
 from hyphal.links.manager import LinkKind, PeerExistsError, PeerInfo, PeerNotFoundError
 from hyphal.routing.metric import INFINITY
-from hyphal.routing.types import RouteInfo
+from hyphal.routing.types import NeighbourInfo
 
 if TYPE_CHECKING:
-    from hyphal.links.connection import PeerLink
-    from hyphal.node import Node
+    from hyphal.node.view import NodeApi, RouteView
 
 
 class NodeInfo(BaseModel):
@@ -53,54 +52,44 @@ class PingResult(BaseModel):
     size: int
 
 
-def admin_router(node: Node) -> APIRouter:
+def admin_router(node: NodeApi) -> APIRouter:
     router = APIRouter(prefix="/api/v1")
+    view = node.view
 
-    def link_details(link: PeerLink) -> dict[str, Any]:
-        assert node.router is not None
-        info = {n.peer: n for n in node.router.neighbours()}.get(link.id)
-        return {
-            "publicKey": link.remote_public_key.hex() if link.remote_public_key else None,
-            "rttMs": round(info.rtt * 1000, 3)
-            if info is not None and info.rtt is not None
-            else None,
-            "linkCost": info.link_cost if info is not None else None,
-        }
-
-    def next_hop_name(route: RouteInfo) -> str:
-        link = node.peers.links.get(route.next_hop)
-        if link is None:
-            return f"link {route.next_hop} (gone)"
-        key = link.remote_public_key.hex()[:16] if link.remote_public_key else "?"
-        return f"TCP {link.remote_address} {key}"
-
-    def next_hop_key(route: RouteInfo) -> str | None:
-        link = node.peers.links.get(route.next_hop)
-        return link.remote_public_key.hex() if link is not None and link.remote_public_key else None
-
-    def route_rows(routes: list[RouteInfo]) -> list[dict[str, Any]]:
-        return [
-            {
-                "subnet": str(r.subnet),
-                "nextHop": next_hop_name(r),
-                "metric": "infinite" if r.metric >= INFINITY else r.metric,
-                "seqno": r.seqno,
-                "publicKey": r.public_key.hex(),
-                "nextHopPublicKey": next_hop_key(r),
-            }
-            for r in sorted(routes, key=lambda r: r.prefix64)
-        ]
+    def route_rows(routes: list[RouteView]) -> list[dict[str, Any]]:
+        rows = []
+        for r in sorted(routes, key=lambda r: r.route.prefix64):
+            hop = r.next_hop
+            if hop is None:
+                hop_name = f"link {r.route.next_hop} (gone)"
+            else:
+                key = hop.public_key.hex()[:16] if hop.public_key else "?"
+                hop_name = f"TCP {hop.remote_address} {key}"
+            rows.append(
+                {
+                    "subnet": str(r.route.subnet),
+                    "nextHop": hop_name,
+                    "metric": "infinite" if r.route.metric >= INFINITY else r.route.metric,
+                    "seqno": r.route.seqno,
+                    "publicKey": r.route.public_key.hex(),
+                    "nextHopPublicKey": hop.public_key.hex()
+                    if hop is not None and hop.public_key
+                    else None,
+                }
+            )
+        return rows
 
     @router.get("/admin", response_model=NodeInfo, tags=["Admin"])
     async def get_info() -> NodeInfo:
+        me = view.identity()
         return NodeInfo(
-            nodeSubnet=str(node.identity.subnet),
-            nodeIp=str(node.identity.address),
-            nodePubkey=node.identity.public_key.hex(),
-            nodeStartTime=int(node.started_at),
+            nodeSubnet=str(me.subnet),
+            nodeIp=str(me.address),
+            nodePubkey=me.public_key.hex(),
+            nodeStartTime=int(me.started_at),
         )
 
-    def peer_row(info: PeerInfo) -> dict[str, object]:
+    def peer_row(info: PeerInfo, neighbours: dict[int, NeighbourInfo]) -> dict[str, object]:
         """Mycelium's PeerStats shape (camelCase), plus our key, RTT and link cost."""
         row: dict[str, object] = {
             "endpoint": {"proto": info.proto, "socketAddr": info.socket_addr},
@@ -114,19 +103,24 @@ def admin_router(node: Node) -> APIRouter:
             row["lastConnectedSeconds"] = info.last_connected_seconds
             row["lastError"] = info.last_error
         if info.link is not None:
-            row.update(link_details(info.link))
+            link = info.link
+            n = neighbours.get(link.id)
+            row["publicKey"] = link.remote_public_key.hex() if link.remote_public_key else None
+            row["rttMs"] = round(n.rtt * 1000, 3) if n is not None and n.rtt is not None else None
+            row["linkCost"] = n.link_cost if n is not None else None
         return row
 
     @router.get("/admin/peers", tags=["Peer"])
     async def get_peers() -> list[dict[str, object]]:
-        return [peer_row(info) for info in node.peers.peer_infos()]
+        neighbours = {n.peer: n for n in view.neighbours()}
+        return [peer_row(info, neighbours) for info in view.peers()]
 
     @router.post(
         "/admin/peers", status_code=204, tags=["Peer"], responses=text_error_responses(400, 409)
     )
     async def add_peer(body: AddPeer) -> Response:
         try:
-            node.peers.add_static(Endpoint.parse(body.endpoint))
+            node.add_static(Endpoint.parse(body.endpoint))
         except EndpointError as exc:
             return PlainTextResponse(str(exc), status_code=400)
         except PeerExistsError as exc:
@@ -141,7 +135,7 @@ def admin_router(node: Node) -> APIRouter:
     )
     async def delete_peer(endpoint: str) -> Response:
         try:
-            node.peers.remove_static(Endpoint.parse(unquote(endpoint)))
+            node.remove_static(Endpoint.parse(unquote(endpoint)))
         except EndpointError as exc:
             return PlainTextResponse(str(exc), status_code=400)
         except PeerNotFoundError:
@@ -150,13 +144,11 @@ def admin_router(node: Node) -> APIRouter:
 
     @router.get("/admin/routes/selected", tags=["Route"])
     async def selected_routes() -> list[dict[str, Any]]:
-        assert node.router is not None
-        return route_rows(node.router.selected_routes())
+        return route_rows(view.selected_routes())
 
     @router.get("/admin/routes/fallback", tags=["Route"])
     async def fallback_routes() -> list[dict[str, Any]]:
-        assert node.router is not None
-        return route_rows(node.router.fallback_routes())
+        return route_rows(view.fallback_routes())
 
     @router.get("/admin/routes/queried", tags=["Route"])
     async def queried_routes() -> list[dict[str, Any]]:
@@ -168,18 +160,19 @@ def admin_router(node: Node) -> APIRouter:
             address = ipaddress.IPv6Address(ip)
         except ValueError:
             return error(400, f"{ip!r} is not an IPv6 address")
-        key = node.public_key_for_prefix(address.packed[:8])
+        key = node.owner_of(address)
         if key is None:
             return error(404, f"no route covers {address}")
         return {"publicKey": key.hex()}
 
     @router.get("/admin/stats/packets", tags=["Statistics"])
     async def packet_stats() -> dict[str, object]:
-        assert node.forwarder is not None
-        report = node.forwarder.stats.report()
-        report["tunWriteDrops"] = node.tun.write_drops if node.tun is not None else 0
-        report["linkDroppedFrames"] = sum(link.dropped_frames for link in node.peers.links.values())
-        return report
+        stats = view.packet_stats()
+        return {
+            **stats.report,
+            "tunWriteDrops": stats.tun_write_drops,
+            "linkDroppedFrames": stats.link_dropped_frames,
+        }
 
     @router.post(
         "/admin/ping",

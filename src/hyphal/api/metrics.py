@@ -1,7 +1,8 @@
 """Prometheus metrics for the whole node, collected from live state at scrape time.
 
 Nothing is counted twice: the collector reads the counters the node keeps anyway (data-plane
-stats, router counters, link byte counts, bus stats), so metrics cost nothing between scrapes.
+stats, router counters, link byte counts, bus stats) through its :class:`NodeView`, so metrics
+cost nothing between scrapes.
 """
 
 from __future__ import annotations
@@ -14,28 +15,25 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from hyphal.node import Node
+    from hyphal.node.view import NodeView, ViewSource
 
 
 class NodeCollector(Collector):
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    def __init__(self, view: NodeView) -> None:
+        self.view = view
 
     def collect(self) -> Iterator[Metric]:
-        node = self.node
-        router, forwarder = node.router, node.forwarder
-        if router is None or forwarder is None:
-            return
-        links = list(node.peers.links.values())
+        view = self.view
+        links = view.links()
         yield _gauge("hyphal_peers", "Live peer links.", len(links))
-        yield _gauge("hyphal_static_peers", "Configured static peers.", len(node.peers.static))
+        yield _gauge("hyphal_static_peers", "Configured static peers.", view.static_peer_count())
         yield _gauge(
             "hyphal_loop_lag_max_seconds",
             "Largest event-loop lag over the last minute.",
-            node.loop_lag.max_lag(),
+            view.loop_lag(),
         )
-        yield _gauge("hyphal_routes_selected", "Selected routes.", len(router.selected_routes()))
-        yield _gauge("hyphal_routes_fallback", "Fallback routes.", len(router.fallback_routes()))
+        yield _gauge("hyphal_routes_selected", "Selected routes.", len(view.selected_routes()))
+        yield _gauge("hyphal_routes_fallback", "Fallback routes.", len(view.fallback_routes()))
 
         rtt = GaugeMetricFamily(
             "hyphal_peer_rtt_seconds", "Smoothed RTT per neighbour.", labels=["peer"]
@@ -43,8 +41,8 @@ class NodeCollector(Collector):
         cost = GaugeMetricFamily(
             "hyphal_peer_link_cost", "Link cost per neighbour.", labels=["peer"]
         )
-        keys = {link.id: (link.remote_public_key or b"").hex()[:16] for link in links}
-        for info in router.neighbours():
+        keys = {link.id: (link.public_key or b"").hex()[:16] for link in links}
+        for info in view.neighbours():
             label = keys.get(info.peer, str(info.peer))
             if info.rtt is not None:
                 rtt.add_metric([label], info.rtt)
@@ -61,7 +59,7 @@ class NodeCollector(Collector):
             link_bytes.add_metric([label, "rx"], link.rx_bytes)
         yield link_bytes
 
-        stats = forwarder.stats
+        stats = view.traffic()
         packets = CounterMetricFamily(
             "hyphal_packets", "Data packets.", labels=["path", "direction"]
         )
@@ -88,31 +86,29 @@ class NodeCollector(Collector):
         events = CounterMetricFamily(
             "hyphal_router_events", "Router event counters.", labels=["event"]
         )
-        for event, count in router.counters.items():
+        for event, count in view.router_counters().items():
             events.add_metric([event], count)
         yield events
 
-        if node.messages is not None:
-            messages = GaugeMetricFamily(
-                "hyphal_message_bus", "Message bus state.", labels=["what"]
-            )
-            for what, value in node.messages.core.memory_usage().items():
-                messages.add_metric([what], value)
-            yield messages
-            bus_events = CounterMetricFamily(
-                "hyphal_message_bus_events", "Message bus event counters.", labels=["event"]
-            )
-            for event, count in node.messages.core.stats.items():
-                bus_events.add_metric([event], count)
-            yield bus_events
+        bus = view.bus()
+        messages = GaugeMetricFamily("hyphal_message_bus", "Message bus state.", labels=["what"])
+        for what, value in bus.memory.items():
+            messages.add_metric([what], value)
+        yield messages
+        bus_events = CounterMetricFamily(
+            "hyphal_message_bus_events", "Message bus event counters.", labels=["event"]
+        )
+        for event, count in bus.stats.items():
+            bus_events.add_metric([event], count)
+        yield bus_events
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, doc, value=value)
 
 
-def metrics_app(node: Node) -> Any:
+def metrics_app(node: ViewSource) -> Any:
     """An ASGI app serving the node's metrics in Prometheus text format at any path."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(NodeCollector(node))
+    registry.register(NodeCollector(node.view))
     return make_asgi_app(registry)

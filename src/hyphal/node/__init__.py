@@ -1,8 +1,9 @@
-"""The daemon: composes identity, links, router, forwarder, API (and TUN and bus) into one node.
+"""The daemon: composes identity, links, router, forwarder, bus, TUN and view into one node.
 
-This is the only module that wires parts together. Every protocol core it drives is sans-IO; the
-node feeds them frames and `loop.time()`, applies the actions they return, and keeps one timer
-per core armed at the core's next deadline.
+This is the only module that wires parts together, and it runs their lifecycle: every part is
+built in the constructor (the router starts at the node's clock reading then); ``start`` only
+binds the event loop, opens the TUN and the listeners. Every protocol core is sans-IO; the
+node feeds them frames and its clock and applies the actions they return.
 """
 
 from __future__ import annotations
@@ -18,19 +19,21 @@ from hyphal.bus.service import MessageService
 from hyphal.config import NodeConfig, parse_host_port
 from hyphal.crypto.e2e import E2ECrypto, OpenedPacket
 from hyphal.crypto.signing import XEdDSASigner, XEdDSAVerifier
-from hyphal.dataplane.bridge import IPv6Bridge
 from hyphal.dataplane.echo import Echo, PingReply
 from hyphal.dataplane.forwarder import Forwarder
-from hyphal.dataplane.tun import DEFAULT_MTU, TunDevice, TunError
+from hyphal.dataplane.tun import DEFAULT_MTU, TunDevice
 from hyphal.dataplane.tundev import Tun, TunFactory
 from hyphal.identity import NodeIdentity
 from hyphal.links.connection import PeerLink
+from hyphal.links.endpoint import Endpoint
 from hyphal.links.manager import PeerManager
 from hyphal.links.transport import LinkTransport
 from hyphal.node.audit import AuditService
 from hyphal.node.delivery import Registry
 from hyphal.node.driver import CoreDriver
 from hyphal.node.lag import LagMonitor
+from hyphal.node.tunport import TunPort
+from hyphal.node.view import NodeView
 from hyphal.routing.params import DEFAULT_PARAMS, RoutingParams
 from hyphal.routing.router import Router
 from hyphal.routing.types import Action, NeighbourDead, SendControl
@@ -59,16 +62,15 @@ class Node:
         tun_factory: TunFactory = open_tun_device,
         transport: LinkTransport | None = None,
     ) -> None:
-        self.config = config
+        self.config, self.identity, self.params = config, identity, params
         self._tun_factory = tun_factory
-        self.loop_lag = LagMonitor(self.now)
-        self.identity = identity
-        self.params = params
         self.started_at = time.time()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._router_driver: CoreDriver[Action] | None = None
-        self.router: Router | None = None
+        self.loop_lag = LagMonitor(self.now)
         self.e2e = E2ECrypto(identity)
+        key = identity.public_key
+        signer = XEdDSASigner(identity.private_bytes())
+        self.router = Router(key, signer, params, self.now(), random.Random(), XEdDSAVerifier())
+        self._router_driver = CoreDriver("router", self.router, self._apply, self.now)
         self.peers = PeerManager(
             identity,
             self,
@@ -77,12 +79,53 @@ class Node:
             max_links=config.max_links,
             transport=transport,
         )
-        self.forwarder: Forwarder | None = None
-        self.tun: Tun | None = None
-        self.bridge: IPv6Bridge | None = None
-        self._tun_buffer = bytearray()  # sized by _open_tun: kind byte + one packet
-        self.messages: MessageService | None = None
+        self.forwarder = Forwarder(
+            identity.address_bytes[:8],
+            self.e2e,
+            self.router,
+            self._send_data,
+            self._deliver,
+            self._peer_key,
+        )
+        self.echo = Echo(self.forwarder, self.now)
         self.audit: AuditService | None = None
+        if not config.no_route_audit:
+            self.audit = AuditService(self.router, self.echo, self._router_driver.feed, self.now)
+            self.forwarder.on_local_send = self.audit.note_send
+        self.tun_port = TunPort(
+            identity, self.forwarder, self.public_key_for_prefix, self.now, self.peers.flush_links
+        )
+        self.messages = MessageService(
+            key,
+            self._send_bus_packet,
+            self.owner_of,
+            store_dir=config.message_store,
+            forward_dir=config.forward_dir,
+        )
+        bus = self.messages
+        self.kinds: Registry[OpenedPacket] = Registry(self.forwarder.stats, "unhandled-kind")
+        self.kinds.register(wire_data.KIND_IPV6, self.tun_port.deliver_ipv6)
+        self.kinds.register(
+            wire_data.KIND_BUS, lambda o: bus.handle_packet(o.src_public_key, bytes(o.body))
+        )
+        self.kinds.register(wire_data.KIND_ICMP_RELAY, self.tun_port.deliver_notice)
+        self.kinds.register(wire_data.KIND_ECHO_REQUEST, self.echo.handle_request)
+        self.kinds.register(wire_data.KIND_ECHO_REPLY, self.echo.handle_reply)
+        self.frames: Registry[tuple[PeerLink, memoryview]] = Registry(
+            self.forwarder.stats, "unknown-frame"
+        )
+        self.frames.register(FRAME_DATA, self._data_frame)
+        self.frames.register(FRAME_CONTROL, self._control_frame)
+        self.view = NodeView(
+            identity,
+            self.started_at,
+            self.peers,
+            self.router,
+            self.forwarder.stats,
+            lambda: self.tun_port.write_drops,
+            self.loop_lag,
+            self.messages,
+        )
 
     # lifecycle --------------------------------------------------------------------------------
 
@@ -91,66 +134,19 @@ class Node:
         """The cores' clock: monotonic with sub-microsecond resolution (uvloop's is 1 ms)."""
         return time.monotonic()
 
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        assert self._loop is not None, "node not started"
-        return self._loop
-
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        now = self.now()
-        self.router = Router(
-            self.identity.public_key,
-            XEdDSASigner(self.identity.private_bytes()),
-            self.params,
-            now,
-            random.Random(),
-            XEdDSAVerifier(),
-        )
-        self._router_driver = CoreDriver("router", self.router, self._apply, self.now)
-        self.forwarder = Forwarder(
-            self.identity.address_bytes[:8],
-            self.e2e,
-            self.router,
-            self._send_data,
-            self._deliver,
-            self._peer_key,
-        )
-        self.echo = Echo(self.forwarder, self.now)
-        if not self.config.no_route_audit:
-            self.audit = AuditService(self.router, self.echo, self._feed_router, self.now)
-            self.forwarder.on_local_send = self.audit.note_send
-        self.messages = MessageService(
-            self.identity.public_key,
-            self._send_bus_packet,
-            self.owner_of,
-            store_dir=self.config.message_store,
-            forward_dir=self.config.forward_dir,
-        )
-        messages = self.messages
-        self.kinds: Registry[OpenedPacket] = Registry(self.forwarder.stats, "unhandled-kind")
-        self.kinds.register(wire_data.KIND_IPV6, self._deliver_ipv6)
-        self.kinds.register(
-            wire_data.KIND_BUS, lambda o: messages.handle_packet(o.src_public_key, bytes(o.body))
-        )
-        self.kinds.register(wire_data.KIND_ICMP_RELAY, self._deliver_notice)
-        self.kinds.register(wire_data.KIND_ECHO_REQUEST, self.echo.handle_request)
-        self.kinds.register(wire_data.KIND_ECHO_REPLY, self.echo.handle_reply)
-        self.frames: Registry[tuple[PeerLink, memoryview]] = Registry(
-            self.forwarder.stats, "unknown-frame"
-        )
-        self.frames.register(FRAME_DATA, self._data_frame)
-        self.frames.register(FRAME_CONTROL, self._control_frame)
+        loop = asyncio.get_running_loop()
         await self.messages.start()
         if not self.config.no_tun:
-            await self._open_tun()
+            mtu = self.config.tun_mtu or DEFAULT_MTU
+            await self.tun_port.open(self._tun_factory, self.config.tun_name, mtu)
         await self.peers.start(
             self.config.listen_address, self.config.tcp_listen_port, self.config.peers
         )
-        self._router_driver.start(self._loop)
+        self._router_driver.start(loop)
         if self.audit is not None:
-            self.audit.start(self._loop)
-        self.loop_lag.start(self._loop)
+            self.audit.start(loop)
+        self.loop_lag.start(loop)
         log.info(
             "node %s up: address %s, subnet %s",
             self.identity.public_key.hex(),
@@ -158,72 +154,16 @@ class Node:
             self.identity.subnet,
         )
 
-    async def _open_tun(self) -> None:
-        """Create the TUN device (TunError tells the user what to do when it cannot).
-
-        pyroute2's synchronous API runs an event loop of its own, so setup runs in a thread.
-        """
-        mtu = self.config.tun_mtu or DEFAULT_MTU
-        self.tun = await asyncio.to_thread(
-            self._tun_factory, self.config.tun_name, self.identity.address, mtu
-        )
-        self._tun_buffer = bytearray(1 + mtu)
-        assert self.forwarder is not None
-        self.bridge = IPv6Bridge(
-            self.identity,
-            self.forwarder,
-            self.tun.write,
-            self.public_key_for_prefix,
-            mtu,
-            self.now,
-        )
-        self.loop.add_reader(self.tun.fileno(), self._tun_readable)
-        log.info("TUN %s up: %s/7, MTU %d", self.config.tun_name, self.identity.address, mtu)
-
-    def _tun_readable(self) -> None:
-        """Drain up to 64 packets per wake-up into one reused buffer (fair to the links)."""
-        tun, bridge = self.tun, self.bridge
-        assert tun is not None and bridge is not None
-        buffer = self._tun_buffer
-        buffer[0] = wire_data.KIND_IPV6  # packets land behind their kind byte: sealed uncopied
-        view = memoryview(buffer)
-        space = view[1:]
-        try:
-            for _ in range(64):
-                size = tun.read_into(space)
-                if size <= 0:
-                    break
-                bridge.from_tun(view[: 1 + size])
-        except TunError as exc:
-            self._tun_failed(exc)
-        self.peers.flush_links()
-
-    def _tun_failed(self, exc: TunError) -> None:
-        """A TUN that cannot be read is gone for good: stop polling it (no busy loop) and close
-        it; the node keeps serving the mesh, and IPv6 packets for us count as ``no-tun`` drops."""
-        log.error("TUN %s failed, closing it: %s", self.config.tun_name, exc)
-        self._close_tun()
-
-    def _close_tun(self) -> None:
-        tun, self.tun, self.bridge = self.tun, None, None
-        if tun is not None:
-            self.loop.remove_reader(tun.fileno())
-            tun.close()
-
     async def stop(self) -> None:
         self.loop_lag.close()
-        if self._router_driver is not None:
-            self._router_driver.close()
+        self._router_driver.close()
         if self.audit is not None:
             self.audit.close()
-        if self.tun is not None:
-            self._close_tun()
-            log.info("TUN %s removed", self.config.tun_name)
-        if self.messages is not None:
-            await self.messages.close()
+        self.tun_port.close()
+        await self.messages.close()
         await self.peers.close()
 
-    # router plumbing --------------------------------------------------------------------------
+    # router and links -------------------------------------------------------------------------
 
     def _apply(self, actions: Sequence[Action]) -> None:
         for action in actions:
@@ -236,43 +176,32 @@ class Node:
                     action.peer, "no hello from the peer within the dead interval"
                 )
 
-    def _feed_router(self, actions: list[Action]) -> None:
-        assert self._router_driver is not None
-        self._router_driver.feed(actions)
-
-    # LinkOwner ------------------------------------------------------------------------------
-
     def link_up(self, link: PeerLink) -> None:
-        assert self.router is not None
-        self._feed_router(self.router.neighbour_up(link.id, self.now()))
+        self._router_driver.feed(self.router.neighbour_up(link.id, self.now()))
 
     def link_down(self, link: PeerLink, reason: str) -> None:
-        assert self.router is not None
-        self._feed_router(self.router.neighbour_down(link.id, self.now()))
+        self._router_driver.feed(self.router.neighbour_down(link.id, self.now()))
 
     def link_frame(self, link: PeerLink, frame_type: int, body: memoryview) -> None:
-        assert self.router is not None and self.forwarder is not None
         self.frames.dispatch(frame_type, (link, body))
 
     def _data_frame(self, frame: tuple[PeerLink, memoryview]) -> None:
-        assert self.forwarder is not None
         self.forwarder.from_peer(frame[0].id, frame[1])
 
     def _control_frame(self, frame: tuple[PeerLink, memoryview]) -> None:
-        assert self.router is not None
         link, body = frame
         try:
             actions = self.router.handle_control(link.id, bytes(body), self.now())
         except DecodeError as exc:
             link.close(f"malformed routing message, dropping the peer: {exc}")
             return
-        self._feed_router(actions)
+        self._router_driver.feed(actions)
 
     def _send_data(self, peer: int, packet: bytes | bytearray | memoryview) -> bool:
         link = self.peers.links.get(peer)
         if link is None or not link.send_frame(FRAME_DATA, packet):
             return False
-        if link.remote_public_key is not None and self.forwarder is not None:
+        if link.remote_public_key is not None:
             self.forwarder.stats.peer(link.remote_public_key).tx.add(len(packet))
         return True
 
@@ -280,26 +209,20 @@ class Node:
         link = self.peers.links.get(peer)
         return link.remote_public_key if link is not None else None
 
-    # local delivery ---------------------------------------------------------------------------
-
     def _deliver(self, opened: OpenedPacket) -> None:
+        """A packet for us, opened: to the handler registered for its kind."""
         self.kinds.dispatch(opened.kind, opened)
 
-    def _deliver_ipv6(self, opened: OpenedPacket) -> None:
-        if self.bridge is not None:
-            self.bridge.from_mesh(opened)
-        else:
-            self.forwarder_stats_drop("no-tun")
+    def _send_bus_packet(self, dst_public_key: bytes, body: bytes) -> bool:
+        return self.forwarder.send_to(dst_public_key, wire_data.KIND_BUS, body) is None
 
-    def _deliver_notice(self, opened: OpenedPacket) -> None:
-        if self.bridge is not None:
-            self.bridge.from_notice(opened)
+    # the API's operations (NodeApi) -----------------------------------------------------------
 
-    def forwarder_stats_drop(self, reason: str) -> None:
-        if self.forwarder is not None:
-            self.forwarder.stats.drop(reason)
+    def add_static(self, endpoint: Endpoint) -> None:
+        self.peers.add_static(endpoint)
 
-    # services used by the API -----------------------------------------------------------------
+    def remove_static(self, endpoint: Endpoint) -> None:
+        self.peers.remove_static(endpoint)
 
     async def ping(
         self,
@@ -311,12 +234,7 @@ class Node:
         return await self.echo.ping(dst_public_key, timeout, size)
 
     def message_service(self) -> MessageService:
-        assert self.messages is not None, "node not started"
         return self.messages
-
-    def _send_bus_packet(self, dst_public_key: bytes, body: bytes) -> bool:
-        assert self.forwarder is not None
-        return self.forwarder.send_to(dst_public_key, wire_data.KIND_BUS, body) is None
 
     def owner_of(self, address: IPv6Address) -> bytes | None:
         """The public key of the node owning an overlay address (ourselves included)."""
@@ -324,7 +242,6 @@ class Node:
 
     def public_key_for_prefix(self, prefix64: bytes) -> bytes | None:
         """The key owning ``prefix64`` (ours included: the router answers for its own prefix)."""
-        assert self.router is not None
         return self.router.route_public_key(prefix64)
 
     def api_bind(self) -> tuple[str, int]:

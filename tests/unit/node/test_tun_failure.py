@@ -21,7 +21,7 @@ async def test_tun_read_error_closes_the_tun_once_and_the_node_keeps_serving(
     node = Node(config, NodeIdentity.generate(), tun_factory=pair.open)
     await node.start()
     try:
-        assert node.tun is pair.opened
+        assert node.tun_port.tun is pair.opened
         caplog.set_level(logging.ERROR)
         pair.close()  # the device is gone: every read from now on fails
         for _ in range(20):  # many loop turns: a still-registered reader would fire each time
@@ -30,7 +30,7 @@ async def test_tun_read_error_closes_the_tun_once_and_the_node_keeps_serving(
         assert [r.getMessage() for r in errors] == [
             "TUN memtun0 failed, closing it: [Errno 5] memory TUN read failed: the other end is gone"
         ]
-        assert node.tun is None and node.bridge is None
+        assert node.tun_port.tun is None and node.tun_port.bridge is None
         assert node.peers.listen_port  # still listening for peers
     finally:
         await node.stop()

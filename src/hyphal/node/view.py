@@ -1,0 +1,204 @@
+"""A read-only view of a running node, and the narrow interface the API layer is given.
+
+Admin, metrics (and the dashboard to come) read typed snapshots from :class:`NodeView` instead
+of reaching into the router, the peer manager, the forwarder or the TUN; the few operations
+they need are in :class:`NodeApi`. Snapshots are taken at call time and never change afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from ipaddress import IPv6Address, IPv6Network
+from typing import Protocol
+
+from hyphal.bus.service import MessageService
+from hyphal.dataplane.echo import PingReply
+from hyphal.dataplane.stats import DataplaneStats
+from hyphal.identity import NodeIdentity
+from hyphal.links.connection import PeerLink
+from hyphal.links.endpoint import Endpoint
+from hyphal.links.manager import PeerInfo, PeerManager
+from hyphal.node.lag import LagMonitor
+from hyphal.routing.router import Router
+from hyphal.routing.types import NeighbourInfo, RouteInfo
+
+
+@dataclass(frozen=True)
+class IdentityInfo:
+    subnet: IPv6Network
+    address: IPv6Address
+    public_key: bytes
+    started_at: float  # wall-clock seconds
+
+
+@dataclass(frozen=True)
+class LinkInfo:
+    """One live link: its id (the router's neighbour id), peer and byte counts."""
+
+    id: int
+    public_key: bytes | None
+    remote_address: str
+    tx_bytes: int
+    rx_bytes: int
+    dropped_frames: int
+
+    @classmethod
+    def of(cls, link: PeerLink) -> LinkInfo:
+        return cls(
+            link.id,
+            link.remote_public_key,
+            link.remote_address,
+            link.tx_bytes,
+            link.rx_bytes,
+            link.dropped_frames,
+        )
+
+
+@dataclass(frozen=True)
+class RouteView:
+    """A route and the live link it goes through (None once that link has gone)."""
+
+    route: RouteInfo
+    next_hop: LinkInfo | None
+
+
+@dataclass(frozen=True)
+class TrafficCount:
+    packets: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """Data-plane totals: local and relayed traffic, drops by reason."""
+
+    local_tx: TrafficCount
+    local_rx: TrafficCount
+    forwarded: TrafficCount
+    drops: dict[str, int]
+
+
+@dataclass(frozen=True)
+class PacketStats:
+    """The packet statistics report, plus the drops below the forwarder."""
+
+    report: dict[str, object]
+    tun_write_drops: int
+    link_dropped_frames: int
+
+
+@dataclass(frozen=True)
+class BusInfo:
+    memory: dict[str, int]
+    stats: dict[str, int]
+
+
+class NodeView:
+    """Typed, read-only snapshots of one node's state."""
+
+    def __init__(
+        self,
+        identity: NodeIdentity,
+        started_at: float,
+        peers: PeerManager,
+        router: Router,
+        stats: DataplaneStats,
+        tun_write_drops: Callable[[], int],
+        loop_lag: LagMonitor,
+        messages: MessageService,
+    ) -> None:
+        self._identity = identity
+        self._started_at = started_at
+        self._peers = peers
+        self._router = router
+        self._stats = stats
+        self._tun_write_drops = tun_write_drops
+        self._loop_lag = loop_lag
+        self._messages = messages
+
+    def identity(self) -> IdentityInfo:
+        i = self._identity
+        return IdentityInfo(i.subnet, i.address, i.public_key, self._started_at)
+
+    def peers(self) -> list[PeerInfo]:
+        return self._peers.peer_infos()
+
+    def static_peer_count(self) -> int:
+        return len(self._peers.static)
+
+    def links(self) -> list[LinkInfo]:
+        return [LinkInfo.of(link) for link in self._peers.links.values()]
+
+    def neighbours(self) -> list[NeighbourInfo]:
+        return self._router.neighbours()
+
+    def selected_routes(self) -> list[RouteView]:
+        return self._route_views(self._router.selected_routes())
+
+    def fallback_routes(self) -> list[RouteView]:
+        return self._route_views(self._router.fallback_routes())
+
+    def _route_views(self, routes: list[RouteInfo]) -> list[RouteView]:
+        links = self._peers.links
+        return [
+            RouteView(r, LinkInfo.of(links[r.next_hop]) if r.next_hop in links else None)
+            for r in routes
+        ]
+
+    def router_counters(self) -> dict[str, int]:
+        return dict(self._router.counters)
+
+    def packet_stats(self) -> PacketStats:
+        return PacketStats(
+            self._stats.report(),
+            self._tun_write_drops(),
+            sum(link.dropped_frames for link in self._peers.links.values()),
+        )
+
+    def traffic(self) -> Traffic:
+        s = self._stats
+        return Traffic(
+            TrafficCount(s.local_tx.packets, s.local_tx.bytes),
+            TrafficCount(s.local_rx.packets, s.local_rx.bytes),
+            TrafficCount(s.forwarded.packets, s.forwarded.bytes),
+            dict(s.drops),
+        )
+
+    def loop_lag(self) -> float:
+        """The largest event-loop lag over the last minute, in seconds."""
+        return self._loop_lag.max_lag()
+
+    def bus(self) -> BusInfo:
+        core = self._messages.core
+        return BusInfo(dict(core.memory_usage()), dict(core.stats))
+
+
+class ViewSource(Protocol):
+    """Anything that shows a :class:`NodeView` (what the metrics endpoint needs)."""
+
+    @property
+    def view(self) -> NodeView: ...
+
+
+class NodeApi(ViewSource, Protocol):
+    """The view plus the few operations the local API performs on a node."""
+
+    def add_static(self, endpoint: Endpoint) -> None:
+        """Dial and keep dialing ``endpoint``; PeerExistsError if it is already configured."""
+        ...
+
+    def remove_static(self, endpoint: Endpoint) -> None:
+        """Stop dialing ``endpoint`` and close its link; PeerNotFoundError if unknown."""
+        ...
+
+    async def ping(
+        self,
+        dst_public_key: bytes,
+        timeout: float = 2.0,  # noqa: ASYNC109
+        size: int = 0,
+    ) -> PingReply: ...
+
+    def owner_of(self, address: IPv6Address) -> bytes | None: ...
+
+    def message_service(self) -> MessageService: ...
