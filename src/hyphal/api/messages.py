@@ -455,7 +455,7 @@ def messages_router(get_service: Callable[[], MessageService]) -> APIRouter:
             payload = await off_loop(len(text), b64_field, text, "payload")
             del text
         if reply_timeout is None:
-            msg_id = service.send(dst, payload, topic=topic_bytes, deadline=deadline)
+            msg_id = await service.submit(dst, payload, topic=topic_bytes, deadline=deadline)
             return Response(
                 b'{"id":"' + msg_id.hex().encode() + b'"}',
                 status_code=201,

@@ -265,11 +265,7 @@ class MessageService:
         self, dst: bytes, payload: bytes, *, topic: bytes = b"", deadline: float | None = None
     ) -> bytes:
         """Queue a message; returns its 8-byte id. Raises BusError subclasses."""
-        msg_id, actions = self.core.send(
-            dst, payload, self._clock(), topic=topic, deadline=deadline
-        )
-        self._driver.feed(actions)
-        return msg_id
+        return self._queue(dst, payload, topic, deadline, None)
 
     async def submit(
         self, dst: bytes, payload: bytes, *, topic: bytes = b"", deadline: float | None = None
@@ -279,6 +275,11 @@ class MessageService:
         digest = None
         if len(payload) >= PARALLEL_HASH_MIN:
             digest = await asyncio.to_thread(message_digest, payload)
+        return self._queue(dst, payload, topic, deadline, digest)
+
+    def _queue(
+        self, dst: bytes, payload: bytes, topic: bytes, deadline: float | None, digest: bytes | None
+    ) -> bytes:
         msg_id, actions = self.core.send(
             dst, payload, self._clock(), topic=topic, deadline=deadline, digest=digest
         )
@@ -295,7 +296,7 @@ class MessageService:
         deadline: float | None = None,
     ) -> tuple[bytes, InboundMessage | None]:
         """Send, then wait up to ``reply_timeout`` s for the reply (None on timeout)."""
-        msg_id = self.send(dst, payload, topic=topic, deadline=deadline)
+        msg_id = await self.submit(dst, payload, topic=topic, deadline=deadline)
         fut: asyncio.Future[InboundMessage] = asyncio.get_running_loop().create_future()
         self._reply_waiters.setdefault(msg_id, []).append(fut)
         self.core.expect_reply(msg_id)
