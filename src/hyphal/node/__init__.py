@@ -34,7 +34,7 @@ from hyphal.node.driver import CoreDriver
 from hyphal.node.lag import LagMonitor
 from hyphal.node.tunport import TunPort
 from hyphal.node.view import NodeView
-from hyphal.routing.params import DEFAULT_PARAMS, RoutingParams
+from hyphal.routing.params import RoutingParams
 from hyphal.routing.router import Router
 from hyphal.routing.types import Action, NeighbourDead, SendControl
 from hyphal.wire import data as wire_data
@@ -58,11 +58,12 @@ class Node:
         self,
         config: NodeConfig,
         identity: NodeIdentity,
-        params: RoutingParams = DEFAULT_PARAMS,
+        params: RoutingParams | None = None,
         tun_factory: TunFactory = open_tun_device,
         transport: LinkTransport | None = None,
     ) -> None:
-        self.config, self.identity, self.params = config, identity, params
+        self.config, self.identity = config, identity
+        self.params = params = config.routing_params() if params is None else params
         self._tun_factory = tun_factory
         self.started_at = time.time()
         self.loop_lag = LagMonitor(self.now)
