@@ -38,6 +38,7 @@ from hyphal.routing.params import RoutingParams
 from hyphal.routing.router import Router
 from hyphal.routing.types import Action, NeighbourDead, SendControl
 from hyphal.wire import data as wire_data
+from hyphal.wire.control import Delegation
 from hyphal.wire.errors import DecodeError
 from hyphal.wire.link import FRAME_CONTROL, FRAME_DATA
 
@@ -165,6 +166,15 @@ class Node:
         await self.peers.close()
 
     # router and links -------------------------------------------------------------------------
+
+    def originate(self, prefix64: bytes, delegation: Delegation) -> None:
+        """Announce another /64 whose owner delegated it to our key (raises ValueError if the
+        delegation does not hold; see :meth:`Router.originate`)."""
+        self._router_driver.feed(self.router.originate(prefix64, delegation, self.now()))
+
+    def withdraw(self, prefix64: bytes) -> None:
+        """Stop announcing a delegated /64 (a retraction goes to every neighbour)."""
+        self._router_driver.feed(self.router.withdraw(prefix64, self.now()))
 
     def _apply(self, actions: Sequence[Action]) -> None:
         for action in actions:
