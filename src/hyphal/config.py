@@ -18,6 +18,7 @@ from typing import Any
 
 from hyphal.identity import DEFAULT_KEY_FILE
 from hyphal.links.endpoint import Endpoint, EndpointError
+from hyphal.routing.params import DEFAULT_PARAMS, RoutingParams
 
 DEFAULT_TCP_PORT = 9651
 DEFAULT_API_ADDR = "127.0.0.1:8989"
@@ -52,6 +53,9 @@ class NodeConfig:
     message_store: Path | None = None
     api_token_file: Path | None = None
     max_links: int = DEFAULT_MAX_LINKS
+    #: Most prefixes in the routing table (config file only); when it is full, the neighbour
+    #: holding most routes loses its own newest ones first (docs/routing.md).
+    max_routes: int = DEFAULT_PARAMS.max_routes
     forward_dir: Path | None = None
 
     def with_overrides(self, **overrides: Any) -> NodeConfig:
@@ -63,6 +67,10 @@ class NodeConfig:
         if self.network_key_file is None:
             return None
         return read_network_key(self.network_key_file)
+
+    def routing_params(self) -> RoutingParams:
+        """The router's parameters: the defaults with this config's routing keys applied."""
+        return replace(DEFAULT_PARAMS, max_routes=self.max_routes)
 
     def validate(self) -> NodeConfig:
         if (self.network_name is None) != (self.network_key_file is None):
@@ -80,6 +88,8 @@ class NodeConfig:
             raise ConfigError("tun_mtu must be 1280..65535")
         if not 1 <= self.max_links <= 65535:
             raise ConfigError("max_links must be 1..65535 (established links at once)")
+        if not 16 <= self.max_routes <= 1 << 20:
+            raise ConfigError("max_routes must be 16..1048576 (prefixes in the routing table)")
         if self.forward_dir is not None and not self.forward_dir.is_dir():
             raise ConfigError(
                 f"forward_dir {self.forward_dir} is not a directory; topic forward sockets "
@@ -156,6 +166,7 @@ _SCALAR_KEYS: dict[str, type] = {
     "network_name": str,
     "metrics_api_address": str,
     "max_links": int,
+    "max_routes": int,
 }
 
 

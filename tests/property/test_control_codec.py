@@ -6,6 +6,7 @@ import contextlib
 import random
 import struct
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -14,6 +15,7 @@ from hyphal.routing import DEFAULT_PARAMS, Router, SendControl
 from hyphal.wire.control import (
     FLAG_SUB_TLVS,
     IHU,
+    MAX_PAYLOAD_SIZE,
     Delegation,
     Hello,
     SeqnoRequest,
@@ -243,3 +245,12 @@ def test_delegation_decoder_only_raises_decode_error(body: bytes) -> None:
         assert len(body) != 100
         return
     assert delegation.sub_tlv().body == body
+
+
+@given(st.integers(1, 4096))
+def test_a_payload_over_the_cap_is_malformed_whatever_it_holds(extra: int) -> None:
+    hello = encode_payload([Hello(1, 100, 2)])
+    payload = hello * ((MAX_PAYLOAD_SIZE + extra) // len(hello) + 1)
+    with pytest.raises(DecodeError, match="over"):
+        decode_payload(payload)
+    assert decode_payload(hello * (MAX_PAYLOAD_SIZE // len(hello)))  # at the cap: fine

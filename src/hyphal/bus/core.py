@@ -63,7 +63,7 @@ from hyphal.bus.actions import (
 from hyphal.bus.chunks import chunk_count
 from hyphal.bus.digest import PARALLEL_HASH_MIN, message_digest
 from hyphal.bus.errors import BusError
-from hyphal.bus.inbound import Accepted, InboundTransfer, Incoming
+from hyphal.bus.inbound import REFUSALS, Accepted, InboundTransfer, Incoming
 from hyphal.bus.inbox import InboundMessage, Inbox
 from hyphal.bus.limits import Limits
 from hyphal.bus.outbound import OutboundTransfer, PeerInflight
@@ -211,6 +211,8 @@ class MessageCore:
             "retransmits": 0,
             "inbox_expired": 0,
             "leases_expired": 0,
+            # one per reason an incoming transfer was refused at its INIT (refused_inbox_full...)
+            **{f"refused_{r.name.lower()}": 0 for r in REFUSALS},
         }
         self._peers = PeerInflight(self.limits.max_inflight_per_peer, self.stats)
         if store is not None:
@@ -719,6 +721,7 @@ class MessageCore:
         exempt = p.reply and self._reply_bypasses_acl(src, p.msg_id)
         reason = self._incoming.check(src, p, self.inbox, self.topics, exempt)
         if reason is not None:
+            self.stats[f"refused_{reason.name.lower()}"] += 1
             self._send(actions, src, wire.Abort(p.msg_id, p.reply, reason))
             return
         r = self._incoming.start(src, p, now)

@@ -75,6 +75,16 @@ class InboundTransfer:
         return payload, message_digest(payload) == self.digest
 
 
+#: The reasons :meth:`Incoming.check` refuses a transfer with (each counted as ``refused_*``).
+REFUSALS = (
+    AbortReason.BAD_REQUEST,
+    AbortReason.REJECTED_ACL,
+    AbortReason.TOO_LARGE,
+    AbortReason.INBOX_FULL,
+    AbortReason.BUSY,
+)
+
+
 class Incoming:
     """Unfinished incoming transfers and the admission control that starts them."""
 

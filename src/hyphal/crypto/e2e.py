@@ -26,9 +26,11 @@ Limits, stated plainly:
   the Noise handshake, whose ephemeral keys do give forward secrecy hop by hop.)
 * Replay protection covers one receiver lifetime. A session evicted from the LRU of
   :data:`DEFAULT_MAX_SESSIONS` leaves its highest counter as a floor (LRU of
-  :data:`DEFAULT_MAX_FLOORS`), so its recorded packets stay replays; but a receiver that restarts,
-  or whose floors are flushed too, can be replayed a recorded packet once more. A sender restart
-  is harmless (new session id). Applications that care (the bus) deduplicate by message id.
+  :data:`DEFAULT_MAX_FLOORS`), so its recorded packets stay replays. Both are also quota'd per
+  sender key (:mod:`hyphal.crypto.rxsessions`): one sender opening session after session evicts
+  only its own. A receiver that restarts, or whose floors many distinct sender keys flush, can be
+  replayed a recorded packet once more. A sender restart is harmless (new session id).
+  Applications that care (the bus) deduplicate by message id.
 * A session older than the window (4032 packets) loses reordered packets older than that.
 """
 
@@ -46,7 +48,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from hyphal.crypto.replay import ReplayWindow
+from hyphal.crypto.rxsessions import ReceiveSessions
 from hyphal.crypto.session import MAX_RECORD_PLAINTEXT
 from hyphal.identity import NodeIdentity, address_bytes_for_public_key
 from hyphal.wire import data as wire
@@ -57,6 +59,9 @@ SESSION_PACKETS = 1 << 31
 DEFAULT_MAX_PEERS = 4096
 DEFAULT_MAX_SESSIONS = 4096
 DEFAULT_MAX_FLOORS = 16384
+# Per sender key: live sessions (one per sender restart) and floors of evicted ones.
+DEFAULT_SESSIONS_PER_SOURCE = 8
+DEFAULT_FLOORS_PER_SOURCE = 64
 # The largest packet one link frame can carry; seal refuses anything larger, so no hop ever holds
 # a packet it cannot send on (an echo reply is one byte longer than its request).
 MAX_PACKET_SIZE = MAX_RECORD_PLAINTEXT - FRAME_HEADER_SIZE
@@ -86,15 +91,6 @@ class OpenedPacket(NamedTuple):
     hop_limit: int
 
 
-class _RxSession:
-    __slots__ = ("aead", "floor", "window")
-
-    def __init__(self, aead: AESGCM, floor: int) -> None:
-        self.aead = aead
-        self.floor = floor  # counters up to here were accepted before an eviction: replays
-        self.window = ReplayWindow()
-
-
 def derive_key(shared: bytes, session_id: bytes, sender: bytes, receiver: bytes) -> bytes:
     """The AES-256-GCM key of one direction and sender session."""
     return HKDF(
@@ -116,20 +112,18 @@ class E2ECrypto:
         max_peers: int = DEFAULT_MAX_PEERS,
         max_sessions: int = DEFAULT_MAX_SESSIONS,
         max_floors: int = DEFAULT_MAX_FLOORS,
+        per_source_sessions: int = DEFAULT_SESSIONS_PER_SOURCE,
+        per_source_floors: int = DEFAULT_FLOORS_PER_SOURCE,
     ) -> None:
         self.identity = identity
         self.public_key = identity.public_key
         self.address = identity.address_bytes
         self._urandom = urandom
         self._max_peers = max_peers
-        self._max_sessions = max_sessions
         self._shared: OrderedDict[bytes, bytes] = OrderedDict()
         # destination public key -> (session id, destination address, AESGCM)
         self._tx: OrderedDict[bytes, tuple[bytes, bytes, AESGCM]] = OrderedDict()
-        self._rx: OrderedDict[tuple[bytes, bytes], _RxSession] = OrderedDict()
-        # (sender key, session id) -> highest counter of an evicted session (see _evict_session)
-        self._floors: OrderedDict[tuple[bytes, bytes], int] = OrderedDict()
-        self._max_floors = max_floors
+        self._rx = ReceiveSessions(max_sessions, max_floors, per_source_sessions, per_source_floors)
         self._session_id = b""
         self._counter = 0
         self._new_session()
@@ -243,7 +237,7 @@ class E2ECrypto:
         (counter,) = struct.unpack_from(">Q", header, 58)
         session = self._rx.get(session_key)
         if session is None:
-            if counter <= self._floors.get(session_key, -1):
+            if counter <= self._rx.floor(session_key):
                 raise E2EError("replay", f"counter {counter} is below the session's floor")
             # Nothing is cached before the packet authenticates: forged sources leave no state.
             shared = self._shared.get(src) or self._compute_shared(src)
@@ -260,22 +254,9 @@ class E2ECrypto:
             raise E2EError("bad-tag", "packet failed authentication") from None
         if session is None:
             self._cache_shared(src, shared)
-            session = _RxSession(aead, self._floors.pop(session_key, -1))
-            self._rx[session_key] = session
-            if len(self._rx) > self._max_sessions:
-                self._evict_session()
-        else:
-            self._rx.move_to_end(session_key)
+            session = self._rx.add(session_key, aead)
         session.window.update(counter)
         return OpenedPacket(src, plaintext[0], memoryview(plaintext)[1:], header[1])
-
-    def _evict_session(self) -> None:
-        """Drop the least recently used receive session, keeping its highest counter as a floor
-        so its recorded packets stay replays (8 + 32 + 8 bytes each instead of a whole window)."""
-        key, session = self._rx.popitem(last=False)
-        self._floors[key] = max(session.floor, session.window.top)
-        if len(self._floors) > self._max_floors:
-            self._floors.popitem(last=False)
 
     def decrypt_quote(self, dst_public_key: bytes, quoted: bytes | bytearray | memoryview) -> bytes:
         """Decrypt the start of a packet this node sealed for ``dst_public_key``, tag unchecked.

@@ -12,6 +12,10 @@ This is the data path, so it is built to copy as little as possible:
 * Idle links give memory back: a link with no traffic for IDLE_TRIM_SECONDS frees its staging
   buffer (reallocated on the next send) and shrinks a receive buffer grown by a large record.
 
+Receiving is time-sliced: when the frames of one read have kept the loop for SLICE_SECONDS,
+the link pauses reading and hands the rest to the next loop turn, so one neighbour's input
+(a burst of signed updates to verify, say) cannot hold the loop for the others.
+
 The send side is bounded: when the kernel socket buffer passes the high-water mark, data frames
 are dropped (and counted) while control frames still go out, so routing survives overload. The
 total backlog (control frames included) has a hard cap, MAX_BACKLOG: a neighbour that stops
@@ -24,6 +28,9 @@ import asyncio
 import contextlib
 import logging
 import socket
+import time
+from collections import deque
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Protocol, cast
 
 from hyphal.crypto.handshake import HandshakeError, LinkHandshake
@@ -45,6 +52,7 @@ SEND_LOW_WATER = 1 * 1024 * 1024
 MAX_BACKLOG = 8 * 1024 * 1024
 HANDSHAKE_READ = 4096
 IDLE_TRIM_SECONDS = 30.0  # a link with no traffic for this long gives its large buffers back
+SLICE_SECONDS = 0.02  # longest run of received frames handled before other work gets a turn
 
 
 class LinkEvents(Protocol):
@@ -98,6 +106,9 @@ class PeerLink(asyncio.BufferedProtocol):
         self._timeout: asyncio.TimerHandle | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
         self._idle_mark = (-1, -1)
+        # Frames received but not yet handed on (a read whose frames outlasted a slice).
+        self._inbound: deque[Iterator[tuple[int, memoryview]]] = deque()
+        self._resume: asyncio.Handle | None = None
 
     @property
     def connected(self) -> bool:
@@ -143,11 +154,19 @@ class PeerLink(asyncio.BufferedProtocol):
         self.rx_bytes += nbytes
         if self.closed:
             return
+        self._guarded(nbytes)
+
+    def _guarded(self, nbytes: int) -> None:
+        """Take ``nbytes`` new bytes (or, with 0, go on with frames held back), closing the link
+        on a handshake failure or malformed input."""
         try:
             if self._handshake is not None:
                 self._handshake_data(bytes(self._handshake_buffer[:nbytes]))
             elif self._receiver is not None:
-                self._deliver(self._receiver.buffer_updated(nbytes))
+                if nbytes:
+                    self._deliver(self._receiver.buffer_updated(nbytes))
+                else:
+                    self._drain()
         except HandshakeError as exc:
             if exc.reply and self._transport is not None:
                 self._transport.write(exc.reply)  # tell the peer why, before closing
@@ -200,11 +219,32 @@ class PeerLink(asyncio.BufferedProtocol):
             self._deliver(self._receiver.feed(leftover))
 
     def _deliver(self, plaintexts: list[bytes]) -> None:
-        for plaintext in plaintexts:
-            for frame_type, body in iter_frames(plaintext):
+        self._inbound.extend(iter_frames(plaintext) for plaintext in plaintexts)
+        if self._resume is None:
+            self._drain()
+
+    def _drain(self) -> None:
+        """Hand received frames on until none are left or a slice is used up; then pause
+        reading and continue on the next loop turn (other links and timers go first)."""
+        self._resume = None
+        deadline = time.monotonic() + SLICE_SECONDS
+        inbound = self._inbound
+        while inbound:
+            for frame_type, body in inbound[0]:
                 if self.closed:
+                    inbound.clear()
                     return
                 self._events.link_frame(self, frame_type, body)
+                if time.monotonic() > deadline:
+                    if self._transport is not None:
+                        self._transport.pause_reading()
+                    self._resume = asyncio.get_running_loop().call_soon(self._guarded, 0)
+                    return
+            if self.closed:
+                return
+            inbound.popleft()
+        if self._transport is not None and not self._transport.is_reading():
+            self._transport.resume_reading()
 
     @property
     def buffer_bytes(self) -> int:
@@ -279,6 +319,10 @@ class PeerLink(asyncio.BufferedProtocol):
             return
         self.closed = True
         self.close_reason = reason
+        self._inbound.clear()
+        if self._resume is not None:
+            self._resume.cancel()
+            self._resume = None
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None

@@ -34,10 +34,11 @@ from hyphal.node.driver import CoreDriver
 from hyphal.node.lag import LagMonitor
 from hyphal.node.tunport import TunPort
 from hyphal.node.view import NodeView
-from hyphal.routing.params import DEFAULT_PARAMS, RoutingParams
+from hyphal.routing.params import RoutingParams
 from hyphal.routing.router import Router
 from hyphal.routing.types import Action, NeighbourDead, SendControl
 from hyphal.wire import data as wire_data
+from hyphal.wire.control import Delegation
 from hyphal.wire.errors import DecodeError
 from hyphal.wire.link import FRAME_CONTROL, FRAME_DATA
 
@@ -58,11 +59,12 @@ class Node:
         self,
         config: NodeConfig,
         identity: NodeIdentity,
-        params: RoutingParams = DEFAULT_PARAMS,
+        params: RoutingParams | None = None,
         tun_factory: TunFactory = open_tun_device,
         transport: LinkTransport | None = None,
     ) -> None:
-        self.config, self.identity, self.params = config, identity, params
+        self.config, self.identity = config, identity
+        self.params = params = config.routing_params() if params is None else params
         self._tun_factory = tun_factory
         self.started_at = time.time()
         self.loop_lag = LagMonitor(self.now)
@@ -164,6 +166,15 @@ class Node:
         await self.peers.close()
 
     # router and links -------------------------------------------------------------------------
+
+    def originate(self, prefix64: bytes, delegation: Delegation) -> None:
+        """Announce another /64 whose owner delegated it to our key (raises ValueError if the
+        delegation does not hold; see :meth:`Router.originate`)."""
+        self._router_driver.feed(self.router.originate(prefix64, delegation, self.now()))
+
+    def withdraw(self, prefix64: bytes) -> None:
+        """Stop announcing a delegated /64 (a retraction goes to every neighbour)."""
+        self._router_driver.feed(self.router.withdraw(prefix64, self.now()))
 
     def _apply(self, actions: Sequence[Action]) -> None:
         for action in actions:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hyphal.wire.control import MAX_PAYLOAD_SIZE
+
 
 @dataclass(frozen=True)
 class RoutingParams:
@@ -99,6 +101,10 @@ class RoutingParams:
     tlv_burst: int = 131072
     reply_rate: float = 16.0
     reply_burst: int = 32
+    # Per neighbour: seqno requests answered with an update for a route we hold (answer_rate a
+    # second, answer_burst saved up: a neighbour that lost a link may ask for its whole table).
+    answer_rate: float = 512.0
+    answer_burst: int = 4096
     # The origin's seqno bumps are rate-limited by a token bucket: one token per
     # seqno_bump_min_interval, at most seqno_bump_burst saved up. A bump is re-signed and floods
     # the network, so a sustained stream of requests costs at most one flood a second, while a few
@@ -167,7 +173,10 @@ class RoutingParams:
             raise ValueError(
                 "seqno request forwarding needs a positive rate and a burst of at least 1"
             )
-        if min(self.tlv_rate, self.reply_rate) <= 0 or min(self.tlv_burst, self.reply_burst) < 1:
+        if (
+            min(self.tlv_rate, self.reply_rate, self.answer_rate) <= 0
+            or min(self.tlv_burst, self.reply_burst, self.answer_burst) < 1
+        ):
             raise ValueError("per-neighbour TLV and reply budgets need positive rates and bursts")
         if (
             not 0 < self.announcement_refresh < self.announcement_lifetime
@@ -183,8 +192,10 @@ class RoutingParams:
             )
         if self.seqno_request_retries < 0:
             raise ValueError("seqno_request_retries cannot be negative")
-        if self.max_payload_size < 256:
-            raise ValueError("max_payload_size must hold at least one update")
+        if not 256 <= self.max_payload_size <= MAX_PAYLOAD_SIZE:
+            raise ValueError(
+                f"max_payload_size must hold an update and stay within {MAX_PAYLOAD_SIZE} bytes"
+            )
         if self.source_gc_time <= self.route_expiry_factor * self.max_advertised_interval:
             raise ValueError("source_gc_time must exceed the longest route lifetime")
 

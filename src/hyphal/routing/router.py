@@ -94,6 +94,7 @@ COUNTERS = (  # every key of Router.counters; docs/routing.md lists the same nam
     "seqno_requests_forwarded",
     "seqno_requests_deduped",
     "seqno_requests_over_budget",
+    "seqno_answers_over_budget",
     "seqno_request_retries",
     "seqno_bumps",
     "neighbours_up",
@@ -180,6 +181,7 @@ class Router:
         self.requests = SeqnoRequests(params)
         self._tlv_budget: dict[int, TokenBucket] = {}
         self._reply_budget: dict[int, TokenBucket] = {}
+        self._answer_budget: dict[int, TokenBucket] = {}
         # Output collected during one call.
         self._pending: dict[bytes, None] = {}
         self._out: dict[int, list[bytes]] = {}
@@ -317,6 +319,7 @@ class Router:
             params = self.params
             self._tlv_budget[peer] = TokenBucket(params.tlv_rate, params.tlv_burst, now)
             self._reply_budget[peer] = TokenBucket(params.reply_rate, params.reply_burst, now)
+            self._answer_budget[peer] = TokenBucket(params.answer_rate, params.answer_burst, now)
             self.counters["neighbours_up"] += 1
             self._send_hello(nb, now)
         return self._flush(now)
@@ -448,7 +451,7 @@ class Router:
                 self._route_count -= 1
             self._reselect(entry, now)
         self.requests.forget_peer(peer)
-        del self._tlv_budget[peer], self._reply_budget[peer]
+        del self._tlv_budget[peer], self._reply_budget[peer], self._answer_budget[peer]
 
     # ------------------------------------------------------------------ updates
 
@@ -806,7 +809,12 @@ class Router:
             selected.router_id != req.router_id or seqno_newer_or_equal(selected.seqno, req.seqno)
         ):
             if selected.peer != peer and entry is not None:
-                self._advertise(entry, [nb], now, poison=False)
+                # Answered with our route: one update per request, within the neighbour's
+                # answer budget, so requests cannot be amplified into a flood of updates.
+                if self._answer_budget[peer].take(now):
+                    self._advertise(entry, [nb], now, poison=False)
+                else:
+                    self.counters["seqno_answers_over_budget"] += 1
             return
         if req.hop_count < 2 or entry is None:
             return

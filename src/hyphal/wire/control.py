@@ -41,6 +41,10 @@ ROUTER_ID_SIZE = 40
 SIGNATURE_SIZE = 64
 METRIC_INFINITY = 0xFFFF
 MAX_TLV_BODY = 0xFFFF
+#: The largest CONTROL payload a node accepts. Senders keep theirs within the router's
+#: ``max_payload_size`` (8 KiB); a bigger one is malformed, so that no one frame can cost the
+#: receiver more than a few hundred TLVs (and signature checks) at once.
+MAX_PAYLOAD_SIZE = 64 * 1024
 FLAG_SUB_TLVS = 0x01
 SUB_TLV_MANDATORY = 0x80
 SUB_TLV_DELEGATION = 0x81
@@ -273,8 +277,11 @@ def _decode_body(kind: int, body: bytes) -> Tlv | None:
 def decode_payload(payload: bytes) -> list[Tlv]:
     """Every known TLV in ``payload`` in order; unknown types are skipped.
 
-    Raises DecodeError if a TLV header or body is truncated or a known TLV is malformed.
+    Raises DecodeError if a TLV header or body is truncated, a known TLV is malformed, or the
+    payload is over :data:`MAX_PAYLOAD_SIZE`.
     """
+    if len(payload) > MAX_PAYLOAD_SIZE:
+        raise DecodeError(f"control payload of {len(payload)} bytes is over {MAX_PAYLOAD_SIZE}")
     tlvs: list[Tlv] = []
     view = bytes(payload)
     offset = 0

@@ -70,6 +70,7 @@ def test_one_source_cannot_fill_the_inbox() -> None:
     results = [core.handle_packet(A, init(bytes([i]) * 8, b""), NOW) for i in range(4)]
     assert [received(r) for r in results] == [True, True, True, False]
     assert aborts(results[3]) == [AbortReason.INBOX_FULL]
+    assert core.stats["refused_inbox_full"] == 1  # the refusal is counted by its reason
     assert received(core.handle_packet(B, init(b"b" * 8, b""), NOW))
 
 

@@ -131,3 +131,11 @@ def test_no_route_audit_key(tmp_path: Path) -> None:
     assert load_config_file(write(tmp_path, "no_route_audit = true\n")).no_route_audit
     with pytest.raises(ConfigError, match="must be a bool"):
         load_config_file(write(tmp_path, "no_route_audit = 1\n"))
+
+
+def test_max_routes_reaches_the_router(tmp_path: Path) -> None:
+    config = load_config_file(write(tmp_path, "max_routes = 300\n")).validate()
+    assert config.routing_params().max_routes == 300
+    assert NodeConfig().routing_params().max_routes == 65536
+    with pytest.raises(ConfigError, match="max_routes"):
+        NodeConfig(max_routes=3).validate()

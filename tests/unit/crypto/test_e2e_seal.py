@@ -186,7 +186,7 @@ def test_replay_after_flushing_the_session_lru_is_rejected() -> None:
     for _ in range(e2e_mod.DEFAULT_MAX_SESSIONS + 1):  # 4097 authentic packets, one per session
         flooder = E2ECrypto(NodeIdentity.generate())
         receiver.open(flooder.seal(receiver.public_key, wire.KIND_BUS, b"flood"))
-    assert (sender.public_key, sender.session_id) not in receiver._rx  # really evicted
+    assert receiver._rx.get((sender.public_key, sender.session_id)) is None  # really evicted
     with pytest.raises(E2EError) as refused:
         receiver.open(recorded)
     assert refused.value.reason == "replay"

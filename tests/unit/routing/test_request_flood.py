@@ -6,12 +6,23 @@ from __future__ import annotations
 from test_routing_core import add_measured_neighbour
 from test_routing_security import PEER, deliver, signed_update, usable_router
 
-from hyphal.routing import DEFAULT_PARAMS, SendControl
+from hyphal.routing import DEFAULT_PARAMS, Router, SendControl
 from hyphal.routing.requests import ExpiringSet
-from hyphal.wire.control import SeqnoRequest, decode_payload, encode_payload
+from hyphal.routing.types import Action
+from hyphal.wire.control import SeqnoRequest, Update, decode_payload, encode_payload
 
 FLOODER = 9
 REQUESTS = 20_000
+PER_PAYLOAD = 1000  # 52 bytes each: within one CONTROL payload's 64 KiB
+
+
+def flood_router(router: Router, flood: list[SeqnoRequest], now: float) -> list[Action]:
+    """Deliver ``flood`` from FLOODER in as many CONTROL payloads as it takes, all at ``now``."""
+    actions: list[Action] = []
+    for start in range(0, len(flood), PER_PAYLOAD):
+        payload = encode_payload(flood[start : start + PER_PAYLOAD])
+        actions += router.handle_control(FLOODER, payload, now)
+    return actions
 
 
 def test_distinct_request_flood_is_bounded() -> None:
@@ -24,7 +35,7 @@ def test_distinct_request_flood_is_bounded() -> None:
         SeqnoRequest(update.prefix64, seqno, 64, update.router_id)
         for seqno in range(1, REQUESTS + 1)
     ]  # all newer than the installed seqno 0
-    actions = router.handle_control(FLOODER, encode_payload(flood), 1.0)
+    actions = flood_router(router, flood, 1.0)
     relayed = [
         t
         for a in actions
@@ -69,3 +80,26 @@ def test_expiring_set_evicts_oldest_and_expired_in_constant_work() -> None:
     assert not keys.recent(0, 0.1) and keys.recent(4, 0.1)
     keys.add(99, 2.0)  # everything older than the lifetime leaves from the front
     assert len(keys) == 1 and keys.recent(99, 2.5) and not keys.recent(99, 3.0)
+
+
+def test_requests_our_route_satisfies_get_a_bounded_number_of_updates() -> None:
+    # Each such request is answered with an update (RFC 8966 3.8.1.2), so without a budget a
+    # 52-byte request buys a 123-byte update, as often as the neighbour likes.
+    router = usable_router()
+    update = signed_update(1, seqno=5)
+    deliver(router, update)
+    add_measured_neighbour(router, FLOODER)
+    flood = [SeqnoRequest(update.prefix64, 5, 64, update.router_id)] * REQUESTS
+    actions = flood_router(router, flood, 1.0)
+    answers = [
+        t
+        for a in actions
+        if isinstance(a, SendControl) and a.peer == FLOODER
+        for t in decode_payload(a.payload)
+        if isinstance(t, Update) and t.prefix64 == update.prefix64
+    ]
+    burst = DEFAULT_PARAMS.answer_burst
+    assert len(answers) == burst
+    assert router.counters["seqno_answers_over_budget"] == REQUESTS - burst
+    router.handle_control(FLOODER, encode_payload(flood[:10]), 1.01)
+    assert router.counters["seqno_answers_over_budget"] == REQUESTS - burst + 5  # 512/s refill
