@@ -10,6 +10,7 @@ checked here too.
 from __future__ import annotations
 
 import logging
+import os
 import stat
 import tomllib
 from dataclasses import dataclass, replace
@@ -23,7 +24,16 @@ from hyphal.routing.params import DEFAULT_PARAMS, RoutingParams
 DEFAULT_TCP_PORT = 9651
 DEFAULT_API_ADDR = "127.0.0.1:8989"
 DEFAULT_TUN_NAME = "hyphal0"
-DEFAULT_CONFIG_FILE = Path.home() / ".config" / "hyphal" / "hyphal.toml"
+SYSTEM_CONFIG_FILE = Path("/etc/hyphal/hyphal.toml")
+USER_CONFIG_FILE = Path.home() / ".config" / "hyphal" / "hyphal.toml"
+
+
+def default_config_file(euid: int | None = None) -> Path:
+    """/etc/hyphal/hyphal.toml for root (the system daemon), else the user's ~/.config one."""
+    return SYSTEM_CONFIG_FILE if (os.geteuid() if euid is None else euid) == 0 else USER_CONFIG_FILE
+
+
+DEFAULT_CONFIG_FILE = default_config_file()
 DEFAULT_MAX_LINKS = 256
 NETWORK_KEY_LEN = 32
 

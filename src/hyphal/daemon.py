@@ -17,6 +17,7 @@ from hyphal.config import ConfigError, NodeConfig, parse_host_port
 from hyphal.dataplane.tun import TunError
 from hyphal.identity import IdentityError, NodeIdentity
 from hyphal.node import Node
+from hyphal.reload import ConfigLoader, Reloader
 
 log = logging.getLogger("hyphal")
 
@@ -40,7 +41,12 @@ def _token(config: NodeConfig) -> str:
     return load_or_create_token(_token_file(config))
 
 
-async def serve(config: NodeConfig, identity: NodeIdentity) -> None:
+async def serve(
+    config: NodeConfig,
+    identity: NodeIdentity,
+    reload: ConfigLoader | None = None,
+    config_source: str | None = None,
+) -> None:
     node = Node(config, identity)
     api_host, api_port = node.api_bind()
     token = None
@@ -74,6 +80,8 @@ async def serve(config: NodeConfig, identity: NodeIdentity) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    reloader = Reloader(node, config, reload, config_source)
+    loop.add_signal_handler(signal.SIGHUP, reloader.reload)
     await stop.wait()
     log.info("shutting down")
     await api.stop()
@@ -82,8 +90,11 @@ async def serve(config: NodeConfig, identity: NodeIdentity) -> None:
     await node.stop()
 
 
-def run_daemon(config: NodeConfig) -> int:
-    """Run until SIGINT/SIGTERM; return the process exit code."""
+def run_daemon(
+    config: NodeConfig, reload: ConfigLoader | None = None, config_source: str | None = None
+) -> int:
+    """Run until SIGINT/SIGTERM; return the process exit code. SIGHUP calls ``reload`` (the
+    config file re-read with the same flags on top) and applies it (``hyphal.reload``)."""
     try:
         config.validate()
         identity = NodeIdentity.load_or_create(config.key_file)
@@ -93,7 +104,7 @@ def run_daemon(config: NodeConfig) -> int:
     try:
         import uvloop
 
-        uvloop.run(serve(config, identity))
+        uvloop.run(serve(config, identity, reload, config_source))
     except (ApiBindError, ConfigError, TunError) as exc:
         log.error("%s", exc)
         return 1

@@ -23,7 +23,7 @@ from fastapi import HTTPException
 from hyphal.bus.inbox import InboundMessage
 from hyphal.bus.topics import MAX_TOPIC_LEN
 from hyphal.dataplane.errors import BadDestination, NoRoute
-from hyphal.identity import address_for_public_key, is_usable_public_key
+from hyphal.identity import OVERLAY_NETWORK, address_for_public_key, is_usable_public_key
 
 MAX_TOPIC_B64 = 340
 T = TypeVar("T")
@@ -173,3 +173,27 @@ def resolve_destination(
     if found is None:
         raise NoRoute(f"no known node owns {address}")
     return found
+
+
+def message_destination(
+    ip: str | None,
+    pk: str | None,
+    owner_of: Callable[[IPv6Address], bytes | None],
+    what: str = "dst",
+) -> bytes:
+    """A message destination: the owner's public key (32 bytes) as :func:`resolve_destination`
+    finds it, or, for an overlay address that no known node owns now, the address itself
+    (16 bytes): the bus holds the message until a route to it appears or its deadline passes.
+
+    An address outside the overlay (400::/7) can never be reached: BadDestination (400).
+    """
+    try:
+        return resolve_destination(ip, pk, owner_of, what)
+    except NoRoute:
+        address = IPv6Address(ip)
+        if address not in OVERLAY_NETWORK:
+            raise BadDestination(
+                f"{what}.ip {address} is not an overlay address (hyphal addresses are in "
+                f"{OVERLAY_NETWORK})"
+            ) from None
+        return address.packed

@@ -3,7 +3,10 @@
 Mount with ``app.include_router(messages_router(lambda: node.messages))``. Field names and
 status codes follow Mycelium's OpenAPI spec; hyphal additions are the optional ``deadline`` query
 parameter of ``POST /api/v1/messages`` (seconds, default 300, up to 30 days), the ``reason``,
-``dstPk`` and ``reply`` fields of the status response, and a raw-bytes path beside the JSON one:
+``dstPk`` and ``reply`` fields of the status response, and a raw-bytes path beside the JSON one.
+As in Mycelium, a destination that is not reachable now is accepted (201): a message to an
+overlay address no known node owns waits for a route until its deadline (``dstPk`` is null
+until then), and ends ``aborted`` with a ``reason`` if none appears.
 
 * ``POST /api/v1/messages`` with ``Content-Type: application/octet-stream`` takes the payload as
   the raw request body and the destination / topic as query parameters (``dst_pk`` or ``dst_ip``,
@@ -27,6 +30,7 @@ import asyncio
 import base64
 import contextlib
 from collections.abc import Callable
+from ipaddress import IPv6Address
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -39,10 +43,10 @@ from hyphal.api.codec import (
     MAX_TOPIC_B64,
     b64_field,
     bad,
+    message_destination,
     message_json,
     off_loop,
     parse_msg_id,
-    resolve_destination,
     topic_from_b64,
 )
 from hyphal.api.errors import error_responses
@@ -210,8 +214,8 @@ def status_json(st: MessageStatus) -> dict[str, Any]:
     if st.state == "sending":
         state = {"sending": {"pending": st.pending, "sent": st.sent, "acked": st.acked}}
     out: dict[str, Any] = {
-        "dst": str(address_for_public_key(st.dst_pk)),
-        "dstPk": st.dst_pk.hex(),
+        "dst": str(IPv6Address(st.dst_ip)),
+        "dstPk": None if st.dst_pk is None else st.dst_pk.hex(),
         "state": state,
         "created": int(st.created),
         "deadline": int(st.deadline),
@@ -433,7 +437,7 @@ def messages_router(get_service: Callable[[], MessageService]) -> APIRouter:
     ) -> Response:
         service = get_service()
         if _is_raw_body(request):
-            dst = resolve_destination(dst_ip, dst_pk, service.owner_of)
+            dst = message_destination(dst_ip, dst_pk, service.owner_of)
             topic_bytes = topic_from_b64(topic)
             limit = service.core.limits.max_message_size
             try:
@@ -448,7 +452,7 @@ def messages_router(get_service: Callable[[], MessageService]) -> APIRouter:
                 return _too_large(limit)
             body: PushMessageBody = await off_loop(len(raw), _parse_json, raw, PushMessageBody)
             del raw
-            dst = resolve_destination(body.dst.ip, body.dst.pk, service.owner_of)
+            dst = message_destination(body.dst.ip, body.dst.pk, service.owner_of)
             topic_bytes = topic_from_b64(body.topic)
             text = body.payload
             del body
@@ -486,7 +490,7 @@ def messages_router(get_service: Callable[[], MessageService]) -> APIRouter:
         body: ReplyMessageBody = await off_loop(len(raw), _parse_json, raw, ReplyMessageBody)
         del raw
         dst = (
-            resolve_destination(body.dst.ip, body.dst.pk, service.owner_of)
+            message_destination(body.dst.ip, body.dst.pk, service.owner_of)
             if body.dst is not None
             else None
         )

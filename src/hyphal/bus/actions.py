@@ -18,8 +18,14 @@ InKey = tuple[bytes, bytes, bool]  # (source public key, message id, is reply)
 
 
 class OutState(StrEnum):
-    """Outbound states (Mycelium names; ``queued`` is reported as ``pending``)."""
+    """Outbound states (Mycelium names; ``waiting`` and ``queued`` are reported as ``pending``).
 
+    ``waiting``: the destination is an overlay address whose owner (its public key) is not known
+    yet, so nothing can be sealed; the message waits until a route to that /64 appears or its
+    deadline passes. ``queued``: behind other transfers to the same destination.
+    """
+
+    WAITING = "waiting"
     QUEUED = "queued"
     PENDING = "pending"
     SENDING = "sending"
@@ -41,6 +47,14 @@ REASON_TEXT = {
     AbortReason.BAD_REQUEST: "receiver rejected the transfer parameters",
 }
 REASON_DEADLINE = "deadline passed"
+#: Why a message failed at its deadline, by how far it got (each starts with REASON_DEADLINE).
+REASON_NO_OWNER = REASON_DEADLINE + ": no node owning {address} became reachable"
+REASON_NO_ANSWER = REASON_DEADLINE + ": the receiver never answered (offline or unreachable)"
+REASON_UNFINISHED = (
+    REASON_DEADLINE + " during the transfer ({acked} of {count} chunks acknowledged)"
+)
+#: Shown while a message waits for its destination's owner (state ``pending``).
+REASON_WAITING = "no node owning {address} is reachable yet; retrying until the deadline"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +126,9 @@ Action = (
 class MessageStatus:
     msg_id: bytes
     reply: bool
-    dst_pk: bytes
-    state: OutState  # pending | sending | received | read | aborted (queued shows as pending)
+    dst_pk: bytes | None  # None while (or if, at the end) the destination's owner is unknown
+    dst_ip: bytes  # 16 bytes: the address the message was sent to, or the key's address
+    state: OutState  # pending | sending | received | read | aborted (waiting, queued: pending)
     pending: int  # chunks never sent
     sent: int  # chunks sent, not yet acknowledged
     acked: int

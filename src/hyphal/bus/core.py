@@ -31,7 +31,13 @@ ranges + receive window) -> chunks inside min(congestion window, receive window,
 in-flight cap) -> RECEIVED once the receiver has verified the BLAKE3 digest -> READ when the
 receiving application pops it. Lost chunks are detected by RACK-style reordering (three later
 sends acknowledged) or by the RFC 6298 retransmission timer with exponential backoff. The
-caller's deadline aborts the transfer (ABORT is sent to the peer).
+caller's deadline aborts the transfer (ABORT is sent to the peer), with a reason saying how far
+it got.
+
+A destination that is not reachable now is not an error: a message to an overlay address whose
+owner is unknown waits (``waiting``, reported ``pending``) and one to a key keeps resending INIT
+until its deadline. When the node learns routes it calls :meth:`MessageCore.check_routes` with a
+lookup (prefix -> owner key): waiting messages start, and stalled INITs are resent at once.
 """
 
 from __future__ import annotations
@@ -43,11 +49,15 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from ipaddress import IPv6Address
 
 from hyphal.bus.actions import (
     FINAL_STATES,
     REASON_DEADLINE,
+    REASON_NO_ANSWER,
+    REASON_NO_OWNER,
     REASON_TEXT,
+    REASON_UNFINISHED,
     Action,
     ForwardMessage,
     InKey,
@@ -78,6 +88,7 @@ from hyphal.bus.persist import (
 )
 from hyphal.bus.store import MessageStore, OutboxRecord
 from hyphal.bus.topics import MAX_TOPIC_LEN, TopicTable
+from hyphal.identity import prefix64_for_public_key
 from hyphal.wire import bus as wire
 from hyphal.wire.bus import AbortReason
 from hyphal.wire.errors import DecodeError
@@ -109,7 +120,10 @@ __all__ = [
 ]
 
 KEY_SIZE = 32
+ADDRESS_SIZE = 16
 READ_NOTICE_TRIES = 6
+#: Answers which node owns an overlay /64 now (its public key), e.g. the router's selected route.
+OwnerLookup = Callable[[bytes], "bytes | None"]
 
 
 class MessageTooLarge(BusError):
@@ -194,6 +208,11 @@ class MessageCore:
         # Activated (pending or sending) transfers per destination: at most
         # max_active_per_destination each, so pumping a peer never scans the whole outbox.
         self._active_by_dst: dict[bytes, dict[OutKey, OutboundTransfer]] = {}
+        # Messages to an overlay address whose owner is unknown, per /64 (bounded both ways).
+        self._waiting: dict[bytes, deque[OutKey]] = {}
+        # Destinations with an unanswered INIT -> whether a route to them was seen last check.
+        self._stalled: OrderedDict[bytes, bool] = OrderedDict()
+        self._own_prefix = prefix64_for_public_key(public_key)
         self.outbox_bytes = 0
         self._incoming = Incoming(self.limits)
         self._in = self._incoming.transfers
@@ -311,15 +330,21 @@ class MessageCore:
         reply_to: bytes | None = None,
         digest: bytes | None = None,
     ) -> tuple[bytes, list[Action]]:
-        """Queue a message for ``dst`` (public key); returns its id and the actions to run.
+        """Queue a message for ``dst``; returns its id and the actions to run.
 
-        ``deadline`` is seconds from now (default ``limits.default_deadline``). ``reply_to`` makes
+        ``dst`` is the receiver's public key (32 bytes) or, when the caller named an overlay
+        address that no known node owns yet, that address (16 bytes, in 400::/7): the message
+        then waits (state ``pending``, bounded by ``limits.max_waiting_*``) until
+        :meth:`check_routes` finds its owner, or fails at its deadline. ``deadline`` is seconds
+        from now (default ``limits.default_deadline``). ``reply_to`` makes
         the message a reply to that received message id (the reply reuses the id). ``digest`` is
         ``message_digest(payload)`` when the caller already computed it (off the event loop).
         """
         lim = self.limits
-        if len(dst) != KEY_SIZE:
-            raise BusError("destination public key must be 32 bytes")
+        if len(dst) == ADDRESS_SIZE:
+            self._check_address(dst)
+        elif len(dst) != KEY_SIZE:
+            raise BusError("destination must be a 32-byte public key or a 16-byte overlay address")
         if dst == self.public_key:
             raise BusError("cannot send a message to this node itself")
         if len(topic) > MAX_TOPIC_LEN:
@@ -356,7 +381,7 @@ class MessageCore:
             record = OutboxRecord(
                 msg_id,
                 reply,
-                dst,
+                dst,  # an address while its owner is unknown; loading resolves it again
                 topic,
                 payload,
                 len(payload),
@@ -365,8 +390,84 @@ class MessageCore:
                 OutState.PENDING,
             )
             self._persist(actions, StoreOutbox(record))
-        self._enqueue(t, now, actions)
+        if t.dst_ip:
+            self._wait(t)
+        else:
+            self._enqueue(t, now, actions)
         return msg_id, actions
+
+    def _check_address(self, address: bytes) -> None:
+        """An address destination must lie in 400::/7, have room to wait, and not be ours."""
+        if address[0] & 0xFE != 0x04:
+            raise BusError("destination address is not an overlay address (400::/7)")
+        prefix = address[:8]
+        if prefix == self._own_prefix:
+            raise BusError("cannot send a message to this node itself")
+        queue = self._waiting.get(prefix)
+        if queue is None and len(self._waiting) >= self.limits.max_waiting_destinations:
+            raise OutboxFull(
+                f"{len(self._waiting)} unreachable destinations already have messages waiting "
+                "for a route; retry later"
+            )
+        if queue is not None and len(queue) >= self.limits.max_waiting_per_destination:
+            raise OutboxFull(
+                f"{len(queue)} messages already wait for a route to this /64; retry later"
+            )
+
+    def _wait(self, t: OutboundTransfer) -> None:
+        """Hold ``t`` until the owner of its address is known (or its deadline passes)."""
+        t.state = OutState.WAITING
+        self._waiting.setdefault(t.dst_ip[:8], deque()).append(t.key)
+        self._schedule_out(t)
+
+    @property
+    def watching(self) -> bool:
+        """True when :meth:`check_routes` has anything to look up."""
+        return bool(self._waiting or self._stalled)
+
+    def check_routes(self, owner_of: OwnerLookup, now: float) -> list[Action]:
+        """The node learned routes: start messages whose destination's owner is now known, and
+        resend at once the INIT of transfers to destinations that just became reachable.
+
+        ``owner_of(prefix64)`` answers which public key owns a /64 now (None: no route). Costs one
+        lookup per waiting /64 and per watched destination, both bounded by ``limits``.
+        """
+        actions: list[Action] = []
+        for prefix in list(self._waiting):
+            owner = owner_of(prefix)
+            if owner is not None:
+                self._resolve(prefix, owner, now, actions)
+        for dst, seen in list(self._stalled.items()):
+            active = self._active_by_dst.get(dst)
+            stalled = [t for t in active.values() if t.stalled] if active else []
+            if not stalled:
+                del self._stalled[dst]
+                continue
+            routed = owner_of(prefix64_for_public_key(dst)) == dst
+            self._stalled[dst] = routed
+            if routed and not seen:
+                for t in stalled:
+                    t.kick(now, actions)
+                    self._schedule_out(t)
+        return actions
+
+    def _resolve(self, prefix: bytes, owner: bytes, now: float, actions: list[Action]) -> None:
+        queue = self._waiting.pop(prefix)
+        if len(owner) != KEY_SIZE or prefix64_for_public_key(owner) != prefix:
+            self._waiting[prefix] = queue  # a lookup that does not own the /64: keep waiting
+            return
+        for key in queue:
+            t = self._out.get(key)
+            if t is None or t.state != OutState.WAITING:
+                continue
+            if owner == self.public_key:
+                self._finish_out(
+                    t, OutState.ABORTED, "the address belongs to this node", now, actions
+                )
+                continue
+            t.dst = owner
+            t.state = OutState.QUEUED
+            self._enqueue(t, now, actions)
 
     def reply(
         self,
@@ -399,10 +500,14 @@ class MessageCore:
         digest: bytes | None = None,
     ) -> OutboundTransfer:
         chunk_size = self.limits.chunk_size
+        dst_ip = b""
+        if len(dst) == ADDRESS_SIZE:
+            dst, dst_ip = b"", dst
         t = OutboundTransfer(
             msg_id=msg_id,
             reply=reply,
             dst=dst,
+            dst_ip=dst_ip,
             topic=topic,
             payload=payload,
             digest=message_digest(payload) if digest is None else digest,
@@ -454,6 +559,12 @@ class MessageCore:
     ) -> None:
         was_active = t.state in (OutState.PENDING, OutState.SENDING)
         was_queued = t.state == OutState.QUEUED
+        if t.state == OutState.WAITING:
+            waiting = self._waiting.get(t.dst_ip[:8])
+            if waiting is not None and t.key in waiting:
+                waiting.remove(t.key)
+                if not waiting:
+                    del self._waiting[t.dst_ip[:8]]
         finished = self.wall(now)
         t.finish(state, reason, finished)
         self.outbox_bytes -= t.total
@@ -668,6 +779,9 @@ class MessageCore:
             "reply_routes": len(self._reply_routes),
             "outbox_bytes": self.outbox_bytes,
             "status_records": len(self._done),
+            "waiting_destinations": len(self._waiting),
+            "waiting_messages": sum(len(q) for q in self._waiting.values()),
+            "watched_destinations": len(self._stalled),
             "timer_heap": len(self._heap),
         }
 
@@ -917,9 +1031,23 @@ class MessageCore:
                 self._send(
                     actions, t.dst, wire.Abort(t.msg_id, t.reply, AbortReason.SENDER_GAVE_UP)
                 )
-            self._finish_out(t, OutState.ABORTED, REASON_DEADLINE, now, actions)
+            self._finish_out(t, OutState.ABORTED, self._deadline_reason(t), now, actions)
             return
         t.on_timeout(now, actions)
+        if t.stalled and t.dst not in self._stalled:
+            self._stalled[t.dst] = False
+            while len(self._stalled) > self.limits.max_watched_destinations:
+                self._stalled.popitem(last=False)  # still retried, only not watched
+
+    @staticmethod
+    def _deadline_reason(t: OutboundTransfer) -> str:
+        if t.state == OutState.WAITING:
+            return REASON_NO_OWNER.format(address=IPv6Address(t.dst_ip))
+        if t.acked_count:
+            return REASON_UNFINISHED.format(acked=t.acked_count, count=t.count)
+        if t.state == OutState.PENDING:
+            return REASON_NO_ANSWER
+        return REASON_DEADLINE + ": still queued behind other messages to the same receiver"
 
     # ------------------------------------------------------------------ persistence
     def _load(self, store: MessageStore, now: float) -> None:
@@ -963,6 +1091,8 @@ class MessageCore:
             if rec.deadline <= wall_now:
                 t.state = OutState.PENDING
                 self._finish_out(t, OutState.ABORTED, REASON_DEADLINE, now, actions)
+            elif t.dst_ip:
+                self._wait(t)
             else:
                 t.state = OutState.QUEUED
                 self._queued.setdefault(t.dst, deque()).append(t.key)

@@ -37,5 +37,13 @@ class Limits:
     max_read_notices: int = 4096
     max_reply_routes: int = 65_536
     chunk_size: int = CHUNK_SIZE
+    #: Overlay /64s with messages waiting for their owner's key (an address destination that no
+    #: known node owns yet), and messages waiting per /64: a caller cannot make the node hold an
+    #: unbounded set of unreachable destinations.
+    max_waiting_destinations: int = 256
+    max_waiting_per_destination: int = 64
+    #: Destinations whose first INIT went unanswered, watched for a route appearing (then the INIT
+    #: is resent at once instead of at the backed-off retransmission time).
+    max_watched_destinations: int = 256
     default_deadline: float = 300.0
     max_deadline: float = 30 * 86400.0

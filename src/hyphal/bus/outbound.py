@@ -15,9 +15,11 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from ipaddress import IPv6Address
 
 from hyphal.bus.actions import (
     FINAL_STATES,
+    REASON_WAITING,
     Action,
     MessageStatus,
     OutKey,
@@ -25,7 +27,8 @@ from hyphal.bus.actions import (
     SendPacket,
     StatusChanged,
 )
-from hyphal.bus.window import CongestionWindow, RttEstimator
+from hyphal.bus.window import INITIAL_RTO, CongestionWindow, RttEstimator
+from hyphal.identity import address_bytes_for_public_key
 from hyphal.wire import bus as wire
 
 #: A chunk sent this many sends before an acknowledged one is lost (RACK-style).
@@ -79,6 +82,9 @@ class OutboundTransfer:
     deadline: float
     deadline_wall: float
     peers: PeerInflight = field(repr=False)
+    #: The overlay address the caller named, when it named one whose owner was unknown (the
+    #: transfer then starts ``WAITING`` with ``dst == b""`` until the core resolves it).
+    dst_ip: bytes = b""
     state: OutState = OutState.QUEUED
     reason: str | None = None
     acked: bytearray = field(default_factory=bytearray)
@@ -312,6 +318,25 @@ class OutboundTransfer:
         self.send_init(now, actions)
         return True
 
+    @property
+    def stalled(self) -> bool:
+        """INIT sent and retransmitted without an answer (the receiver may be unreachable)."""
+        return self.state == OutState.PENDING and self.rtt.backoffs > 0 and self.busy_until is None
+
+    def kick(self, now: float, actions: list[Action]) -> bool:
+        """A route to the destination appeared: resend INIT now, with the backoff undone."""
+        if not self.stalled:
+            return False
+        rtt = self.rtt
+        rtt.backoffs = 0
+        if rtt.srtt is None:
+            rtt.rto = INITIAL_RTO
+        else:
+            rtt.rto = min(max(rtt.srtt + 4 * rtt.rttvar, rtt.min_rto), rtt.max_rto)
+        self.rto_at = None
+        self.send_init(now, actions)
+        return True
+
     def on_timeout(self, now: float, actions: list[Action]) -> None:
         """The BUSY backoff or the retransmission timer expired (the deadline is the core's)."""
         if self.busy_until is not None and now >= self.busy_until:
@@ -356,11 +381,18 @@ class OutboundTransfer:
         self.lost.clear()
 
     def status(self) -> MessageStatus:
-        state = OutState.PENDING if self.state == OutState.QUEUED else self.state
+        state = self.state
+        reason = self.reason
+        if state == OutState.WAITING:
+            state = OutState.PENDING
+            reason = REASON_WAITING.format(address=IPv6Address(self.dst_ip))
+        elif state == OutState.QUEUED:
+            state = OutState.PENDING
         return MessageStatus(
             msg_id=self.msg_id,
             reply=self.reply,
-            dst_pk=self.dst,
+            dst_pk=self.dst or None,
+            dst_ip=self.dst_ip or address_bytes_for_public_key(self.dst),
             state=state,
             pending=self.count - self.next_new,
             sent=self.next_new - self.acked_count,
@@ -368,5 +400,5 @@ class OutboundTransfer:
             created=self.created_wall,
             deadline=self.deadline_wall,
             msg_len=self.total,
-            reason=self.reason,
+            reason=reason,
         )

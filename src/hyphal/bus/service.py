@@ -6,6 +6,9 @@ The node provides two callbacks and feeds arriving bus packets in:
   node; False (no route, queue full) is treated like loss, the core retransmits.
 * ``resolve_ip(address) -> public key | None`` - the routing table's answer for an overlay IP.
 * ``service.handle_packet(src_public_key, body)`` for each KIND_BUS packet that arrives.
+* ``service.routes_changed()`` whenever the node may have learned routes (after routing input):
+  messages waiting for an address's owner start, stalled INITs are resent (a few dict lookups,
+  and none at all while nothing waits).
 
 BLAKE3 of a received message of ``PARALLEL_HASH_MIN`` bytes or more runs in a worker thread
 (``asyncio.to_thread``); the core delivers it, and sends RECEIVED, once the answer is fed back.
@@ -256,6 +259,14 @@ class MessageService:
         """Feed one arriving KIND_BUS packet body from the authenticated ``src_public_key``."""
         self._driver.feed(self.core.handle_packet(src_public_key, body, self._clock()))
 
+    def routes_changed(self) -> None:
+        """The node may know new routes: let waiting and stalled messages use them."""
+        if self.core.watching:
+            self._driver.feed(self.core.check_routes(self._owner_of_prefix, self._clock()))
+
+    def _owner_of_prefix(self, prefix64: bytes) -> bytes | None:
+        return self._resolve_ip(IPv6Address(prefix64 + bytes(8)))
+
     # ------------------------------------------------------------------ API side
     def owner_of(self, address: IPv6Address) -> bytes | None:
         """The public key of the node that owns an overlay address, if any is known."""
@@ -264,7 +275,11 @@ class MessageService:
     def send(
         self, dst: bytes, payload: bytes, *, topic: bytes = b"", deadline: float | None = None
     ) -> bytes:
-        """Queue a message; returns its 8-byte id. Raises BusError subclasses."""
+        """Queue a message; returns its 8-byte id. Raises BusError subclasses.
+
+        ``dst`` is a public key, or an overlay address (16 bytes) whose owner is not known yet:
+        the message then waits for a route to it until its deadline.
+        """
         return self._queue(dst, payload, topic, deadline, None)
 
     async def submit(

@@ -15,6 +15,7 @@ from hyphal.cli.node import demo, generate_keys, inspect, run
 from hyphal.cli.peers import peers_app
 from hyphal.cli.probe import ping, stats
 from hyphal.cli.routes import routes_app
+from hyphal.cli.service import install_service
 from hyphal.cli.sim import sim
 
 app = typer.Typer(
@@ -33,6 +34,7 @@ app.command()(ping)
 app.command()(stats)
 app.command()(demo)
 app.command(help="Simulate the real router on thousands of nodes.")(sim)
+app.command("install-service")(install_service)
 
 
 def _expand_multi_value_peers(argv: list[str]) -> list[str]:

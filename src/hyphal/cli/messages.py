@@ -17,6 +17,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from hyphal.bus.limits import Limits
 from hyphal.cli.common import (
     ApiAddr,
     JsonFlag,
@@ -59,8 +60,13 @@ def send(
         int, typer.Option("--timeout", help="Seconds to wait for a reply (with --wait)")
     ] = 60,
     deadline: Annotated[
-        float | None, typer.Option("--deadline", help="Give up delivering after this many seconds")
-    ] = None,
+        float,
+        typer.Option(
+            "--deadline",
+            help="Seconds to keep trying, also while the receiver is offline or not known yet; "
+            "then the message fails with a reason",
+        ),
+    ] = Limits().default_deadline,
     reply_to: Annotated[
         str | None, typer.Option("--reply-to", help="Send as the reply to this message id")
     ] = None,
@@ -195,7 +201,7 @@ def track(api: Client, msg_id: str, size: int) -> None:
                 progress.update(task, completed=size, description=state)
                 return
             elif state == "aborted":
-                progress.update(task, description=f"aborted: {status.get('reason', '')}")
+                progress.update(task, description=f"failed: {status.get('reason', '')}")
                 return
             time.sleep(0.1)
 
@@ -316,6 +322,8 @@ def status(
         print_json(info)
         return
     state = info["state"]
+    if state == "aborted":  # Mycelium's name in the API; people read "failed"
+        state = "failed"
     if isinstance(state, dict):
         counts = state.get("sending", {})
         state = "sending ({acked} acked, {sent} in flight, {pending} waiting)".format(

@@ -114,14 +114,14 @@ def run(
     from hyphal.daemon import run_daemon, setup_logging
 
     setup_logging(debug, quiet)
-    try:
-        if config_file is not None:
-            base = load_config_file(config_file)
-        elif DEFAULT_CONFIG_FILE.exists():
-            base = load_config_file(DEFAULT_CONFIG_FILE)
-        else:
-            base = NodeConfig()
-        config = base.with_overrides(
+    source = config_file
+    if source is None and DEFAULT_CONFIG_FILE.exists():
+        source = DEFAULT_CONFIG_FILE
+
+    def load() -> NodeConfig:
+        """The file (read again on SIGHUP) with the command line's flags on top."""
+        base = load_config_file(source) if source is not None else NodeConfig()
+        return base.with_overrides(
             key_file=key_file,
             peers=parse_peers(peers) if peers else None,
             tcp_listen_port=tcp_listen_port,
@@ -138,9 +138,13 @@ def run(
             max_links=max_links,
             forward_dir=forward_dir,
         ).validate()
+
+    try:
+        config = load()
     except ConfigError as exc:
         raise fail(str(exc), 2) from None
-    raise typer.Exit(run_daemon(config))
+    reload = load if source is not None else None
+    raise typer.Exit(run_daemon(config, reload, None if source is None else str(source)))
 
 
 def inspect(

@@ -207,6 +207,7 @@ class Node:
             link.close(f"malformed routing message, dropping the peer: {exc}")
             return
         self._router_driver.feed(actions)
+        self.messages.routes_changed()  # where routes (and their owners' keys) are learned
 
     def _send_data(self, peer: int, packet: bytes | bytearray | memoryview) -> bool:
         link = self.peers.links.get(peer)

@@ -112,15 +112,24 @@ async def test_send_receive_status_and_read(nodes: tuple[Node, Node]) -> None:
     assert r.status_code == 204
 
 
-async def test_send_by_ip_and_unknown_ip(nodes: tuple[Node, Node]) -> None:
+async def test_send_by_ip_unknown_ip_and_non_overlay_ip(nodes: tuple[Node, Node]) -> None:
     a, b = nodes
     ip = str(address_for_public_key(b.pk))
     r = await a.client.post("/api/v1/messages", json={"dst": {"ip": ip}, "payload": b64(b"hi")})
     assert r.status_code == 201
+    # An overlay address nobody owns now is accepted and waits for a route (as in Mycelium).
     r = await a.client.post(
         "/api/v1/messages", json={"dst": {"ip": "5ff::1"}, "payload": b64(b"hi")}
     )
-    assert r.status_code == 404 and "error" in r.json()
+    assert r.status_code == 201
+    st = (await a.client.get(f"/api/v1/messages/status/{r.json()['id']}")).json()
+    assert (st["state"], st["dst"], st["dstPk"]) == ("pending", "5ff::1", None)
+    assert st["reason"].startswith("no node owning 5ff::1 is reachable yet")
+    # Outside 400::/7 it can never be reached: refused at once.
+    r = await a.client.post(
+        "/api/v1/messages", json={"dst": {"ip": "2001:db8::1"}, "payload": b64(b"hi")}
+    )
+    assert r.status_code == 400 and "not an overlay address" in r.json()["error"]
 
 
 async def test_reply_round_trip(nodes: tuple[Node, Node]) -> None:
