@@ -170,7 +170,7 @@ def destination_body(dest: str) -> dict[str, str]:
     else:
         if address not in OVERLAY_NETWORK:
             raise fail(
-                f"{dest} is not an overlay address: hyphal addresses are in {OVERLAY_NETWORK} "
+                f"{dest} is not in {OVERLAY_NETWORK}, so it is no hyphal node's address "
                 "(see 'hyphal routes selected' for the nodes this one reaches)",
                 EXIT_USAGE,
             )

@@ -187,8 +187,9 @@ class Node:
         self._router_driver.feed(self.router.neighbour_up(link.id, self.now()))
 
     def link_down(self, link: PeerLink, reason: str) -> None:
-        self._router_driver.feed(self.router.neighbour_down(link.id, self.now()))
         self.route_watch.link_down(link.id, reason)
+        self._router_driver.feed(self.router.neighbour_down(link.id, self.now()))
+        self.route_watch.forget(link.id)
 
     def link_frame(self, link: PeerLink, frame_type: int, body: memoryview) -> None:
         self.frames.dispatch(frame_type, (link, body))
@@ -204,6 +205,8 @@ class Node:
             link.close(f"malformed routing message, dropping the peer: {exc}")
             return
         self._router_driver.feed(actions)
+        if not actions:
+            self.route_watch.check()  # a change with nothing to send (O(1) when none)
 
     def _send_data(self, peer: int, packet: bytes | bytearray | memoryview) -> bool:
         link = self.peers.links.get(peer)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 RING_SIZE = 32
+RESTORE_WINDOW = 60.0  # a route back within this long after its loss is a failover, not news
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,8 @@ class RouteChangeWatch:
         self._up_since: dict[int, float] = {}
         self._gone: dict[int, str] = {}  # links that went down in this batch, with the reason
         self._keys: dict[bytes, bytes] = {}  # prefix -> destination key, as last seen
+        # Routes lost recently: prefix -> (when, old hop, why). Bounded by the table's size.
+        self._lost: dict[bytes, tuple[float, HopLabel | None, str]] = {}
 
     def _marks(self) -> tuple[int, int]:
         c = self._router.counters
@@ -89,8 +92,11 @@ class RouteChangeWatch:
         self._up_since[link_id] = self._clock()
 
     def link_down(self, link_id: int, reason: str) -> None:
-        """Call after the router has processed the link's loss."""
+        """Call before the router processes the link's loss (so changes name the reason)."""
         self._gone[link_id] = reason
+
+    def forget(self, link_id: int) -> None:
+        """Call after the router has processed the link's loss."""
         self.check()
         self._gone.pop(link_id, None)
         self._labels.pop(link_id, None)
@@ -115,19 +121,26 @@ class RouteChangeWatch:
             if new_hop == old_hop:
                 continue
             key = self._router.route_public_key(prefix) or self._keys.get(prefix)
+            old = self._labels.get(old_hop)
+            cause = self._cause(old_hop, new_hop)
+            reason = cause if new_hop is not None else f"no route left ({cause})"
+            if new_hop is None:
+                self._lost[prefix] = (now, old, cause)
             self.failovers.record(
                 Failover(
                     now,
                     prefix,
                     key,
-                    self._labels.get(old_hop),
+                    old,
                     None if new_hop is None else self._labels.get(new_hop),
-                    self._reason(old_hop, new_hop),
+                    reason,
                 )
             )
         self._resync(fib)
 
     def _resync(self, fib: Mapping[bytes, int]) -> None:
+        if self._lost:
+            self._note_restored(fib)
         self._fib = dict(fib)
         keys = self._keys
         for prefix in fib:
@@ -138,15 +151,33 @@ class RouteChangeWatch:
         for prefix in [p for p in keys if p not in fib]:
             del keys[prefix]
 
-    def _reason(self, old_hop: int, new_hop: int | None) -> str:
+    def _note_restored(self, fib: Mapping[bytes, int]) -> None:
+        """A route lost a moment ago is back, through another hop: that is the failover's end."""
+        now = self._clock()
+        for prefix in [p for p, (at, _, _) in self._lost.items() if now - at > RESTORE_WINDOW]:
+            del self._lost[prefix]
+        for prefix, hop in fib.items():
+            if prefix in self._fib or prefix not in self._lost:
+                continue
+            at, old, why = self._lost.pop(prefix)
+            self.failovers.record(
+                Failover(
+                    now,
+                    prefix,
+                    self._router.route_public_key(prefix),
+                    old,
+                    self._labels.get(hop),
+                    f"route back after {now - at:.2f} s without one ({why})",
+                )
+            )
+
+    def _cause(self, old_hop: int, new_hop: int | None) -> str:
         gone = self._gone.get(old_hop)
         if gone is not None:
-            why = f"link to the old next hop closed: {gone}"
-        elif old_hop not in self._labels:
-            why = "the old next hop is gone"
-        else:
-            why = "a better route" if new_hop is not None else "the route was retracted"
-        return why if new_hop is not None else f"no route left ({why})"
+            return f"link to the old next hop closed: {gone}"
+        if old_hop not in self._labels:
+            return "the old next hop is gone"
+        return "a better route" if new_hop is not None else "the route was retracted"
 
 
 def hop_text(label: HopLabel | None) -> str:
