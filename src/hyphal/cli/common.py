@@ -76,7 +76,9 @@ ApiAddr = Annotated[
     str,
     typer.Option(
         "--api-addr",
-        help="Address of the daemon's API (env HYPHAL_API_ADDR).",
+        help="Address of the daemon's API.",
+        envvar="HYPHAL_API_ADDR",
+        show_envvar=True,
         show_default=True,
         metavar="HOST:PORT",
     ),

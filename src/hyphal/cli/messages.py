@@ -31,7 +31,8 @@ from hyphal.cli.common import (
     print_json,
     visible,
 )
-from hyphal.client import ApiError, Client, default_api_addr
+from hyphal.client import ApiError, Client
+from hyphal.config import DEFAULT_API_ADDR
 
 message_app = typer.Typer(help="Send and receive messages through the mesh.", no_args_is_help=True)
 
@@ -76,7 +77,7 @@ def send(
     reply_to: Annotated[
         str | None, typer.Option("--reply-to", help="Send as the reply to this message id")
     ] = None,
-    api_addr: ApiAddr = default_api_addr(),
+    api_addr: ApiAddr = DEFAULT_API_ADDR,
     as_json: JsonFlag = False,
 ) -> None:
     """Send a message; with --wait, print the reply. Large messages show progress.
@@ -227,7 +228,7 @@ def receive(
     ] = None,
     raw: Annotated[bool, typer.Option("--raw", help="Print only the payload bytes")] = False,
     peek: Annotated[bool, typer.Option("--peek", help="Leave the message in the inbox")] = False,
-    api_addr: ApiAddr = default_api_addr(),
+    api_addr: ApiAddr = DEFAULT_API_ADDR,
     as_json: JsonFlag = False,
 ) -> None:
     """Take the next message from the inbox (waiting up to --timeout seconds)."""
@@ -325,7 +326,7 @@ def show_message(
 @message_app.command("status")
 def status(
     msg_id: Annotated[str, typer.Argument(help="Message id (16 hex characters)", metavar="ID")],
-    api_addr: ApiAddr = default_api_addr(),
+    api_addr: ApiAddr = DEFAULT_API_ADDR,
     as_json: JsonFlag = False,
 ) -> None:
     """Delivery status of a message this node sent."""

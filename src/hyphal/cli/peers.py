@@ -22,7 +22,8 @@ from hyphal.cli.common import (
     print_json,
     visible,
 )
-from hyphal.client import ApiError, Client, default_api_addr
+from hyphal.client import ApiError, Client
+from hyphal.config import DEFAULT_API_ADDR
 from hyphal.links.endpoint import Endpoint, EndpointError
 
 COST_HELP = (
@@ -81,7 +82,7 @@ def peer_table(rows: list[dict[str, Any]]) -> Table:
     help="Show peers: state, overlay address, uptime, measured RTT, "
     "link cost, traffic and the last error (why a peer is dead).\n\n" + COST_HELP,
 )
-def peers_list(api_addr: ApiAddr = default_api_addr(), as_json: JsonFlag = False) -> None:
+def peers_list(api_addr: ApiAddr = DEFAULT_API_ADDR, as_json: JsonFlag = False) -> None:
     rows = fetch(api_addr, "/admin/peers")
     if as_json:
         print_json(rows)
@@ -116,7 +117,7 @@ def peers_add(
     endpoints: Annotated[
         list[str], typer.Argument(help="Peer URIs, e.g. tcp://192.0.2.6:9651", metavar="URI...")
     ],
-    api_addr: ApiAddr = default_api_addr(),
+    api_addr: ApiAddr = DEFAULT_API_ADDR,
     as_json: JsonFlag = False,
 ) -> None:
     """Add static peers to the running daemon."""
@@ -132,7 +133,7 @@ def peers_add(
 @peers_app.command("remove")
 def peers_remove(
     endpoints: Annotated[list[str], typer.Argument(help="Peer URIs to remove", metavar="URI...")],
-    api_addr: ApiAddr = default_api_addr(),
+    api_addr: ApiAddr = DEFAULT_API_ADDR,
     as_json: JsonFlag = False,
 ) -> None:
     """Remove static peers (and close their links)."""

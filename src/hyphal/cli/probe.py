@@ -20,7 +20,8 @@ from hyphal.cli.common import (
     out,
     print_json,
 )
-from hyphal.client import ApiError, default_api_addr
+from hyphal.client import ApiError
+from hyphal.config import DEFAULT_API_ADDR
 
 
 def ping(
@@ -43,7 +44,7 @@ def ping(
     size: Annotated[
         int, typer.Option("-s", "--size", help="Extra payload bytes", min=0, max=60000)
     ] = 0,
-    api_addr: ApiAddr = default_api_addr(),
+    api_addr: ApiAddr = DEFAULT_API_ADDR,
     as_json: JsonFlag = False,
 ) -> None:
     """Send end-to-end encrypted echo requests through the mesh, like ping."""
@@ -104,7 +105,7 @@ def ping(
         raise typer.Exit(EXIT_RUNTIME)
 
 
-def stats(api_addr: ApiAddr = default_api_addr(), as_json: JsonFlag = False) -> None:
+def stats(api_addr: ApiAddr = DEFAULT_API_ADDR, as_json: JsonFlag = False) -> None:
     """Packets and bytes per peer and direction, and drops by reason."""
     report = fetch(api_addr, "/admin/stats/packets")
     if as_json:

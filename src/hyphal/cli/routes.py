@@ -12,7 +12,7 @@ from hyphal.cli.common import (
     out,
     print_json,
 )
-from hyphal.client import default_api_addr
+from hyphal.config import DEFAULT_API_ADDR
 
 METRIC_HELP = (
     "The metric is the path's cost: the sum of its link costs, each the link's one-way latency "
@@ -51,7 +51,7 @@ def _routes(kind: str, api_addr: str, as_json: bool) -> None:
     help="Routes in use: for each node this one reaches (one /64 each), the neighbour it goes "
     "through and the path's metric, the lowest-latency feasible path.\n\n" + METRIC_HELP,
 )
-def routes_selected(api_addr: ApiAddr = default_api_addr(), as_json: JsonFlag = False) -> None:
+def routes_selected(api_addr: ApiAddr = DEFAULT_API_ADDR, as_json: JsonFlag = False) -> None:
     _routes("selected", api_addr, as_json)
 
 
@@ -60,5 +60,5 @@ def routes_selected(api_addr: ApiAddr = default_api_addr(), as_json: JsonFlag = 
     help="Routes kept in reserve for instant failover (other neighbours' paths to the same "
     "nodes).\n\n" + METRIC_HELP,
 )
-def routes_fallback(api_addr: ApiAddr = default_api_addr(), as_json: JsonFlag = False) -> None:
+def routes_fallback(api_addr: ApiAddr = DEFAULT_API_ADDR, as_json: JsonFlag = False) -> None:
     _routes("fallback", api_addr, as_json)

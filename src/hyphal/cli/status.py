@@ -10,7 +10,7 @@ from rich.table import Table
 from hyphal import __version__
 from hyphal.cli.common import ApiAddr, JsonFlag, api_hint, fetch, out, print_json, visible
 from hyphal.cli.peers import peer_table
-from hyphal.client import default_api_addr
+from hyphal.config import DEFAULT_API_ADDR
 
 
 def duration(seconds: float | None) -> str:
@@ -93,7 +93,7 @@ def show_status(body: dict[str, Any], api_addr: str) -> None:
     out.print(table)
 
 
-def status(api_addr: ApiAddr = default_api_addr(), as_json: JsonFlag = False) -> None:
+def status(api_addr: ApiAddr = DEFAULT_API_ADDR, as_json: JsonFlag = False) -> None:
     """This node at a glance: identity, network, listeners, peers (and why one is dead), route
     count and recent failovers."""
     body = fetch(api_addr, "/admin/status")
@@ -103,7 +103,7 @@ def status(api_addr: ApiAddr = default_api_addr(), as_json: JsonFlag = False) ->
     show_status(body, api_addr)
 
 
-def ip(api_addr: ApiAddr = default_api_addr(), as_json: JsonFlag = False) -> None:
+def ip(api_addr: ApiAddr = DEFAULT_API_ADDR, as_json: JsonFlag = False) -> None:
     """Print this node's overlay address, as the running daemon reports it (no -k needed)."""
     info = fetch(api_addr, "/admin")
     if as_json:
