@@ -43,13 +43,8 @@ app = typer.Typer(
 
 
 def show_click_error(exc: ClickException) -> None:
-    """A usage error as typer shows it (a rich panel), falling back to click's plain text."""
-    try:
-        from typer import rich_utils
-
-        rich_utils.rich_format_error(exc)
-    except Exception:
-        exc.show()
+    """A usage error as click shows it: usage line, hint and message (help for a bare group)."""
+    exc.show()
 
 
 def _print_version(value: bool) -> None:
