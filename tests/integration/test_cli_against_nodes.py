@@ -236,3 +236,29 @@ async def test_hints_carry_the_api_address(triangle: tuple[Node, Node, Node, str
         "message", "send", str(c.identity.address), "hi", "--api-addr", addr
     )
     assert code == 0 and f"hyphal message status --api-addr {addr} " in out
+
+
+async def test_the_cli_finds_the_api_token_by_itself(tmp_path: Path) -> None:
+    """An API that wants a bearer token: the CLI reads the token file the daemon writes (next
+    to the default key file) with nothing set by hand; without it the daemon's 401 is exit 1."""
+    net = MemoryNetwork()
+    node = await start(net, "a", [])
+    data_home = tmp_path / "data"
+    (data_home / "hyphal").mkdir(parents=True)
+    (data_home / "hyphal" / "api_token").write_text("s3cret-token\n")
+    api = ApiServer(create_app(node, token="s3cret-token"), "127.0.0.1", 0)
+    api.start()
+    addr = f"127.0.0.1:{api.port}"
+    try:
+        env = {"XDG_DATA_HOME": str(data_home), "HOME": str(tmp_path)}
+        code, out, _ = await hyphal("ip", "--api-addr", addr, env=env)
+        assert (code, out.strip()) == (0, str(node.identity.address))
+        no_token = {"XDG_DATA_HOME": str(tmp_path / "empty"), "HOME": str(tmp_path)}
+        code, _, err = await hyphal("ip", "--json", "--api-addr", addr, env=no_token)
+        assert code == 1 and "bearer token" in json.loads(err)["error"]
+        explicit = {**no_token, "HYPHAL_API_TOKEN_FILE": str(data_home / "hyphal" / "api_token")}
+        code, _, _ = await hyphal("ip", "--api-addr", addr, env=explicit)
+        assert code == 0
+    finally:
+        await api.stop()
+        await node.stop()
