@@ -211,4 +211,7 @@ def load_config_file(path: Path) -> NodeConfig:
             if type(value) is not expected:
                 raise ConfigError(f"config file {path}: {key} must be a {expected.__name__}")
             values[key] = value
-    return NodeConfig(**values).validate()
+    try:
+        return NodeConfig(**values).validate()
+    except ConfigError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from hyphal.api.auth import load_or_create_token
 from hyphal.api.guard import RequestGuard, is_loopback
 from hyphal.api.metrics import metrics_app
 from hyphal.api.server import ApiBindError, ApiServer
-from hyphal.config import ConfigError, NodeConfig, parse_host_port
+from hyphal.config import DEFAULT_API_ADDR, ConfigError, NodeConfig, parse_host_port
 from hyphal.dataplane.tun import TunError
 from hyphal.identity import IdentityError, NodeIdentity
 from hyphal.node import Node
@@ -72,7 +74,9 @@ async def serve(
         )
     await node.start()
     api.start()
-    log.info("API on http://%s:%d/api/v1 (try: hyphal peers list)", api_host, api.port)
+    log.info(
+        "API on http://%s:%d/api/v1 (try: %s)", api_host, api.port, status_hint(config, api.port)
+    )
     if metrics is not None:
         metrics.start()
         log.info("Prometheus metrics on http://%s/metrics", config.metrics_api_address)
@@ -90,6 +94,39 @@ async def serve(
     await node.stop()
 
 
+def status_hint(config: NodeConfig, port: int) -> str:
+    """The command that shows this daemon's status, with --api-addr when it is not the default."""
+    if config.api_addr == DEFAULT_API_ADDR:
+        return "hyphal status"
+    host, _ = parse_host_port(config.api_addr, "api_addr")
+    shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return f"hyphal status --api-addr {shown}"
+
+
+def listen_error(config: NodeConfig, exc: OSError) -> str:
+    """Why the peer listener could not open, with the flag to change."""
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"cannot listen for peers on tcp port {config.tcp_listen_port}: {exc.strerror} "
+            "(is another hyphal using it? pick another with -t/--tcp-listen-port)"
+        )
+    if isinstance(exc, socket.gaierror) or exc.errno in (
+        errno.EADDRNOTAVAIL,
+        errno.EAFNOSUPPORT,
+        errno.EINVAL,
+    ):
+        return (
+            f"cannot listen for peers on {config.listen_address}: {exc.strerror} (it must be an "
+            "address of this machine; see --listen-address, default :: for all)"
+        )
+    if exc.errno == errno.EACCES:
+        return (
+            f"cannot listen for peers on tcp port {config.tcp_listen_port}: {exc.strerror} "
+            "(ports below 1024 need root; pick another with -t/--tcp-listen-port)"
+        )
+    return f"cannot start: {exc}"
+
+
 def run_daemon(
     config: NodeConfig, reload: ConfigLoader | None = None, config_source: str | None = None
 ) -> int:
@@ -97,6 +134,7 @@ def run_daemon(
     config file re-read with the same flags on top) and applies it (``hyphal.reload``)."""
     try:
         config.validate()
+        config.network_key()  # an unusable network key file is a usage error, as a bad node key
         identity = NodeIdentity.load_or_create(config.key_file)
     except (ConfigError, IdentityError) as exc:
         log.error("%s", exc)
@@ -109,11 +147,7 @@ def run_daemon(
         log.error("%s", exc)
         return 1
     except OSError as exc:
-        log.error(
-            "cannot start: %s (is another hyphal using tcp port %d? see -t)",
-            exc,
-            config.tcp_listen_port,
-        )
+        log.error("%s", listen_error(config, exc))
         return 1
     except KeyboardInterrupt:
         pass

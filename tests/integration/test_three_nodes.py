@@ -107,10 +107,15 @@ async def test_admin_peer_rows_keep_mycelium_json(line: tuple[Node, Node, Node])
         "publicKey",
         "rttMs",
         "linkCost",
+        "address",  # hyphal additions (issue 13): overlay address, name, link uptime
+        "name",
+        "uptimeSeconds",
     ]
+    assert static["address"] == str(a.identity.address) and static["uptimeSeconds"] >= 0
     assert static["endpoint"] == {"proto": "tcp", "socketAddr": f"a:{PORT}"}
     assert (static["connectionState"], static["lastError"]) == ("alive", None)
     assert static["publicKey"] == a.identity.public_key.hex()
     inbound = by_type["inbound"]
+    assert list(inbound) == list(static)  # every row has every field, whatever its type
     assert inbound["connectionState"] == "alive"
     assert inbound["publicKey"] == c.identity.public_key.hex()

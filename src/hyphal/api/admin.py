@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import time
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import unquote
 
@@ -13,13 +14,15 @@ from pydantic import BaseModel, Field
 from hyphal.api.codec import resolve_destination
 from hyphal.api.errors import error, error_responses, text_error_responses
 from hyphal.dataplane.errors import ServiceError
+from hyphal.identity import address_for_public_key
 from hyphal.links.endpoint import Endpoint, EndpointError
-from hyphal.links.manager import LinkKind, PeerExistsError, PeerInfo, PeerNotFoundError
+from hyphal.links.manager import PeerExistsError, PeerInfo, PeerNotFoundError
 from hyphal.routing.metric import INFINITY
 from hyphal.routing.types import NeighbourInfo
 
 if TYPE_CHECKING:
-    from hyphal.node.view import NodeApi, RouteView
+    from hyphal.node.events import Failover, HopLabel
+    from hyphal.node.view import NodeApi, NodeView, RouteView
 
 
 class NodeInfo(BaseModel):
@@ -58,8 +61,10 @@ def admin_router(node: NodeApi) -> APIRouter:
 
     def route_rows(routes: list[RouteView]) -> list[dict[str, Any]]:
         rows = []
+        rtts = {n.peer: n.rtt for n in view.neighbours()}
         for r in sorted(routes, key=lambda r: r.route.prefix64):
             hop = r.next_hop
+            rtt = rtts.get(r.route.next_hop)
             if hop is None:
                 hop_name = f"link {r.route.next_hop} (gone)"
             else:
@@ -75,6 +80,12 @@ def admin_router(node: NodeApi) -> APIRouter:
                     "nextHopPublicKey": hop.public_key.hex()
                     if hop is not None and hop.public_key
                     else None,
+                    # (hyphal) who the route reaches, and who carries it first
+                    "address": str(address_for_public_key(r.route.public_key)),
+                    "nextHopAddress": str(address_for_public_key(hop.public_key))
+                    if hop is not None and hop.public_key
+                    else None,
+                    "nextHopRttMs": None if rtt is None else round(rtt * 1000, 3),
                 }
             )
         return rows
@@ -98,22 +109,33 @@ def admin_router(node: NodeApi) -> APIRouter:
             "txBytes": info.tx_bytes,
             "rxBytes": info.rx_bytes,
         }
-        if info.kind is LinkKind.STATIC:
-            row["discoveredSeconds"] = info.discovered_seconds
-            row["lastConnectedSeconds"] = info.last_connected_seconds
-            row["lastError"] = info.last_error
-        if info.link is not None:
-            link = info.link
-            n = neighbours.get(link.id)
-            row["publicKey"] = link.remote_public_key.hex() if link.remote_public_key else None
-            row["rttMs"] = round(n.rtt * 1000, 3) if n is not None and n.rtt is not None else None
-            row["linkCost"] = n.link_cost if n is not None else None
+        # Every row has every field (null when unknown), whatever the peer's type.
+        row["discoveredSeconds"] = info.discovered_seconds
+        row["lastConnectedSeconds"] = info.last_connected_seconds
+        row["lastError"] = info.last_error
+        link = info.link
+        n = neighbours.get(link.id) if link is not None else None
+        key = link.remote_public_key if link is not None else None
+        row["publicKey"] = key.hex() if key else None
+        row["rttMs"] = round(n.rtt * 1000, 3) if n is not None and n.rtt is not None else None
+        row["linkCost"] = n.link_cost if n is not None else None
+        # (hyphal) the peer's overlay address, name (once members land) and link uptime
+        row["address"] = str(address_for_public_key(key)) if key else None
+        row["name"] = None
+        up = view.link_up_since(link.id) if link is not None else None
+        row["uptimeSeconds"] = None if up is None else max(0, int(time.time() - up))
         return row
 
     @router.get("/admin/peers", tags=["Peer"])
     async def get_peers() -> list[dict[str, object]]:
         neighbours = {n.peer: n for n in view.neighbours()}
         return [peer_row(info, neighbours) for info in view.peers()]
+
+    @router.get("/admin/status", tags=["Admin"])
+    async def get_status() -> dict[str, Any]:
+        """(hyphal) Everything `hyphal status` shows, in one answer."""
+        neighbours = {n.peer: n for n in view.neighbours()}
+        return status_body(view, [peer_row(info, neighbours) for info in view.peers()])
 
     @router.post(
         "/admin/peers", status_code=204, tags=["Peer"], responses=text_error_responses(400, 409)
@@ -189,3 +211,63 @@ def admin_router(node: NodeApi) -> APIRouter:
         return PingResult(rtt_ms=round(reply.rtt * 1000, 3), hops=reply.hops, size=reply.size)
 
     return router
+
+
+def hop_body(label: HopLabel | None) -> dict[str, Any] | None:
+    if label is None:
+        return None
+    key = label.public_key
+    return {
+        "publicKey": key.hex() if key else None,
+        "address": str(address_for_public_key(key)) if key else None,
+        "endpoint": label.remote_address,
+    }
+
+
+def failover_body(event: Failover) -> dict[str, Any]:
+    key = event.destination_key
+    return {
+        "time": round(event.at, 3),
+        "subnet": str(ipaddress.IPv6Network((event.prefix64 + bytes(8), 64))),
+        "publicKey": key.hex() if key else None,
+        "address": str(address_for_public_key(key)) if key else None,
+        "from": hop_body(event.old),
+        "to": hop_body(event.new),
+        "reason": event.reason,
+    }
+
+
+def status_body(view: NodeView, peers: list[dict[str, Any]]) -> dict[str, Any]:
+    """The body of ``GET /api/v1/admin/status``."""
+    me = view.identity()
+    info = view.self_info()
+    host = info.listen_address
+    listen = (
+        f"tcp://[{host}]:{info.listen_port}" if ":" in host else f"tcp://{host}:{info.listen_port}"
+    )
+    return {
+        "self": {
+            "name": info.name,
+            "address": str(me.address),
+            "subnet": str(me.subnet),
+            "publicKey": me.public_key.hex(),
+            "network": {"public": info.network_name is None, "name": info.network_name},
+            "role": info.role,
+            "version": info.version,
+            "startTime": int(me.started_at),
+            "uptimeSeconds": max(0, int(time.time() - me.started_at)),
+        },
+        "listen": [listen],
+        "apiAddr": info.api_addr,
+        "metricsAddr": info.metrics_addr,
+        "peers": peers,
+        "counts": {
+            "peers": len(peers),
+            "peersAlive": sum(1 for p in peers if p["connectionState"] == "alive"),
+            "routes": len(view.selected_routes()),
+            "fallbackRoutes": len(view.fallback_routes()),
+            "members": None,  # filled once membership lands
+        },
+        "failoversTotal": view.failover_total(),
+        "recentFailovers": [failover_body(e) for e in reversed(view.recent_failovers())],
+    }

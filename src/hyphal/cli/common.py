@@ -1,4 +1,10 @@
-"""Pieces every `hyphal` subcommand shares: consoles, option types, errors, API client."""
+"""Pieces every `hyphal` subcommand shares: consoles, option types, errors, exit codes, API client.
+
+Exit codes (docs/cli.md): 0 success, 1 runtime error (the daemon refused, a file cannot be
+written, no reply, no message), 2 usage error (bad flag, argument or config value), 3 no hyphal
+daemon answered at the API address. Under ``--json`` an error is one JSON object on stderr:
+``{"error": message, "kind": "usage"|"runtime"|"unreachable"|"internal", "exitCode": n}``.
+"""
 
 from __future__ import annotations
 
@@ -12,40 +18,130 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from hyphal.client import ApiError, Client
-from hyphal.identity import IdentityError, parse_public_key
+from hyphal.client import ApiError, Client, default_api_addr
+from hyphal.identity import OVERLAY_NETWORK, IdentityError, parse_public_key
 
-out = Console()
-err = Console(stderr=True)
+EXIT_OK = 0
+EXIT_RUNTIME = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+_KINDS = {
+    EXIT_RUNTIME: "runtime",
+    EXIT_USAGE: "usage",
+    EXIT_UNREACHABLE: "unreachable",
+}
+WIDE = 100_000  # "no limit": a table piped into a file or grep is never cut or wrapped
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A console as wide as the terminal on a terminal, and unbounded when piped or redirected."""
+    stream = sys.stderr if stderr else sys.stdout
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    return Console(stderr=stderr, width=None if tty else WIDE, soft_wrap=not tty)
+
+
+out = make_console()
+err = make_console(stderr=True)
+
+
+class _Mode:
+    """Whether the command being run was given ``--json`` (set while its options are parsed)."""
+
+    json = False
+
+
+mode = _Mode()
+
+
+def _json_mode(value: bool) -> bool:
+    if value:
+        mode.json = True
+    return value
+
 
 KeyFile = Annotated[
     Path,
-    typer.Option("-k", "--key-file", help="Private key file (32 raw bytes).", show_default=True),
+    typer.Option(
+        "-k",
+        "--key-file",
+        help="Private key file (32 raw bytes).",
+        show_default=True,
+        metavar="FILE",
+    ),
 ]
 ApiAddr = Annotated[
     str,
     typer.Option(
-        "--api-addr", help="Address of the daemon's API (env HYPHAL_API_ADDR).", show_default=True
+        "--api-addr",
+        help="Address of the daemon's API.",
+        envvar="HYPHAL_API_ADDR",
+        show_envvar=True,
+        show_default=True,
+        metavar="HOST:PORT",
     ),
 ]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+JsonFlag = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="Print JSON for scripts (camelCase keys; errors as JSON on stderr).",
+        callback=_json_mode,
+        is_eager=True,
+    ),
+]
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
+def report_error(message: str, code: int, kind: str | None = None) -> None:
+    """Print an error for people, or as one JSON object on stderr under --json."""
+    if mode.json:
+        sys.stderr.write(
+            json.dumps(
+                {"error": message, "kind": kind or _KINDS.get(code, "runtime"), "exitCode": code}
+            )
+            + "\n"
+        )
+    else:
+        err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+
+
+def fail(message: str, code: int = EXIT_RUNTIME) -> typer.Exit:
+    """Report ``message`` and return the Exit to raise (``raise fail(...)``)."""
+    report_error(message, code)
     return typer.Exit(code)
 
 
-def client(api_addr: str) -> Client:
-    return Client(api_addr)
+def api_failure(exc: ApiError) -> typer.Exit:
+    """An API error as an exit: 3 when no hyphal daemon answered, else 1."""
+    if exc.unreachable:
+        return fail(str(exc), EXIT_UNREACHABLE)
+    if exc.status is None:  # refused before sending: a bad --api-addr
+        return fail(str(exc), EXIT_USAGE)
+    return fail(str(exc), EXIT_RUNTIME)
+
+
+def client(api_addr: str, timeout: float = 10.0) -> Client:
+    """A client for ``api_addr``; a malformed address exits with a usage error."""
+    try:
+        return Client(api_addr, timeout=timeout)
+    except ApiError as exc:
+        raise api_failure(exc) from None
 
 
 def fetch(api_addr: str, path: str) -> Any:
     """GET an API path and return its JSON, or exit with the daemon's error."""
+    api = client(api_addr)
     try:
-        return Client(api_addr).get(path)
+        return api.get(path)
     except ApiError as exc:
-        raise fail(str(exc)) from None
+        raise api_failure(exc) from None
+
+
+def api_hint(api_addr: str) -> str:
+    """`` --api-addr X`` when X is not what a plain command would use, else ``""``."""
+    return "" if api_addr == default_api_addr() else f" --api-addr {api_addr}"
 
 
 _KEPT = frozenset("\n\t")
@@ -70,15 +166,23 @@ def print_json(value: Any) -> None:
 def destination_body(dest: str) -> dict[str, str]:
     """A DEST argument (overlay IP or hex public key) as an API destination."""
     try:
-        IPv6Address(dest)
-        return {"ip": dest}
+        address = IPv6Address(dest)
     except ValueError:
         pass
+    else:
+        if address not in OVERLAY_NETWORK:
+            raise fail(
+                f"{dest} is not in {OVERLAY_NETWORK}, so it is no hyphal node's address "
+                "(see 'hyphal routes selected' for the nodes this one reaches)",
+                EXIT_USAGE,
+            )
+        return {"ip": dest}
     try:
         return {"pk": parse_public_key(dest).hex()}
     except IdentityError:
         raise fail(
-            f"{dest!r} is neither an overlay IPv6 address nor a 64-character hex public key"
+            f"{dest!r} is neither an overlay IPv6 address nor a 64-character hex public key",
+            EXIT_USAGE,
         ) from None
 
 

@@ -21,6 +21,9 @@ from hyphal.bus.limits import Limits
 from hyphal.cli.common import (
     ApiAddr,
     JsonFlag,
+    api_failure,
+    api_hint,
+    client,
     destination_body,
     err,
     fail,
@@ -29,7 +32,8 @@ from hyphal.cli.common import (
     print_json,
     visible,
 )
-from hyphal.client import ApiError, Client, default_api_addr
+from hyphal.client import ApiError, Client
+from hyphal.config import DEFAULT_API_ADDR
 
 message_app = typer.Typer(help="Send and receive messages through the mesh.", no_args_is_help=True)
 
@@ -44,9 +48,14 @@ def _b64(data: bytes) -> str:
 @message_app.command("send")
 def send(
     dest: Annotated[
-        str, typer.Argument(help="Overlay IPv6 address or hex public key of the receiver")
+        str,
+        typer.Argument(
+            help="Overlay IPv6 address or hex public key of the receiver", metavar="DEST"
+        ),
     ],
-    message: Annotated[str | None, typer.Argument(help="Message text (or use --msg-path)")] = None,
+    message: Annotated[
+        str | None, typer.Argument(help="Message text (or use --msg-path)", metavar="MESSAGE")
+    ] = None,
     topic: Annotated[
         str | None, typer.Option("-t", "--topic", help="Topic (UTF-8, at most 255 bytes)")
     ] = None,
@@ -70,7 +79,7 @@ def send(
     reply_to: Annotated[
         str | None, typer.Option("--reply-to", help="Send as the reply to this message id")
     ] = None,
-    api_addr: ApiAddr = default_api_addr(),
+    api_addr: ApiAddr = DEFAULT_API_ADDR,
     as_json: JsonFlag = False,
 ) -> None:
     """Send a message; with --wait, print the reply. Large messages show progress.
@@ -86,7 +95,7 @@ def send(
     params: dict[str, Any] = {}
     if deadline is not None:
         params["deadline"] = deadline
-    api = Client(api_addr, timeout=max(timeout, 30) + 30)
+    api = client(api_addr, timeout=max(timeout, 30) + 30)
     if msg_path is not None and reply_to is None:
         send_raw_file(
             api, dst, msg_path, topic, params, wait=wait, timeout=timeout, as_json=as_json
@@ -121,13 +130,15 @@ def send(
     except ApiError as exc:
         if exc.status == 408:
             raise fail(f"no reply within {timeout} s") from None
-        raise fail(str(exc)) from None
+        raise api_failure(exc) from None
     if len(payload) >= PROGRESS_THRESHOLD and not as_json:
         track(api, msg_id, len(payload))
     if as_json:
         print_json({"id": msg_id})
     else:
-        out.print(f"sent {msg_id}  (status: hyphal message status {msg_id})")
+        out.print(
+            f"sent {msg_id}  (status: hyphal message status{api_hint(api.api_addr)} {msg_id})"
+        )
 
 
 def send_raw_file(
@@ -165,7 +176,7 @@ def send_raw_file(
     except ApiError as exc:
         if exc.status == 408:
             raise fail(f"no reply within {timeout} s") from None
-        raise fail(str(exc)) from None
+        raise api_failure(exc) from None
     if wait:
         if response.status_code == 200:
             show_message(response.json(), as_json=as_json, raw=False)
@@ -178,7 +189,9 @@ def send_raw_file(
     if as_json:
         print_json({"id": msg_id})
     else:
-        out.print(f"sent {msg_id}  (status: hyphal message status {msg_id})")
+        out.print(
+            f"sent {msg_id}  (status: hyphal message status{api_hint(api.api_addr)} {msg_id})"
+        )
 
 
 def track(api: Client, msg_id: str, size: int) -> None:
@@ -217,7 +230,7 @@ def receive(
     ] = None,
     raw: Annotated[bool, typer.Option("--raw", help="Print only the payload bytes")] = False,
     peek: Annotated[bool, typer.Option("--peek", help="Leave the message in the inbox")] = False,
-    api_addr: ApiAddr = default_api_addr(),
+    api_addr: ApiAddr = DEFAULT_API_ADDR,
     as_json: JsonFlag = False,
 ) -> None:
     """Take the next message from the inbox (waiting up to --timeout seconds)."""
@@ -229,22 +242,24 @@ def receive(
     # With --msg-path the payload comes raw (Accept: application/octet-stream) and is streamed
     # straight into the file; the metadata arrives in X-Hyphal-* headers.
     try:
-        client = Client(api_addr, timeout=timeout + 30)
+        api = Client(api_addr, timeout=timeout + 30)
         if msg_path is not None:
-            message = receive_raw_to_file(client, params, msg_path)
+            message = receive_raw_to_file(api, params, msg_path)
         else:
-            response = client.request("GET", "/messages", params=params)
+            response = api.request("GET", "/messages", params=params)
             message = response.json() if response.status_code == 200 else None
     except ApiError as exc:
-        raise fail(str(exc)) from None
+        raise api_failure(exc) from None
     if message is None:
-        if not as_json:
+        if as_json:
+            print_json(None)  # valid JSON for "nothing"; the exit code 1 says the same
+        else:
             err.print("no message")
         raise typer.Exit(1)
     show_message(message, as_json=as_json, raw=raw, saved_to=msg_path)
     if not peek:
         try:
-            client.request("POST", f"/messages/ack/{message['id']}")
+            api.request("POST", f"/messages/ack/{message['id']}")
         except ApiError as exc:
             raise fail(
                 f"message shown but not acknowledged ({exc}); it returns to the inbox"
@@ -312,8 +327,8 @@ def show_message(
 
 @message_app.command("status")
 def status(
-    msg_id: Annotated[str, typer.Argument(help="Message id (16 hex characters)")],
-    api_addr: ApiAddr = default_api_addr(),
+    msg_id: Annotated[str, typer.Argument(help="Message id (16 hex characters)", metavar="ID")],
+    api_addr: ApiAddr = DEFAULT_API_ADDR,
     as_json: JsonFlag = False,
 ) -> None:
     """Delivery status of a message this node sent."""

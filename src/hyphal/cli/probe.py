@@ -9,36 +9,47 @@ import typer
 from rich.table import Table
 
 from hyphal.cli.common import (
+    EXIT_RUNTIME,
     ApiAddr,
     JsonFlag,
+    api_failure,
+    client,
     destination_body,
-    fail,
     fetch,
     human_bytes,
     out,
     print_json,
 )
-from hyphal.client import ApiError, Client, default_api_addr
+from hyphal.client import ApiError
+from hyphal.config import DEFAULT_API_ADDR
 
 
 def ping(
-    dest: Annotated[str, typer.Argument(help="Overlay IPv6 address or hex public key")],
+    dest: Annotated[
+        str, typer.Argument(help="Overlay IPv6 address or hex public key", metavar="DEST")
+    ],
     count: Annotated[
-        int, typer.Option("-c", "--count", help="Stop after this many replies (0: until Ctrl-C)")
+        int,
+        typer.Option(
+            "-c", "--count", help="Stop after this many requests (0: until Ctrl-C); as in ping(8)"
+        ),
     ] = 4,
     interval: Annotated[
-        float, typer.Option("-i", "--interval", help="Seconds between requests")
+        float, typer.Option("-i", "--interval", help="Seconds between requests", min=0.05)
     ] = 1.0,
     timeout: Annotated[
-        float, typer.Option("-W", "--timeout", help="Seconds to wait for each reply")
+        float,
+        typer.Option("-W", "--timeout", help="Seconds to wait for each reply", min=0.01, max=60),
     ] = 2.0,
-    size: Annotated[int, typer.Option("-s", "--size", help="Extra payload bytes")] = 0,
-    api_addr: ApiAddr = default_api_addr(),
+    size: Annotated[
+        int, typer.Option("-s", "--size", help="Extra payload bytes", min=0, max=60000)
+    ] = 0,
+    api_addr: ApiAddr = DEFAULT_API_ADDR,
     as_json: JsonFlag = False,
 ) -> None:
     """Send end-to-end encrypted echo requests through the mesh, like ping."""
     body: dict[str, Any] = {"dst": destination_body(dest), "timeout": timeout, "size": size}
-    api = Client(api_addr, timeout=timeout + 5)
+    api = client(api_addr, timeout=timeout + 5)
     results: list[dict[str, Any]] = []
     if not as_json:
         out.print(f"PING {dest} through the hyphal overlay")
@@ -48,15 +59,21 @@ def ping(
             seq += 1
             started = time.monotonic()
             try:
-                reply = api.post("/admin/ping", body).json()
-                results.append({"seq": seq, **reply})
+                reply = api.json(api.post("/admin/ping", body))
+                result = {
+                    "seq": seq,
+                    "rttMs": reply["rtt_ms"],
+                    "hops": reply["hops"],
+                    "size": reply["size"],
+                }
+                results.append(result)
                 if not as_json:
                     out.print(
                         f"reply from {dest}: seq={seq} hops={reply['hops']} time={reply['rtt_ms']:.3f} ms"
                     )
             except ApiError as exc:
                 if exc.status not in (404, 408):
-                    raise fail(str(exc)) from None
+                    raise api_failure(exc) from None
                 results.append({"seq": seq, "error": str(exc)})
                 if not as_json:
                     out.print(f"seq={seq}: {exc}")
@@ -64,31 +81,31 @@ def ping(
                 time.sleep(max(0.0, interval - (time.monotonic() - started)))
     except KeyboardInterrupt:
         pass
-    rtts = [r["rtt_ms"] for r in results if "rtt_ms" in r]
+    rtts = [r["rttMs"] for r in results if "rttMs" in r]
     summary = {
         "transmitted": len(results),
         "received": len(rtts),
-        "loss": 0.0 if not results else round(100 * (1 - len(rtts) / len(results)), 1),
-        "rtt_min_ms": min(rtts, default=None),
-        "rtt_avg_ms": round(sum(rtts) / len(rtts), 3) if rtts else None,
-        "rtt_max_ms": max(rtts, default=None),
+        "lossPercent": 0.0 if not results else round(100 * (1 - len(rtts) / len(results)), 1),
+        "rttMinMs": min(rtts, default=None),
+        "rttAvgMs": round(sum(rtts) / len(rtts), 3) if rtts else None,
+        "rttMaxMs": max(rtts, default=None),
     }
     if as_json:
         print_json({"destination": dest, "replies": results, "summary": summary})
     else:
         out.print(f"--- {dest} ping statistics ---")
         out.print(
-            f"{summary['transmitted']} sent, {summary['received']} received, {summary['loss']}% loss"
+            f"{summary['transmitted']} sent, {summary['received']} received, {summary['lossPercent']}% loss"
         )
         if rtts:
             out.print(
-                f"rtt min/avg/max = {min(rtts):.3f}/{summary['rtt_avg_ms']:.3f}/{max(rtts):.3f} ms"
+                f"rtt min/avg/max = {min(rtts):.3f}/{summary['rttAvgMs']:.3f}/{max(rtts):.3f} ms"
             )
     if not rtts:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_RUNTIME)
 
 
-def stats(api_addr: ApiAddr = default_api_addr(), as_json: JsonFlag = False) -> None:
+def stats(api_addr: ApiAddr = DEFAULT_API_ADDR, as_json: JsonFlag = False) -> None:
     """Packets and bytes per peer and direction, and drops by reason."""
     report = fetch(api_addr, "/admin/stats/packets")
     if as_json:

@@ -115,7 +115,10 @@ def sim(
     seed: Annotated[int, typer.Option(help="Seed for topology, keys and events.")] = 1,
     duration: Annotated[
         float | None,
-        typer.Option(help="Simulated seconds to observe after each event (default 10)."),
+        typer.Option(
+            help="Simulated seconds to observe after each event [default: 10]",
+            show_default=False,
+        ),
     ] = None,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the full result as JSON.")

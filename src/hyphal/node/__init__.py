@@ -31,6 +31,7 @@ from hyphal.links.transport import LinkTransport
 from hyphal.node.audit import AuditService
 from hyphal.node.delivery import Registry
 from hyphal.node.driver import CoreDriver
+from hyphal.node.events import RouteChangeWatch
 from hyphal.node.lag import LagMonitor
 from hyphal.node.tunport import TunPort
 from hyphal.node.view import NodeView
@@ -73,6 +74,7 @@ class Node:
         signer = XEdDSASigner(identity.private_bytes())
         self.router = Router(key, signer, params, self.now(), random.Random(), XEdDSAVerifier())
         self._router_driver = CoreDriver("router", self.router, self._apply, self.now)
+        self.route_watch = RouteChangeWatch(self.router, time.time)
         self.peers = PeerManager(
             identity,
             self,
@@ -127,6 +129,9 @@ class Node:
             lambda: self.tun_port.write_drops,
             self.loop_lag,
             self.messages,
+            config=config,
+            events=self.route_watch,
+            listen_port=lambda: self.peers.listen_port,
         )
 
     # lifecycle --------------------------------------------------------------------------------
@@ -186,12 +191,16 @@ class Node:
                 self.peers.close_link(
                     action.peer, "no hello from the peer within the dead interval"
                 )
+        self.route_watch.check()
 
     def link_up(self, link: PeerLink) -> None:
+        self.route_watch.link_up(link.id, link.remote_public_key, link.remote_address)
         self._router_driver.feed(self.router.neighbour_up(link.id, self.now()))
 
     def link_down(self, link: PeerLink, reason: str) -> None:
+        self.route_watch.link_down(link.id, reason)
         self._router_driver.feed(self.router.neighbour_down(link.id, self.now()))
+        self.route_watch.forget(link.id)
 
     def link_frame(self, link: PeerLink, frame_type: int, body: memoryview) -> None:
         self.frames.dispatch(frame_type, (link, body))
@@ -208,6 +217,8 @@ class Node:
             return
         self._router_driver.feed(actions)
         self.messages.routes_changed()  # where routes (and their owners' keys) are learned
+        if not actions:
+            self.route_watch.check()  # a change with nothing to send (O(1) when none)
 
     def _send_data(self, peer: int, packet: bytes | bytearray | memoryview) -> bool:
         link = self.peers.links.get(peer)

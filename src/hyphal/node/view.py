@@ -12,13 +12,16 @@ from dataclasses import dataclass
 from ipaddress import IPv6Address, IPv6Network
 from typing import Protocol
 
+from hyphal import __version__
 from hyphal.bus.service import MessageService
+from hyphal.config import NodeConfig
 from hyphal.dataplane.echo import PingReply
 from hyphal.dataplane.stats import DataplaneStats
 from hyphal.identity import NodeIdentity
 from hyphal.links.connection import PeerLink
 from hyphal.links.endpoint import Endpoint
 from hyphal.links.manager import PeerInfo, PeerManager
+from hyphal.node.events import Failover, RouteChangeWatch
 from hyphal.node.lag import LagMonitor
 from hyphal.routing.router import Router
 from hyphal.routing.types import NeighbourInfo, RouteInfo
@@ -30,6 +33,20 @@ class IdentityInfo:
     address: IPv6Address
     public_key: bytes
     started_at: float  # wall-clock seconds
+
+
+@dataclass(frozen=True)
+class SelfInfo:
+    """What `hyphal status` says about this node beyond its identity."""
+
+    name: str | None  # none until members (names) land
+    role: str
+    version: str
+    network_name: str | None  # None: the public network
+    listen_address: str
+    listen_port: int
+    api_addr: str
+    metrics_addr: str | None
 
 
 @dataclass(frozen=True)
@@ -107,7 +124,14 @@ class NodeView:
         tun_write_drops: Callable[[], int],
         loop_lag: LagMonitor,
         messages: MessageService,
+        *,
+        config: NodeConfig | None = None,
+        events: RouteChangeWatch | None = None,
+        listen_port: Callable[[], int] = lambda: 0,
     ) -> None:
+        self._config = config or NodeConfig()
+        self._events = events
+        self._listen_port = listen_port
         self._identity = identity
         self._started_at = started_at
         self._peers = peers
@@ -120,6 +144,30 @@ class NodeView:
     def identity(self) -> IdentityInfo:
         i = self._identity
         return IdentityInfo(i.subnet, i.address, i.public_key, self._started_at)
+
+    def self_info(self) -> SelfInfo:
+        c = self._config
+        return SelfInfo(
+            name=None,
+            role="peer",
+            version=__version__,
+            network_name=c.network_name,
+            listen_address=c.listen_address,
+            listen_port=self._listen_port() or c.tcp_listen_port,
+            api_addr=c.api_addr,
+            metrics_addr=c.metrics_api_address,
+        )
+
+    def recent_failovers(self) -> list[Failover]:
+        """The most recent selected-route changes (bounded ring), oldest first."""
+        return self._events.failovers.snapshot() if self._events is not None else []
+
+    def failover_total(self) -> int:
+        return self._events.failovers.total if self._events is not None else 0
+
+    def link_up_since(self, link_id: int) -> float | None:
+        """When the link with this id was established (wall clock), if known."""
+        return self._events.up_since(link_id) if self._events is not None else None
 
     def peers(self) -> list[PeerInfo]:
         return self._peers.peer_infos()

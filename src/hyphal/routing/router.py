@@ -14,8 +14,9 @@ from __future__ import annotations
 import heapq
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from itertools import count, islice
+from types import MappingProxyType
 from typing import assert_never
 
 from hyphal.crypto.signing import Signer, Verifier, XEdDSAVerifier
@@ -200,6 +201,10 @@ class Router:
 
     def next_hop(self, prefix64: bytes) -> int | None:
         return self._fib.get(prefix64)
+
+    def forwarding_table(self) -> Mapping[bytes, int]:
+        """Read-only live view: destination /64 -> selected next hop (neighbour id)."""
+        return MappingProxyType(self._fib)
 
     def route_public_key(self, prefix64: bytes) -> bytes | None:
         if prefix64 in self._origin.announcements:

@@ -86,7 +86,7 @@ def test_bad_keys_give_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(IdentityError):
         parse_public_key("00" * 31)
     result = CliRunner().invoke(app, ["inspect", "nothex"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a bad PUBKEY argument is a usage error (docs/cli.md)
 
 
 def test_load_or_create_creates_once(tmp_path: Path) -> None:
