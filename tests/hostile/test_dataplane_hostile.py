@@ -15,22 +15,18 @@ from pathlib import Path
 import pytest
 
 from hyphal.testing.netlab import Topology
+from hyphal.testing.victim import links_up
 
 pytestmark = pytest.mark.netns
 
 ATTACKER = Path(__file__).resolve().parent / "tools" / "remote_attacker.py"
 
 
-def links_up(topo: Topology, name: str) -> int:
-    tail = topo.node(name).log_tail(5000)
-    return tail.count(" up: static ") + tail.count(" up: inbound ")
-
-
 def test_remote_packets_cost_the_victim_no_link(topology: Callable[..., Topology]) -> None:
     topo = topology("A-B B-C", start=True, tun=True)
     a, b, c = topo.node("A"), topo.node("B"), topo.node("C")
     topo.wait_until(lambda: a.ping(c.address).returncode == 0, timeout=30)
-    c_links, b_links = links_up(topo, "C"), links_up(topo, "B")
+    c_links, b_links = links_up(topo.node("C")), links_up(topo.node("B"))
     before = c.get("/api/v1/admin/stats/packets")["drops"]
 
     attacker = a.popen(
@@ -48,7 +44,9 @@ def test_remote_packets_cost_the_victim_no_link(topology: Callable[..., Topology
     gained = {k: v - before.get(k, 0) for k, v in drops.items() if v != before.get(k, 0)}
     assert gained.get("notice-malformed", 0) >= 2, gained  # bad version byte, too short
     assert gained.get("e2e-too-big", 0) >= 1, gained  # the reply that no link frame could carry
-    assert links_up(topo, "C") == c_links, c.log_tail(50)  # C never lost its link to B
-    assert links_up(topo, "B") == b_links + 1, b.log_tail(50)  # only the attacker came and went
+    assert links_up(topo.node("C")) == c_links, c.log_tail(50)  # C never lost its link to B
+    assert links_up(topo.node("B")) == b_links + 1, b.log_tail(
+        50
+    )  # only the attacker came and went
     assert "closed" not in c.log_tail(5000), c.log_tail(50)
     assert a.ping(c.address).returncode == 0  # C still reachable through B

@@ -8,7 +8,6 @@ A still pings C through B, and B's two honest links never drop.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from hyphal.testing.netlab import Topology
+from hyphal.testing.victim import fd_count, links_up, rss_kib
 
 pytestmark = pytest.mark.netns
 
@@ -32,22 +32,6 @@ time.sleep(float(sys.argv[2]))
 """
 
 
-def fd_count(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
-
-
-def links_up(topo: Topology, name: str) -> int:
-    tail = topo.node(name).log_tail(5000)
-    return tail.count(" up: static ") + tail.count(" up: inbound ")
-
-
 def test_victim_stays_bounded_under_dial_failures_and_idle_socket_flood(
     topology: Callable[..., Topology], tmp_path: Path
 ) -> None:
@@ -57,7 +41,7 @@ def test_victim_stays_bounded_under_dial_failures_and_idle_socket_flood(
     topo.wait_until(result_ok, timeout=30)
     assert b.pid is not None
     pid = b.pid
-    honest = links_up(topo, "B")
+    honest = links_up(b)
     assert honest == 2
     fds0, rss0 = fd_count(pid), rss_kib(pid)
 
@@ -80,5 +64,5 @@ def test_victim_stays_bounded_under_dial_failures_and_idle_socket_flood(
         flood.kill()
         flood.wait(10)
     assert rss_kib(pid) - rss0 < 20 * 1024  # under 20 MiB growth over the whole run
-    assert links_up(topo, "B") == honest  # the honest links never dropped and came back
+    assert links_up(b) == honest  # the honest links never dropped and came back
     assert "refusing inbound connection" in b.log_tail(5000)
