@@ -50,3 +50,25 @@ def test_remote_packets_cost_the_victim_no_link(topology: Callable[..., Topology
     )  # only the attacker came and went
     assert "closed" not in c.log_tail(5000), c.log_tail(50)
     assert a.ping(c.address).returncode == 0  # C still reachable through B
+
+
+SESSION_FLOODER = Path(__file__).resolve().parent / "tools" / "session_flooder.py"
+
+
+def test_a_session_flood_cannot_unlock_a_recorded_packet(topology: Callable[..., Topology]) -> None:
+    # More sessions than the receive LRU (4,096) and the floors (16,384) hold together.
+    topo = topology("A-B B-C", start=True)
+    a, b, c = topo.node("A"), topo.node("B"), topo.node("C")
+    topo.wait_until(lambda: c.cli("ping", str(b.address), "-c", "1").returncode == 0, timeout=30)
+    b_links, c_links = links_up(topo.node("B")), links_up(topo.node("C"))
+    before = b.get("/api/v1/admin/stats/packets")["drops"]
+    flood = a.exec(
+        [sys.executable, str(SESSION_FLOODER), str(b.link_address("A")), b.public_key, "21000"],
+        timeout=180,
+    )
+    assert "replayed" in flood.stdout, flood.stdout + flood.stderr
+    drops = b.get("/api/v1/admin/stats/packets")["drops"]
+    gained = {k: v - before.get(k, 0) for k, v in drops.items() if v != before.get(k, 0)}
+    assert gained.get("e2e-replay", 0) == 1, gained  # the recording, refused the second time
+    assert links_up(topo.node("C")) == c_links and links_up(topo.node("B")) == b_links + 1
+    assert c.cli("ping", str(b.address), "-c", "1").returncode == 0  # B serves everyone else
