@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import sys
 from pathlib import Path
 
+from hyphal import logs
 from hyphal.api.app import create_app
 from hyphal.api.auth import load_or_create_token
 from hyphal.api.guard import RequestGuard, is_loopback
@@ -15,21 +15,27 @@ from hyphal.api.metrics import metrics_app
 from hyphal.api.server import ApiBindError, ApiServer
 from hyphal.config import ConfigError, NodeConfig, parse_host_port
 from hyphal.dataplane.tun import TunError
+from hyphal.filemodes import warn_if_loose
 from hyphal.identity import IdentityError, NodeIdentity
 from hyphal.node import Node
 
 log = logging.getLogger("hyphal")
 
 
-def setup_logging(debug: bool = False, quiet: bool = False) -> None:
-    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("uvicorn", "uvicorn.error", "uvicorn.access", "pyroute2", "asyncio"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+def setup_logging(
+    debug: bool = False, quiet: bool = False, *, level: str | None = None, fmt: str = "text"
+) -> logs.LogSpec:
+    """Logging for the daemon: ``level`` (a spec, see hyphal.logs) wins over debug/quiet."""
+    return logs.setup(level or logs.flags_spec(debug, quiet), fmt)
+
+
+def effective_log_spec(config: NodeConfig, flag: str | None, debug: bool, quiet: bool) -> str:
+    """--log-level, else --debug/--silent, else the config's log_level, else info."""
+    if flag is not None:
+        return flag
+    if debug or quiet:
+        return logs.flags_spec(debug, quiet)
+    return config.log_level or logs.DEFAULT_SPEC
 
 
 def _token_file(config: NodeConfig) -> Path:
@@ -37,10 +43,25 @@ def _token_file(config: NodeConfig) -> Path:
 
 
 def _token(config: NodeConfig) -> str:
-    return load_or_create_token(_token_file(config))
+    path = _token_file(config)
+    token = load_or_create_token(path)
+    warn_if_loose(path, "API token file")
+    return token
+
+
+def _log_start(config: NodeConfig) -> None:
+    if config.network_name is None:
+        log.info("network: the public hyphal network (no network key)")
+    else:
+        log.info(
+            "network: private network '%s' (key from %s)",
+            config.network_name,
+            config.network_key_file,
+        )
 
 
 async def serve(config: NodeConfig, identity: NodeIdentity) -> None:
+    _log_start(config)
     node = Node(config, identity)
     api_host, api_port = node.api_bind()
     token = None
@@ -80,13 +101,33 @@ async def serve(config: NodeConfig, identity: NodeIdentity) -> None:
     if metrics is not None:
         await metrics.stop()
     await node.stop()
+    log.info("stopped")
 
 
-def run_daemon(config: NodeConfig) -> int:
+def load_identity(config: NodeConfig, key_source: str) -> NodeIdentity:
+    """The node key: loaded, or created (and said so); a key open to others is warned about."""
+    path = config.key_file
+    if path.exists():
+        identity = NodeIdentity.load(path)
+        log.info("node key %s (%s)", path, key_source)
+        warn_if_loose(path, "node key file")
+    else:
+        identity = NodeIdentity.load_or_create(path)
+        log.info(
+            "created a new node key at %s (%s), mode 0600: it is this node's identity and "
+            "overlay address %s; keep it, and back it up",
+            path,
+            key_source,
+            identity.address,
+        )
+    return identity
+
+
+def run_daemon(config: NodeConfig, key_source: str = "the default path") -> int:
     """Run until SIGINT/SIGTERM; return the process exit code."""
     try:
         config.validate()
-        identity = NodeIdentity.load_or_create(config.key_file)
+        identity = load_identity(config, key_source)
     except (ConfigError, IdentityError) as exc:
         log.error("%s", exc)
         return 2

@@ -107,18 +107,34 @@ def run(
         Path | None,
         typer.Option("--forward-dir", help="Directory allowed for topic forward sockets."),
     ] = None,
-    debug: Annotated[bool, typer.Option("-d", "--debug", help="Debug logging.")] = False,
-    quiet: Annotated[bool, typer.Option("--silent", help="Log warnings and errors only.")] = False,
+    debug: Annotated[
+        bool, typer.Option("-d", "--debug", help="hyphal's debug logging (same as --log-level debug).")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--silent", help="Log warnings and errors only (--log-level warning).")
+    ] = False,
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            "--log-level",
+            help="Log levels: a level, then logger=level items, e.g. info,hyphal.routing=debug "
+            "(levels: debug, info, warning, error) [default: info]",
+        ),
+    ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option("--log-format", help="Log lines as text or json [default: text]"),
+    ] = None,
 ) -> None:
     """Run the hyphal daemon: join the mesh and serve the local API."""
-    from hyphal.daemon import run_daemon, setup_logging
+    from hyphal.daemon import effective_log_spec, run_daemon, setup_logging
 
-    setup_logging(debug, quiet)
+    loaded_from: Path | None = None
     try:
         if config_file is not None:
-            base = load_config_file(config_file)
+            base, loaded_from = load_config_file(config_file), config_file
         elif DEFAULT_CONFIG_FILE.exists():
-            base = load_config_file(DEFAULT_CONFIG_FILE)
+            base, loaded_from = load_config_file(DEFAULT_CONFIG_FILE), DEFAULT_CONFIG_FILE
         else:
             base = NodeConfig()
         config = base.with_overrides(
@@ -137,10 +153,27 @@ def run(
             message_store=message_store,
             max_links=max_links,
             forward_dir=forward_dir,
+            log_level=log_level,
+            log_format=log_format,
         ).validate()
-    except ConfigError as exc:
+        spec = effective_log_spec(config, log_level, debug, quiet)
+        setup_logging(level=spec, fmt=config.log_format or "text")
+    except (ConfigError, ValueError) as exc:
         raise fail(str(exc), 2) from None
-    raise typer.Exit(run_daemon(config))
+    import logging
+
+    logging.getLogger("hyphal").info(
+        "config file %s loaded" if loaded_from else "no config file (%s does not exist): flags and defaults",
+        loaded_from or DEFAULT_CONFIG_FILE,
+    )
+    key_source = (
+        "from --key-file"
+        if key_file is not None
+        else "from the config file"
+        if config.key_file != DEFAULT_KEY_FILE
+        else "the default path"
+    )
+    raise typer.Exit(run_daemon(config, key_source))
 
 
 def inspect(

@@ -12,6 +12,7 @@ import contextlib
 import itertools
 import logging
 import time
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -23,6 +24,7 @@ from hyphal.links.budget import HandshakeBudget
 from hyphal.links.capabilities import LOCAL_FEATURES, encode_capabilities
 from hyphal.links.connection import PeerLink
 from hyphal.links.endpoint import Endpoint
+from hyphal.links.failures import FailureLog, Verdict
 from hyphal.links.tcp import TcpTransport
 from hyphal.links.transport import LinkTransport, Listener
 
@@ -33,6 +35,29 @@ STABLE_LINK_SECONDS = 10.0
 MAX_INBOUND_HANDSHAKES = 64
 MAX_HANDSHAKES_PER_SOURCE = 8
 MAX_LINKS = 256
+# Failures no retry fixes until someone changes a config: dial them back to this cap.
+MISCONFIGURED_BACKOFF_CAP = 300.0
+MISCONFIGURED = frozenset(
+    {"wrong-network-key", "network-mismatch", "version", "bad-magic", "pinned-key"}
+)
+_DIAL_HINTS = {
+    "wrong-network-key": "the peer uses our network name with another network key; "
+    "give both nodes the same --network-key-file",
+    "network-mismatch": "check --network-name and --network-key-file on both nodes, "
+    "or remove this peer",
+    "version": "run the same hyphal version on both nodes",
+    "bad-magic": "no hyphal node answers there; check the host and port",
+    "pinned-key": "if that node's key changed on purpose, update ?key= in its peer URI",
+    "timeout": "the peer accepted but did not finish the handshake",
+}
+_ACCEPT_HINTS = {
+    "wrong-network-key": "a node there uses our network name with another network key; "
+    "it cannot join until it has ours",
+    "network-mismatch": "a node there is configured for another network",
+    "version": "a node there runs another hyphal version",
+    "bad-magic": "something that is not hyphal connects to our port",
+    "timeout": "a connection there did not finish the handshake",
+}
 
 
 class LinkOwner(Protocol):
@@ -93,6 +118,7 @@ class StaticPeer:
     discovered: float = field(default_factory=time.time)
     last_connected: float | None = None
     last_error: str = ""
+    gave_up: bool = False  # the endpoint is this node itself: no more dialing
     task: asyncio.Task[None] | None = None
     backoff: Backoff = field(default_factory=Backoff)
     tx_bytes: int = 0
@@ -115,6 +141,7 @@ class PeerManager:
         max_links: int = MAX_LINKS,
         handshake_budget: HandshakeBudget | None = None,
         transport: LinkTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.identity = identity
         self.owner = owner
@@ -124,7 +151,8 @@ class PeerManager:
         self.max_inbound_handshakes = max_inbound_handshakes
         self.max_handshakes_per_source = max_handshakes_per_source
         self.max_links = max_links
-        self.handshake_budget = handshake_budget or HandshakeBudget(time.monotonic)
+        self.handshake_budget = handshake_budget or HandshakeBudget(clock)
+        self.failures = FailureLog(clock)  # repeated failures: logged once, then summarised
         self.transport: LinkTransport = transport or TcpTransport()
         self.refused_inbound = 0
         self.dial_errors = 0
@@ -150,7 +178,9 @@ class PeerManager:
             lambda: self._new_link(initiator=False, endpoint=None, kind=LinkKind.INBOUND),
         )
         self.listen_port = self._server.port
-        log.info("listening for peers on port %d", self.listen_port)
+        bound: tuple[str, ...] = getattr(self._server, "addresses", ())
+        addrs = ", ".join(bound) if bound else f"{listen_address or '::'} port {self.listen_port}"
+        log.info("listening for peers on %s", addrs)
         for endpoint in peers:
             with contextlib.suppress(PeerExistsError):
                 self.add_static(endpoint)
@@ -160,8 +190,11 @@ class PeerManager:
         for peer in self.static.values():
             if peer.task is not None:
                 peer.task.cancel()
-        for link in list(self.all_links):
+        closing = list(self.all_links)
+        for link in closing:
             link.close("node shutting down")
+        established = sum(1 for link in closing if link.established)
+        log.info("closed %d peer links (node shutting down)", established)
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
@@ -182,6 +215,8 @@ class PeerManager:
         return peer
 
     def remove_static(self, endpoint: Endpoint) -> None:
+        """Stop dialing ``endpoint`` (a pinned key in it does not matter: same address, same
+        peer)."""
         peer = self.static.pop(endpoint, None)
         if peer is None:
             raise PeerNotFoundError(str(endpoint))
@@ -191,9 +226,28 @@ class PeerManager:
             peer.link.close("peer removed by the operator")
         log.info("removed static peer %s", endpoint)
 
+    def _note_failure(
+        self, subject: Hashable, kind: str, message: str, hint: str, level: int = logging.WARNING
+    ) -> None:
+        """Log a failure in full the first time, then as a summary every few minutes."""
+        report = self.failures.failed(subject, kind)
+        if report.verdict is Verdict.FIRST:
+            log.log(level, "%s (%s)", message, hint)
+        elif report.verdict is Verdict.SUMMARY:
+            log.log(
+                level,
+                "%s: still failing, %d attempts since %s (%d since the last line)",
+                message,
+                report.count,
+                report.since_text,
+                report.since_last_line,
+            )
+        else:
+            log.debug("%s (attempt %d)", message, report.count)
+
     async def _dial_loop(self, peer: StaticPeer) -> None:
         loop = asyncio.get_running_loop()
-        while not self._closing:
+        while not self._closing and not peer.gave_up:
             # A live link to the same node (e.g. it dialed us) makes a second one pointless.
             known = peer.remote_public_key
             if (
@@ -221,12 +275,11 @@ class PeerManager:
                 raise
             except (OSError, TimeoutError) as exc:
                 reason = str(exc) or type(exc).__name__
-                level = logging.WARNING if peer.backoff.failures == 0 else logging.DEBUG
-                log.log(
-                    level,
-                    "cannot connect to %s: %s (will retry with backoff)",
-                    peer.endpoint,
-                    reason,
+                self._note_failure(
+                    ("dial", peer.endpoint),
+                    "connect",
+                    f"cannot connect to {peer.endpoint}: {reason}",
+                    "will retry with backoff",
                 )
                 peer.last_error = reason
             except Exception as exc:  # a bug or an odd resolver error must not end the dialing
@@ -240,10 +293,23 @@ class PeerManager:
                 self._closed_waiters.pop(link, None)
                 peer.tx_bytes += link.tx_bytes
                 peer.rx_bytes += link.rx_bytes
-                if link.remote_public_key is not None:
+                if link.remote_public_key is not None and link.handshake_failure is None:
                     peer.remote_public_key = link.remote_public_key
             peer.link = None
             peer.state = PeerState.DEAD
+            failure = link.handshake_failure
+            if link.connected and link.close_reason and not link.close_reason.startswith("dup"):
+                peer.last_error = link.close_reason
+            if failure == "self-connection":
+                peer.gave_up = True
+                log.warning(
+                    "static peer %s is this node itself: not dialing it again "
+                    "(remove it from the peers list)",
+                    peer.endpoint,
+                )
+                return
+            if failure in MISCONFIGURED:
+                peer.backoff.cap = MISCONFIGURED_BACKOFF_CAP
             if link.established and time.monotonic() - started > STABLE_LINK_SECONDS:
                 peer.backoff.reset()
             if link.established and link.close_reason.startswith("duplicate"):
@@ -304,6 +370,14 @@ class PeerManager:
     def link_established(self, link: PeerLink) -> None:
         key = link.remote_public_key
         assert key is not None
+        pin = link.endpoint.key if link.endpoint is not None else None
+        if pin is not None and key != pin:
+            link.handshake_failure = "pinned-key"
+            link.close(
+                f"refused: the node there presents key {key.hex()[:16]}…, "
+                f"but this peer is pinned to {pin.hex()[:16]}…"
+            )
+            return
         existing = self.by_key.get(key)
         if existing is not None:
             # Both ends see the same initiator keys, so they close the same link; on a tie (one
@@ -324,6 +398,13 @@ class PeerManager:
             peer.state = PeerState.ALIVE
             peer.remote_public_key = key
             peer.last_connected = time.time()
+            peer.last_error = ""
+            peer.backoff.cap = Backoff.cap
+            failed = self.failures.succeeded(("dial", link.endpoint))
+            if failed:
+                log.info("connected to %s after %d failed attempts", link.endpoint, failed)
+        elif not link.initiator:
+            self.failures.succeeded(("accept", link.remote_host))
         log.info(
             "link %d up: %s %s (%s)", link.id, link.kind, link.remote_address, key.hex()[:16] + "…"
         )
@@ -346,8 +427,53 @@ class PeerManager:
         for link in dirty:
             link.flush()
 
+    def _log_closed(self, link: PeerLink, reason: str, was_up: bool) -> None:
+        """One line for a closed link, at a level that fits what happened."""
+        who = link.remote_address or "peer"
+        if link.remote_public_key is not None and link.handshake_failure is None:
+            who += f" ({link.remote_public_key.hex()[:16]}…)"
+        failure = link.handshake_failure
+        if self._closing or link.refused:
+            log.debug("link %d to %s closed: %s", link.id, who, reason)
+        elif failure is not None:
+            if link.initiator and link.endpoint is not None:
+                if failure == "self-connection":
+                    return  # the dial loop says it once, and stops
+                self._note_failure(
+                    ("dial", link.endpoint),
+                    failure,
+                    f"peer {link.endpoint}: {reason}",
+                    _DIAL_HINTS.get(failure, "will retry with backoff"),
+                )
+            elif failure == "self-connection":
+                log.debug("inbound link %d from %s: %s", link.id, who, reason)
+            else:
+                self._note_failure(
+                    ("accept", link.remote_host),
+                    failure,
+                    f"inbound connection from {link.remote_host}: {reason}",
+                    _ACCEPT_HINTS.get(failure, "the peer will retry"),
+                )
+        elif was_up:
+            if reason.startswith("duplicate"):
+                log.debug("link %d to %s closed: %s", link.id, who, reason)
+            elif reason in ("connection closed by peer", "peer removed by the operator"):
+                log.info("link %d to %s closed: %s", link.id, who, reason)
+            else:
+                log.warning("link %d to %s lost: %s", link.id, who, reason)
+        elif link.initiator and link.endpoint is not None:
+            self._note_failure(
+                ("dial", link.endpoint),
+                "handshake",
+                f"peer {link.endpoint}: {reason} before the handshake completed",
+                "will retry with backoff",
+            )
+        else:
+            log.debug("inbound link %d from %s closed during the handshake: %s", link.id, who, reason)
+
     def link_closed(self, link: PeerLink, reason: str) -> None:
         self.all_links.discard(link)
+        self._log_closed(link, reason, link.id in self.links)
         if link.backlog_overflowed:
             self.backlog_closes += 1
         if self.links.pop(link.id, None) is not None:
@@ -374,7 +500,7 @@ class PeerManager:
         infos: list[PeerInfo] = []
         for peer in self.static.values():
             link = peer.link if peer.link is not None and peer.link.established else None
-            if link is None and peer.remote_public_key in self.by_key:
+            if link is None and peer.remote_public_key in self.by_key and not peer.gave_up:
                 link = self.by_key[peer.remote_public_key]  # connected the other way round
             infos.append(
                 PeerInfo(

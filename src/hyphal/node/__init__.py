@@ -32,11 +32,12 @@ from hyphal.node.audit import AuditService
 from hyphal.node.delivery import Registry
 from hyphal.node.driver import CoreDriver
 from hyphal.node.lag import LagMonitor
+from hyphal.node.routelog import RouteLog
 from hyphal.node.tunport import TunPort
 from hyphal.node.view import NodeView
 from hyphal.routing.params import DEFAULT_PARAMS, RoutingParams
 from hyphal.routing.router import Router
-from hyphal.routing.types import Action, NeighbourDead, SendControl
+from hyphal.routing.types import Action, NeighbourDead, RouteChange, SendControl
 from hyphal.wire import data as wire_data
 from hyphal.wire.errors import DecodeError
 from hyphal.wire.link import FRAME_CONTROL, FRAME_DATA
@@ -69,7 +70,10 @@ class Node:
         self.e2e = E2ECrypto(identity)
         key = identity.public_key
         signer = XEdDSASigner(identity.private_bytes())
-        self.router = Router(key, signer, params, self.now(), random.Random(), XEdDSAVerifier())
+        self.router = Router(
+            key, signer, params, self.now(), random.Random(), XEdDSAVerifier(), report_routes=True
+        )
+        self.route_log = RouteLog()  # route events named and logged; subscribe() for more
         self._router_driver = CoreDriver("router", self.router, self._apply, self.now)
         self.peers = PeerManager(
             identity,
@@ -155,6 +159,7 @@ class Node:
         )
 
     async def stop(self) -> None:
+        self.route_log.muted = True  # every route goes down with the links: none of it is news
         self.loop_lag.close()
         self._router_driver.close()
         if self.audit is not None:
@@ -171,16 +176,20 @@ class Node:
                 link = self.peers.links.get(action.peer)
                 if link is not None:
                     link.send_frame(FRAME_CONTROL, action.payload)
+            elif isinstance(action, RouteChange):
+                self.route_log.apply(action)
             elif isinstance(action, NeighbourDead):
                 self.peers.close_link(
                     action.peer, "no hello from the peer within the dead interval"
                 )
 
     def link_up(self, link: PeerLink) -> None:
+        self.route_log.peer_up(link.id, link.remote_public_key, link.remote_address)
         self._router_driver.feed(self.router.neighbour_up(link.id, self.now()))
 
     def link_down(self, link: PeerLink, reason: str) -> None:
         self._router_driver.feed(self.router.neighbour_down(link.id, self.now()))
+        self.route_log.peer_gone(link.id)
 
     def link_frame(self, link: PeerLink, frame_type: int, body: memoryview) -> None:
         self.frames.dispatch(frame_type, (link, body))

@@ -36,7 +36,14 @@ from hyphal.routing.params import RoutingParams
 from hyphal.routing.requests import SeqnoRequests
 from hyphal.routing.source import SourceTable
 from hyphal.routing.table import PrefixEntry, Route
-from hyphal.routing.types import Action, NeighbourDead, NeighbourInfo, RouteInfo, SendControl
+from hyphal.routing.types import (
+    Action,
+    NeighbourDead,
+    NeighbourInfo,
+    RouteChange,
+    RouteInfo,
+    SendControl,
+)
 from hyphal.wire.control import (
     FLAG_SUB_TLVS,
     IHU,
@@ -134,6 +141,7 @@ class Router:
         router_id_suffix: bytes | None = None,
         *,
         wall_clock: Callable[[], float] = time.time,
+        report_routes: bool = False,
     ) -> None:
         if len(public_key) != 32:
             raise ValueError("a public key has 32 bytes")
@@ -147,6 +155,9 @@ class Router:
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self._rng = rng
         self._wall_clock = wall_clock
+        # Emit RouteChange actions when a selected next hop changes (the daemon logs them; the
+        # simulator's thousands of routers leave them off).
+        self.report_routes = report_routes
         self._checker = AnnouncementChecker(
             verifier or XEdDSAVerifier(),
             params.signature_cache_size,
@@ -652,6 +663,8 @@ class Router:
         ):
             best, best_metric = old, old_metric
         entry.selected = best
+        if self.report_routes:
+            self._report(entry, old, best, old_metric, best_metric, now)
         if best is None:
             if old is not None:
                 self.counters["routes_lost"] += 1
@@ -685,6 +698,63 @@ class Router:
             self._pending[prefix] = None
         entry.last_router_id = best.router_id
         entry.last_seqno = best.seqno
+
+    def _report(
+        self,
+        entry: PrefixEntry,
+        old: Route | None,
+        best: Route | None,
+        old_metric: int,
+        best_metric: int,
+        now: float,
+    ) -> None:
+        """Queue a RouteChange when the selected next hop changed (called by _reselect)."""
+        prefix = entry.prefix
+        if best is None:
+            if old is None:
+                return
+            entry.lost_peer = old.peer
+            change = RouteChange(
+                "lost", prefix, old.router_id[:32], old.peer, None, INFINITY,
+                self._why_gone(entry, old, now, "no usable route is left"),
+            )
+        elif old is None:
+            lost, entry.lost_peer = entry.lost_peer, None
+            if lost is not None and lost != best.peer and entry.hold_until > now:
+                change = RouteChange(
+                    "failover", prefix, best.router_id[:32], lost, best.peer, best_metric,
+                    "the route through the old next hop was lost; found another",
+                )
+            else:
+                reason = "route back" if lost is not None else "new route"
+                change = RouteChange(
+                    "reachable", prefix, best.router_id[:32], None, best.peer, best_metric, reason
+                )
+        elif old.peer != best.peer:
+            better = (
+                f"a better route: metric {old_metric} -> {best_metric}"
+                if old_metric < INFINITY
+                else "the old route is unusable"
+            )
+            change = RouteChange(
+                "failover", prefix, best.router_id[:32], old.peer, best.peer, best_metric,
+                self._why_gone(entry, old, now, better),
+            )
+        else:
+            return
+        self._dead.append(change)
+
+    def _why_gone(self, entry: PrefixEntry, old: Route, now: float, otherwise: str) -> str:
+        """Why the selected route ``old`` stopped being the one, in words."""
+        if old.peer not in self._neighbours:
+            return "the link to the old next hop went down"
+        if entry.routes.get(old.peer) is not old:
+            return "the route through the old next hop expired"
+        if old.metric >= INFINITY:
+            return "the old next hop retracted the route"
+        if entry.demoted is not None and entry.demoted.get(old.peer, 0.0) > now:
+            return "the route audit demoted the old next hop"
+        return otherwise
 
     def _update_tlv(self, entry: PrefixEntry, route: Route, now: float) -> tuple[bytes, int]:
         """Our advertisement of ``route`` (recording it as a feasibility distance)."""
