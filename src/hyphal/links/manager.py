@@ -142,6 +142,7 @@ class PeerManager:
         handshake_budget: HandshakeBudget | None = None,
         transport: LinkTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
+        misconfigured_backoff_cap: float = MISCONFIGURED_BACKOFF_CAP,
     ) -> None:
         self.identity = identity
         self.owner = owner
@@ -152,6 +153,7 @@ class PeerManager:
         self.max_handshakes_per_source = max_handshakes_per_source
         self.max_links = max_links
         self.handshake_budget = handshake_budget or HandshakeBudget(clock)
+        self.misconfigured_backoff_cap = misconfigured_backoff_cap
         self.failures = FailureLog(clock)  # repeated failures: logged once, then summarised
         self.transport: LinkTransport = transport or TcpTransport()
         self.refused_inbound = 0
@@ -309,7 +311,7 @@ class PeerManager:
                 )
                 return
             if failure in MISCONFIGURED:
-                peer.backoff.cap = MISCONFIGURED_BACKOFF_CAP
+                peer.backoff.slow_cap = self.misconfigured_backoff_cap
             if link.established and time.monotonic() - started > STABLE_LINK_SECONDS:
                 peer.backoff.reset()
             if link.established and link.close_reason.startswith("duplicate"):
@@ -399,7 +401,7 @@ class PeerManager:
             peer.remote_public_key = key
             peer.last_connected = time.time()
             peer.last_error = ""
-            peer.backoff.cap = Backoff.cap
+            peer.backoff.slow_cap = None
             failed = self.failures.succeeded(("dial", link.endpoint))
             if failed:
                 log.info("connected to %s after %d failed attempts", link.endpoint, failed)
