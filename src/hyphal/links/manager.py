@@ -261,6 +261,7 @@ class PeerManager:
                 await asyncio.sleep(1.0)
                 continue
             peer.state = PeerState.CONNECTING
+            log.debug("dialing %s", peer.endpoint)
             link = self._new_link(initiator=True, endpoint=peer.endpoint, kind=LinkKind.STATIC)
             done: asyncio.Future[None] = loop.create_future()
             peer.link = link
@@ -356,6 +357,7 @@ class PeerManager:
             else:
                 refusal = self.handshake_budget.admit(host)
                 if refusal is None:
+                    log.debug("inbound connection %d from %s admitted", link.id, host)
                     return None
                 reason = refusal
         self.refused_inbound += 1

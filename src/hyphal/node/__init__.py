@@ -43,6 +43,7 @@ from hyphal.wire.errors import DecodeError
 from hyphal.wire.link import FRAME_CONTROL, FRAME_DATA
 
 log = logging.getLogger("hyphal.node")
+routing_log = logging.getLogger("hyphal.routing")
 
 __all__ = ["Node", "PingReply"]
 
@@ -179,15 +180,18 @@ class Node:
             elif isinstance(action, RouteChange):
                 self.route_log.apply(action)
             elif isinstance(action, NeighbourDead):
+                routing_log.debug("neighbour on link %d silent for the dead interval", action.peer)
                 self.peers.close_link(
                     action.peer, "no hello from the peer within the dead interval"
                 )
 
     def link_up(self, link: PeerLink) -> None:
         self.route_log.peer_up(link.id, link.remote_public_key, link.remote_address)
+        routing_log.debug("neighbour up on link %d (%s)", link.id, link.remote_address)
         self._router_driver.feed(self.router.neighbour_up(link.id, self.now()))
 
     def link_down(self, link: PeerLink, reason: str) -> None:
+        routing_log.debug("neighbour down on link %d: %s", link.id, reason)
         self._router_driver.feed(self.router.neighbour_down(link.id, self.now()))
         self.route_log.peer_gone(link.id)
 

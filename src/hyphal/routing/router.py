@@ -62,6 +62,11 @@ _ROUTE_EXPIRY = 0
 _HOLD_EXPIRY = 1
 _SEQNO_RETRY = 2
 _DEMOTION_EXPIRY = 3
+_LOST_REPORT = 4
+# A route lost while unfeasible alternatives remain is reported lost only if no route is found
+# within this long (a seqno request usually makes one feasible within a round trip): a failover
+# through a seqno request is then one "failover" change, not "lost" and "reachable".
+_LOST_REPORT_GRACE = 2.0
 _EVICTION_SCAN = 16  # entries of the heaviest neighbour looked at for one eviction
 _MIN_ROUTE_INTERVAL = 1.0  # a route lives at least route_expiry_factor seconds
 # A demoted route still in use is advertised with the largest finite metric: downstream nodes
@@ -593,6 +598,8 @@ class Router:
 
     def _forget(self, prefix: bytes) -> None:
         entry = self._table.pop(prefix)
+        if entry.lost_reason is not None:
+            self._report_lost(entry)
         owner = self._neighbours.get(entry.owner)
         if owner is not None:
             owner.created.pop(prefix, None)
@@ -714,17 +721,27 @@ class Router:
             if old is None:
                 return
             entry.lost_peer = old.peer
+            reason = self._why_gone(entry, old, now, "no usable route is left")
+            if any(r.metric < INFINITY for r in entry.routes.values()):
+                # unfeasible ones: a seqno request may make one usable at once
+                entry.lost_reason = reason
+                self._push(now + _LOST_REPORT_GRACE, _LOST_REPORT, prefix, None)
+                return
             change = RouteChange(
-                "lost", prefix, old.router_id[:32], old.peer, None, INFINITY,
-                self._why_gone(entry, old, now, "no usable route is left"),
+                "lost", prefix, old.router_id[:32], old.peer, None, INFINITY, reason
             )
         elif old is None:
             lost, entry.lost_peer = entry.lost_peer, None
-            if lost is not None and lost != best.peer and entry.hold_until > now:
+            pending, entry.lost_reason = entry.lost_reason, None
+            if lost is not None and lost != best.peer and (pending or entry.hold_until > now):
                 change = RouteChange(
                     "failover", prefix, best.router_id[:32], lost, best.peer, best_metric,
-                    "the route through the old next hop was lost; found another",
+                    f"{pending}; a seqno request made another route usable"
+                    if pending
+                    else "the route through the old next hop was lost; found another",
                 )
+            elif pending is not None and lost == best.peer:
+                return  # back through the same next hop before the loss was reported
             else:
                 reason = "route back" if lost is not None else "new route"
                 change = RouteChange(
@@ -743,6 +760,16 @@ class Router:
         else:
             return
         self._dead.append(change)
+
+    def _report_lost(self, entry: PrefixEntry) -> None:
+        """Report a loss held back by _LOST_REPORT_GRACE: no route was found meanwhile."""
+        reason, entry.lost_reason = entry.lost_reason, None
+        key = entry.last_router_id[:32]
+        if reason is None or len(key) != 32:
+            return
+        self._dead.append(
+            RouteChange("lost", entry.prefix, key, entry.lost_peer, None, INFINITY, reason)
+        )
 
     def _why_gone(self, entry: PrefixEntry, old: Route, now: float, otherwise: str) -> str:
         """Why the selected route ``old`` stopped being the one, in words."""
@@ -921,7 +948,11 @@ class Router:
             if entry.hold_until > 0:
                 items.append((entry.hold_until, next(self._heap_seq), _HOLD_EXPIRY, prefix, None))
         # at most one retry per prefix; demotions are bounded by the audit's probe rate
-        items += [item for item in self._heap if item[2] in (_SEQNO_RETRY, _DEMOTION_EXPIRY)]
+        items += [
+            item
+            for item in self._heap
+            if item[2] in (_SEQNO_RETRY, _DEMOTION_EXPIRY, _LOST_REPORT)
+        ]
         heapq.heapify(items)
         self._heap = items
 
@@ -937,6 +968,10 @@ class Router:
                 self._push(now + self.params.seqno_request_resend, _SEQNO_RETRY, prefix, None)
             return
         if entry is None:
+            return
+        if kind == _LOST_REPORT:
+            if entry.selected is None and entry.lost_reason is not None:
+                self._report_lost(entry)
             return
         if kind == _DEMOTION_EXPIRY:
             if entry.demoted is not None:
