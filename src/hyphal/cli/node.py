@@ -209,7 +209,7 @@ def generate_keys(
     """Create a new node key file (mode 0600)."""
     identity = NodeIdentity.generate()
     try:
-        identity.save(key_file, overwrite=force)
+        identity.save(key_file, overwrite=force, parents=key_file == DEFAULT_KEY_FILE)
     except IdentityError as exc:
         raise fail(str(exc)) from None
     except OSError as exc:

@@ -116,3 +116,24 @@ def test_private_file_and_warn_helpers(tmp_path: Path, open_umask: object) -> No
     assert not warn_if_loose(tmp_path / "missing", "file")
     NodeIdentity.generate().save(tmp_path / "k")
     assert mode(tmp_path / "k") == 0o600
+
+
+def test_generate_keys_does_not_invent_directories(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from hyphal.cli import app
+
+    target = tmp_path / "typo" / "node.key"
+    result = CliRunner().invoke(app, ["generate-keys", "-k", str(target)])
+    assert result.exit_code != 0
+    assert "does not exist; create it first" in " ".join(result.output.split())
+    assert not target.parent.exists()
+    (tmp_path / "typo").mkdir()
+    assert CliRunner().invoke(app, ["generate-keys", "-k", str(target)]).exit_code == 0
+    assert mode(target) == 0o600
+
+
+def test_run_creates_a_missing_key_directory_private(tmp_path: Path, open_umask: object) -> None:
+    key = tmp_path / "state" / "hyphal" / "priv_key.bin"
+    load_identity(NodeConfig(key_file=key), "the default path")
+    assert mode(key.parent) == 0o700 and mode(key) == 0o600
