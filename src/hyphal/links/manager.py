@@ -196,7 +196,9 @@ class PeerManager:
         for link in closing:
             link.close("node shutting down")
         established = sum(1 for link in closing if link.established)
-        log.info("closed %d peer links (node shutting down)", established)
+        log.info(
+            "closed %d peer link%s (node shutting down)", established, "" if established == 1 else "s"
+        )
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
@@ -406,7 +408,12 @@ class PeerManager:
             peer.backoff.slow_cap = None
             failed = self.failures.succeeded(("dial", link.endpoint))
             if failed:
-                log.info("connected to %s after %d failed attempts", link.endpoint, failed)
+                log.info(
+                    "connected to %s after %d failed attempt%s",
+                    link.endpoint,
+                    failed,
+                    "" if failed == 1 else "s",
+                )
         elif not link.initiator:
             self.failures.succeeded(("accept", link.remote_host))
         log.info(

@@ -142,5 +142,5 @@ async def test_clean_close_logs_no_warning(caplog: pytest.LogCaptureFixture) -> 
         assert await wait_for(lambda: not b.links)
     assert warnings(caplog) == []
     infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
-    assert "closed 1 peer links (node shutting down)" in infos
+    assert "closed 1 peer link (node shutting down)" in infos
     assert any("closed: connection closed by peer" in m for m in infos)  # b saw a's goodbye
