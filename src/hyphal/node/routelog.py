@@ -6,14 +6,16 @@ neighbour's key and link address), logs it once at INFO on ``hyphal.routing``, a
 every subscriber (the recent-events ring of ``hyphal status``, a dashboard). Debug lines for the
 router's other actions live here too, so the core stays free of logging.
 
-Names of next hops are remembered while their link is up (``peer_up``) and for as long as the
-change that mentions a closed link still needs them, so a failover line can say which link went.
+Names of next hops are remembered while their link is up (``peer_up``) and, for the last
+MAX_GONE closed links, afterwards: a failover found by a seqno request is reported a moment
+after the old link closed, and its line must still say which link went.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,6 +25,7 @@ from hyphal.routing.types import RouteChange
 log = logging.getLogger("hyphal.routing")
 
 MAX_SUBSCRIBERS = 16
+MAX_GONE = 256  # names of closed links kept for late reports (peer ids are never reused)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,7 @@ class RouteLog:
     def __init__(self, wall_clock: Callable[[], float] = time.time) -> None:
         self._wall = wall_clock
         self._names: dict[int, str] = {}
+        self._gone: OrderedDict[int, str] = OrderedDict()
         self._subscribers: list[Callable[[RouteEvent], None]] = []
         self.muted = False  # set while the node shuts down: every route goes, none is news
         self.events = 0
@@ -82,13 +86,18 @@ class RouteLog:
         self._names[peer] = f"{key} at {address}" if address else key
 
     def peer_gone(self, peer: int) -> None:
-        """The link is closed and the router told: its name is no longer needed."""
-        self._names.pop(peer, None)
+        """The link is closed and the router told: keep its name a while for late reports."""
+        name = self._names.pop(peer, None)
+        if name is not None:
+            self._gone[peer] = name
+            while len(self._gone) > MAX_GONE:
+                self._gone.popitem(last=False)
 
     def name(self, peer: int | None) -> str | None:
         if peer is None:
             return None
-        return self._names.get(peer, f"link {peer}")
+        name = self._names.get(peer) or self._gone.get(peer)
+        return name if name is not None else f"link {peer}"
 
     def apply(self, change: RouteChange) -> RouteEvent | None:
         """Log one change and hand it to the subscribers (nothing while muted)."""

@@ -45,10 +45,21 @@ def test_lost_and_reachable_lines(caplog: pytest.LogCaptureFixture) -> None:
     rlog.peer_up(3, OLD, "")
     rlog.apply(change("reachable", None, 3))
     rlog.peer_gone(3)
-    rlog.apply(change("lost", 3, None, INFINITY))
-    reachable, lost = (r.getMessage() for r in caplog.records)
+    rlog.apply(change("lost", 3, None, INFINITY))  # reported after the link closed
+    rlog.apply(change("lost", 9, None, INFINITY))  # a link never named
+    reachable, lost, unknown = (r.getMessage() for r in caplog.records)
     assert "reachable via " + OLD.hex()[:16] + "…, metric 42" in reachable
-    assert "unreachable: was via link 3; why" in lost  # the name is gone with the link
+    assert f"unreachable: was via {OLD.hex()[:16]}…; why" in lost  # still named
+    assert "unreachable: was via link 9; why" in unknown
+
+
+def test_names_of_closed_links_are_bounded() -> None:
+    rlog = RouteLog()
+    for peer in range(1000):
+        rlog.peer_up(peer, OLD, f"h{peer}")
+        rlog.peer_gone(peer)
+    assert rlog.name(999) == f"{OLD.hex()[:16]}… at h999"
+    assert rlog.name(0) == "link 0"
 
 
 def test_muted_logs_nothing_and_a_bad_subscriber_does_not_stop_it(
