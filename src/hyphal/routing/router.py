@@ -199,7 +199,7 @@ class Router:
         # Output collected during one call.
         self._pending: dict[bytes, None] = {}
         self._out: dict[int, list[bytes]] = {}
-        self._dead: list[Action] = []
+        self._dead: list[Action] = []  # NeighbourDead and RouteChange actions, flushed first
 
     # ------------------------------------------------------------------ public API: queries
 
