@@ -50,6 +50,11 @@ _DIAL_HINTS = {
     "pinned-key": "if that node's key changed on purpose, update ?key= in its peer URI",
     "timeout": "the peer accepted but did not finish the handshake",
 }
+# Accepting end: a node that wants to join but is misconfigured is worth a WARNING; a scanner or a
+# stalled connection only INFO. Either way, at most ACCEPT_LINES_PER_MINUTE first lines a minute
+# over all sources (a flood from many addresses must not flood the log).
+_ACCEPT_WARN = frozenset({"wrong-network-key", "network-mismatch", "version"})
+ACCEPT_LINES_PER_MINUTE = 20
 _ACCEPT_HINTS = {
     "wrong-network-key": "a node there uses our network name with another network key; "
     "it cannot join until it has ours",
@@ -154,7 +159,9 @@ class PeerManager:
         self.max_links = max_links
         self.handshake_budget = handshake_budget or HandshakeBudget(clock)
         self.misconfigured_backoff_cap = misconfigured_backoff_cap
-        self.failures = FailureLog(clock)  # repeated failures: logged once, then summarised
+        self.failures = FailureLog(clock)
+        self._clock = clock
+        self._accept_window = (-60.0, 0)  # (start, first lines logged in it)  # repeated failures: logged once, then summarised
         self.transport: LinkTransport = transport or TcpTransport()
         self.refused_inbound = 0
         self.dial_errors = 0
@@ -230,12 +237,36 @@ class PeerManager:
             peer.link.close("peer removed by the operator")
         log.info("removed static peer %s", endpoint)
 
+    def _accept_line_allowed(self) -> bool:
+        """At most ACCEPT_LINES_PER_MINUTE accept-side failure lines a minute, over all sources."""
+        now = self._clock()
+        start, count = self._accept_window
+        if now - start >= 60.0:
+            start, count = now, 0
+        if count == ACCEPT_LINES_PER_MINUTE:
+            log.warning(
+                "more inbound handshake failures than %d a minute from different sources; "
+                "the rest of this minute's go to debug",
+                ACCEPT_LINES_PER_MINUTE,
+            )
+        self._accept_window = (start, count + 1)
+        return count < ACCEPT_LINES_PER_MINUTE
+
     def _note_failure(
-        self, subject: Hashable, kind: str, message: str, hint: str, level: int = logging.WARNING
+        self,
+        subject: Hashable,
+        kind: str,
+        message: str,
+        hint: str,
+        level: int = logging.WARNING,
+        *,
+        limited: bool = False,
     ) -> None:
         """Log a failure in full the first time, then as a summary every few minutes."""
         report = self.failures.failed(subject, kind)
-        if report.verdict is Verdict.FIRST:
+        if report.verdict is not Verdict.QUIET and limited and not self._accept_line_allowed():
+            log.debug("%s (%s)", message, hint)
+        elif report.verdict is Verdict.FIRST:
             log.log(level, "%s (%s)", message, hint)
         elif report.verdict is Verdict.SUMMARY:
             log.log(
@@ -464,6 +495,8 @@ class PeerManager:
                     failure,
                     f"inbound connection from {link.remote_host}: {reason}",
                     _ACCEPT_HINTS.get(failure, "the peer will retry"),
+                    logging.WARNING if failure in _ACCEPT_WARN else logging.INFO,
+                    limited=True,
                 )
         elif was_up:
             if reason.startswith("duplicate"):

@@ -3,6 +3,7 @@ self-connections given up, pinned keys enforced, and a clean close with no WARNI
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -144,3 +145,26 @@ async def test_clean_close_logs_no_warning(caplog: pytest.LogCaptureFixture) -> 
     infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
     assert "closed 1 peer link (node shutting down)" in infos
     assert any("closed: connection closed by peer" in m for m in infos)  # b saw a's goodbye
+
+
+async def test_accept_side_lines_are_capped_per_minute_over_all_sources(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Many sources failing the handshake (a scan, or a flood from many addresses): at most
+    ACCEPT_LINES_PER_MINUTE lines, and one WARNING saying the rest went to debug."""
+    from hyphal.links import manager as manager_module
+
+    caplog.set_level(logging.INFO, logger="hyphal")
+    async with manager(handshake_budget=generous_budget()) as b:
+        cap = manager_module.ACCEPT_LINES_PER_MINUTE
+        for _ in range(cap + 15):
+            b.failures.succeeded(("accept", "127.0.0.1"))  # as if each came from a new address
+            reader, writer = await asyncio.open_connection("127.0.0.1", b.listen_port)
+            writer.write(b"GET / HTTP/1.1\r\n\r\n" + bytes(64))  # not hyphal: bad-magic
+            await reader.read()  # b closes it
+            writer.close()
+        assert await wait_for(lambda: not b.all_links)
+    lines = [r for r in caplog.records if "something that is not hyphal" in r.getMessage()]
+    assert len(lines) == cap
+    assert all(r.levelno == logging.INFO for r in lines)  # a scanner is not a warning
+    assert len(warnings(caplog, "go to debug")) == 1
