@@ -12,7 +12,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -24,7 +24,7 @@ from hyphal.links.budget import HandshakeBudget
 from hyphal.links.capabilities import LOCAL_FEATURES, encode_capabilities
 from hyphal.links.connection import PeerLink
 from hyphal.links.endpoint import Endpoint
-from hyphal.links.failures import FailureLog, Verdict
+from hyphal.links.linklog import LinkLog
 from hyphal.links.tcp import TcpTransport
 from hyphal.links.transport import LinkTransport, Listener
 
@@ -40,29 +40,6 @@ MISCONFIGURED_BACKOFF_CAP = 300.0
 MISCONFIGURED = frozenset(
     {"wrong-network-key", "network-mismatch", "version", "bad-magic", "pinned-key"}
 )
-_DIAL_HINTS = {
-    "wrong-network-key": "the peer uses our network name with another network key; "
-    "give both nodes the same --network-key-file",
-    "network-mismatch": "check --network-name and --network-key-file on both nodes, "
-    "or remove this peer",
-    "version": "run the same hyphal version on both nodes",
-    "bad-magic": "no hyphal node answers there; check the host and port",
-    "pinned-key": "if that node's key changed on purpose, update ?key= in its peer URI",
-    "timeout": "the peer accepted but did not finish the handshake",
-}
-# Accepting end: a node that wants to join but is misconfigured is worth a WARNING; a scanner or a
-# stalled connection only INFO. Either way, at most ACCEPT_LINES_PER_MINUTE first lines a minute
-# over all sources (a flood from many addresses must not flood the log).
-_ACCEPT_WARN = frozenset({"wrong-network-key", "network-mismatch", "version"})
-ACCEPT_LINES_PER_MINUTE = 20
-_ACCEPT_HINTS = {
-    "wrong-network-key": "a node there uses our network name with another network key; "
-    "it cannot join until it has ours",
-    "network-mismatch": "a node there is configured for another network",
-    "version": "a node there runs another hyphal version",
-    "bad-magic": "something that is not hyphal connects to our port",
-    "timeout": "a connection there did not finish the handshake",
-}
 
 
 class LinkOwner(Protocol):
@@ -159,9 +136,8 @@ class PeerManager:
         self.max_links = max_links
         self.handshake_budget = handshake_budget or HandshakeBudget(clock)
         self.misconfigured_backoff_cap = misconfigured_backoff_cap
-        self.failures = FailureLog(clock)
-        self._clock = clock
-        self._accept_window = (-60.0, 0)  # (start, first lines logged in it)  # repeated failures: logged once, then summarised
+        self.linklog = LinkLog(clock)  # failures logged once, then summarised
+        self.failures = self.linklog.failures
         self.transport: LinkTransport = transport or TcpTransport()
         self.refused_inbound = 0
         self.dial_errors = 0
@@ -202,10 +178,7 @@ class PeerManager:
         closing = list(self.all_links)
         for link in closing:
             link.close("node shutting down")
-        established = sum(1 for link in closing if link.established)
-        log.info(
-            "closed %d peer link%s (node shutting down)", established, "" if established == 1 else "s"
-        )
+        self.linklog.shutdown(sum(1 for link in closing if link.established))
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
@@ -236,49 +209,6 @@ class PeerManager:
         if peer.link is not None:
             peer.link.close("peer removed by the operator")
         log.info("removed static peer %s", endpoint)
-
-    def _accept_line_allowed(self) -> bool:
-        """At most ACCEPT_LINES_PER_MINUTE accept-side failure lines a minute, over all sources."""
-        now = self._clock()
-        start, count = self._accept_window
-        if now - start >= 60.0:
-            start, count = now, 0
-        if count == ACCEPT_LINES_PER_MINUTE:
-            log.warning(
-                "more inbound handshake failures than %d a minute from different sources; "
-                "the rest of this minute's go to debug",
-                ACCEPT_LINES_PER_MINUTE,
-            )
-        self._accept_window = (start, count + 1)
-        return count < ACCEPT_LINES_PER_MINUTE
-
-    def _note_failure(
-        self,
-        subject: Hashable,
-        kind: str,
-        message: str,
-        hint: str,
-        level: int = logging.WARNING,
-        *,
-        limited: bool = False,
-    ) -> None:
-        """Log a failure in full the first time, then as a summary every few minutes."""
-        report = self.failures.failed(subject, kind)
-        if report.verdict is not Verdict.QUIET and limited and not self._accept_line_allowed():
-            log.debug("%s (%s)", message, hint)
-        elif report.verdict is Verdict.FIRST:
-            log.log(level, "%s (%s)", message, hint)
-        elif report.verdict is Verdict.SUMMARY:
-            log.log(
-                level,
-                "%s: still failing, %d attempts since %s (%d since the last line)",
-                message,
-                report.count,
-                report.since_text,
-                report.since_last_line,
-            )
-        else:
-            log.debug("%s (attempt %d)", message, report.count)
 
     async def _dial_loop(self, peer: StaticPeer) -> None:
         loop = asyncio.get_running_loop()
@@ -311,12 +241,7 @@ class PeerManager:
                 raise
             except (OSError, TimeoutError) as exc:
                 reason = str(exc) or type(exc).__name__
-                self._note_failure(
-                    ("dial", peer.endpoint),
-                    "connect",
-                    f"cannot connect to {peer.endpoint}: {reason}",
-                    "will retry with backoff",
-                )
+                self.linklog.dial_failed(peer.endpoint, reason)
                 peer.last_error = reason
             except Exception as exc:  # a bug or an odd resolver error must not end the dialing
                 self.dial_errors += 1
@@ -338,11 +263,7 @@ class PeerManager:
                 peer.last_error = link.close_reason
             if failure == "self-connection":
                 peer.gave_up = True
-                log.warning(
-                    "static peer %s is this node itself: not dialing it again "
-                    "(remove it from the peers list)",
-                    peer.endpoint,
-                )
+                self.linklog.self_peer(peer.endpoint)
                 return
             if failure in MISCONFIGURED:
                 peer.backoff.slow_cap = self.misconfigured_backoff_cap
@@ -437,16 +358,9 @@ class PeerManager:
             peer.last_connected = time.time()
             peer.last_error = ""
             peer.backoff.slow_cap = None
-            failed = self.failures.succeeded(("dial", link.endpoint))
-            if failed:
-                log.info(
-                    "connected to %s after %d failed attempt%s",
-                    link.endpoint,
-                    failed,
-                    "" if failed == 1 else "s",
-                )
+            self.linklog.connected(link.endpoint)
         elif not link.initiator:
-            self.failures.succeeded(("accept", link.remote_host))
+            self.linklog.accepted(link.remote_host)
         log.info(
             "link %d up: %s %s (%s)", link.id, link.kind, link.remote_address, key.hex()[:16] + "…"
         )
@@ -469,55 +383,9 @@ class PeerManager:
         for link in dirty:
             link.flush()
 
-    def _log_closed(self, link: PeerLink, reason: str, was_up: bool) -> None:
-        """One line for a closed link, at a level that fits what happened."""
-        who = link.remote_address or "peer"
-        if link.remote_public_key is not None and link.handshake_failure is None:
-            who += f" ({link.remote_public_key.hex()[:16]}…)"
-        failure = link.handshake_failure
-        if self._closing or link.refused:
-            log.debug("link %d to %s closed: %s", link.id, who, reason)
-        elif failure is not None:
-            if link.initiator and link.endpoint is not None:
-                if failure == "self-connection":
-                    return  # the dial loop says it once, and stops
-                self._note_failure(
-                    ("dial", link.endpoint),
-                    failure,
-                    f"peer {link.endpoint}: {reason}",
-                    _DIAL_HINTS.get(failure, "will retry with backoff"),
-                )
-            elif failure == "self-connection":
-                log.debug("inbound link %d from %s: %s", link.id, who, reason)
-            else:
-                self._note_failure(
-                    ("accept", link.remote_host),
-                    failure,
-                    f"inbound connection from {link.remote_host}: {reason}",
-                    _ACCEPT_HINTS.get(failure, "the peer will retry"),
-                    logging.WARNING if failure in _ACCEPT_WARN else logging.INFO,
-                    limited=True,
-                )
-        elif was_up:
-            if reason.startswith("duplicate"):
-                log.debug("link %d to %s closed: %s", link.id, who, reason)
-            elif reason in ("connection closed by peer", "peer removed by the operator"):
-                log.info("link %d to %s closed: %s", link.id, who, reason)
-            else:
-                log.warning("link %d to %s lost: %s", link.id, who, reason)
-        elif link.initiator and link.endpoint is not None:
-            self._note_failure(
-                ("dial", link.endpoint),
-                "handshake",
-                f"peer {link.endpoint}: {reason} before the handshake completed",
-                "will retry with backoff",
-            )
-        else:
-            log.debug("inbound link %d from %s closed during the handshake: %s", link.id, who, reason)
-
     def link_closed(self, link: PeerLink, reason: str) -> None:
         self.all_links.discard(link)
-        self._log_closed(link, reason, link.id in self.links)
+        self.linklog.closed(link, reason, was_up=link.id in self.links, closing=self._closing)
         if link.backlog_overflowed:
             self.backlog_closes += 1
         if self.links.pop(link.id, None) is not None:

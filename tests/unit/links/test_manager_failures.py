@@ -152,11 +152,11 @@ async def test_accept_side_lines_are_capped_per_minute_over_all_sources(
 ) -> None:
     """Many sources failing the handshake (a scan, or a flood from many addresses): at most
     ACCEPT_LINES_PER_MINUTE lines, and one WARNING saying the rest went to debug."""
-    from hyphal.links import manager as manager_module
+    from hyphal.links import linklog
 
     caplog.set_level(logging.INFO, logger="hyphal")
     async with manager(handshake_budget=generous_budget()) as b:
-        cap = manager_module.ACCEPT_LINES_PER_MINUTE
+        cap = linklog.ACCEPT_LINES_PER_MINUTE
         for _ in range(cap + 15):
             b.failures.succeeded(("accept", "127.0.0.1"))  # as if each came from a new address
             reader, writer = await asyncio.open_connection("127.0.0.1", b.listen_port)
