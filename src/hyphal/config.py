@@ -2,7 +2,7 @@
 
 Config file keys mirror the command-line flags in snake_case (``peers``, ``tcp_listen_port``,
 ``api_addr``, ``no_tun``, ``no_route_audit``, ``tun_name``, ``key_file``, ``network_name``,
-``network_key_file``, ``max_links``, ``forward_dir``, ...). A flag given on the command line wins
+``network_key_file``, ``max_links``, ``forward_dir``, ``log_level``, ``log_format``, ...). A flag given on the command line wins
 over the file; the file wins over built-in defaults. The private-network key file is read and
 checked here too.
 """
@@ -19,6 +19,7 @@ from typing import Any
 
 from hyphal.identity import DEFAULT_KEY_FILE
 from hyphal.links.endpoint import Endpoint, EndpointError
+from hyphal.logs import FORMATS, LogSpecError, parse_spec
 from hyphal.routing.params import DEFAULT_PARAMS, RoutingParams
 
 DEFAULT_TCP_PORT = 9651
@@ -67,6 +68,8 @@ class NodeConfig:
     #: holding most routes loses its own newest ones first (docs/routing.md).
     max_routes: int = DEFAULT_PARAMS.max_routes
     forward_dir: Path | None = None
+    log_level: str | None = None  # a spec: "info" or "info,hyphal.routing=debug"
+    log_format: str | None = None  # "text" (default) or "json"
 
     def with_overrides(self, **overrides: Any) -> NodeConfig:
         """A copy with every override that is not None applied (flags beat the file)."""
@@ -100,6 +103,13 @@ class NodeConfig:
             raise ConfigError("max_links must be 1..65535 (established links at once)")
         if not 16 <= self.max_routes <= 1 << 20:
             raise ConfigError("max_routes must be 16..1048576 (prefixes in the routing table)")
+        if self.log_level is not None:
+            try:
+                parse_spec(self.log_level)
+            except LogSpecError as exc:
+                raise ConfigError(f"log_level: {exc}") from exc
+        if self.log_format is not None and self.log_format not in FORMATS:
+            raise ConfigError(f"log_format must be one of {', '.join(FORMATS)}")
         if self.forward_dir is not None and not self.forward_dir.is_dir():
             raise ConfigError(
                 f"forward_dir {self.forward_dir} is not a directory; topic forward sockets "
@@ -177,6 +187,8 @@ _SCALAR_KEYS: dict[str, type] = {
     "metrics_api_address": str,
     "max_links": int,
     "max_routes": int,
+    "log_level": str,
+    "log_format": str,
 }
 
 

@@ -7,9 +7,9 @@ import errno
 import logging
 import signal
 import socket
-import sys
 from pathlib import Path
 
+from hyphal import logs
 from hyphal.api.app import create_app
 from hyphal.api.auth import load_or_create_token
 from hyphal.api.guard import RequestGuard, is_loopback
@@ -17,6 +17,7 @@ from hyphal.api.metrics import metrics_app
 from hyphal.api.server import ApiBindError, ApiServer
 from hyphal.config import DEFAULT_API_ADDR, ConfigError, NodeConfig, parse_host_port
 from hyphal.dataplane.tun import TunError
+from hyphal.filemodes import warn_if_loose
 from hyphal.identity import IdentityError, NodeIdentity
 from hyphal.node import Node
 from hyphal.reload import ConfigLoader, Reloader
@@ -24,15 +25,20 @@ from hyphal.reload import ConfigLoader, Reloader
 log = logging.getLogger("hyphal")
 
 
-def setup_logging(debug: bool = False, quiet: bool = False) -> None:
-    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("uvicorn", "uvicorn.error", "uvicorn.access", "pyroute2", "asyncio"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+def setup_logging(
+    debug: bool = False, quiet: bool = False, *, level: str | None = None, fmt: str = "text"
+) -> logs.LogSpec:
+    """Logging for the daemon: ``level`` (a spec, see hyphal.logs) wins over debug/quiet."""
+    return logs.setup(level or logs.flags_spec(debug, quiet), fmt)
+
+
+def effective_log_spec(config: NodeConfig, flag: str | None, debug: bool, quiet: bool) -> str:
+    """--log-level, else --debug/--silent, else the config's log_level, else info."""
+    if flag is not None:
+        return flag
+    if debug or quiet:
+        return logs.flags_spec(debug, quiet)
+    return config.log_level or logs.DEFAULT_SPEC
 
 
 def _token_file(config: NodeConfig) -> Path:
@@ -40,7 +46,21 @@ def _token_file(config: NodeConfig) -> Path:
 
 
 def _token(config: NodeConfig) -> str:
-    return load_or_create_token(_token_file(config))
+    path = _token_file(config)
+    token = load_or_create_token(path)
+    warn_if_loose(path, "API token file")
+    return token
+
+
+def _log_start(config: NodeConfig) -> None:
+    if config.network_name is None:
+        log.info("network: the public hyphal network (no network key)")
+    else:
+        log.info(
+            "network: private network '%s' (key from %s)",
+            config.network_name,
+            config.network_key_file,
+        )
 
 
 async def serve(
@@ -49,6 +69,7 @@ async def serve(
     reload: ConfigLoader | None = None,
     config_source: str | None = None,
 ) -> None:
+    _log_start(config)
     node = Node(config, identity)
     api_host, api_port = node.api_bind()
     token = None
@@ -92,6 +113,7 @@ async def serve(
     if metrics is not None:
         await metrics.stop()
     await node.stop()
+    log.info("stopped")
 
 
 def status_hint(config: NodeConfig, port: int) -> str:
@@ -127,15 +149,37 @@ def listen_error(config: NodeConfig, exc: OSError) -> str:
     return f"cannot start: {exc}"
 
 
+def load_identity(config: NodeConfig, key_source: str) -> NodeIdentity:
+    """The node key: loaded, or created (and said so); a key open to others is warned about."""
+    path = config.key_file
+    if path.exists():
+        identity = NodeIdentity.load(path)
+        log.info("node key %s (%s)", path, key_source)
+        warn_if_loose(path, "node key file")
+    else:
+        identity = NodeIdentity.load_or_create(path)
+        log.info(
+            "created a new node key at %s (%s), mode 0600: it is this node's identity and "
+            "overlay address %s; keep it, and back it up",
+            path,
+            key_source,
+            identity.address,
+        )
+    return identity
+
+
 def run_daemon(
-    config: NodeConfig, reload: ConfigLoader | None = None, config_source: str | None = None
+    config: NodeConfig,
+    key_source: str = "the default path",
+    reload: ConfigLoader | None = None,
+    config_source: str | None = None,
 ) -> int:
     """Run until SIGINT/SIGTERM; return the process exit code. SIGHUP calls ``reload`` (the
     config file re-read with the same flags on top) and applies it (``hyphal.reload``)."""
     try:
         config.validate()
         config.network_key()  # an unusable network key file is a usage error, as a bad node key
-        identity = NodeIdentity.load_or_create(config.key_file)
+        identity = load_identity(config, key_source)
     except (ConfigError, IdentityError) as exc:
         log.error("%s", exc)
         return 2

@@ -18,6 +18,8 @@ from blake3 import blake3
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
+from hyphal.filemodes import private_dir
+
 OVERLAY_NETWORK = IPv6Network("400::/7")
 KEY_SIZE = 32
 DEFAULT_KEY_FILE = (
@@ -136,9 +138,18 @@ class NodeIdentity:
             return identity
         return cls.load(path)
 
-    def save(self, path: Path, *, overwrite: bool = False) -> None:
-        """Write the 32 raw private-key bytes with mode 0600."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def save(self, path: Path, *, overwrite: bool = False, parents: bool = True) -> None:
+        """Write the 32 raw private-key bytes with mode 0600.
+
+        A missing directory is created (mode 0700) with ``parents``; without, it is an
+        IdentityError (``generate-keys -k /typo/x.key`` must not invent ``/typo``)."""
+        if not path.parent.exists():
+            if not parents:
+                raise IdentityError(
+                    f"directory {path.parent} does not exist; create it first "
+                    f"(mkdir -m 700 -p {path.parent})"
+                )
+            private_dir(path.parent, "key directory")
         flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
         try:
             fd = os.open(path, flags, 0o600)

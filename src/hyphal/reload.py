@@ -24,6 +24,7 @@ from typing import Protocol
 from hyphal.config import ConfigError, NodeConfig
 from hyphal.links.endpoint import Endpoint
 from hyphal.links.manager import PeerExistsError, PeerNotFoundError
+from hyphal.logs import LogSpecError, apply_levels
 
 log = logging.getLogger("hyphal.reload")
 
@@ -42,19 +43,12 @@ class StaticPeers(Protocol):
 
 
 def apply_log_levels(spec: str) -> None:
-    """Re-apply a log level spec (``info`` or ``warning,hyphal.routing=debug``).
-
-    The plug point for the logging module of issue 13 (``hyphal.logs.apply_levels``): once it
-    lands, this function should call it. Until then it sets the levels with ``logging`` directly.
-    """
-    for part in spec.split(","):
-        name, sep, level = part.strip().rpartition("=")
-        if not sep:
-            name, level = "", part.strip()
-        value = logging.getLevelName(level.strip().upper())
-        if not isinstance(value, int):
-            raise ConfigError(f"log_level: unknown level {level.strip()!r} in {spec!r}")
-        logging.getLogger(name.strip() or None).setLevel(value)
+    """Re-apply a log level spec (``info`` or ``warning,hyphal.routing=debug``), or raise
+    ConfigError naming the ``log_level`` key."""
+    try:
+        apply_levels(spec)
+    except LogSpecError as exc:
+        raise ConfigError(f"log_level: {exc}") from exc
 
 
 class Reloader:
@@ -84,9 +78,8 @@ class Reloader:
             return False
         try:
             new = self._load()
-            level = getattr(new, "log_level", None)
-            if level is not None and level != getattr(self.config, "log_level", None):
-                apply_log_levels(str(level))
+            if new.log_level is not None and new.log_level != self.config.log_level:
+                apply_log_levels(new.log_level)
         except (ConfigError, OSError) as exc:
             self.refused += 1
             log.error(

@@ -21,7 +21,7 @@ from hyphal.routing.metric import INFINITY
 from hyphal.routing.types import NeighbourInfo
 
 if TYPE_CHECKING:
-    from hyphal.node.events import Failover, HopLabel
+    from hyphal.node.routelog import RouteEvent
     from hyphal.node.view import NodeApi, NodeView, RouteView
 
 
@@ -213,26 +213,15 @@ def admin_router(node: NodeApi) -> APIRouter:
     return router
 
 
-def hop_body(label: HopLabel | None) -> dict[str, Any] | None:
-    if label is None:
-        return None
-    key = label.public_key
-    return {
-        "publicKey": key.hex() if key else None,
-        "address": str(address_for_public_key(key)) if key else None,
-        "endpoint": label.remote_address,
-    }
-
-
-def failover_body(event: Failover) -> dict[str, Any]:
-    key = event.destination_key
+def failover_body(event: RouteEvent) -> dict[str, Any]:
     return {
         "time": round(event.at, 3),
-        "subnet": str(ipaddress.IPv6Network((event.prefix64 + bytes(8), 64))),
-        "publicKey": key.hex() if key else None,
-        "address": str(address_for_public_key(key)) if key else None,
-        "from": hop_body(event.old),
-        "to": hop_body(event.new),
+        "kind": event.kind,
+        "publicKey": event.public_key,
+        "address": event.address,
+        "from": event.old_hop,
+        "to": event.new_hop,
+        "metric": event.metric,
         "reason": event.reason,
     }
 

@@ -53,7 +53,8 @@ class ApiServer:
         self.port = self.sock.getsockname()[1]
         config = uvicorn.Config(
             app,
-            log_level="warning",
+            log_config=None,  # hyphal.logs owns the handlers: uvicorn's lines are text or JSON too
+            log_level=None,  # and its levels (uvicorn stays at WARNING unless --log-level names it)
             access_log=False,
             lifespan="off",
             loop="none",

@@ -210,6 +210,7 @@ class MessageService:
             except Exception as exc:
                 self._send_failed(action.dst, exc)
         elif isinstance(action, MessageArrived):
+            log.debug("message arrived in the inbox (topic %r)", action.topic)
             waiters, self._inbox_waiters = self._inbox_waiters, set()
             for fut in waiters:
                 if not fut.done():
@@ -299,6 +300,13 @@ class MessageService:
             dst, payload, self._clock(), topic=topic, deadline=deadline, digest=digest
         )
         self._driver.feed(actions)
+        log.debug(
+            "message %s queued for %s: %d bytes, topic %r",
+            msg_id.hex(),
+            dst.hex()[:16],
+            len(payload),
+            topic,
+        )
         return msg_id
 
     async def send_and_wait_reply(

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hyphal.bus.inbox import InboundMessage
+from hyphal.filemodes import private_dir, private_file
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,9 @@ class MessageStore:
     FILENAME = "messages.sqlite3"
 
     def __init__(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+        # Payloads are stored in plaintext: a 0700 directory, and 0600 files (SQLite gives the
+        # -wal and -shm files the database file's mode).
+        private_dir(directory, "message store directory")
         self.path = directory / self.FILENAME
         self.moved_aside: Path | None = None
         try:
@@ -79,6 +82,10 @@ class MessageStore:
 
     def _open(self) -> sqlite3.Connection:
         # One writer thread (the service's) uses it after loading; never two at once.
+        for suffix in ("", "-wal", "-shm"):
+            side = self.path.with_name(self.FILENAME + suffix)
+            if suffix == "" or side.exists():
+                private_file(side)
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             db.execute("PRAGMA journal_mode=WAL")

@@ -3,6 +3,7 @@ need no running daemon."""
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from pathlib import Path
@@ -221,16 +222,28 @@ def run(
         ),
     ] = None,
     debug: Annotated[
-        bool, typer.Option("-d", "--debug", help="Debug logging [default: info]")
+        bool,
+        typer.Option("-d", "--debug", help="hyphal's debug logging (same as --log-level debug)."),
     ] = False,
     quiet: Annotated[
-        bool, typer.Option("--silent", help="Log warnings and errors only [default: info]")
+        bool, typer.Option("--silent", help="Log warnings and errors only (--log-level warning).")
     ] = False,
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            "--log-level",
+            help="Log levels: a level, then logger=level items, e.g. info,hyphal.routing=debug "
+            "(levels: debug, info, warning, error) [default: info]",
+        ),
+    ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option("--log-format", help="Log lines as text or json [default: text]"),
+    ] = None,
 ) -> None:
     """Run the hyphal daemon: join the mesh and serve the local API."""
-    from hyphal.daemon import run_daemon, setup_logging
+    from hyphal.daemon import effective_log_spec, run_daemon, setup_logging
 
-    setup_logging(debug, quiet)
     flags: dict[str, Any] = dict(
         key_file=key_file,
         peers=peers or None,
@@ -247,6 +260,8 @@ def run(
         message_store=message_store,
         max_links=max_links,
         forward_dir=forward_dir,
+        log_level=log_level,
+        log_format=log_format,
     )
 
     def load() -> NodeConfig:
@@ -255,10 +270,27 @@ def run(
 
     try:
         config, source = effective_config(config_file, **flags)
-    except ConfigError as exc:
+        spec = effective_log_spec(config, log_level, debug, quiet)
+        setup_logging(level=spec, fmt=config.log_format or "text")
+    except (ConfigError, ValueError) as exc:
         raise fail(str(exc), EXIT_USAGE) from None
+    logging.getLogger("hyphal").info(
+        "config file %s loaded"
+        if source
+        else "no config file (%s does not exist): flags and defaults",
+        source or DEFAULT_CONFIG_FILE,
+    )
+    key_source = (
+        "from --key-file"
+        if key_file is not None
+        else "from the config file"
+        if config.key_file != DEFAULT_KEY_FILE
+        else "the default path"
+    )
     reload = load if source is not None else None
-    raise typer.Exit(run_daemon(config, reload, None if source is None else str(source)))
+    raise typer.Exit(
+        run_daemon(config, key_source, reload, None if source is None else str(source))
+    )
 
 
 def inspect(
@@ -313,7 +345,7 @@ def generate_keys(
     _check_parent(key_file, may_create=key_file == DEFAULT_KEY_FILE)
     identity = NodeIdentity.generate()
     try:
-        identity.save(key_file, overwrite=force)
+        identity.save(key_file, overwrite=force, parents=key_file == DEFAULT_KEY_FILE)
     except IdentityError as exc:
         raise fail(str(exc)) from None
     except OSError as exc:

@@ -30,10 +30,8 @@ def duration(seconds: float | None) -> str:
     return f"{s}s"
 
 
-def _hop(hop: dict[str, Any] | None) -> str:
-    if hop is None:
-        return "nothing"
-    return f"{hop.get('address') or '?'} ({hop.get('endpoint') or '?'})"
+def _hop(hop: str | None) -> str:
+    return "nothing" if hop is None else visible(hop)
 
 
 def show_status(body: dict[str, Any], api_addr: str) -> None:
@@ -85,7 +83,7 @@ def show_status(body: dict[str, Any], api_addr: str) -> None:
     for event in failovers:
         table.add_row(
             duration(now - event["time"]) + " ago",
-            event.get("address") or event["subnet"],
+            event["address"],
             _hop(event["from"]),
             _hop(event["to"]),
             visible(event["reason"]),

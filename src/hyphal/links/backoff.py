@@ -14,9 +14,12 @@ class Backoff:
     cap: float = 30.0
     failures: int = 0
     rng: random.Random = field(default_factory=random.Random)
+    # A larger cap while the failure is one no retry fixes (wrong network key, pinned key...)
+    slow_cap: float | None = None
 
     def next_delay(self) -> float:
-        ceiling = min(self.cap, self.base * (2**self.failures))
+        cap = max(self.cap, self.slow_cap) if self.slow_cap is not None else self.cap
+        ceiling = min(cap, self.base * (2**self.failures))
         self.failures = min(self.failures + 1, 32)
         return self.rng.uniform(self.base / 2, max(self.base / 2, ceiling))
 

@@ -94,6 +94,9 @@ class PeerLink(asyncio.BufferedProtocol):
         self.dropped_frames = 0
         self.backlog_overflowed = False
         self.close_reason = ""
+        # Why the handshake failed (HandshakeError.reason, "timeout", or "pinned-key"), if it did.
+        self.handshake_failure: str | None = None
+        self.refused = False  # refused at accept time (the manager logged it)
         self._events = events
         self._handshake: LinkHandshake | None = handshake
         self._handshake_buffer = bytearray(HANDSHAKE_READ)
@@ -133,6 +136,7 @@ class PeerLink(asyncio.BufferedProtocol):
             refusal = self._events.admit_inbound(self, self.remote_host)
             if refusal is not None:  # the manager logged it (rate-limited); abort at once
                 self.closed = True
+                self.refused = True
                 self.close_reason = refusal
                 transport.abort()
                 return
@@ -170,6 +174,7 @@ class PeerLink(asyncio.BufferedProtocol):
         except HandshakeError as exc:
             if exc.reply and self._transport is not None:
                 self._transport.write(exc.reply)  # tell the peer why, before closing
+            self.handshake_failure = exc.reason
             self.close(f"handshake failed ({exc.reason}): {exc}")
         except DecodeError as exc:
             self.close(f"malformed data from peer, dropping it: {exc}")
@@ -184,7 +189,7 @@ class PeerLink(asyncio.BufferedProtocol):
         if not self.close_reason:
             self.close_reason = f"connection lost: {exc}" if exc else "connection closed by peer"
             who = self.remote_address or "peer"
-            log.info("link %d to %s: %s", self.id, who, self.close_reason)
+            log.debug("link %d to %s: %s", self.id, who, self.close_reason)
         self.closed = True
         self._staged = 0
         self._events.link_closed(self, self.close_reason)
@@ -263,6 +268,7 @@ class PeerLink(asyncio.BufferedProtocol):
         self._idle_timer = asyncio.get_running_loop().call_later(IDLE_TRIM_SECONDS, self._idle_tick)
 
     def _handshake_timed_out(self) -> None:
+        self.handshake_failure = "timeout"
         self.close(f"handshake did not complete within {HANDSHAKE_TIMEOUT:.0f} s")
 
     # sending ----------------------------------------------------------------------------------
@@ -314,7 +320,7 @@ class PeerLink(asyncio.BufferedProtocol):
             self._transport.abort()  # a graceful close would wait for the peer to read
 
     def close(self, reason: str) -> None:
-        """Close the link, logging why; the owner hears about it through link_closed."""
+        """Close the link; the owner hears about it through link_closed and logs it."""
         if self.closed:
             return
         self.closed = True
@@ -329,6 +335,6 @@ class PeerLink(asyncio.BufferedProtocol):
         who = self.remote_address or "peer"
         if self.remote_public_key is not None:
             who += f" ({self.remote_public_key.hex()[:16]}…)"
-        log.warning("link %d to %s closed: %s", self.id, who, reason)
+        log.debug("link %d to %s closing: %s", self.id, who, reason)
         if self._transport is not None:
             self._transport.close()

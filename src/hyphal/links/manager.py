@@ -12,6 +12,7 @@ import contextlib
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -23,6 +24,7 @@ from hyphal.links.budget import HandshakeBudget
 from hyphal.links.capabilities import LOCAL_FEATURES, encode_capabilities
 from hyphal.links.connection import PeerLink
 from hyphal.links.endpoint import Endpoint
+from hyphal.links.linklog import LinkLog
 from hyphal.links.tcp import TcpTransport
 from hyphal.links.transport import LinkTransport, Listener
 
@@ -33,6 +35,11 @@ STABLE_LINK_SECONDS = 10.0
 MAX_INBOUND_HANDSHAKES = 64
 MAX_HANDSHAKES_PER_SOURCE = 8
 MAX_LINKS = 256
+# Failures no retry fixes until someone changes a config: dial them back to this cap.
+MISCONFIGURED_BACKOFF_CAP = 300.0
+MISCONFIGURED = frozenset(
+    {"wrong-network-key", "network-mismatch", "version", "bad-magic", "pinned-key"}
+)
 
 
 class LinkOwner(Protocol):
@@ -93,6 +100,7 @@ class StaticPeer:
     discovered: float = field(default_factory=time.time)
     last_connected: float | None = None
     last_error: str = ""
+    gave_up: bool = False  # the endpoint is this node itself: no more dialing
     task: asyncio.Task[None] | None = None
     backoff: Backoff = field(default_factory=Backoff)
     tx_bytes: int = 0
@@ -115,6 +123,8 @@ class PeerManager:
         max_links: int = MAX_LINKS,
         handshake_budget: HandshakeBudget | None = None,
         transport: LinkTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        misconfigured_backoff_cap: float = MISCONFIGURED_BACKOFF_CAP,
     ) -> None:
         self.identity = identity
         self.owner = owner
@@ -124,7 +134,10 @@ class PeerManager:
         self.max_inbound_handshakes = max_inbound_handshakes
         self.max_handshakes_per_source = max_handshakes_per_source
         self.max_links = max_links
-        self.handshake_budget = handshake_budget or HandshakeBudget(time.monotonic)
+        self.handshake_budget = handshake_budget or HandshakeBudget(clock)
+        self.misconfigured_backoff_cap = misconfigured_backoff_cap
+        self.linklog = LinkLog(clock)  # failures logged once, then summarised
+        self.failures = self.linklog.failures
         self.transport: LinkTransport = transport or TcpTransport()
         self.refused_inbound = 0
         self.dial_errors = 0
@@ -150,7 +163,9 @@ class PeerManager:
             lambda: self._new_link(initiator=False, endpoint=None, kind=LinkKind.INBOUND),
         )
         self.listen_port = self._server.port
-        log.info("listening for peers on port %d", self.listen_port)
+        bound: tuple[str, ...] = getattr(self._server, "addresses", ())
+        addrs = ", ".join(bound) if bound else f"{listen_address or '::'} port {self.listen_port}"
+        log.info("listening for peers on %s", addrs)
         for endpoint in peers:
             with contextlib.suppress(PeerExistsError):
                 self.add_static(endpoint)
@@ -160,8 +175,10 @@ class PeerManager:
         for peer in self.static.values():
             if peer.task is not None:
                 peer.task.cancel()
-        for link in list(self.all_links):
+        closing = list(self.all_links)
+        for link in closing:
             link.close("node shutting down")
+        self.linklog.shutdown(sum(1 for link in closing if link.established))
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
@@ -182,6 +199,8 @@ class PeerManager:
         return peer
 
     def remove_static(self, endpoint: Endpoint) -> None:
+        """Stop dialing ``endpoint`` (a pinned key in it does not matter: same address, same
+        peer)."""
         peer = self.static.pop(endpoint, None)
         if peer is None:
             raise PeerNotFoundError(str(endpoint))
@@ -193,7 +212,7 @@ class PeerManager:
 
     async def _dial_loop(self, peer: StaticPeer) -> None:
         loop = asyncio.get_running_loop()
-        while not self._closing:
+        while not self._closing and not peer.gave_up:
             # A live link to the same node (e.g. it dialed us) makes a second one pointless.
             known = peer.remote_public_key
             if (
@@ -205,6 +224,7 @@ class PeerManager:
                 await asyncio.sleep(1.0)
                 continue
             peer.state = PeerState.CONNECTING
+            log.debug("dialing %s", peer.endpoint)
             link = self._new_link(initiator=True, endpoint=peer.endpoint, kind=LinkKind.STATIC)
             done: asyncio.Future[None] = loop.create_future()
             peer.link = link
@@ -221,13 +241,7 @@ class PeerManager:
                 raise
             except (OSError, TimeoutError) as exc:
                 reason = str(exc) or type(exc).__name__
-                level = logging.WARNING if peer.backoff.failures == 0 else logging.DEBUG
-                log.log(
-                    level,
-                    "cannot connect to %s: %s (will retry with backoff)",
-                    peer.endpoint,
-                    reason,
-                )
+                self.linklog.dial_failed(peer.endpoint, reason)
                 peer.last_error = reason
             except Exception as exc:  # a bug or an odd resolver error must not end the dialing
                 self.dial_errors += 1
@@ -240,10 +254,19 @@ class PeerManager:
                 self._closed_waiters.pop(link, None)
                 peer.tx_bytes += link.tx_bytes
                 peer.rx_bytes += link.rx_bytes
-                if link.remote_public_key is not None:
+                if link.remote_public_key is not None and link.handshake_failure is None:
                     peer.remote_public_key = link.remote_public_key
             peer.link = None
             peer.state = PeerState.DEAD
+            failure = link.handshake_failure
+            if link.connected and link.close_reason and not link.close_reason.startswith("dup"):
+                peer.last_error = link.close_reason
+            if failure == "self-connection":
+                peer.gave_up = True
+                self.linklog.self_peer(peer.endpoint)
+                return
+            if failure in MISCONFIGURED:
+                peer.backoff.slow_cap = self.misconfigured_backoff_cap
             if link.established and time.monotonic() - started > STABLE_LINK_SECONDS:
                 peer.backoff.reset()
             if link.established and link.close_reason.startswith("duplicate"):
@@ -288,6 +311,7 @@ class PeerManager:
             else:
                 refusal = self.handshake_budget.admit(host)
                 if refusal is None:
+                    log.debug("inbound connection %d from %s admitted", link.id, host)
                     return None
                 reason = refusal
         self.refused_inbound += 1
@@ -304,6 +328,14 @@ class PeerManager:
     def link_established(self, link: PeerLink) -> None:
         key = link.remote_public_key
         assert key is not None
+        pin = link.endpoint.key if link.endpoint is not None else None
+        if pin is not None and key != pin:
+            link.handshake_failure = "pinned-key"
+            link.close(
+                f"refused: the node there presents key {key.hex()[:16]}…, "
+                f"but this peer is pinned to {pin.hex()[:16]}…"
+            )
+            return
         existing = self.by_key.get(key)
         if existing is not None:
             # Both ends see the same initiator keys, so they close the same link; on a tie (one
@@ -324,6 +356,11 @@ class PeerManager:
             peer.state = PeerState.ALIVE
             peer.remote_public_key = key
             peer.last_connected = time.time()
+            peer.last_error = ""
+            peer.backoff.slow_cap = None
+            self.linklog.connected(link.endpoint)
+        elif not link.initiator:
+            self.linklog.accepted(link.remote_host)
         log.info(
             "link %d up: %s %s (%s)", link.id, link.kind, link.remote_address, key.hex()[:16] + "…"
         )
@@ -348,6 +385,7 @@ class PeerManager:
 
     def link_closed(self, link: PeerLink, reason: str) -> None:
         self.all_links.discard(link)
+        self.linklog.closed(link, reason, was_up=link.id in self.links, closing=self._closing)
         if link.backlog_overflowed:
             self.backlog_closes += 1
         if self.links.pop(link.id, None) is not None:
@@ -374,7 +412,7 @@ class PeerManager:
         infos: list[PeerInfo] = []
         for peer in self.static.values():
             link = peer.link if peer.link is not None and peer.link.established else None
-            if link is None and peer.remote_public_key in self.by_key:
+            if link is None and peer.remote_public_key in self.by_key and not peer.gave_up:
                 link = self.by_key[peer.remote_public_key]  # connected the other way round
             infos.append(
                 PeerInfo(

@@ -18,6 +18,15 @@ class TcpListener:
     def port(self) -> int:
         return self._port
 
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """Every bound socket as ``host:port`` / ``[v6]:port`` (for the start-up log)."""
+        out: list[str] = []
+        for sock in self._server.sockets:
+            host, port = sock.getsockname()[:2]
+            out.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        return tuple(out)
+
     def close(self) -> None:
         self._server.close()
 

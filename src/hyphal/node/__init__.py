@@ -31,19 +31,21 @@ from hyphal.links.transport import LinkTransport
 from hyphal.node.audit import AuditService
 from hyphal.node.delivery import Registry
 from hyphal.node.driver import CoreDriver
-from hyphal.node.events import RouteChangeWatch
+from hyphal.node.events import LinkUptimes, RecentRouteEvents
 from hyphal.node.lag import LagMonitor
+from hyphal.node.routelog import RouteLog
 from hyphal.node.tunport import TunPort
 from hyphal.node.view import NodeView
 from hyphal.routing.params import RoutingParams
 from hyphal.routing.router import Router
-from hyphal.routing.types import Action, NeighbourDead, SendControl
+from hyphal.routing.types import Action, NeighbourDead, RouteChange, SendControl
 from hyphal.wire import data as wire_data
 from hyphal.wire.control import Delegation
 from hyphal.wire.errors import DecodeError
 from hyphal.wire.link import FRAME_CONTROL, FRAME_DATA
 
 log = logging.getLogger("hyphal.node")
+routing_log = logging.getLogger("hyphal.routing")
 
 __all__ = ["Node", "PingReply"]
 
@@ -72,9 +74,14 @@ class Node:
         self.e2e = E2ECrypto(identity)
         key = identity.public_key
         signer = XEdDSASigner(identity.private_bytes())
-        self.router = Router(key, signer, params, self.now(), random.Random(), XEdDSAVerifier())
+        self.router = Router(
+            key, signer, params, self.now(), random.Random(), XEdDSAVerifier(), report_routes=True
+        )
+        self.route_log = RouteLog()  # route events named and logged; subscribe() for more
         self._router_driver = CoreDriver("router", self.router, self._apply, self.now)
-        self.route_watch = RouteChangeWatch(self.router, time.time)
+        self.route_events = RecentRouteEvents()
+        self.route_log.subscribe(self.route_events)
+        self.uptimes = LinkUptimes()
         self.peers = PeerManager(
             identity,
             self,
@@ -130,7 +137,8 @@ class Node:
             self.loop_lag,
             self.messages,
             config=config,
-            events=self.route_watch,
+            route_events=self.route_events,
+            uptimes=self.uptimes,
             listen_port=lambda: self.peers.listen_port,
         )
 
@@ -162,6 +170,7 @@ class Node:
         )
 
     async def stop(self) -> None:
+        self.route_log.muted = True  # every route goes down with the links: none of it is news
         self.loop_lag.close()
         self._router_driver.close()
         if self.audit is not None:
@@ -187,20 +196,25 @@ class Node:
                 link = self.peers.links.get(action.peer)
                 if link is not None:
                     link.send_frame(FRAME_CONTROL, action.payload)
+            elif isinstance(action, RouteChange):
+                self.route_log.apply(action)
             elif isinstance(action, NeighbourDead):
+                routing_log.debug("neighbour on link %d silent for the dead interval", action.peer)
                 self.peers.close_link(
                     action.peer, "no hello from the peer within the dead interval"
                 )
-        self.route_watch.check()
 
     def link_up(self, link: PeerLink) -> None:
-        self.route_watch.link_up(link.id, link.remote_public_key, link.remote_address)
+        self.uptimes.up(link.id, time.time())
+        self.route_log.peer_up(link.id, link.remote_public_key, link.remote_address)
+        routing_log.debug("neighbour up on link %d (%s)", link.id, link.remote_address)
         self._router_driver.feed(self.router.neighbour_up(link.id, self.now()))
 
     def link_down(self, link: PeerLink, reason: str) -> None:
-        self.route_watch.link_down(link.id, reason)
+        routing_log.debug("neighbour down on link %d: %s", link.id, reason)
         self._router_driver.feed(self.router.neighbour_down(link.id, self.now()))
-        self.route_watch.forget(link.id)
+        self.route_log.peer_gone(link.id)
+        self.uptimes.down(link.id)
 
     def link_frame(self, link: PeerLink, frame_type: int, body: memoryview) -> None:
         self.frames.dispatch(frame_type, (link, body))
@@ -217,8 +231,6 @@ class Node:
             return
         self._router_driver.feed(actions)
         self.messages.routes_changed()  # where routes (and their owners' keys) are learned
-        if not actions:
-            self.route_watch.check()  # a change with nothing to send (O(1) when none)
 
     def _send_data(self, peer: int, packet: bytes | bytearray | memoryview) -> bool:
         link = self.peers.links.get(peer)

@@ -21,8 +21,9 @@ from hyphal.identity import NodeIdentity
 from hyphal.links.connection import PeerLink
 from hyphal.links.endpoint import Endpoint
 from hyphal.links.manager import PeerInfo, PeerManager
-from hyphal.node.events import Failover, RouteChangeWatch
+from hyphal.node.events import LinkUptimes, RecentRouteEvents
 from hyphal.node.lag import LagMonitor
+from hyphal.node.routelog import RouteEvent
 from hyphal.routing.router import Router
 from hyphal.routing.types import NeighbourInfo, RouteInfo
 
@@ -126,11 +127,13 @@ class NodeView:
         messages: MessageService,
         *,
         config: NodeConfig | None = None,
-        events: RouteChangeWatch | None = None,
+        route_events: RecentRouteEvents | None = None,
+        uptimes: LinkUptimes | None = None,
         listen_port: Callable[[], int] = lambda: 0,
     ) -> None:
         self._config = config or NodeConfig()
-        self._events = events
+        self._route_events = route_events or RecentRouteEvents()
+        self._uptimes = uptimes or LinkUptimes()
         self._listen_port = listen_port
         self._identity = identity
         self._started_at = started_at
@@ -158,16 +161,16 @@ class NodeView:
             metrics_addr=c.metrics_api_address,
         )
 
-    def recent_failovers(self) -> list[Failover]:
-        """The most recent selected-route changes (bounded ring), oldest first."""
-        return self._events.failovers.snapshot() if self._events is not None else []
+    def recent_failovers(self) -> list[RouteEvent]:
+        """The most recent route losses and failovers (bounded ring), oldest first."""
+        return self._route_events.snapshot()
 
     def failover_total(self) -> int:
-        return self._events.failovers.total if self._events is not None else 0
+        return self._route_events.total
 
     def link_up_since(self, link_id: int) -> float | None:
         """When the link with this id was established (wall clock), if known."""
-        return self._events.up_since(link_id) if self._events is not None else None
+        return self._uptimes.since(link_id)
 
     def peers(self) -> list[PeerInfo]:
         return self._peers.peer_infos()

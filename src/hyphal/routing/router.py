@@ -14,9 +14,8 @@ from __future__ import annotations
 import heapq
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from itertools import count, islice
-from types import MappingProxyType
 from typing import assert_never
 
 from hyphal.crypto.signing import Signer, Verifier, XEdDSAVerifier
@@ -37,7 +36,14 @@ from hyphal.routing.params import RoutingParams
 from hyphal.routing.requests import SeqnoRequests
 from hyphal.routing.source import SourceTable
 from hyphal.routing.table import PrefixEntry, Route
-from hyphal.routing.types import Action, NeighbourDead, NeighbourInfo, RouteInfo, SendControl
+from hyphal.routing.types import (
+    Action,
+    NeighbourDead,
+    NeighbourInfo,
+    RouteChange,
+    RouteInfo,
+    SendControl,
+)
 from hyphal.wire.control import (
     FLAG_SUB_TLVS,
     IHU,
@@ -56,6 +62,11 @@ _ROUTE_EXPIRY = 0
 _HOLD_EXPIRY = 1
 _SEQNO_RETRY = 2
 _DEMOTION_EXPIRY = 3
+_LOST_REPORT = 4
+# A route lost while unfeasible alternatives remain is reported lost only if no route is found
+# within this long (a seqno request usually makes one feasible within a round trip): a failover
+# through a seqno request is then one "failover" change, not "lost" and "reachable".
+_LOST_REPORT_GRACE = 2.0
 _EVICTION_SCAN = 16  # entries of the heaviest neighbour looked at for one eviction
 _MIN_ROUTE_INTERVAL = 1.0  # a route lives at least route_expiry_factor seconds
 # A demoted route still in use is advertised with the largest finite metric: downstream nodes
@@ -136,6 +147,7 @@ class Router:
         router_id_suffix: bytes | None = None,
         *,
         wall_clock: Callable[[], float] = time.time,
+        report_routes: bool = False,
     ) -> None:
         if len(public_key) != 32:
             raise ValueError("a public key has 32 bytes")
@@ -149,6 +161,9 @@ class Router:
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self._rng = rng
         self._wall_clock = wall_clock
+        # Emit RouteChange actions when a selected next hop changes (the daemon logs them; the
+        # simulator's thousands of routers leave them off).
+        self.report_routes = report_routes
         self._checker = AnnouncementChecker(
             verifier or XEdDSAVerifier(),
             params.signature_cache_size,
@@ -186,7 +201,7 @@ class Router:
         # Output collected during one call.
         self._pending: dict[bytes, None] = {}
         self._out: dict[int, list[bytes]] = {}
-        self._dead: list[Action] = []
+        self._dead: list[Action] = []  # NeighbourDead and RouteChange actions, flushed first
 
     # ------------------------------------------------------------------ public API: queries
 
@@ -201,10 +216,6 @@ class Router:
 
     def next_hop(self, prefix64: bytes) -> int | None:
         return self._fib.get(prefix64)
-
-    def forwarding_table(self) -> Mapping[bytes, int]:
-        """Read-only live view: destination /64 -> selected next hop (neighbour id)."""
-        return MappingProxyType(self._fib)
 
     def route_public_key(self, prefix64: bytes) -> bytes | None:
         if prefix64 in self._origin.announcements:
@@ -590,6 +601,8 @@ class Router:
 
     def _forget(self, prefix: bytes) -> None:
         entry = self._table.pop(prefix)
+        if entry.lost_reason is not None:
+            self._report_lost(entry)
         owner = self._neighbours.get(entry.owner)
         if owner is not None:
             owner.created.pop(prefix, None)
@@ -660,6 +673,8 @@ class Router:
         ):
             best, best_metric = old, old_metric
         entry.selected = best
+        if self.report_routes:
+            self._report(entry, old, best, old_metric, best_metric, now)
         if best is None:
             if old is not None:
                 self.counters["routes_lost"] += 1
@@ -693,6 +708,83 @@ class Router:
             self._pending[prefix] = None
         entry.last_router_id = best.router_id
         entry.last_seqno = best.seqno
+
+    def _report(
+        self,
+        entry: PrefixEntry,
+        old: Route | None,
+        best: Route | None,
+        old_metric: int,
+        best_metric: int,
+        now: float,
+    ) -> None:
+        """Queue a RouteChange when the selected next hop changed (called by _reselect)."""
+        prefix = entry.prefix
+        if best is None:
+            if old is None:
+                return
+            entry.lost_peer = old.peer
+            reason = self._why_gone(entry, old, now, "no usable route is left")
+            if any(r.metric < INFINITY for r in entry.routes.values()):
+                # unfeasible ones: a seqno request may make one usable at once
+                entry.lost_reason = reason
+                self._push(now + _LOST_REPORT_GRACE, _LOST_REPORT, prefix, None)
+                return
+            change = RouteChange(
+                "lost", prefix, old.router_id[:32], old.peer, None, INFINITY, reason
+            )
+        elif old is None:
+            lost, entry.lost_peer = entry.lost_peer, None
+            pending, entry.lost_reason = entry.lost_reason, None
+            if lost is not None and lost != best.peer and (pending or entry.hold_until > now):
+                change = RouteChange(
+                    "failover", prefix, best.router_id[:32], lost, best.peer, best_metric,
+                    f"{pending}; a seqno request made another route usable"
+                    if pending
+                    else "the route through the old next hop was lost; found another",
+                )
+            elif pending is not None and lost == best.peer:
+                return  # back through the same next hop before the loss was reported
+            else:
+                reason = "route back" if lost is not None else "new route"
+                change = RouteChange(
+                    "reachable", prefix, best.router_id[:32], None, best.peer, best_metric, reason
+                )
+        elif old.peer != best.peer:
+            better = (
+                f"a better route: metric {old_metric} -> {best_metric}"
+                if old_metric < INFINITY
+                else "the old route is unusable"
+            )
+            change = RouteChange(
+                "failover", prefix, best.router_id[:32], old.peer, best.peer, best_metric,
+                self._why_gone(entry, old, now, better),
+            )
+        else:
+            return
+        self._dead.append(change)
+
+    def _report_lost(self, entry: PrefixEntry) -> None:
+        """Report a loss held back by _LOST_REPORT_GRACE: no route was found meanwhile."""
+        reason, entry.lost_reason = entry.lost_reason, None
+        key = entry.last_router_id[:32]
+        if reason is None or len(key) != 32:
+            return
+        self._dead.append(
+            RouteChange("lost", entry.prefix, key, entry.lost_peer, None, INFINITY, reason)
+        )
+
+    def _why_gone(self, entry: PrefixEntry, old: Route, now: float, otherwise: str) -> str:
+        """Why the selected route ``old`` stopped being the one, in words."""
+        if old.peer not in self._neighbours:
+            return "the link to the old next hop went down"
+        if entry.routes.get(old.peer) is not old:
+            return "the route through the old next hop expired"
+        if old.metric >= INFINITY:
+            return "the old next hop retracted the route"
+        if entry.demoted is not None and entry.demoted.get(old.peer, 0.0) > now:
+            return "the route audit demoted the old next hop"
+        return otherwise
 
     def _update_tlv(self, entry: PrefixEntry, route: Route, now: float) -> tuple[bytes, int]:
         """Our advertisement of ``route`` (recording it as a feasibility distance)."""
@@ -864,7 +956,11 @@ class Router:
             if entry.hold_until > 0:
                 items.append((entry.hold_until, next(self._heap_seq), _HOLD_EXPIRY, prefix, None))
         # at most one retry per prefix; demotions are bounded by the audit's probe rate
-        items += [item for item in self._heap if item[2] in (_SEQNO_RETRY, _DEMOTION_EXPIRY)]
+        items += [
+            item
+            for item in self._heap
+            if item[2] in (_SEQNO_RETRY, _DEMOTION_EXPIRY, _LOST_REPORT)
+        ]
         heapq.heapify(items)
         self._heap = items
 
@@ -880,6 +976,10 @@ class Router:
                 self._push(now + self.params.seqno_request_resend, _SEQNO_RETRY, prefix, None)
             return
         if entry is None:
+            return
+        if kind == _LOST_REPORT:
+            if entry.selected is None and entry.lost_reason is not None:
+                self._report_lost(entry)
             return
         if kind == _DEMOTION_EXPIRY:
             if entry.demoted is not None:

@@ -57,6 +57,8 @@ class PrefixEntry:
         "hold_until",
         "last_router_id",
         "last_seqno",
+        "lost_peer",
+        "lost_reason",
         "owner",
         "prefix",
         "routes",
@@ -77,5 +79,9 @@ class PrefixEntry:
         self.advertised_peer: int | None = None
         # While no route is selected: retract until then, then forget.
         self.hold_until = 0.0
+        # The next hop of the route last lost (a route found again meanwhile is a failover).
+        self.lost_peer: int | None = None
+        # A loss not reported yet: a seqno request may find another route within a moment.
+        self.lost_reason: str | None = None
         self.last_router_id = b""
         self.last_seqno = 0

@@ -23,7 +23,26 @@ class NeighbourDead:
     peer: int
 
 
-Action = SendControl | NeighbourDead
+@dataclass(frozen=True, slots=True)
+class RouteChange:
+    """The selected route to ``prefix64`` changed next hop (only with ``report_routes``).
+
+    ``kind`` is ``reachable`` (a route where there was none), ``lost`` (no route left) or
+    ``failover`` (another next hop; also a route found again while the lost one was held).
+    ``old_peer``/``new_peer`` are the next hops before and after (None where there is none);
+    ``reason`` says why, in words for a log line.
+    """
+
+    kind: str
+    prefix64: bytes
+    public_key: bytes  # the origin's key (of the new route, or of the lost one)
+    old_peer: int | None
+    new_peer: int | None
+    metric: int  # the new route's total metric, INFINITY when lost
+    reason: str
+
+
+Action = SendControl | NeighbourDead | RouteChange
 
 
 @dataclass(frozen=True, slots=True)

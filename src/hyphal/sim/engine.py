@@ -34,7 +34,7 @@ from hyphal.crypto.signing import XEdDSASigner, XEdDSAVerifier
 from hyphal.identity import NodeIdentity, prefix64_for_public_key
 from hyphal.routing.params import DEFAULT_PARAMS, RoutingParams
 from hyphal.routing.router import Router
-from hyphal.routing.types import Action, SendControl
+from hyphal.routing.types import Action, NeighbourDead, SendControl
 from hyphal.sim.links import DEFAULT_BANDWIDTH_BPS, FRAMING_OVERHEAD, SimLink
 from hyphal.sim.topologies import Topology
 
@@ -304,7 +304,7 @@ class Simulator:
         for action in actions:
             if isinstance(action, SendControl):
                 self._send(node, action.peer, action.payload)
-            else:
+            elif isinstance(action, NeighbourDead):  # RouteChange: the simulator keeps none
                 self.stats.neighbour_dead += 1
                 link_index = node.peers.get(action.peer)
                 if link_index is not None:

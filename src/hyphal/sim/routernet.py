@@ -16,7 +16,7 @@ from hyphal.crypto.signing import XEdDSASigner
 from hyphal.identity import NodeIdentity
 from hyphal.routing.params import DEFAULT_PARAMS, RoutingParams
 from hyphal.routing.router import Router
-from hyphal.routing.types import Action, NeighbourDead, SendControl
+from hyphal.routing.types import Action, NeighbourDead, RouteChange, SendControl
 from hyphal.sim.engine import Driven, Engine, MemoVerifier
 
 _IDENTITIES: list[NodeIdentity] = []
@@ -76,6 +76,8 @@ class RouterNet:
         """The engine event during which each entry of ``dead_events`` happened."""
         self.on_event: Callable[[RouterNet, int], None] | None = None
         """Called with the node after every timer run or delivery (e.g. a loop check)."""
+        self.route_changes: list[tuple[float, int, RouteChange]] = []
+        """(time, node, change) for every RouteChange (routers with ``report_routes`` only)."""
         self.delivered = 0
         self._epoch: dict[tuple[int, int], int] = {}
         self._slots: dict[int, Driven[Action]] = {}
@@ -145,6 +147,8 @@ class RouterNet:
                 self.dead_event_index.append(self.events)
                 if src not in self.silenced:
                     self.unlink(src, action.peer)
+            elif isinstance(action, RouteChange):
+                self.route_changes.append((self.now, src, action))
 
     def _send(self, src: int, dst: int, payload: bytes) -> None:
         key = _key(src, dst)

@@ -67,7 +67,7 @@ def test_log_level_spec() -> None:
         apply_log_levels("warning,hyphal.test_reload=debug")
         assert logger.level == logging.DEBUG
         assert logging.getLogger().level == logging.WARNING
-        with pytest.raises(ConfigError, match="unknown level 'loud'"):
+        with pytest.raises(ConfigError, match="log level 'loud'"):
             apply_log_levels("loud")
     finally:
         logging.getLogger().setLevel(before)
