@@ -1,0 +1,375 @@
+"""What one node believes about the mesh's members, and every check an item passes to get in.
+
+Items are keyed by ``(kind, id)``: ``id`` is the 8-byte /64 prefix of the member the item is
+about, ``kind`` is :data:`KIND_RECORD`, :data:`KIND_ADMISSION` or :data:`KIND_REVOCATION`. Each
+item has a version (the record's HLC version, the redemption time, the revocation time). Per
+origin there is at most one item of each kind: that is the per-origin cap. The CRDT is a
+last-writer-wins register per origin ordered by version, where only the origin can write
+(signatures); a tombstone is a version like any other; a revocation is a terminal state.
+
+A record is refused (and counted, by reason) if it is malformed, expired, expires too far in the
+future, older than what we hold (rollback), a different record with the same version
+(equivocation), wrongly signed, from a revoked or (in a private network) never-admitted key,
+beyond the per-origin update rate, or a new origin beyond ``max_members``. Only items that passed
+every check are stored, so a relay only ever announces and forwards what it verified.
+
+Anti-entropy support: every item has an 8-byte hash of ``(kind, id, version)``; 64 buckets (by
+``id[1]``) keep a count and the XOR of their items' hashes, updated in O(1) per change, and the
+root is the XOR of all. Two stores with the same items have the same summary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from hyphal.crypto.signing import Verifier
+from hyphal.identity import prefix64_for_public_key
+from hyphal.membership import admission as adm_mod
+from hyphal.membership.admission import Admission, AdmissionPolicy, Revocation
+from hyphal.membership.names import NameIndex
+from hyphal.membership.params import DEFAULT_PARAMS, MembershipParams
+from hyphal.membership.record import MemberRecord, decode
+from hyphal.routing.bucket import TokenBucket
+from hyphal.wire.errors import DecodeError
+
+KIND_RECORD = 1
+KIND_ADMISSION = 2
+KIND_REVOCATION = 3
+KINDS = (KIND_REVOCATION, KIND_ADMISSION, KIND_RECORD)
+"""In the order a batch should carry them: a revocation or admission before the record."""
+BUCKETS = 64
+
+_HASH_IN = struct.Struct(">B8sQ")
+
+COUNTERS = (
+    "accepted",
+    "duplicate",
+    "malformed",
+    "expired",
+    "expiry-too-far",
+    "rollback",
+    "equivocation",
+    "bad-signature",
+    "prefix-collision",
+    "origin-rate",
+    "store-full",
+    "revoked",
+    "not-admitted",
+    "not-private",
+    "admission-unknown-issuer",
+    "admission-bad-signature",
+    "admission-expired-invite",
+    "admission-superseded",
+    "invite-reused",
+    "revocation-not-admin",
+    "revocation-bad-signature",
+    "revocations-full",
+    "unknown-kind",
+    "expired-removed",
+)
+
+
+def item_hash(kind: int, item_id: bytes, version: int) -> int:
+    digest = hashlib.blake2b(_HASH_IN.pack(kind, item_id, version), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def bucket_of(item_id: bytes) -> int:
+    return item_id[1] % BUCKETS
+
+
+@dataclass(slots=True)
+class Item:
+    kind: int
+    item_id: bytes
+    version: int
+    raw: bytes
+    hash: int
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One accepted change: what is stored for ``prefix`` now (None: it was removed)."""
+
+    kind: int
+    prefix: bytes
+    record: MemberRecord | None
+    old: MemberRecord | None = None
+
+
+class Store:
+    """Records, admissions and revocations, with the summaries anti-entropy compares."""
+
+    def __init__(
+        self,
+        verifier: Verifier,
+        network: bytes,
+        *,
+        params: MembershipParams = DEFAULT_PARAMS,
+        policy: AdmissionPolicy | None = None,
+    ) -> None:
+        self.verifier = verifier
+        self.network = network
+        self.params = params
+        self.policy = policy
+        self.items: dict[tuple[int, bytes], Item] = {}
+        self.records: dict[bytes, MemberRecord] = {}
+        self.admissions: dict[bytes, Admission] = {}
+        self.redeemed: dict[bytes, bytes] = {}
+        """invite id -> prefix of the member it admitted."""
+        self.revoked: dict[bytes, Revocation] = {}
+        self.names = NameIndex()
+        self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self._by_bucket: list[dict[tuple[int, bytes], Item]] = [{} for _ in range(BUCKETS)]
+        self._count = [0] * BUCKETS
+        self._xor = [0] * BUCKETS
+        self._root = 0
+        self._expiry: list[tuple[int, bytes, int]] = []
+        """(expires, prefix, version) of records, lazily cleaned."""
+        self._rate: dict[bytes, TokenBucket] = {}
+        self._key: tuple[int, bytes] | None = None
+
+    # ------------------------------------------------------------------ summaries
+    def summary(self) -> tuple[int, int]:
+        return len(self.items), self._root
+
+    def bucket_summaries(self) -> list[tuple[int, int]]:
+        return list(zip(self._count, self._xor, strict=True))
+
+    def bucket_items(self, bucket: int) -> Iterator[Item]:
+        yield from self._by_bucket[bucket].values()
+
+    def version_of(self, kind: int, item_id: bytes) -> int | None:
+        item = self.items.get((kind, item_id))
+        return None if item is None else item.version
+
+    def get(self, kind: int, item_id: bytes) -> Item | None:
+        return self.items.get((kind, item_id))
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _put(self, kind: int, item_id: bytes, version: int, raw: bytes) -> None:
+        self._drop(kind, item_id)
+        h = item_hash(kind, item_id, version)
+        item = self.items[(kind, item_id)] = Item(kind, item_id, version, raw, h)
+        b = bucket_of(item_id)
+        self._by_bucket[b][(kind, item_id)] = item
+        self._count[b] += 1
+        self._xor[b] ^= h
+        self._root ^= h
+
+    def _drop(self, kind: int, item_id: bytes) -> None:
+        old = self.items.pop((kind, item_id), None)
+        if old is None:
+            return
+        b = bucket_of(item_id)
+        del self._by_bucket[b][(kind, item_id)]
+        self._count[b] -= 1
+        self._xor[b] ^= old.hash
+        self._root ^= old.hash
+
+    def _count_reason(self, reason: str) -> None:
+        self.counters[reason] = self.counters.get(reason, 0) + 1
+
+    def _remove_member(self, prefix: bytes, changes: list[Change]) -> None:
+        old = self.records.pop(prefix, None)
+        self._drop(KIND_RECORD, prefix)
+        if old is not None:
+            self.names.update(prefix, old, None)
+            changes.append(Change(KIND_RECORD, prefix, None, old))
+        adm = self.admissions.pop(prefix, None)
+        self._drop(KIND_ADMISSION, prefix)
+        if adm is not None and self.redeemed.get(adm.invite.invite_id) == prefix:
+            del self.redeemed[adm.invite.invite_id]
+        self._rate.pop(prefix, None)
+
+    # ------------------------------------------------------------------ ingest
+    def ingest(
+        self, kind: int, raw: bytes, wall: float, now: float
+    ) -> tuple[str, list[Change], tuple[int, bytes] | None]:
+        """Check and store one item: (counter name, accepted changes, the item's key if the
+        item decoded)."""
+        changes: list[Change] = []
+        self._key = None
+        try:
+            if kind == KIND_RECORD:
+                reason = self._ingest_record(raw, wall, now, changes)
+            elif kind == KIND_ADMISSION:
+                reason = self._ingest_admission(raw, wall, changes)
+            elif kind == KIND_REVOCATION:
+                reason = self._ingest_revocation(raw, changes)
+            else:
+                reason = "unknown-kind"
+        except DecodeError:
+            reason = "malformed"
+        self._count_reason(reason)
+        return reason, changes, self._key
+
+    def put_own(self, record: MemberRecord) -> None:
+        """Store our own freshly signed record (no rate limit: the operator asked for it)."""
+        prefix = record.prefix
+        old = self.records.get(prefix)
+        self.records[prefix] = record
+        self._put(KIND_RECORD, prefix, record.version, record.encode())
+        self.names.update(prefix, old, record)
+        heapq.heappush(self._expiry, (record.expires, prefix, record.version))
+
+    def admitted(self, prefix: bytes, key: bytes) -> bool:
+        """Whether ``key`` may hold records here (always, in an open network)."""
+        if prefix in self.revoked:
+            return False
+        if self.policy is None:
+            return True
+        adm = self.admissions.get(prefix)
+        return adm is not None and adm.member == key
+
+    def _ingest_record(self, raw: bytes, wall: float, now: float, changes: list[Change]) -> str:
+        record = decode(raw)
+        prefix = record.prefix
+        self._key = (KIND_RECORD, prefix)
+        p = self.params
+        if record.expires <= wall:
+            return "expired"
+        lifetime = max(p.record_ttl_s, p.tombstone_ttl_s)
+        if record.expires > wall + lifetime + p.max_clock_skew_s:
+            return "expiry-too-far"
+        if prefix in self.revoked:
+            return "revoked"
+        old = self.records.get(prefix)
+        if old is not None:
+            if old.origin != record.origin:
+                return "prefix-collision"
+            if record.version < old.version:
+                return "rollback"
+            if record.version == old.version:
+                return "duplicate" if old.signature == record.signature else "equivocation"
+        if not self.admitted(prefix, record.origin):
+            return "not-admitted"
+        if old is None and len(self.records) >= p.max_members:
+            return "store-full"
+        if not record.verify(self.verifier, self.network):
+            return "bad-signature"
+        bucket = self._rate.get(prefix)
+        if bucket is None:
+            bucket = self._rate[prefix] = TokenBucket(p.origin_rate_per_s, p.origin_burst, now)
+        if not bucket.take(now):
+            return "origin-rate"
+        self.records[prefix] = record
+        self._put(KIND_RECORD, prefix, record.version, raw)
+        self.names.update(prefix, old, record)
+        heapq.heappush(self._expiry, (record.expires, prefix, record.version))
+        changes.append(Change(KIND_RECORD, prefix, record, old))
+        return "accepted"
+
+    def may_invite(self, key: bytes) -> bool:
+        prefix = prefix64_for_public_key(key)
+        adm = self.admissions.get(prefix)
+        return (
+            adm is not None
+            and adm.member == key
+            and adm.invite.inviter
+            and prefix not in self.revoked
+        )
+
+    def _ingest_admission(self, raw: bytes, wall: float, changes: list[Change]) -> str:
+        adm = adm_mod.decode_admission(raw)
+        if self.policy is None:
+            return "not-private"
+        prefix = adm.prefix
+        self._key = (KIND_ADMISSION, prefix)
+        if prefix in self.revoked:
+            return "revoked"
+        old = self.admissions.get(prefix)
+        if old is not None:
+            if old.encode() == raw:
+                return "duplicate"
+            if (adm.redeemed_at, adm.invite.invite_id) >= (old.redeemed_at, old.invite.invite_id):
+                return "admission-superseded"
+        invite_id = adm.invite.invite_id
+        holder = self.redeemed.get(invite_id)
+        reason = adm_mod.check_admission(
+            adm,
+            self.policy,
+            self.verifier,
+            self.network,
+            wall=wall,
+            first_seen=True,
+            may_invite=self.may_invite,
+        )
+        if reason is not None:
+            return reason
+        if holder is not None and holder != prefix:
+            other = self.admissions[holder]
+            if (other.redeemed_at, other.member) <= (adm.redeemed_at, adm.member):
+                return "invite-reused"
+            # The earlier redemption wins everywhere: the later one's member is out.
+            self._count_reason("invite-reused")
+            self._remove_member(holder, changes)
+        if old is not None and self.redeemed.get(old.invite.invite_id) == prefix:
+            del self.redeemed[old.invite.invite_id]
+        self.admissions[prefix] = adm
+        self.redeemed[invite_id] = prefix
+        self._put(KIND_ADMISSION, prefix, adm.redeemed_at, raw)
+        changes.append(Change(KIND_ADMISSION, prefix, self.records.get(prefix)))
+        return "accepted"
+
+    def _ingest_revocation(self, raw: bytes, changes: list[Change]) -> str:
+        rev = adm_mod.decode_revocation(raw)
+        if self.policy is None:
+            return "not-private"
+        prefix = rev.prefix
+        self._key = (KIND_REVOCATION, prefix)
+        if prefix in self.revoked:
+            return "duplicate"
+        if len(self.revoked) >= self.params.max_revocations:
+            return "revocations-full"
+        reason = adm_mod.check_revocation(rev, self.policy, self.verifier, self.network)
+        if reason is not None:
+            return reason
+        self._remove_member(prefix, changes)
+        self.revoked[prefix] = rev
+        self._put(KIND_REVOCATION, prefix, rev.revoked_at, raw)
+        changes.append(Change(KIND_REVOCATION, prefix, None))
+        return "accepted"
+
+    # ------------------------------------------------------------------ expiry
+    def next_expiry(self) -> float:
+        """Wall time of the next record expiry (inf if none)."""
+        heap = self._expiry
+        while heap:
+            expires, prefix, version = heap[0]
+            rec = self.records.get(prefix)
+            if rec is not None and rec.version == version:
+                return float(expires)
+            heapq.heappop(heap)
+        return float("inf")
+
+    def expire(self, wall: float) -> list[Change]:
+        """Drop every record whose ``expires`` has passed."""
+        changes: list[Change] = []
+        heap = self._expiry
+        while heap and heap[0][0] <= wall:
+            _, prefix, version = heapq.heappop(heap)
+            rec = self.records.get(prefix)
+            if rec is None or rec.version != version:
+                continue
+            del self.records[prefix]
+            self._drop(KIND_RECORD, prefix)
+            self.names.update(prefix, rec, None)
+            self._rate.pop(prefix, None)
+            self._count_reason("expired-removed")
+            changes.append(Change(KIND_RECORD, prefix, None, rec))
+        return changes
+
+    # ------------------------------------------------------------------ views
+    def lookup(self, name: str) -> MemberRecord | None:
+        """The record that wins ``name``, or None."""
+        prefix = self.names.winner(name)
+        return None if prefix is None else self.records.get(prefix)
+
+    def name_winner(self, record: MemberRecord) -> bool:
+        """Whether ``record`` owns its name (True for unnamed records)."""
+        return not record.name or self.names.winner(record.name) == record.prefix
