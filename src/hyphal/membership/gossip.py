@@ -248,6 +248,11 @@ class MembershipCore:
         )
         return self._install_own(record, now)
 
+    def schedule_refresh(self, at: float) -> None:
+        """Republish at ``at`` instead (the simulator spreads a steady state's refreshes)."""
+        if self._own is not None and not self._own.left:
+            self._refresh_at = at
+
     def leave(self, now: float) -> list[Action]:
         """Publish a signed tombstone (a graceful leave); no refreshes after it."""
         wall = self.wall(now)
@@ -263,7 +268,7 @@ class MembershipCore:
         return self._install_own(record, now)
 
     def _install_own(self, record: MemberRecord, now: float) -> list[Action]:
-        self.store.put_own(record)
+        self.store.put_own(record, now)
         self._own = record
         actions: list[Action] = []
         self._announce((KIND_RECORD, self.prefix), record.version, None, now)
@@ -281,7 +286,7 @@ class MembershipCore:
         )
         self._neighbours[peer] = nb
         # A new link starts with anti-entropy: our summary now.
-        count, root = self.store.summary()
+        count, root = self.store.summary(now)
         return self._emit(nb, [wire.encode_summary(count, root)], now)
 
     def neighbour_down(self, peer: int, now: float) -> list[Action]:
@@ -329,24 +334,24 @@ class MembershipCore:
             elif isinstance(msg, wire.Summary):
                 self._on_summary(nb, msg, now, out)
             elif isinstance(msg, wire.Buckets):
-                self._on_buckets(nb, msg, out)
+                self._on_buckets(nb, msg, now, out)
         if wants:
             out.extend(self._want_messages(wants))
         actions.extend(self._emit(nb, out, now))
         return actions
 
     def _on_summary(self, nb: _Neighbour, msg: wire.Summary, now: float, out: list[bytes]) -> None:
-        count, root = self.store.summary()
+        count, root = self.store.summary(now)
         if (msg.count, msg.root) == (min(count, 0xFFFFFFFF), root):
             return
         self.counters["summary-mismatch"] += 1
         if now - nb.last_buckets_reply < self.params.bucket_reply_interval_s:
             return
         nb.last_buckets_reply = now
-        out.append(wire.encode_buckets(self.store.bucket_summaries()))
+        out.append(wire.encode_buckets(self.store.bucket_summaries(now)))
 
-    def _on_buckets(self, nb: _Neighbour, msg: wire.Buckets, out: list[bytes]) -> None:
-        ours = self.store.bucket_summaries()
+    def _on_buckets(self, nb: _Neighbour, msg: wire.Buckets, now: float, out: list[bytes]) -> None:
+        ours = self.store.bucket_summaries(now)
         listed: list[tuple[int, bytes, int]] = []
         mask = 0
         for b in range(BUCKETS):
@@ -431,7 +436,7 @@ class MembershipCore:
                     self._announce(key, item.version, nb.peer, now)
                 self._event(change, actions)
             own = store.records.get(self.prefix)
-            if own is not None and own is not self._own:
+            if own is not None and (self._own is None or own.version > self._own.version):
                 # An older life of ours, newer than what we hold: move past it and republish.
                 self.clock.observe(own.version)
                 if self._own is not None and not self._own.left:
@@ -542,7 +547,7 @@ class MembershipCore:
     def on_timer(self, now: float) -> list[Action]:
         actions: list[Action] = []
         wall = self.wall(now)
-        for change in self.store.expire(wall):
+        for change in self.store.expire(wall, now):
             if change.record is None and change.old is not None and change.prefix != self.prefix:
                 actions.append(MemberEvent("expired", change.prefix, change.old.name))
         if self._own is not None and self._own.expires <= wall and not self._own.left:
@@ -578,7 +583,7 @@ class MembershipCore:
                     out.append(wire.encode_have(False, 0, entries[i : i + step]))
             if nb.summary_at <= now:
                 nb.summary_at = now + self._summary_interval()
-                count, root = self.store.summary()
+                count, root = self.store.summary(now)
                 out.append(wire.encode_summary(count, root))
             actions.extend(self._emit(nb, out, now))
         self._check_name(actions)

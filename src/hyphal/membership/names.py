@@ -22,6 +22,11 @@ class NameIndex:
     def __init__(self) -> None:
         self._claims: dict[str, dict[bytes, tuple[int, bytes]]] = {}
 
+    def copy(self) -> NameIndex:
+        out = NameIndex()
+        out._claims = {name: dict(c) for name, c in self._claims.items()}
+        return out
+
     def update(self, prefix: bytes, old: MemberRecord | None, new: MemberRecord | None) -> None:
         if old is not None and old.name:
             claims = self._claims.get(old.name)

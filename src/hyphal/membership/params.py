@@ -7,19 +7,22 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class MembershipParams:
-    record_ttl_s: int = 3600
+    record_ttl_s: int = 7200
     """A record's lifetime: ``expires = now + record_ttl_s``. Liveness comes from routing, so this
     only bounds how long a vanished member's record lingers; it sets the idle cost (below)."""
     refresh_fraction: float = 1 / 3
     """Republish when this fraction of the lifetime has passed (+-10 % jitter): two refreshes can
     be lost before the record expires. Idle cost per node is about
     ``members * record size / (record_ttl_s * refresh_fraction)``."""
-    tombstone_ttl_s: int = 3600
+    tombstone_ttl_s: int = 7200
     """How long a graceful leave is remembered; it outlives every record it supersedes."""
     max_clock_skew_s: int = 300
     """Accepted difference between our wall clock and an origin's, for ``expires``."""
     summary_interval_s: float = 10.0
     """Anti-entropy: each neighbour gets our (count, root hash) this often (+-25 % jitter)."""
+    settle_s: float = 10.0
+    """Summaries leave out the changes of the last this many seconds (in flight: the push is
+    delivering them); it must exceed the time a change takes to reach every node."""
     bucket_reply_interval_s: float = 5.0
     """At most one bucket comparison answered per neighbour in this time."""
     announce_delay_s: float = 0.02

@@ -16,14 +16,22 @@ every check are stored, so a relay only ever announces and forwards what it veri
 Anti-entropy support: every item has an 8-byte hash of ``(kind, id, version)``; 64 buckets (by
 ``id[1]``) keep a count and the XOR of their items' hashes, updated in O(1) per change, and the
 root is the XOR of all. Two stores with the same items have the same summary.
+
+Summaries are *settled*: the changes of the last ``settle_s`` seconds are undone in them (a log
+of their hashes is kept that long). A record in flight reaches neighbours a few hundred
+milliseconds apart; without settling, a busy mesh (thousands of refreshes an hour) would show a
+mismatch on most summaries and pay for bucket comparisons that the push is about to make moot.
+Two neighbours that both got a change, or both not yet, agree; only a change older than
+``settle_s`` that one of them lacks shows, and that is what anti-entropy is for.
 """
 
 from __future__ import annotations
 
 import hashlib
 import heapq
+from collections import deque
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from hyphal.crypto.signing import Verifier
@@ -132,13 +140,59 @@ class Store:
         """(expires, prefix, version) of records, lazily cleaned."""
         self._rate: dict[bytes, TokenBucket] = {}
         self._key: tuple[int, bytes] | None = None
+        self._now = 0.0
+        self._recent: deque[tuple[float, int, int, int]] = deque()
+        """(time, bucket, hash, +1 added / -1 removed) of the changes of the last settle_s."""
+        self.observer: Callable[[int, bytes, int], None] | None = None
+        """Called with (kind, id, version) for every item stored (the simulator's probe)."""
+
+    def clone_from(self, other: Store) -> None:
+        """Take ``other``'s items (shared, they are immutable) into this empty store: how the
+        simulator starts thousands of nodes in the steady state without re-verifying."""
+        self.items = dict(other.items)
+        self.records = dict(other.records)
+        self.admissions = dict(other.admissions)
+        self.redeemed = dict(other.redeemed)
+        self.revoked = dict(other.revoked)
+        self.names = other.names.copy()
+        self._by_bucket = [dict(b) for b in other._by_bucket]
+        self._count = list(other._count)
+        self._xor = list(other._xor)
+        self._root = other._root
+        self._expiry = list(other._expiry)
 
     # ------------------------------------------------------------------ summaries
-    def summary(self) -> tuple[int, int]:
+    def settle(self) -> None:
+        """Forget the recent-change log (the simulator's steady state: nothing is in flight)."""
+        self._recent.clear()
+
+    def exact_summary(self) -> tuple[int, int]:
+        """(count, root) of everything stored now, recent changes included."""
         return len(self.items), self._root
 
-    def bucket_summaries(self) -> list[tuple[int, int]]:
-        return list(zip(self._count, self._xor, strict=True))
+    def _trim(self, now: float) -> None:
+        recent = self._recent
+        horizon = now - self.params.settle_s
+        while recent and recent[0][0] <= horizon:
+            recent.popleft()
+
+    def summary(self, now: float) -> tuple[int, int]:
+        """The settled (count, root): as it was before the changes of the last ``settle_s``."""
+        self._trim(now)
+        count, root = len(self.items), self._root
+        for _, _, h, delta in self._recent:
+            root ^= h
+            count -= delta
+        return count, root
+
+    def bucket_summaries(self, now: float) -> list[tuple[int, int]]:
+        """The settled (count, XOR) of every bucket."""
+        self._trim(now)
+        counts, xors = list(self._count), list(self._xor)
+        for _, b, h, delta in self._recent:
+            xors[b] ^= h
+            counts[b] -= delta
+        return list(zip(counts, xors, strict=True))
 
     def bucket_items(self, bucket: int) -> Iterator[Item]:
         yield from self._by_bucket[bucket].values()
@@ -157,9 +211,12 @@ class Store:
         item = self.items[(kind, item_id)] = Item(kind, item_id, version, raw, h)
         b = bucket_of(item_id)
         self._by_bucket[b][(kind, item_id)] = item
+        if self.observer is not None:
+            self.observer(kind, item_id, version)
         self._count[b] += 1
         self._xor[b] ^= h
         self._root ^= h
+        self._recent.append((self._now, b, h, 1))
 
     def _drop(self, kind: int, item_id: bytes) -> None:
         old = self.items.pop((kind, item_id), None)
@@ -170,6 +227,7 @@ class Store:
         self._count[b] -= 1
         self._xor[b] ^= old.hash
         self._root ^= old.hash
+        self._recent.append((self._now, b, old.hash, -1))
 
     def _count_reason(self, reason: str) -> None:
         self.counters[reason] = self.counters.get(reason, 0) + 1
@@ -194,6 +252,7 @@ class Store:
         item decoded)."""
         changes: list[Change] = []
         self._key = None
+        self._now = now
         try:
             if kind == KIND_RECORD:
                 reason = self._ingest_record(raw, wall, now, changes)
@@ -208,8 +267,9 @@ class Store:
         self._count_reason(reason)
         return reason, changes, self._key
 
-    def put_own(self, record: MemberRecord) -> None:
+    def put_own(self, record: MemberRecord, now: float) -> None:
         """Store our own freshly signed record (no rate limit: the operator asked for it)."""
+        self._now = now
         prefix = record.prefix
         old = self.records.get(prefix)
         self.records[prefix] = record
@@ -347,8 +407,9 @@ class Store:
             heapq.heappop(heap)
         return float("inf")
 
-    def expire(self, wall: float) -> list[Change]:
+    def expire(self, wall: float, now: float) -> list[Change]:
         """Drop every record whose ``expires`` has passed."""
+        self._now = now
         changes: list[Change] = []
         heap = self._expiry
         while heap and heap[0][0] <= wall:
