@@ -435,10 +435,10 @@ class MembershipCore:
                         del self._wants[key]
                     self._announce(key, item.version, nb.peer, now)
                 self._event(change, actions)
-            own = store.records.get(self.prefix)
-            if own is not None and (self._own is None or own.version > self._own.version):
+            held = store.record_version(self.prefix)
+            if held is not None and (self._own is None or held > self._own.version):
                 # An older life of ours, newer than what we hold: move past it and republish.
-                self.clock.observe(own.version)
+                self.clock.observe(held)
                 if self._own is not None and not self._own.left:
                     actions.extend(self.publish(now))
             self._check_name(actions)
@@ -593,7 +593,8 @@ class MembershipCore:
     def members(self, reachable: Callable[[bytes], bool]) -> list[MemberInfo]:
         """Every member we hold a record for, with routing's reachability, sorted by name."""
         out = []
-        for prefix, r in self.store.records.items():
+        for r in self.store.records():
+            prefix = r.prefix
             is_self = prefix == self.prefix
             out.append(
                 MemberInfo(

@@ -26,6 +26,7 @@ record or raises :class:`~hyphal.wire.errors.DecodeError`, and only accepts the 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import re
 import struct
@@ -51,6 +52,7 @@ _HEAD = struct.Struct(">BB32sQI")
 _U64 = struct.Struct(">Q")
 _U16 = struct.Struct(">H")
 HEAD_SIZE = _HEAD.size
+EXPIRES_OFFSET = 42
 
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
 _TAG_KEY = re.compile(r"[a-z0-9][a-z0-9_.-]{0,31}\Z")
@@ -269,6 +271,12 @@ class _Reader:
             return raw.decode()
         except UnicodeDecodeError as exc:
             raise DecodeError(f"member record: {what} is not UTF-8") from exc
+
+
+@functools.lru_cache(maxsize=2048)
+def decode_cached(data: bytes) -> MemberRecord:
+    """:func:`decode` with a small process-wide cache (stores keep records as bytes)."""
+    return decode(data)
 
 
 def decode(data: bytes | bytearray | memoryview) -> MemberRecord:

@@ -13,6 +13,11 @@ future, older than what we hold (rollback), a different record with the same ver
 beyond the per-origin update rate, or a new origin beyond ``max_members``. Only items that passed
 every check are stored, so a relay only ever announces and forwards what it verified.
 
+Memory: a record is kept as its encoded bytes (at most 1 KiB, typically 200-300) in one
+:class:`Item` that also carries its hash and the origin's update-rate tokens; the decoded form is
+made on demand (a small process-wide cache), the name index keeps one small tuple per name, and
+expiry is a sweep at the earliest ``expires``. That keeps a member at about 1 kB per node.
+
 Anti-entropy support: every item has an 8-byte hash of ``(kind, id, version)``; 64 buckets (by
 ``id[1]``) keep a count and the XOR of their items' hashes, updated in O(1) per change, and the
 root is the XOR of all. Two stores with the same items have the same summary.
@@ -28,9 +33,8 @@ Two neighbours that both got a change, or both not yet, agree; only a change old
 from __future__ import annotations
 
 import hashlib
-import heapq
-from collections import deque
 import struct
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -40,8 +44,7 @@ from hyphal.membership import admission as adm_mod
 from hyphal.membership.admission import Admission, AdmissionPolicy, Revocation
 from hyphal.membership.names import NameIndex
 from hyphal.membership.params import DEFAULT_PARAMS, MembershipParams
-from hyphal.membership.record import MemberRecord, decode
-from hyphal.routing.bucket import TokenBucket
+from hyphal.membership.record import EXPIRES_OFFSET, MemberRecord, decode_cached
 from hyphal.wire.errors import DecodeError
 
 KIND_RECORD = 1
@@ -50,6 +53,7 @@ KIND_REVOCATION = 3
 KINDS = (KIND_REVOCATION, KIND_ADMISSION, KIND_RECORD)
 """In the order a batch should carry them: a revocation or admission before the record."""
 BUCKETS = 64
+INF = float("inf")
 
 _HASH_IN = struct.Struct(">B8sQ")
 
@@ -97,6 +101,9 @@ class Item:
     version: int
     raw: bytes
     hash: int
+    tokens: float = 0.0
+    """Records only: the origin's update-rate tokens, as of ``at``."""
+    at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +114,10 @@ class Change:
     prefix: bytes
     record: MemberRecord | None
     old: MemberRecord | None = None
+
+
+def _expires(raw: bytes) -> int:
+    return int.from_bytes(raw[EXPIRES_OFFSET : EXPIRES_OFFSET + 4], "big")
 
 
 class Store:
@@ -124,8 +135,7 @@ class Store:
         self.network = network
         self.params = params
         self.policy = policy
-        self.items: dict[tuple[int, bytes], Item] = {}
-        self.records: dict[bytes, MemberRecord] = {}
+        self._records: dict[bytes, Item] = {}
         self.admissions: dict[bytes, Admission] = {}
         self.redeemed: dict[bytes, bytes] = {}
         """invite id -> prefix of the member it admitted."""
@@ -133,12 +143,11 @@ class Store:
         self.names = NameIndex()
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self._by_bucket: list[dict[tuple[int, bytes], Item]] = [{} for _ in range(BUCKETS)]
+        self._total = 0
         self._count = [0] * BUCKETS
         self._xor = [0] * BUCKETS
         self._root = 0
-        self._expiry: list[tuple[int, bytes, int]] = []
-        """(expires, prefix, version) of records, lazily cleaned."""
-        self._rate: dict[bytes, TokenBucket] = {}
+        self._next_expiry = INF
         self._key: tuple[int, bytes] | None = None
         self._now = 0.0
         self._recent: deque[tuple[float, int, int, int]] = deque()
@@ -147,19 +156,42 @@ class Store:
         """Called with (kind, id, version) for every item stored (the simulator's probe)."""
 
     def clone_from(self, other: Store) -> None:
-        """Take ``other``'s items (shared, they are immutable) into this empty store: how the
-        simulator starts thousands of nodes in the steady state without re-verifying."""
-        self.items = dict(other.items)
-        self.records = dict(other.records)
+        """Take ``other``'s items into this empty store: how the simulator starts thousands of
+        nodes in the steady state without re-verifying. Items are copied (they hold per-node
+        rate state); their bytes are shared, as they are immutable."""
+        copies = {
+            key: Item(i.kind, i.item_id, i.version, i.raw, i.hash, i.tokens, i.at)
+            for bucket in other._by_bucket
+            for key, i in bucket.items()
+        }
+        self._by_bucket = [{key: copies[key] for key in b} for b in other._by_bucket]
+        self._records = {p: copies[(KIND_RECORD, p)] for p in other._records}
         self.admissions = dict(other.admissions)
         self.redeemed = dict(other.redeemed)
         self.revoked = dict(other.revoked)
         self.names = other.names.copy()
-        self._by_bucket = [dict(b) for b in other._by_bucket]
+        self._total = other._total
         self._count = list(other._count)
         self._xor = list(other._xor)
         self._root = other._root
-        self._expiry = list(other._expiry)
+        self._next_expiry = other._next_expiry
+
+    # ------------------------------------------------------------------ records
+    def record(self, prefix: bytes) -> MemberRecord | None:
+        """The record held for ``prefix`` (decoded on demand), or None."""
+        item = self._records.get(prefix)
+        return None if item is None else decode_cached(item.raw)
+
+    def records(self) -> Iterator[MemberRecord]:
+        for item in list(self._records.values()):
+            yield decode_cached(item.raw)
+
+    def record_version(self, prefix: bytes) -> int | None:
+        item = self._records.get(prefix)
+        return None if item is None else item.version
+
+    def member_count(self) -> int:
+        return len(self._records)
 
     # ------------------------------------------------------------------ summaries
     def settle(self) -> None:
@@ -168,7 +200,7 @@ class Store:
 
     def exact_summary(self) -> tuple[int, int]:
         """(count, root) of everything stored now, recent changes included."""
-        return len(self.items), self._root
+        return self._total, self._root
 
     def _trim(self, now: float) -> None:
         recent = self._recent
@@ -179,7 +211,7 @@ class Store:
     def summary(self, now: float) -> tuple[int, int]:
         """The settled (count, root): as it was before the changes of the last ``settle_s``."""
         self._trim(now)
-        count, root = len(self.items), self._root
+        count, root = self._total, self._root
         for _, _, h, delta in self._recent:
             root ^= h
             count -= delta
@@ -195,54 +227,63 @@ class Store:
         return list(zip(counts, xors, strict=True))
 
     def bucket_items(self, bucket: int) -> Iterator[Item]:
-        yield from self._by_bucket[bucket].values()
+        yield from list(self._by_bucket[bucket].values())
 
     def version_of(self, kind: int, item_id: bytes) -> int | None:
-        item = self.items.get((kind, item_id))
+        item = self._by_bucket[bucket_of(item_id)].get((kind, item_id))
         return None if item is None else item.version
 
     def get(self, kind: int, item_id: bytes) -> Item | None:
-        return self.items.get((kind, item_id))
+        return self._by_bucket[bucket_of(item_id)].get((kind, item_id))
 
     # ------------------------------------------------------------------ bookkeeping
-    def _put(self, kind: int, item_id: bytes, version: int, raw: bytes) -> None:
-        self._drop(kind, item_id)
+    def _put(self, kind: int, item_id: bytes, version: int, raw: bytes) -> Item:
+        old = self._drop(kind, item_id)
         h = item_hash(kind, item_id, version)
-        item = self.items[(kind, item_id)] = Item(kind, item_id, version, raw, h)
+        item = Item(kind, item_id, version, raw, h)
+        if old is not None:
+            item.tokens, item.at = old.tokens, old.at
         b = bucket_of(item_id)
         self._by_bucket[b][(kind, item_id)] = item
-        if self.observer is not None:
-            self.observer(kind, item_id, version)
+        self._total += 1
         self._count[b] += 1
         self._xor[b] ^= h
         self._root ^= h
         self._recent.append((self._now, b, h, 1))
+        if kind == KIND_RECORD:
+            self._records[item_id] = item
+            self._next_expiry = min(self._next_expiry, _expires(raw))
+        if self.observer is not None:
+            self.observer(kind, item_id, version)
+        return item
 
-    def _drop(self, kind: int, item_id: bytes) -> None:
-        old = self.items.pop((kind, item_id), None)
-        if old is None:
-            return
+    def _drop(self, kind: int, item_id: bytes) -> Item | None:
         b = bucket_of(item_id)
-        del self._by_bucket[b][(kind, item_id)]
+        old = self._by_bucket[b].pop((kind, item_id), None)
+        if old is None:
+            return None
+        if kind == KIND_RECORD:
+            del self._records[item_id]
+        self._total -= 1
         self._count[b] -= 1
         self._xor[b] ^= old.hash
         self._root ^= old.hash
         self._recent.append((self._now, b, old.hash, -1))
+        return old
 
     def _count_reason(self, reason: str) -> None:
         self.counters[reason] = self.counters.get(reason, 0) + 1
 
     def _remove_member(self, prefix: bytes, changes: list[Change]) -> None:
-        old = self.records.pop(prefix, None)
-        self._drop(KIND_RECORD, prefix)
+        old = self._drop(KIND_RECORD, prefix)
         if old is not None:
-            self.names.update(prefix, old, None)
-            changes.append(Change(KIND_RECORD, prefix, None, old))
+            rec = decode_cached(old.raw)
+            self.names.update(prefix, rec, None)
+            changes.append(Change(KIND_RECORD, prefix, None, rec))
         adm = self.admissions.pop(prefix, None)
         self._drop(KIND_ADMISSION, prefix)
         if adm is not None and self.redeemed.get(adm.invite.invite_id) == prefix:
             del self.redeemed[adm.invite.invite_id]
-        self._rate.pop(prefix, None)
 
     # ------------------------------------------------------------------ ingest
     def ingest(
@@ -271,11 +312,10 @@ class Store:
         """Store our own freshly signed record (no rate limit: the operator asked for it)."""
         self._now = now
         prefix = record.prefix
-        old = self.records.get(prefix)
-        self.records[prefix] = record
-        self._put(KIND_RECORD, prefix, record.version, record.encode())
+        old = self.record(prefix)
+        raw = record.encode()
+        self._put(KIND_RECORD, prefix, record.version, raw)
         self.names.update(prefix, old, record)
-        heapq.heappush(self._expiry, (record.expires, prefix, record.version))
 
     def admitted(self, prefix: bytes, key: bytes) -> bool:
         """Whether ``key`` may hold records here (always, in an open network)."""
@@ -287,7 +327,7 @@ class Store:
         return adm is not None and adm.member == key
 
     def _ingest_record(self, raw: bytes, wall: float, now: float, changes: list[Change]) -> str:
-        record = decode(raw)
+        record = decode_cached(raw)
         prefix = record.prefix
         self._key = (KIND_RECORD, prefix)
         p = self.params
@@ -298,29 +338,30 @@ class Store:
             return "expiry-too-far"
         if prefix in self.revoked:
             return "revoked"
-        old = self.records.get(prefix)
-        if old is not None:
-            if old.origin != record.origin:
+        held = self._records.get(prefix)
+        if held is not None:
+            if held.raw[2:34] != record.origin:
                 return "prefix-collision"
-            if record.version < old.version:
+            if record.version < held.version:
                 return "rollback"
-            if record.version == old.version:
-                return "duplicate" if old.signature == record.signature else "equivocation"
+            if record.version == held.version:
+                return "duplicate" if held.raw == raw else "equivocation"
         if not self.admitted(prefix, record.origin):
             return "not-admitted"
-        if old is None and len(self.records) >= p.max_members:
+        if held is None and len(self._records) >= p.max_members:
             return "store-full"
         if not record.verify(self.verifier, self.network):
             return "bad-signature"
-        bucket = self._rate.get(prefix)
-        if bucket is None:
-            bucket = self._rate[prefix] = TokenBucket(p.origin_rate_per_s, p.origin_burst, now)
-        if not bucket.take(now):
+        if held is None:
+            tokens = float(p.origin_burst)
+        else:
+            tokens = min(float(p.origin_burst), held.tokens + (now - held.at) * p.origin_rate_per_s)
+        if tokens < 1.0:
             return "origin-rate"
-        self.records[prefix] = record
-        self._put(KIND_RECORD, prefix, record.version, raw)
+        old = None if held is None else decode_cached(held.raw)
+        item = self._put(KIND_RECORD, prefix, record.version, raw)
+        item.tokens, item.at = tokens - 1.0, now
         self.names.update(prefix, old, record)
-        heapq.heappush(self._expiry, (record.expires, prefix, record.version))
         changes.append(Change(KIND_RECORD, prefix, record, old))
         return "accepted"
 
@@ -373,7 +414,7 @@ class Store:
         self.admissions[prefix] = adm
         self.redeemed[invite_id] = prefix
         self._put(KIND_ADMISSION, prefix, adm.redeemed_at, raw)
-        changes.append(Change(KIND_ADMISSION, prefix, self.records.get(prefix)))
+        changes.append(Change(KIND_ADMISSION, prefix, self.record(prefix)))
         return "accepted"
 
     def _ingest_revocation(self, raw: bytes, changes: list[Change]) -> str:
@@ -397,39 +438,34 @@ class Store:
 
     # ------------------------------------------------------------------ expiry
     def next_expiry(self) -> float:
-        """Wall time of the next record expiry (inf if none)."""
-        heap = self._expiry
-        while heap:
-            expires, prefix, version = heap[0]
-            rec = self.records.get(prefix)
-            if rec is not None and rec.version == version:
-                return float(expires)
-            heapq.heappop(heap)
-        return float("inf")
+        """Wall time at which :meth:`expire` has work (or may find none: a lower bound)."""
+        return self._next_expiry
 
     def expire(self, wall: float, now: float) -> list[Change]:
         """Drop every record whose ``expires`` has passed."""
         self._now = now
         changes: list[Change] = []
-        heap = self._expiry
-        while heap and heap[0][0] <= wall:
-            _, prefix, version = heapq.heappop(heap)
-            rec = self.records.get(prefix)
-            if rec is None or rec.version != version:
+        if wall < self._next_expiry:
+            return changes
+        soonest = INF
+        for prefix, item in list(self._records.items()):
+            expires = _expires(item.raw)
+            if expires > wall:
+                soonest = min(soonest, expires)
                 continue
-            del self.records[prefix]
+            rec = decode_cached(item.raw)
             self._drop(KIND_RECORD, prefix)
             self.names.update(prefix, rec, None)
-            self._rate.pop(prefix, None)
             self._count_reason("expired-removed")
             changes.append(Change(KIND_RECORD, prefix, None, rec))
+        self._next_expiry = soonest
         return changes
 
     # ------------------------------------------------------------------ views
     def lookup(self, name: str) -> MemberRecord | None:
         """The record that wins ``name``, or None."""
         prefix = self.names.winner(name)
-        return None if prefix is None else self.records.get(prefix)
+        return None if prefix is None else self.record(prefix)
 
     def name_winner(self, record: MemberRecord) -> bool:
         """Whether ``record`` owns its name (True for unnamed records)."""

@@ -111,12 +111,14 @@ class MemberNet:
         core.store.observer = self._observer(i)
         return core
 
-    def start(self, i: int, *, connect: bool = True, **fields: object) -> MembershipCore:
+    def start(
+        self, i: int, fields: dict[str, object] | None = None, *, connect: bool = True
+    ) -> MembershipCore:
         """Boot node ``i`` with an empty store, publish its record and bring its links up."""
         core = self.make_core(i)
         self.cores[i] = core
         self.slots[i].replace(core)
-        self.slots[i].feed(core.publish(self.now, **fields))
+        self.slots[i].feed(core.publish(self.now, **(fields or {})))
         if connect:
             for j in self.adjacent[i]:
                 if self.cores[j] is not None:
@@ -251,7 +253,33 @@ class MemberNet:
     def alive(self) -> list[int]:
         return [i for i, c in enumerate(self.cores) if c is not None]
 
+    def components(self) -> list[list[int]]:
+        """Live nodes grouped by the links that are up (a stopped node can cut the graph)."""
+        seen: set[int] = set()
+        groups = []
+        for start in self.alive():
+            if start in seen:
+                continue
+            seen.add(start)
+            group, stack = [], [start]
+            while stack:
+                x = stack.pop()
+                group.append(x)
+                for y in self.adjacent[x]:
+                    if y not in seen and (min(x, y), max(x, y)) in self.up:
+                        seen.add(y)
+                        stack.append(y)
+            groups.append(sorted(group))
+        return groups
+
     def converged(self) -> bool:
-        """Every live store holds the same items."""
-        sums = {c.store.exact_summary() for c in self.cores if c is not None}
-        return len(sums) <= 1
+        """Within each connected group of live nodes, every store holds the same items."""
+        for group in self.components():
+            sums = set()
+            for i in group:
+                core = self.cores[i]
+                assert core is not None
+                sums.add(core.store.exact_summary())
+            if len(sums) > 1:
+                return False
+        return True
