@@ -313,8 +313,8 @@ class Store:
         self._now = now
         prefix = record.prefix
         old = self.record(prefix)
-        raw = record.encode()
-        self._put(KIND_RECORD, prefix, record.version, raw)
+        item = self._put(KIND_RECORD, prefix, record.version, record.encode())
+        item.tokens, item.at = float(self.params.origin_burst), now
         self.names.update(prefix, old, record)
 
     def admitted(self, prefix: bytes, key: bytes) -> bool:
