@@ -275,6 +275,23 @@ class MembershipCore:
         self._check_name(actions)
         return actions
 
+    def submit(self, kind: int, raw: bytes, now: float) -> tuple[str, list[Action]]:
+        """An item handed over locally (a revocation the operator signed, an admission): checked
+        like any other and, if accepted, announced to every neighbour. Returns the store's
+        verdict (``"accepted"`` or the refusal's counter name) and the actions."""
+        reason, changes, _ = self.store.ingest(kind, raw, self.wall(now), now)
+        actions: list[Action] = []
+        for change in changes:
+            item = self.store.get(change.kind, change.prefix)
+            if item is not None:
+                self._announce((change.kind, change.prefix), item.version, None, now)
+            self._event(change, actions)
+        return reason, actions
+
+    def is_revoked(self, public_key: bytes) -> bool:
+        """Whether ``public_key`` was revoked (the link layer refuses its links)."""
+        return prefix64_for_public_key(public_key) in self.store.revoked
+
     # ------------------------------------------------------------------ neighbours
     def neighbour_up(self, peer: int, now: float) -> list[Action]:
         p = self.params

@@ -86,6 +86,8 @@ class MemberNet:
         self.sent_bytes = [0] * topology.n
         """Bytes each node sent, framing included."""
         self.received_bytes = [0] * topology.n
+        self.admissions: dict[int, bytes] = {}
+        """Node -> its admission (private networks): handed to its core at every start."""
         self.tracked: dict[tuple[bytes, int], dict[int, float]] = {}
         """(origin prefix, version) -> node -> time it was stored there."""
 
@@ -94,7 +96,7 @@ class MemberNet:
         return self.engine.now
 
     # ------------------------------------------------------------------ building
-    def make_core(self, i: int, own_admission: bytes | None = None) -> MembershipCore:
+    def make_core(self, i: int) -> MembershipCore:
         ident = self.identities[i]
         core = MembershipCore(
             ident.public_key,
@@ -106,7 +108,7 @@ class MemberNet:
             rng=random.Random(f"core-{self.seed}-{i}"),
             params=self.params,
             policy=self.policy,
-            own_admission=own_admission,
+            own_admission=self.admissions.get(i),
         )
         core.store.observer = self._observer(i)
         return core
@@ -118,7 +120,7 @@ class MemberNet:
         core = self.make_core(i)
         self.cores[i] = core
         self.slots[i].replace(core)
-        self.slots[i].feed(core.publish(self.now, **(fields or {})))
+        self.slots[i].feed(core.publish(self.now, **(fields or {"name": f"n{i}"})))
         if connect:
             for j in self.adjacent[i]:
                 if self.cores[j] is not None:
