@@ -2,7 +2,7 @@
 
 Config file keys mirror the command-line flags in snake_case (``peers``, ``tcp_listen_port``,
 ``api_addr``, ``no_tun``, ``no_route_audit``, ``tun_name``, ``key_file``, ``network_name``,
-``network_key_file``, ``max_links``, ``forward_dir``, ...). A flag given on the command line wins
+``network_key_file``, ``max_links``, ``forward_dir``, ``member_name``, ``region``, ...). A flag given on the command line wins
 over the file; the file wins over built-in defaults. The private-network key file is read and
 checked here too.
 """
@@ -18,6 +18,7 @@ from typing import Any
 
 from hyphal.identity import DEFAULT_KEY_FILE
 from hyphal.links.endpoint import Endpoint, EndpointError
+from hyphal.membership.record import is_label
 
 DEFAULT_TCP_PORT = 9651
 DEFAULT_API_ADDR = "127.0.0.1:8989"
@@ -53,6 +54,8 @@ class NodeConfig:
     api_token_file: Path | None = None
     max_links: int = DEFAULT_MAX_LINKS
     forward_dir: Path | None = None
+    member_name: str | None = None
+    region: str | None = None
 
     def with_overrides(self, **overrides: Any) -> NodeConfig:
         """A copy with every override that is not None applied (flags beat the file)."""
@@ -85,6 +88,12 @@ class NodeConfig:
                 f"forward_dir {self.forward_dir} is not a directory; topic forward sockets "
                 "must live in an existing directory the operator chose"
             )
+        for what, value in (("member_name", self.member_name), ("region", self.region)):
+            if value is not None and not is_label(value):
+                raise ConfigError(
+                    f"{what} {value!r} must be a DNS label: lowercase a-z, 0-9 and inner '-', "
+                    "at most 63 characters"
+                )
         return self
 
 
@@ -156,6 +165,8 @@ _SCALAR_KEYS: dict[str, type] = {
     "network_name": str,
     "metrics_api_address": str,
     "max_links": int,
+    "member_name": str,
+    "region": str,
 }
 
 

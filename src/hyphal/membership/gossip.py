@@ -302,9 +302,15 @@ class MembershipCore:
             summary_at=now + self._summary_interval(),
         )
         self._neighbours[peer] = nb
-        # A new link starts with anti-entropy: our summary now.
+        # A new link starts with anti-entropy: our settled summary, plus a HAVE of what the
+        # settled summary leaves out (changes of the last settle_s, pushed before this link).
         count, root = self.store.summary(now)
-        return self._emit(nb, [wire.encode_summary(count, root)], now)
+        out = [wire.encode_summary(count, root)]
+        recent = [(i.kind, i.item_id, i.version) for i in self.store.recent_items(now)]
+        step = wire.MAX_HAVE_ENTRIES
+        for k in range(0, len(recent), step):
+            out.append(wire.encode_have(False, 0, recent[k : k + step]))
+        return self._emit(nb, out, now)
 
     def neighbour_down(self, peer: int, now: float) -> list[Action]:
         self._neighbours.pop(peer, None)

@@ -150,8 +150,8 @@ class Store:
         self._next_expiry = INF
         self._key: tuple[int, bytes] | None = None
         self._now = 0.0
-        self._recent: deque[tuple[float, int, int, int]] = deque()
-        """(time, bucket, hash, +1 added / -1 removed) of the changes of the last settle_s."""
+        self._recent: deque[tuple[float, int, int, int, tuple[int, bytes]]] = deque()
+        """(time, bucket, hash, +1 added / -1 removed, key) of the changes of the last settle_s."""
         self.observer: Callable[[int, bytes, int], None] | None = None
         """Called with (kind, id, version) for every item stored (the simulator's probe)."""
 
@@ -212,7 +212,7 @@ class Store:
         """The settled (count, root): as it was before the changes of the last ``settle_s``."""
         self._trim(now)
         count, root = self._total, self._root
-        for _, _, h, delta in self._recent:
+        for _, _, h, delta, _ in self._recent:
             root ^= h
             count -= delta
         return count, root
@@ -221,10 +221,17 @@ class Store:
         """The settled (count, XOR) of every bucket."""
         self._trim(now)
         counts, xors = list(self._count), list(self._xor)
-        for _, b, h, delta in self._recent:
+        for _, b, h, delta, _ in self._recent:
             xors[b] ^= h
             counts[b] -= delta
         return list(zip(counts, xors, strict=True))
+
+    def recent_items(self, now: float) -> list[Item]:
+        """The items changed in the last ``settle_s`` that are still held (what settled
+        summaries leave out, so a new neighbour is told about them directly)."""
+        self._trim(now)
+        keys = dict.fromkeys(key for *_, key in self._recent)
+        return [item for key in keys if (item := self.get(*key)) is not None]
 
     def bucket_items(self, bucket: int) -> Iterator[Item]:
         yield from list(self._by_bucket[bucket].values())
@@ -249,7 +256,7 @@ class Store:
         self._count[b] += 1
         self._xor[b] ^= h
         self._root ^= h
-        self._recent.append((self._now, b, h, 1))
+        self._recent.append((self._now, b, h, 1, (kind, item_id)))
         if kind == KIND_RECORD:
             self._records[item_id] = item
             self._next_expiry = min(self._next_expiry, _expires(raw))
@@ -268,7 +275,7 @@ class Store:
         self._count[b] -= 1
         self._xor[b] ^= old.hash
         self._root ^= old.hash
-        self._recent.append((self._now, b, old.hash, -1))
+        self._recent.append((self._now, b, old.hash, -1, (kind, item_id)))
         return old
 
     def _count_reason(self, reason: str) -> None:

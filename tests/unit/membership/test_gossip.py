@@ -70,6 +70,17 @@ def test_a_new_link_syncs_both_ways() -> None:
     assert a.store.exact_summary() == b.store.exact_summary()
 
 
+def test_a_link_made_right_after_a_change_still_carries_it() -> None:
+    # Settled summaries leave out the last settle_s of changes; the new link's HAVE covers them.
+    a, b = make_core(0), make_core(1)
+    a.publish(0.0, name="alpha")
+    b.publish(0.0, name="beta")
+    pipe = Pipe({0: a, 1: b})
+    pipe.link(0, 1, 0.5)
+    pipe.run(0.5, 2.0)
+    assert a.lookup("beta") is not None and b.lookup("alpha") is not None
+
+
 def test_an_update_is_pushed_as_have_want_item() -> None:
     a, b = make_core(0), make_core(1)
     pipe = Pipe({0: a, 1: b})
