@@ -131,3 +131,12 @@ def test_no_route_audit_key(tmp_path: Path) -> None:
     assert load_config_file(write(tmp_path, "no_route_audit = true\n")).no_route_audit
     with pytest.raises(ConfigError, match="must be a bool"):
         load_config_file(write(tmp_path, "no_route_audit = 1\n"))
+
+
+def test_member_name_and_region_keys_must_be_dns_labels(tmp_path: Path) -> None:
+    config = load_config_file(write(tmp_path, 'member_name = "db1"\nregion = "fra"\n'))
+    assert (config.member_name, config.region) == ("db1", "fra")
+    with pytest.raises(ConfigError, match="member_name 'DB 1' must be a DNS label"):
+        load_config_file(write(tmp_path, 'member_name = "DB 1"\n'))
+    with pytest.raises(ConfigError, match="region"):
+        NodeConfig(region="-x").validate()
