@@ -74,6 +74,7 @@ CORE_COUNTERS = (
     "wants-retried",
     "wants-abandoned",
     "summary-mismatch",
+    "listing-limited",
 )
 
 
@@ -162,6 +163,7 @@ class _Neighbour:
     announce_at: float = INF
     out: OrderedDict[Key, None] = field(default_factory=OrderedDict)
     last_buckets_reply: float = -INF
+    last_listing: float = -INF
 
 
 @dataclass
@@ -374,6 +376,10 @@ class MembershipCore:
         out.append(wire.encode_buckets(self.store.bucket_summaries(now)))
 
     def _on_buckets(self, nb: _Neighbour, msg: wire.Buckets, now: float, out: list[bytes]) -> None:
+        if now - nb.last_listing < self.params.bucket_reply_interval_s:
+            self.counters["listing-limited"] += 1
+            return
+        nb.last_listing = now
         ours = self.store.bucket_summaries(now)
         listed: list[tuple[int, bytes, int]] = []
         mask = 0

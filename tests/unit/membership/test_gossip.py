@@ -233,3 +233,19 @@ def test_a_restarted_node_moves_past_its_earlier_life() -> None:
     assert reborn.own_record is not None and reborn.own_record.version > old_version
     held = b.store.record(key(0).prefix)
     assert held is not None and held.version == reborn.own_record.version
+
+
+def test_unsolicited_bucket_messages_cannot_make_us_list_the_store_repeatedly() -> None:
+    a = make_core(0)
+    wall = a.wall(0.0)
+    for i in range(10, 20):
+        k = key(i)
+        r = rec.build(k.signer, NETWORK, origin=k.public, version=1, expires=int(wall + 3600))
+        a.store.ingest(KIND_RECORD, r.encode(), wall, 0.0)
+    a.neighbour_up(7, 20.0)
+    bogus = wire.encode_buckets([(1, 1)] * 64)
+    first = a.handle_frame(7, bogus, 20.0)
+    assert any(isinstance(x, SendFrame) and len(x.body) > 100 for x in first)
+    for _ in range(50):
+        assert a.handle_frame(7, bogus, 20.1) == []
+    assert a.counters["listing-limited"] == 50
