@@ -579,9 +579,10 @@ class MembershipCore:
         for change in self.store.expire(wall, now):
             if change.record is None and change.old is not None and change.prefix != self.prefix:
                 actions.append(MemberEvent("expired", change.prefix, change.old.name))
-        if self._own is not None and self._own.expires <= wall and not self._own.left:
-            self._own = None
-        if now >= self._refresh_at and self._own is not None and not self._own.left:
+        own = self._own
+        # Refresh on schedule, or at once if our record expired anyway (the wall clock jumped,
+        # e.g. after a suspend): a live node never drops out of the membership by itself.
+        if own is not None and not own.left and (now >= self._refresh_at or own.expires <= wall):
             actions.extend(self.publish(now))
         retry: dict[int, list[Key]] = {}
         queue = self._want_queue

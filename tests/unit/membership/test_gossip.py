@@ -249,3 +249,22 @@ def test_unsolicited_bucket_messages_cannot_make_us_list_the_store_repeatedly() 
     for _ in range(50):
         assert a.handle_frame(7, bogus, 20.1) == []
     assert a.counters["listing-limited"] == 50
+
+
+def test_our_record_is_refreshed_before_it_expires_and_after_a_clock_jump() -> None:
+    params = MembershipParams(record_ttl_s=60)
+    a = make_core(0, params=params)
+    a.publish(0.0, name="alpha")
+    first = a.own_record
+    assert first is not None
+    assert a.next_deadline() <= 0.4 * 60
+    a.on_timer(a.next_deadline())
+    assert a.own_record is not None and a.own_record.version > first.version
+    now = 25.0
+    a.wall_offset += 1000  # the wall clock jumps past the record's expiry
+    assert a.next_deadline() <= now
+    a.on_timer(now)
+    again = a.own_record
+    assert again is not None and again.expires > a.wall(now)
+    assert a.lookup("alpha") is not None
+    assert a.next_deadline() > now
