@@ -208,6 +208,8 @@ class MembershipCore:
         self._fields: dict[str, object] = {}
         self._refresh_at = INF
         self._owned_name = True
+        self._have_step = max(1, (params.max_frame - wire.HAVE_OVERHEAD) // wire.ENTRY_SIZE)
+        self._want_step = max(1, (params.max_frame - wire.MSG_HEADER) // wire.WANT_SIZE)
         if own_admission is not None:
             reason, _, _ = self.store.ingest(KIND_ADMISSION, own_admission, self.wall(now), now)
             if reason not in ("accepted", "duplicate"):
@@ -309,7 +311,7 @@ class MembershipCore:
         count, root = self.store.summary(now)
         out = [wire.encode_summary(count, root)]
         recent = [(i.kind, i.item_id, i.version) for i in self.store.recent_items(now)]
-        step = wire.MAX_HAVE_ENTRIES
+        step = self._have_step
         for k in range(0, len(recent), step):
             out.append(wire.encode_have(False, 0, recent[k : k + step]))
         return self._emit(nb, out, now)
@@ -353,7 +355,7 @@ class MembershipCore:
             if isinstance(msg, wire.ItemMsg):
                 self._on_item(nb, msg, now, actions)
             elif isinstance(msg, wire.Have):
-                self._on_have(nb, msg, now, wants)
+                self._on_have(nb, msg, now, wants, out)
             elif isinstance(msg, wire.Want):
                 self._enqueue(nb, list(msg.keys))
             elif isinstance(msg, wire.Summary):
@@ -375,35 +377,51 @@ class MembershipCore:
         nb.last_buckets_reply = now
         out.append(wire.encode_buckets(self.store.bucket_summaries(now)))
 
+    def _listing(self, mask: int, reply: bool) -> list[bytes]:
+        """HAVE COMPLETE messages listing every item we hold in the buckets of ``mask``; each
+        message is complete for the buckets it names and fits one frame."""
+        out: list[bytes] = []
+        step = self._have_step
+        listed: list[tuple[int, bytes, int]] = []
+        part = 0
+        for b in range(BUCKETS):
+            if not mask >> b & 1:
+                continue
+            items = [(i.kind, i.item_id, i.version) for i in self.store.bucket_items(b)]
+            if part and len(listed) + len(items) > step:
+                out.append(wire.encode_have(True, part, listed, reply=reply))
+                listed, part = [], 0
+            part |= 1 << b
+            listed.extend(items)
+        if part:
+            for k in range(0, max(1, len(listed)), step):
+                out.append(wire.encode_have(True, part, listed[k : k + step], reply=reply))
+        return out
+
     def _on_buckets(self, nb: _Neighbour, msg: wire.Buckets, now: float, out: list[bytes]) -> None:
         if now - nb.last_listing < self.params.bucket_reply_interval_s:
             self.counters["listing-limited"] += 1
             return
-        nb.last_listing = now
         ours = self.store.bucket_summaries(now)
-        listed: list[tuple[int, bytes, int]] = []
         mask = 0
         for b in range(BUCKETS):
-            theirs = msg.buckets[b]
-            mine = (min(ours[b][0], 0xFFFF), ours[b][1])
-            if theirs == mine:
-                continue
-            items = list(self.store.bucket_items(b))
-            if theirs[0] == 0:
-                self._enqueue(nb, [(i.kind, i.item_id) for i in items])
-                continue
-            if len(listed) + len(items) > wire.MAX_HAVE_ENTRIES:
-                out.append(wire.encode_have(True, mask, listed))
-                listed, mask = [], 0
-            mask |= 1 << b
-            listed.extend((i.kind, i.item_id, i.version) for i in items)
+            if msg.buckets[b] != (min(ours[b][0], 0xFFFF), ours[b][1]):
+                mask |= 1 << b
         if mask:
-            out.append(wire.encode_have(True, mask, listed))
+            nb.last_listing = now
+            out.extend(self._listing(mask, reply=False))
 
-    def _on_have(self, nb: _Neighbour, msg: wire.Have, now: float, wants: list[Key]) -> None:
+    def _on_have(
+        self, nb: _Neighbour, msg: wire.Have, now: float, wants: list[Key], out: list[bytes]
+    ) -> None:
+        """An announcement (pull what is newer) or a listing (pull what is newer, and answer
+        with our own listing if we hold something the lister lacks: it pulls too). Anti-entropy
+        only ever pulls, so a new member that lists to several neighbours wants each item once
+        (the others are kept as alternates) instead of having every neighbour push it all."""
         store = self.store
         listed: set[Key] = set()
         push: list[Key] = []
+        we_have_more = False
         for kind, item_id, version in msg.entries:
             key = (kind, item_id)
             listed.add(key)
@@ -411,7 +429,9 @@ class MembershipCore:
             ours = store.version_of(kind, item_id)
             if ours is not None and ours >= version:
                 if ours > version:
-                    push.append(key)
+                    we_have_more = True
+                    if not msg.complete:
+                        push.append(key)
                 continue
             if kind == KIND_RECORD and item_id in store.revoked:
                 continue
@@ -429,21 +449,27 @@ class MembershipCore:
             self._wants[key] = _Want(version, nb.peer, now)
             self._want_queue.append((now + self.params.want_timeout_s, key))
             wants.append(key)
-        if msg.complete:
-            for b in range(BUCKETS):
-                if msg.mask >> b & 1:
-                    push.extend(
-                        (i.kind, i.item_id)
-                        for i in store.bucket_items(b)
-                        if (i.kind, i.item_id) not in listed
-                    )
+        if msg.complete and not msg.reply:
+            if not we_have_more:
+                we_have_more = any(
+                    (i.kind, i.item_id) not in listed
+                    for b in range(BUCKETS)
+                    if msg.mask >> b & 1
+                    for i in store.bucket_items(b)
+                )
+            if we_have_more:
+                if now - nb.last_listing < self.params.bucket_reply_interval_s:
+                    self.counters["listing-limited"] += 1
+                else:
+                    nb.last_listing = now
+                    out.extend(self._listing(msg.mask, reply=True))
         if push:
             self._enqueue(nb, push)
 
     def _want_messages(self, wants: list[Key]) -> list[bytes]:
         self.counters["wants-sent"] += len(wants)
         wants.sort(key=lambda k: _KIND_ORDER.get(k[0], 9))
-        step = wire.MAX_WANT_KEYS
+        step = self._want_step
         return [wire.encode_want(wants[i : i + step]) for i in range(0, len(wants), step)]
 
     def _on_item(
@@ -608,7 +634,7 @@ class MembershipCore:
                 entries = [(k[0], k[1], v) for k, v in nb.announce.items()]
                 nb.announce.clear()
                 nb.announce_at = INF
-                step = wire.MAX_HAVE_ENTRIES
+                step = self._have_step
                 for i in range(0, len(entries), step):
                     out.append(wire.encode_have(False, 0, entries[i : i + step]))
             if nb.summary_at <= now:

@@ -45,7 +45,7 @@ class MembershipParams:
     origin_rate_per_s: float = 1 / 6
     """New versions accepted per origin per second (after a burst of ``origin_burst``)."""
     origin_burst: int = 10
-    max_pending_wants: int = 4096
+    max_pending_wants: int = 32_768
 
 
 DEFAULT_PARAMS = MembershipParams()

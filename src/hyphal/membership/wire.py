@@ -6,12 +6,13 @@ A frame body is a sequence of messages ``type u8 | length u16 | body``:
 |---|---|---|
 | 1 | SUMMARY | item count u32, root hash u64 (XOR of every item's hash) |
 | 2 | BUCKETS | 64 x (count u16, XOR hash u64): 640 bytes |
-| 3 | HAVE | flags u8 (bit 0 COMPLETE), bucket mask u64, n x (kind u8, id 8 B, version u64) |
+| 3 | HAVE | flags u8 (bit 0 COMPLETE, bit 1 REPLY), bucket mask u64, n x (kind u8, id 8 B, version u64) |
 | 4 | WANT | n x (kind u8, id 8 B) |
 | 5 | ITEM | kind u8, the item's bytes (a member record, admission or revocation) |
 
 A HAVE without COMPLETE announces new items; with COMPLETE it lists *every* item the sender
-holds in the buckets of its mask (anti-entropy). Unknown message types are skipped, so new ones
+holds in the buckets of its mask (anti-entropy); REPLY marks a listing sent in answer to one,
+which is not answered again. Unknown message types are skipped, so new ones
 can be added; a truncated message, a wrong size or a frame larger than the receiver's limit
 raises :class:`~hyphal.wire.errors.DecodeError` (and nothing else).
 """
@@ -32,6 +33,7 @@ MSG_HAVE = 3
 MSG_WANT = 4
 MSG_ITEM = 5
 HAVE_COMPLETE = 0x01
+HAVE_REPLY = 0x02
 BUCKET_COUNT = 64
 MAX_MESSAGE = 0xFFFF
 MSG_HEADER = 3
@@ -62,6 +64,7 @@ class Have:
     complete: bool
     mask: int
     entries: tuple[tuple[int, bytes, int], ...]
+    reply: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +97,11 @@ def encode_buckets(buckets: list[tuple[int, int]]) -> bytes:
     return _msg(MSG_BUCKETS, b"".join(_BUCKET.pack(min(c, 0xFFFF), h) for c, h in buckets))
 
 
-def encode_have(complete: bool, mask: int, entries: list[tuple[int, bytes, int]]) -> bytes:
-    head = _HAVE_HEAD.pack(HAVE_COMPLETE if complete else 0, mask)
+def encode_have(
+    complete: bool, mask: int, entries: list[tuple[int, bytes, int]], *, reply: bool = False
+) -> bytes:
+    flags = (HAVE_COMPLETE if complete else 0) | (HAVE_REPLY if reply else 0)
+    head = _HAVE_HEAD.pack(flags, mask)
     return _msg(MSG_HAVE, head + b"".join(_ENTRY.pack(k, i, v) for k, i, v in entries))
 
 
@@ -107,6 +113,7 @@ def encode_item(kind: int, raw: bytes) -> bytes:
     return _msg(MSG_ITEM, bytes([kind]) + raw)
 
 
+HAVE_OVERHEAD = MSG_HEADER + _HAVE_HEAD.size
 MAX_HAVE_ENTRIES = (MAX_MESSAGE - _HAVE_HEAD.size) // ENTRY_SIZE
 MAX_WANT_KEYS = MAX_MESSAGE // WANT_SIZE
 
@@ -140,10 +147,10 @@ def decode_frame(body: bytes | bytearray | memoryview, limit: int) -> list[Messa
             if length < _HAVE_HEAD.size or (length - _HAVE_HEAD.size) % ENTRY_SIZE:
                 raise DecodeError("HAVE is 9 bytes plus 17 per entry")
             flags, mask = _HAVE_HEAD.unpack_from(m)
-            if flags & ~HAVE_COMPLETE:
+            if flags & ~(HAVE_COMPLETE | HAVE_REPLY):
                 raise DecodeError(f"HAVE has reserved flag bits: {flags:#x}")
             entries = tuple(_ENTRY.iter_unpack(m[_HAVE_HEAD.size :]))
-            out.append(Have(bool(flags & HAVE_COMPLETE), mask, entries))
+            out.append(Have(bool(flags & HAVE_COMPLETE), mask, entries, bool(flags & HAVE_REPLY)))
         elif mtype == MSG_WANT:
             if length % WANT_SIZE:
                 raise DecodeError("WANT is 9 bytes per key")
