@@ -268,3 +268,32 @@ def test_our_record_is_refreshed_before_it_expires_and_after_a_clock_jump() -> N
     assert again is not None and again.expires > a.wall(now)
     assert a.lookup("alpha") is not None
     assert a.next_deadline() > now
+
+
+def test_a_new_member_pulls_each_item_once_from_several_neighbours() -> None:
+    records = []
+    for i in range(10, 40):
+        k = key(i)
+        records.append(
+            rec.build(
+                k.signer, NETWORK, origin=k.public, version=1, expires=int(1.8e9 + 3600)
+            ).encode()
+        )
+    full = {}
+    for n in (0, 1, 2):
+        c = make_core(n)
+        for raw in records:
+            c.store.ingest(KIND_RECORD, raw, c.wall(0.0), 0.0)
+        full[n] = c
+    fresh = make_core(3)
+    pipe = Pipe({**full, 3: fresh})
+    pipe.run(0.0, 15.0)
+    for n in full:
+        pipe.link(n, 3, 15.0)
+    pipe.run(15.0, 20.0)
+    assert fresh.store.member_count() == len(records)
+    assert fresh.store.counters["duplicate"] == 0
+    items_sent = sum(
+        1 for src, _, ms in pipe.sent if src in full for m in ms if isinstance(m, wire.ItemMsg)
+    )
+    assert items_sent == len(records)
