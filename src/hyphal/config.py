@@ -2,7 +2,8 @@
 
 Config file keys mirror the command-line flags in snake_case (``peers``, ``tcp_listen_port``,
 ``api_addr``, ``no_tun``, ``no_route_audit``, ``tun_name``, ``key_file``, ``network_name``,
-``network_key_file``, ``max_links``, ``forward_dir``, ``log_level``, ``log_format``, ...). A flag given on the command line wins
+``network_key_file``, ``max_links``, ``forward_dir``, ``log_level``, ``log_format``,
+``member_name``, ``region``, ...). A flag given on the command line wins
 over the file; the file wins over built-in defaults. The private-network key file is read and
 checked here too.
 """
@@ -20,6 +21,7 @@ from typing import Any
 from hyphal.identity import DEFAULT_KEY_FILE
 from hyphal.links.endpoint import Endpoint, EndpointError
 from hyphal.logs import FORMATS, LogSpecError, parse_spec
+from hyphal.membership.record import is_label
 from hyphal.routing.params import DEFAULT_PARAMS, RoutingParams
 
 DEFAULT_TCP_PORT = 9651
@@ -70,6 +72,8 @@ class NodeConfig:
     forward_dir: Path | None = None
     log_level: str | None = None  # a spec: "info" or "info,hyphal.routing=debug"
     log_format: str | None = None  # "text" (default) or "json"
+    member_name: str | None = None
+    region: str | None = None
 
     def with_overrides(self, **overrides: Any) -> NodeConfig:
         """A copy with every override that is not None applied (flags beat the file)."""
@@ -115,6 +119,12 @@ class NodeConfig:
                 f"forward_dir {self.forward_dir} is not a directory; topic forward sockets "
                 "must live in an existing directory the operator chose"
             )
+        for what, value in (("member_name", self.member_name), ("region", self.region)):
+            if value is not None and not is_label(value):
+                raise ConfigError(
+                    f"{what} {value!r} must be a DNS label: lowercase a-z, 0-9 and inner '-', "
+                    "at most 63 characters"
+                )
         return self
 
 
@@ -189,6 +199,8 @@ _SCALAR_KEYS: dict[str, type] = {
     "max_routes": int,
     "log_level": str,
     "log_format": str,
+    "member_name": str,
+    "region": str,
 }
 
 

@@ -37,12 +37,23 @@ router_ids = st.binary(min_size=40, max_size=40)
 hellos = st.builds(Hello, u16, u16, u32)
 ihus = st.builds(IHU, u16, u16, u32)
 plain_flags = st.integers(0, 255).map(lambda f: f & ~FLAG_SUB_TLVS)
-signed = st.builds(Update, prefixes, u16, st.integers(0, 0xFFFE), u16, plain_flags,
-                   router_ids, st.binary(min_size=64, max_size=64), issued=u32)
-retractions = st.builds(Update, prefixes, u16, st.just(0xFFFF), u16, plain_flags,
-                        router_ids, st.just(b""))
-sub_tlvs = st.lists(st.builds(SubTlv, st.integers(0, 255), st.binary(max_size=40)),
-                    min_size=1, max_size=4).map(tuple)
+signed = st.builds(
+    Update,
+    prefixes,
+    u16,
+    st.integers(0, 0xFFFE),
+    u16,
+    plain_flags,
+    router_ids,
+    st.binary(min_size=64, max_size=64),
+    issued=u32,
+)
+retractions = st.builds(
+    Update, prefixes, u16, st.just(0xFFFF), u16, plain_flags, router_ids, st.just(b"")
+)
+sub_tlvs = st.lists(
+    st.builds(SubTlv, st.integers(0, 255), st.binary(max_size=40)), min_size=1, max_size=4
+).map(tuple)
 
 
 @st.composite
@@ -119,9 +130,18 @@ def test_sub_tlv_area_only_raises_decode_error(update: Update, tail: bytes) -> N
     """Any bytes after the signature of an update flagged with sub-TLVs: DecodeError or a
     decoding that re-encodes to the same bytes."""
     update.flags |= FLAG_SUB_TLVS
-    fixed = encode_tlv(Update(update.prefix64, update.seqno, update.metric, update.interval,
-                              update.flags & ~FLAG_SUB_TLVS, update.router_id,
-                              update.signature, issued=update.issued))[3:]
+    fixed = encode_tlv(
+        Update(
+            update.prefix64,
+            update.seqno,
+            update.metric,
+            update.interval,
+            update.flags & ~FLAG_SUB_TLVS,
+            update.router_id,
+            update.signature,
+            issued=update.issued,
+        )
+    )[3:]
     body = fixed[:14] + bytes([update.flags]) + fixed[15:] + tail
     payload = struct.pack(">BH", 3, len(body)) + body
     try:
@@ -134,6 +154,7 @@ def test_sub_tlv_area_only_raises_decode_error(update: Update, tail: bytes) -> N
 
 def test_encoder_rejects_out_of_range() -> None:
     import pytest
+
     with pytest.raises(ValueError):
         encode_tlv(Hello(70000, 0, 0))
     with pytest.raises(ValueError):
@@ -166,15 +187,28 @@ _WALL = 10_000  # the fuzzed router's wall clock; issued values cluster around i
 
 
 def _fresh_router() -> Router:
-    router = Router(_IDENT.public_key, _NoSigner(), DEFAULT_PARAMS, 0.0, random.Random(1),
-                    verifier=_TrustingVerifier(), router_id_suffix=bytes(8),
-                    wall_clock=lambda: float(_WALL))
+    router = Router(
+        _IDENT.public_key,
+        _NoSigner(),
+        DEFAULT_PARAMS,
+        0.0,
+        random.Random(1),
+        verifier=_TrustingVerifier(),
+        router_id_suffix=bytes(8),
+        wall_clock=lambda: float(_WALL),
+    )
     for peer in (1, 2):
         actions = router.neighbour_up(peer, 0.0)
-        hello = next(t for a in actions if isinstance(a, SendControl)
-                     for t in decode_payload(a.payload) if isinstance(t, Hello))
-        router.handle_control(peer, encode_payload([IHU(hello.seqno, 25, hello.timestamp)]),
-                              0.001 * peer)
+        hello = next(
+            t
+            for a in actions
+            if isinstance(a, SendControl)
+            for t in decode_payload(a.payload)
+            if isinstance(t, Hello)
+        )
+        router.handle_control(
+            peer, encode_payload([IHU(hello.seqno, 25, hello.timestamp)]), 0.001 * peer
+        )
     return router
 
 
@@ -191,24 +225,44 @@ def _origin(draw: st.DrawFn) -> tuple[bytes, bytes]:
 
 
 small_seqnos = st.one_of(st.integers(0, 3), u16)
-structured = st.lists(st.one_of(
-    hellos, ihus,
-    st.builds(lambda o, s, h: SeqnoRequest(o[0], s, h, o[1]), _origin(), small_seqnos,
-              st.integers(0, 255)),
-    st.builds(lambda o, s, m, i, sig, t: Update(o[0], s, m, i, 0, o[1], sig, issued=t),
-              _origin(), small_seqnos, st.integers(0, 0xFFFE), u16,
-              st.binary(min_size=64, max_size=64),
-              st.one_of(st.integers(_WALL - 4000, _WALL + 400), u32)),
-    st.builds(lambda o, s: Update(o[0], s, 0xFFFF, 3000, 0, o[1], b""), _origin(),
-              small_seqnos),
-), max_size=8)
+structured = st.lists(
+    st.one_of(
+        hellos,
+        ihus,
+        st.builds(
+            lambda o, s, h: SeqnoRequest(o[0], s, h, o[1]),
+            _origin(),
+            small_seqnos,
+            st.integers(0, 255),
+        ),
+        st.builds(
+            lambda o, s, m, i, sig, t: Update(o[0], s, m, i, 0, o[1], sig, issued=t),
+            _origin(),
+            small_seqnos,
+            st.integers(0, 0xFFFE),
+            u16,
+            st.binary(min_size=64, max_size=64),
+            st.one_of(st.integers(_WALL - 4000, _WALL + 400), u32),
+        ),
+        st.builds(
+            lambda o, s: Update(o[0], s, 0xFFFF, 3000, 0, o[1], b""), _origin(), small_seqnos
+        ),
+    ),
+    max_size=8,
+)
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow], max_examples=200)
-@given(st.lists(st.tuples(st.sampled_from([1, 2, 3]),
-                          st.one_of(st.binary(max_size=300), structured.map(encode_payload)),
-                          st.floats(0.0, 2.0)),
-                max_size=10))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([1, 2, 3]),
+            st.one_of(st.binary(max_size=300), structured.map(encode_payload)),
+            st.floats(0.0, 2.0),
+        ),
+        max_size=10,
+    )
+)
 def test_router_survives_arbitrary_control(inputs: list[tuple[int, bytes, float]]) -> None:
     router = _fresh_router()
     now = 0.01
@@ -228,8 +282,9 @@ def test_router_survives_arbitrary_control(inputs: list[tuple[int, bytes, float]
     router.fallback_routes()
 
 
-delegations = st.builds(Delegation, st.binary(min_size=32, max_size=32), u32,
-                        st.binary(min_size=64, max_size=64))
+delegations = st.builds(
+    Delegation, st.binary(min_size=32, max_size=32), u32, st.binary(min_size=64, max_size=64)
+)
 
 
 @given(delegations)

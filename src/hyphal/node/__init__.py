@@ -28,11 +28,13 @@ from hyphal.links.connection import PeerLink
 from hyphal.links.endpoint import Endpoint
 from hyphal.links.manager import PeerManager
 from hyphal.links.transport import LinkTransport
+from hyphal.membership.wire import FRAME_MEMBERS
 from hyphal.node.audit import AuditService
 from hyphal.node.delivery import Registry
 from hyphal.node.driver import CoreDriver
 from hyphal.node.events import LinkUptimes, RecentRouteEvents
 from hyphal.node.lag import LagMonitor
+from hyphal.node.members import MembersPart
 from hyphal.node.routelog import RouteLog
 from hyphal.node.tunport import TunPort
 from hyphal.node.view import NodeView
@@ -127,6 +129,18 @@ class Node:
         )
         self.frames.register(FRAME_DATA, self._data_frame)
         self.frames.register(FRAME_CONTROL, self._control_frame)
+        self.members = MembersPart(
+            key,
+            signer,
+            XEdDSAVerifier(),
+            config.network_name,
+            links=self.peers.links.get,
+            reachable=lambda prefix: self.router.next_hop(prefix) is not None,
+            clock=self.now,
+            name=config.member_name or "",
+            region=config.region or "",
+        )
+        self.frames.register(FRAME_MEMBERS, self.members.frame)
         self.view = NodeView(
             identity,
             self.started_at,
@@ -159,6 +173,7 @@ class Node:
             self.config.listen_address, self.config.tcp_listen_port, self.config.peers
         )
         self._router_driver.start(loop)
+        self.members.start(loop)
         if self.audit is not None:
             self.audit.start(loop)
         self.loop_lag.start(loop)
@@ -173,6 +188,7 @@ class Node:
         self.route_log.muted = True  # every route goes down with the links: none of it is news
         self.loop_lag.close()
         self._router_driver.close()
+        self.members.close()
         if self.audit is not None:
             self.audit.close()
         self.tun_port.close()
@@ -209,12 +225,14 @@ class Node:
         self.route_log.peer_up(link.id, link.remote_public_key, link.remote_address)
         routing_log.debug("neighbour up on link %d (%s)", link.id, link.remote_address)
         self._router_driver.feed(self.router.neighbour_up(link.id, self.now()))
+        self.members.link_up(link)
 
     def link_down(self, link: PeerLink, reason: str) -> None:
         routing_log.debug("neighbour down on link %d: %s", link.id, reason)
         self._router_driver.feed(self.router.neighbour_down(link.id, self.now()))
         self.route_log.peer_gone(link.id)
         self.uptimes.down(link.id)
+        self.members.link_down(link)
 
     def link_frame(self, link: PeerLink, frame_type: int, body: memoryview) -> None:
         self.frames.dispatch(frame_type, (link, body))

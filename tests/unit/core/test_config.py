@@ -139,3 +139,12 @@ def test_max_routes_reaches_the_router(tmp_path: Path) -> None:
     assert NodeConfig().routing_params().max_routes == 65536
     with pytest.raises(ConfigError, match="max_routes"):
         NodeConfig(max_routes=3).validate()
+
+
+def test_member_name_and_region_keys_must_be_dns_labels(tmp_path: Path) -> None:
+    config = load_config_file(write(tmp_path, 'member_name = "db1"\nregion = "fra"\n'))
+    assert (config.member_name, config.region) == ("db1", "fra")
+    with pytest.raises(ConfigError, match="member_name 'DB 1' must be a DNS label"):
+        load_config_file(write(tmp_path, 'member_name = "DB 1"\n'))
+    with pytest.raises(ConfigError, match="region"):
+        NodeConfig(region="-x").validate()

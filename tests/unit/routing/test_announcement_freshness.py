@@ -27,17 +27,29 @@ class Clock:
 
 def router_with(clock: Clock, index: int = 0) -> Router:
     ident = identity(index)
-    return Router(ident.public_key, XEdDSASigner(ident.private_bytes()), DEFAULT_PARAMS,
-                  clock.now, random.Random(index), wall_clock=clock.wall)
+    return Router(
+        ident.public_key,
+        XEdDSASigner(ident.private_bytes()),
+        DEFAULT_PARAMS,
+        clock.now,
+        random.Random(index),
+        wall_clock=clock.wall,
+    )
 
 
 def measured(router: Router, clock: Clock, peer: int = PEER) -> Router:
     """Bring ``peer`` up and give it an RTT sample so routes through it are selectable."""
     actions = router.neighbour_up(peer, clock.now)
-    hello = next(t for a in actions if isinstance(a, SendControl)
-                 for t in decode_payload(a.payload) if isinstance(t, Hello))
-    router.handle_control(peer, encode_payload([IHU(hello.seqno, 25, hello.timestamp)]),
-                          clock.now + 0.002)
+    hello = next(
+        t
+        for a in actions
+        if isinstance(a, SendControl)
+        for t in decode_payload(a.payload)
+        if isinstance(t, Hello)
+    )
+    router.handle_control(
+        peer, encode_payload([IHU(hello.seqno, 25, hello.timestamp)]), clock.now + 0.002
+    )
     return router
 
 
@@ -83,13 +95,17 @@ def test_announcement_from_the_future_is_refused() -> None:
     assert router.route_count() == 1
 
 
-@pytest.mark.parametrize(("old", "new"), [(40_000, 5), (40_000, (40_000 + 0x8000) & 0xFFFF)],
-                         ids=["newer-mod-2^16-but-signed-earlier", "exactly-2^15-away"])
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [(40_000, 5), (40_000, (40_000 + 0x8000) & 0xFFFF)],
+    ids=["newer-mod-2^16-but-signed-earlier", "exactly-2^15-away"],
+)
 def test_wrapped_seqno_is_refused(old: int, new: int) -> None:
     clock = Clock(offset=600)
     router = measured(router_with(clock), clock)
-    router.handle_control(PEER, encode_payload([signed_update(1, seqno=old, issued=EPOCH + 500)]),
-                          0.01)
+    router.handle_control(
+        PEER, encode_payload([signed_update(1, seqno=old, issued=EPOCH + 500)]), 0.01
+    )
     assert router.route_count() == 1
     # Both signatures are fresh; the older one only compares newer because the seqno wrapped.
     replay = signed_update(1, seqno=new, issued=EPOCH + 100)
@@ -123,14 +139,18 @@ def test_honest_updates_keep_being_accepted_over_a_long_run() -> None:
         while inbox:
             to, frm, payload = inbox.pop(0)
             run(to, routers[to].handle_control(frm, payload, now))
-        now = min(origin.next_deadline(), relay.next_deadline(),
-                  next_flood if now < 1.5 * 3600 else float("inf"))
+        now = min(
+            origin.next_deadline(),
+            relay.next_deadline(),
+            next_flood if now < 1.5 * 3600 else float("inf"),
+        )
         for clock in clocks:
             clock.now = now
         if now >= next_flood:
             next_flood = now + 1.0
-            request = SeqnoRequest(origin.own_prefix64, (origin.seqno + 1) & 0xFFFF, 64,
-                                   origin.router_id)
+            request = SeqnoRequest(
+                origin.own_prefix64, (origin.seqno + 1) & 0xFFFF, 64, origin.router_id
+            )
             run(1, origin.handle_control(2, encode_payload([request]), now))
         run(1, origin.on_timer(now))
         run(2, relay.on_timer(now))

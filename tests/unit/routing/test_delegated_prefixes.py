@@ -23,13 +23,18 @@ from hyphal.wire.control import (
 OWNER = 20  # an identity outside every test net: it owns the delegated /64
 
 
-def delegation_for(delegate_key: bytes, expiry: float | None = None, owner: int = OWNER,
-                   prefix: bytes | None = None) -> Delegation:
+def delegation_for(
+    delegate_key: bytes,
+    expiry: float | None = None,
+    owner: int = OWNER,
+    prefix: bytes | None = None,
+) -> Delegation:
     ident = identity(owner)
     prefix = prefix64_for_public_key(ident.public_key) if prefix is None else prefix
     expiry_s = int(time.time() + 3600 if expiry is None else expiry)
     signature = XEdDSASigner(ident.private_bytes()).sign(
-        delegation_message(prefix, delegate_key, expiry_s))
+        delegation_message(prefix, delegate_key, expiry_s)
+    )
     return Delegation(ident.public_key, expiry_s, signature)
 
 
@@ -43,10 +48,12 @@ def delegated_update(announcer: int, delegation: Delegation | None, seqno: int =
     router_id = ident.public_key + b"\x01" * 8
     issued = int(time.time())
     signature = XEdDSASigner(ident.private_bytes()).sign(
-        announcement_message(owned(), seqno, router_id, issued))
+        announcement_message(owned(), seqno, router_id, issued)
+    )
     subs = () if delegation is None else (delegation.sub_tlv(),)
-    return Update(owned(), seqno, 10, 3000, FLAG_SUB_TLVS if subs else 0, router_id, signature,
-                  subs, issued)
+    return Update(
+        owned(), seqno, 10, 3000, FLAG_SUB_TLVS if subs else 0, router_id, signature, subs, issued
+    )
 
 
 def chain(length: int) -> RouterNet:
@@ -94,8 +101,9 @@ def test_undelegated_prefix_is_refused() -> None:
     assert router.counters["updates_rejected_key"] == 1
 
 
-@pytest.mark.parametrize("bad", ["expired", "other-delegate", "not-the-owner", "bad-signature",
-                                 "short-body"])
+@pytest.mark.parametrize(
+    "bad", ["expired", "other-delegate", "not-the-owner", "bad-signature", "short-body"]
+)
 def test_bad_delegation_is_refused(bad: str) -> None:
     announcer = identity(1).public_key
     delegation = {

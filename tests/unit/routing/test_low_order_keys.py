@@ -56,8 +56,10 @@ def test_low_order_router_id_is_refused(key: bytes) -> None:
     router = usable_router()
     router_id = key + b"\x01" * 8
     seqno = _verifiable_seqno(key, router_id)
-    deliver(router, Update(prefix64_for_public_key(key), seqno, 10, 3000, 0, router_id, FORGED,
-                          issued=ISSUED))
+    deliver(
+        router,
+        Update(prefix64_for_public_key(key), seqno, 10, 3000, 0, router_id, FORGED, issued=ISSUED),
+    )
     assert router.route_count() == 0
     assert router.counters["updates_rejected_key"] == 1
     assert router.counters["updates_accepted"] == 0

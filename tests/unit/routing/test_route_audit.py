@@ -21,15 +21,20 @@ def router_with_peers(*peers: int) -> Router:
     router = make_router(0)
     for peer in peers:
         actions = router.neighbour_up(peer, 0.0)
-        hello = next(t for a in actions if isinstance(a, SendControl)
-                     for t in decode_payload(a.payload) if isinstance(t, Hello))
-        router.handle_control(peer, encode_payload([IHU(hello.seqno, 25, hello.timestamp)]),
-                              0.002)
+        hello = next(
+            t
+            for a in actions
+            if isinstance(a, SendControl)
+            for t in decode_payload(a.payload)
+            if isinstance(t, Hello)
+        )
+        router.handle_control(peer, encode_payload([IHU(hello.seqno, 25, hello.timestamp)]), 0.002)
     return router
 
 
-def run_probes(router: Router, audit: RouteAudit, rounds_until: float, rng: random.Random,
-               loss: float = 0.0) -> int:
+def run_probes(
+    router: Router, audit: RouteAudit, rounds_until: float, rng: random.Random, loss: float = 0.0
+) -> int:
     """Probes through the liar vanish; through the honest hop they return with jittered RTT
     (up to 30 % over the advertised latency plus exponential queueing, mean 2 ms) or are lost
     with probability ``loss``. Returns how many probes were sent."""
@@ -41,8 +46,11 @@ def run_probes(router: Router, audit: RouteAudit, rounds_until: float, rng: rand
         now = min(audit.next_deadline(), pending[0][0] if pending else float("inf"))
         while pending and pending[0][0] <= now:
             heapq.heappop(pending)
-            audit.on_probe_result(prefix, 2 * HONEST_ONE_WAY * (1 + 0.3 * rng.random())
-                                  + rng.expovariate(1 / 0.002), now)
+            audit.on_probe_result(
+                prefix,
+                2 * HONEST_ONE_WAY * (1 + 0.3 * rng.random()) + rng.expovariate(1 / 0.002),
+                now,
+            )
         audit.note_use(prefix, now)
         for out in audit.on_timer(now):
             if isinstance(out, SendControl):  # the origin answers seqno requests at once
@@ -80,8 +88,9 @@ def test_honest_route_is_never_demoted_over_1000_rounds() -> None:
     update = signed_update(DEST, metric=100)
     router.handle_control(HONEST, encode_payload([update]), 0.01)
     audit = RouteAudit(router)
-    sent = run_probes(router, audit, 1000 * router.params.audit_probe_every, random.Random(3),
-                      loss=0.01)
+    sent = run_probes(
+        router, audit, 1000 * router.params.audit_probe_every, random.Random(3), loss=0.01
+    )
     assert sent >= 1000
     assert router.counters["routes_demoted"] == 0
     assert router.next_hop(update.prefix64) == HONEST

@@ -77,8 +77,11 @@ def test_silent_death_is_detected_within_dead_interval_and_rerouted() -> None:
 
     net.on_event = watch
     net.run_until(t_silent + 3.0)
-    detections = [(t, i) for (t, src, peer), i in zip(net.dead_events, net.dead_event_index,
-                                                       strict=True) if src == A and peer == B]
+    detections = [
+        (t, i)
+        for (t, src, peer), i in zip(net.dead_events, net.dead_event_index, strict=True)
+        if src == A and peer == B
+    ]
     assert detections, "A never noticed B went silent"
     assert detections[0][0] - t_silent <= DEFAULT_PARAMS.dead_interval + 1e-9
     # rerouted by the very on_timer call that declared B dead
@@ -98,6 +101,7 @@ def test_restarted_node_with_new_router_id_is_accepted_at_once() -> None:
     assert net.node(A).next_hop(net.prefix(C)) is None
     # C restarts: same key, fresh router id, seqno back at 0
     from hyphal.sim.routernet import make_router
+
     net.routers[C] = make_router(C, net.now, net.params, net.verifier, seed=99)
     assert net.node(C).router_id != old_id and net.node(C).seqno == 0
     net.link(B, C, 1 * MS)
@@ -185,8 +189,9 @@ def test_route_expires_when_not_refreshed() -> None:
     assert [n.peer for n in router.neighbours()] == [PEER]
 
 
-def _random_topology(net: RouterNet, rng: random.Random, n: int,
-                     extra: int) -> list[tuple[int, int]]:
+def _random_topology(
+    net: RouterNet, rng: random.Random, n: int, extra: int
+) -> list[tuple[int, int]]:
     edges: list[tuple[int, int]] = []
     for node in range(1, n):
         edges.append((rng.randrange(node), node))
@@ -201,6 +206,7 @@ def _random_topology(net: RouterNet, rng: random.Random, n: int,
 
 def _dijkstra(net: RouterNet, src: int) -> dict[int, float]:
     import heapq
+
     dist = {src: 0.0}
     heap = [(0.0, src)]
     while heap:

@@ -68,21 +68,33 @@ def test_router_id_is_key_plus_random_suffix() -> None:
 def test_hello_interval_and_next_deadline() -> None:
     router = make_router(0)
     actions = router.neighbour_up(PEER, 0.0)
-    assert any(isinstance(t, Hello) for a in actions if isinstance(a, SendControl)
-               for t in decode_payload(a.payload))
+    assert any(
+        isinstance(t, Hello)
+        for a in actions
+        if isinstance(a, SendControl)
+        for t in decode_payload(a.payload)
+    )
     deadline = router.next_deadline()
     assert 0.25 * (1 - DEFAULT_PARAMS.hello_jitter) <= deadline <= 0.25
     actions = router.on_timer(deadline)
-    assert any(isinstance(t, Hello) for a in actions if isinstance(a, SendControl)
-               for t in decode_payload(a.payload))
+    assert any(
+        isinstance(t, Hello)
+        for a in actions
+        if isinstance(a, SendControl)
+        for t in decode_payload(a.payload)
+    )
 
 
 def add_measured_neighbour(router: Router, peer: int) -> None:
     """Bring ``peer`` up and answer its first hello, so routes through it are usable."""
     router.neighbour_up(peer, 0.0)
-    hello = next(t for a in router.on_timer(0.25) if isinstance(a, SendControl)
-                 and a.peer == peer for t in decode_payload(a.payload)
-                 if isinstance(t, Hello))
+    hello = next(
+        t
+        for a in router.on_timer(0.25)
+        if isinstance(a, SendControl) and a.peer == peer
+        for t in decode_payload(a.payload)
+        if isinstance(t, Hello)
+    )
     router.handle_control(peer, encode_payload([IHU(hello.seqno, 25, hello.timestamp)]), 0.252)
 
 
@@ -101,8 +113,13 @@ def test_hysteresis_keeps_route_against_marginal_improvement() -> None:
 
 
 def _updates_to(actions: list[object], peer: int) -> list[Update]:
-    return [t for a in actions if isinstance(a, SendControl) and a.peer == peer
-            for t in decode_payload(a.payload) if isinstance(t, Update)]
+    return [
+        t
+        for a in actions
+        if isinstance(a, SendControl) and a.peer == peer
+        for t in decode_payload(a.payload)
+        if isinstance(t, Update)
+    ]
 
 
 def test_split_horizon_and_triggered_update() -> None:
@@ -128,10 +145,17 @@ def test_payloads_are_batched_within_size_limit() -> None:
     router = net.node(0)
     router.neighbour_up(99, net.now)
     from hyphal.wire.control import IHU, encode_payload
-    hello = next(t for a in router.on_timer(net.now + 0.25) if isinstance(a, SendControl)
-                 and a.peer == 99 for t in decode_payload(a.payload) if isinstance(t, Hello))
-    actions = router.handle_control(99, encode_payload([IHU(hello.seqno, 25, hello.timestamp)]),
-                                    net.now + 0.26)
+
+    hello = next(
+        t
+        for a in router.on_timer(net.now + 0.25)
+        if isinstance(a, SendControl) and a.peer == 99
+        for t in decode_payload(a.payload)
+        if isinstance(t, Hello)
+    )
+    actions = router.handle_control(
+        99, encode_payload([IHU(hello.seqno, 25, hello.timestamp)]), net.now + 0.26
+    )
     payloads = [a.payload for a in actions if isinstance(a, SendControl) and a.peer == 99]
     assert len(payloads) > 1
     assert all(len(p) <= 400 for p in payloads)
@@ -141,6 +165,7 @@ def test_payloads_are_batched_within_size_limit() -> None:
 
 def test_seqno_bump_is_rate_limited() -> None:
     from hyphal.wire.control import encode_payload
+
     router = usable_router()
     burst = DEFAULT_PARAMS.seqno_bump_burst
     for i in range(1, burst + 1):
@@ -165,10 +190,12 @@ def test_seqno_bump_is_rate_limited() -> None:
 
 def test_seqno_request_for_stale_router_id_is_answered_not_bumped() -> None:
     from hyphal.wire.control import encode_payload
+
     router = usable_router()
     old_id = router.public_key + b"\x00" * 8
     actions = router.handle_control(
-        PEER, encode_payload([SeqnoRequest(router.own_prefix64, 9, 10, old_id)]), 0.1)
+        PEER, encode_payload([SeqnoRequest(router.own_prefix64, 9, 10, old_id)]), 0.1
+    )
     assert router.seqno == 0
     own = [u for u in _updates_to(actions, PEER) if u.prefix64 == router.own_prefix64]
     assert own and own[0].router_id == router.router_id
@@ -186,6 +213,7 @@ def test_neighbour_down_removes_routes_and_counts() -> None:
 
 def test_link_cost_is_damped_and_floored() -> None:
     from hyphal.routing.neighbour import Neighbour
+
     nb = Neighbour(1, 0.0)
     assert nb.cost == INFINITY and not nb.usable
     assert nb.rtt_sample(0.0004, DEFAULT_PARAMS)  # 0.2 ms one-way: floored

@@ -28,23 +28,35 @@ def usable_router(now: float = 0.0) -> Router:
     """A router with neighbour PEER up and measured (so routes via it are selectable)."""
     router = make_router(0, now)
     actions = router.neighbour_up(PEER, now)
-    hello = next(t for a in actions if isinstance(a, SendControl)
-                 for t in decode_payload(a.payload) if isinstance(t, Hello))
-    router.handle_control(PEER, encode_payload([IHU(hello.seqno, 25, hello.timestamp)]),
-                          now + 0.002)
+    hello = next(
+        t
+        for a in actions
+        if isinstance(a, SendControl)
+        for t in decode_payload(a.payload)
+        if isinstance(t, Hello)
+    )
+    router.handle_control(
+        PEER, encode_payload([IHU(hello.seqno, 25, hello.timestamp)]), now + 0.002
+    )
     assert router.neighbours()[0].alive
     return router
 
 
-def signed_update(index: int, seqno: int = 0, metric: int = 10,
-                  suffix: bytes = b"\x01" * 8, issued: int | None = None) -> Update:
+def signed_update(
+    index: int,
+    seqno: int = 0,
+    metric: int = 10,
+    suffix: bytes = b"\x01" * 8,
+    issued: int | None = None,
+) -> Update:
     """An announcement signed by identity ``index``; ``issued`` defaults to the wall clock."""
     ident = identity(index)
     router_id = ident.public_key + suffix
     prefix = prefix64_for_public_key(ident.public_key)
     issued = int(time.time()) if issued is None else issued
     signature = XEdDSASigner(ident.private_bytes()).sign(
-        announcement_message(prefix, seqno, router_id, issued))
+        announcement_message(prefix, seqno, router_id, issued)
+    )
     return Update(prefix, seqno, metric, 3000, 0, router_id, signature, issued=issued)
 
 
@@ -138,11 +150,17 @@ def test_signature_verified_once_per_announcement() -> None:
 
 def test_table_is_bounded() -> None:
     from hyphal.routing import DEFAULT_PARAMS
+
     params = replace(DEFAULT_PARAMS, max_routes=2)
     router = make_router(0, 0.0, params)
     actions = router.neighbour_up(PEER, 0.0)
-    hello = next(t for a in actions if isinstance(a, SendControl)
-                 for t in decode_payload(a.payload) if isinstance(t, Hello))
+    hello = next(
+        t
+        for a in actions
+        if isinstance(a, SendControl)
+        for t in decode_payload(a.payload)
+        if isinstance(t, Hello)
+    )
     router.handle_control(PEER, encode_payload([IHU(hello.seqno, 25, hello.timestamp)]), 0.001)
     deliver(router, signed_update(1), signed_update(2), signed_update(3))
     assert len(router.selected_routes()) == 2

@@ -1,0 +1,117 @@
+"""The membership part of the node: the gossip core on real links, driven by one CoreDriver.
+
+It owns a :class:`~hyphal.membership.gossip.MembershipCore` and its driver, sends the core's
+``FRAME_MEMBERS`` bodies on the links they are for, and logs the core's member events. The
+node registers :meth:`MembersPart.frame` for ``FRAME_MEMBERS`` and tells the part about links
+coming and going; reachability comes from the router (a member is reachable while its /64 has a
+selected route).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from hyphal import __version__
+from hyphal.crypto.signing import Signer, Verifier
+from hyphal.membership.gossip import Action, MemberEvent, MemberInfo, MembershipCore, SendFrame
+from hyphal.membership.wire import FRAME_MEMBERS
+from hyphal.node.driver import CoreDriver
+
+if TYPE_CHECKING:
+    from hyphal.links.connection import PeerLink
+
+log = logging.getLogger("hyphal.members")
+
+PUBLIC_NETWORK = b"hyphal public network"
+"""What records are bound to on the public network (private ones use their network name)."""
+
+
+class MembersPart:
+    """Membership on this node: our record, everyone's records, gossip with our neighbours."""
+
+    def __init__(
+        self,
+        public_key: bytes,
+        signer: Signer,
+        verifier: Verifier,
+        network_name: str | None,
+        *,
+        links: Callable[[int], PeerLink | None],
+        reachable: Callable[[bytes], bool],
+        clock: Callable[[], float],
+        name: str = "",
+        region: str = "",
+    ) -> None:
+        network = network_name.encode() if network_name else PUBLIC_NETWORK
+        now = clock()
+        self.core = MembershipCore(
+            public_key,
+            signer,
+            verifier,
+            network,
+            now,
+            wall_offset=time.time() - now,
+            rng=random.Random(),
+        )
+        self._links = links
+        self._reachable = reachable
+        self._clock = clock
+        self.driver = CoreDriver("members", self.core, self._apply, clock)
+        fields: dict[str, object] = {"software": f"hyphal {__version__}"}
+        if name:
+            fields["name"] = name
+        if region:
+            fields["region"] = region
+        self.driver.feed(self.core.publish(now, **fields))
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.driver.start(loop)
+
+    def close(self) -> None:
+        self.driver.close()
+
+    # links -------------------------------------------------------------------------------------
+    def link_up(self, link: PeerLink) -> None:
+        self.driver.feed(self.core.neighbour_up(link.id, self._clock()))
+
+    def link_down(self, link: PeerLink) -> None:
+        self.driver.feed(self.core.neighbour_down(link.id, self._clock()))
+
+    def frame(self, frame: tuple[PeerLink, memoryview]) -> None:
+        """A ``FRAME_MEMBERS`` body from a link (registered with the node's frame registry)."""
+        link, body = frame
+        self.driver.feed(self.core.handle_frame(link.id, bytes(body), self._clock()))
+
+    def _apply(self, actions: Sequence[Action]) -> None:
+        for action in actions:
+            if isinstance(action, SendFrame):
+                link = self._links(action.peer)
+                if link is not None:
+                    link.send_frame(FRAME_MEMBERS, action.body)
+            else:
+                _log_event(action)
+
+    # views -------------------------------------------------------------------------------------
+    def members(self) -> list[MemberInfo]:
+        return self.core.members(self._reachable)
+
+    def counters(self) -> dict[str, int]:
+        return {**self.core.counters, **self.core.store.counters}
+
+
+def _log_event(event: MemberEvent) -> None:
+    who = f"{event.name or '(unnamed)'} [{event.prefix.hex()}]"
+    if event.what == "name-lost":
+        log.warning(
+            "our name is taken: %s; we stay visible under our address; choose another name",
+            event.detail,
+        )
+    elif event.what == "name-won":
+        log.info("we own our name %r again", event.name)
+    else:
+        log.info("member %s: %s %s", event.what, who, event.detail)
