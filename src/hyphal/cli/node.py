@@ -56,6 +56,8 @@ FLAG_FOR_KEY = {
     "message_store": "--message-store",
     "max_links": "--max-links",
     "forward_dir": "--forward-dir",
+    "role": "--role",
+    "listen": "--listen",
 }
 
 
@@ -220,6 +222,21 @@ def run(
             metavar="DIR",
         ),
     ] = None,
+    role: Annotated[
+        str | None,
+        typer.Option(
+            "--role",
+            help="peer: relay traffic for others. client: for machines behind NAT or on 4G; dial out only, relay nothing, never used as a transit hop [default: peer]",
+            metavar="peer|client",
+        ),
+    ] = None,
+    listen: Annotated[
+        bool | None,
+        typer.Option(
+            "--listen/--no-listen",
+            help="Accept inbound peer links on --tcp-listen-port [default: yes for peers, no for clients]",
+        ),
+    ] = None,
     debug: Annotated[
         bool, typer.Option("-d", "--debug", help="Debug logging [default: info]")
     ] = False,
@@ -247,6 +264,8 @@ def run(
         message_store=message_store,
         max_links=max_links,
         forward_dir=forward_dir,
+        role=role,
+        listen=listen,
     )
 
     def load() -> NodeConfig:
