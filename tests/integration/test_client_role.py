@@ -1,6 +1,7 @@
 """Issue 10, roles, with real nodes over the in-memory transport: real handshakes carry the
 client bit. C (``role = client``) dials A and B and listens nowhere; A and B have no link of
-their own, so the only path between them crosses C, and it must not be used."""
+their own, so the only path between them crosses C, and it must not be used: neither when C is
+honest nor when it is a ``LyingClient`` that re-advertises everything at metric 0."""
 
 from __future__ import annotations
 
@@ -17,13 +18,15 @@ from hyphal.identity import NodeIdentity
 from hyphal.links.capabilities import FEATURE_CLIENT
 from hyphal.links.endpoint import Endpoint
 from hyphal.node import Node
+from hyphal.testing.hostile import LyingClient
 from hyphal.testing.memlink import MemoryNetwork
 
 from .conftest import CONVERGE_WITHIN, PORT
 
 
-@pytest.fixture
-async def vee() -> AsyncIterator[tuple[Node, Node, Node]]:
+@pytest.fixture(params=[Node, LyingClient], ids=["honest", "lying"])
+async def vee(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Node, Node, Node]]:
+    client_class: type[Node] = request.param
     net = MemoryNetwork()
     nodes: list[Node] = []
     try:
@@ -32,7 +35,7 @@ async def vee() -> AsyncIterator[tuple[Node, Node, Node]]:
             nodes.append(Node(config, NodeIdentity.generate(), transport=net.transport(host)))
         peers = (Endpoint("tcp", "a", PORT), Endpoint("tcp", "b", PORT))
         config = NodeConfig(no_tun=True, tcp_listen_port=PORT, peers=peers, role="client")
-        nodes.append(Node(config, NodeIdentity.generate(), transport=net.transport("c")))
+        nodes.append(client_class(config, NodeIdentity.generate(), transport=net.transport("c")))
         for node in nodes:
             await node.start()
         a, b, c = nodes
@@ -66,8 +69,9 @@ async def test_client_is_reachable_and_carries_no_transit(vee: tuple[Node, Node,
     assert b.public_key_for_prefix(a.identity.address_bytes[:8]) is None
     with pytest.raises(NoRoute):
         await a.ping(b.identity.public_key, timeout=1)
-    # ... because an honest client never offered: nothing refused, nothing relayed
-    assert a.router.counters["updates_refused_client"] == 0
+    # ... an honest client never offers (nothing refused); a lying one is refused and counted
+    refused = a.router.counters["updates_refused_client"]
+    assert refused > 0 if isinstance(c, LyingClient) else refused == 0
     assert c.forwarder.stats.forwarded.packets == 0
     assert "transit-refused" not in c.forwarder.stats.drops
 
