@@ -3,7 +3,7 @@
 Config file keys mirror the command-line flags in snake_case (``peers``, ``tcp_listen_port``,
 ``api_addr``, ``no_tun``, ``no_route_audit``, ``tun_name``, ``key_file``, ``network_name``,
 ``network_key_file``, ``max_links``, ``forward_dir``, ``log_level``, ``log_format``,
-``member_name``, ``region``, ...). A flag given on the command line wins
+``member_name``, ``region``, ``role``, ``listen``, ...). A flag given on the command line wins
 over the file; the file wins over built-in defaults. The private-network key file is read and
 checked here too.
 """
@@ -22,6 +22,7 @@ from hyphal.identity import DEFAULT_KEY_FILE
 from hyphal.links.endpoint import Endpoint, EndpointError
 from hyphal.logs import FORMATS, LogSpecError, parse_spec
 from hyphal.membership.record import is_label
+from hyphal.roles import Role
 from hyphal.routing.params import DEFAULT_PARAMS, RoutingParams
 
 DEFAULT_TCP_PORT = 9651
@@ -74,6 +75,19 @@ class NodeConfig:
     log_format: str | None = None  # "text" (default) or "json"
     member_name: str | None = None
     region: str | None = None
+    #: ``peer`` relays for others; ``client`` (NAT, 4G) dials out only and relays nothing.
+    role: str = Role.PEER.value
+    #: Accept inbound peer links; None: the role decides (peers listen, clients do not).
+    listen: bool | None = None
+
+    @property
+    def node_role(self) -> Role:
+        return Role.parse(self.role)
+
+    @property
+    def listens(self) -> bool:
+        """True if the node accepts inbound peer links (``listen``, else its role's default)."""
+        return self.node_role.listens_by_default if self.listen is None else self.listen
 
     def with_overrides(self, **overrides: Any) -> NodeConfig:
         """A copy with every override that is not None applied (flags beat the file)."""
@@ -96,6 +110,10 @@ class NodeConfig:
             )
         if self.network_name is not None and not 2 <= len(self.network_name.encode()) <= 64:
             raise ConfigError("--network-name must be 2 to 64 bytes long")
+        try:
+            Role.parse(self.role)
+        except ValueError as exc:
+            raise ConfigError(f"{exc} (peer relays for others; client dials out only)") from None
         if not 0 <= self.tcp_listen_port < 65536:
             raise ConfigError("tcp_listen_port must be 0..65535 (0 picks a free port)")
         parse_host_port(self.api_addr, "api_addr")
@@ -201,6 +219,8 @@ _SCALAR_KEYS: dict[str, type] = {
     "log_format": str,
     "member_name": str,
     "region": str,
+    "role": str,
+    "listen": bool,
 }
 
 

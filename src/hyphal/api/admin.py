@@ -246,7 +246,7 @@ def status_body(view: NodeView, peers: list[dict[str, Any]]) -> dict[str, Any]:
             "startTime": int(me.started_at),
             "uptimeSeconds": max(0, int(time.time() - me.started_at)),
         },
-        "listen": [listen],
+        "listen": [listen] if info.listen_port else [],
         "apiAddr": info.api_addr,
         "metricsAddr": info.metrics_addr,
         "peers": peers,

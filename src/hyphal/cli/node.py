@@ -57,6 +57,8 @@ FLAG_FOR_KEY = {
     "message_store": "--message-store",
     "max_links": "--max-links",
     "forward_dir": "--forward-dir",
+    "role": "--role",
+    "listen": "--listen",
 }
 
 
@@ -221,6 +223,21 @@ def run(
             metavar="DIR",
         ),
     ] = None,
+    role: Annotated[
+        str | None,
+        typer.Option(
+            "--role",
+            help="peer: relay traffic for others. client: for machines behind NAT or on 4G; dial out only, relay nothing, never used as a transit hop [default: peer]",
+            metavar="peer|client",
+        ),
+    ] = None,
+    listen: Annotated[
+        bool | None,
+        typer.Option(
+            "--listen/--no-listen",
+            help="Accept inbound peer links on --tcp-listen-port [default: yes for peers, no for clients]",
+        ),
+    ] = None,
     debug: Annotated[
         bool,
         typer.Option("-d", "--debug", help="hyphal's debug logging (same as --log-level debug)."),
@@ -262,6 +279,8 @@ def run(
         forward_dir=forward_dir,
         log_level=log_level,
         log_format=log_format,
+        role=role,
+        listen=listen,
     )
 
     def load() -> NodeConfig:

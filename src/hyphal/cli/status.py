@@ -52,7 +52,7 @@ def show_status(body: dict[str, Any], api_addr: str) -> None:
         ("role", me["role"]),
         ("version", me["version"]),
         ("uptime", duration(me["uptimeSeconds"])),
-        ("listening", ", ".join(body["listen"])),
+        ("listening", ", ".join(body["listen"]) or "no (dials out only)"),
         (
             "api",
             body["apiAddr"]

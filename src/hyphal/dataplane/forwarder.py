@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from ipaddress import IPv6Address
 from typing import Protocol
 
 from hyphal.crypto.e2e import E2ECrypto, E2EError, OpenedPacket
@@ -19,6 +20,8 @@ from hyphal.wire import data as wire_data
 from hyphal.wire.errors import DecodeError
 
 log = logging.getLogger("hyphal.dataplane")
+
+TRANSIT_REFUSED = "transit-refused"  # drop reason on a client: a packet it would have to relay
 
 
 class RouteLookup(Protocol):
@@ -43,8 +46,13 @@ class Forwarder:
         deliver: DeliverFn,
         peer_key: PeerKeyFn,
         stats: DataplaneStats | None = None,
+        *,
+        relay: bool = True,
     ) -> None:
         self.own_prefix64 = own_prefix64
+        # False on a client (``--role client``): packets from a neighbour for anyone else are
+        # dropped and counted ``transit-refused``; our own traffic goes out as usual.
+        self.relay = relay
         self.e2e = e2e
         self.routes = routes
         self._send = send
@@ -133,6 +141,9 @@ class Forwarder:
         if prefix == self.own_prefix64:
             self.receive_local(packet)
             return
+        if not self.relay:
+            self._refuse_transit(peer, prefix)
+            return
         next_peer = self.routes.next_hop(prefix)
         if next_peer is None:
             self.stats.drop("no-route")
@@ -149,6 +160,18 @@ class Forwarder:
             self.stats.drop("queue-full")
             return
         self.stats.forwarded.add(len(relayed))
+
+    def _refuse_transit(self, peer: int, prefix: bytes) -> None:
+        self.stats.drop(TRANSIT_REFUSED)
+        first = TRANSIT_REFUSED not in self._logged_errors
+        self._logged_errors.add(TRANSIT_REFUSED)  # one warning, then debug lines
+        log.log(
+            logging.WARNING if first else logging.DEBUG,
+            "refused to relay a packet from link %d for %s: this node is a client and relays "
+            "nothing (a neighbour that routes through a client ignores its role bit)",
+            peer,
+            IPv6Address(prefix + bytes(8)),
+        )
 
     def receive_local(self, packet: bytes | bytearray | memoryview) -> str | None:
         try:

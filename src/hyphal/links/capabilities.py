@@ -13,7 +13,11 @@ from hyphal.wire.errors import DecodeError
 
 ITEM_FEATURES = 1
 MAX_FEATURE_BYTES = 32
-LOCAL_FEATURES = 0  # no optional features are defined yet
+LOCAL_FEATURES = 0  # bits every node sets (none yet); roles add theirs (hyphal.roles)
+#: Bit 0: the sender is a client (``--role client``). Unlike a feature both ends must share, it is
+#: a declaration: a receiver that knows the bit never uses the sender as a transit hop and accepts
+#: from it only routes for prefixes it originates itself; an older node ignores it.
+FEATURE_CLIENT = 1 << 0
 
 
 def encode_capabilities(features: int) -> bytes:

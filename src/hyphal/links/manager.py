@@ -21,7 +21,7 @@ from hyphal.crypto.handshake import LinkHandshake
 from hyphal.identity import NodeIdentity
 from hyphal.links.backoff import Backoff
 from hyphal.links.budget import HandshakeBudget
-from hyphal.links.capabilities import LOCAL_FEATURES, encode_capabilities
+from hyphal.links.capabilities import FEATURE_CLIENT, LOCAL_FEATURES, encode_capabilities
 from hyphal.links.connection import PeerLink
 from hyphal.links.endpoint import Endpoint
 from hyphal.links.linklog import LinkLog
@@ -156,16 +156,27 @@ class PeerManager:
 
     # lifecycle --------------------------------------------------------------------------------
 
-    async def start(self, listen_address: str, port: int, peers: tuple[Endpoint, ...]) -> None:
-        self._server = await self.transport.listen(
-            listen_address,
-            port,
-            lambda: self._new_link(initiator=False, endpoint=None, kind=LinkKind.INBOUND),
-        )
-        self.listen_port = self._server.port
-        bound: tuple[str, ...] = getattr(self._server, "addresses", ())
-        addrs = ", ".join(bound) if bound else f"{listen_address or '::'} port {self.listen_port}"
-        log.info("listening for peers on %s", addrs)
+    async def start(
+        self,
+        listen_address: str,
+        port: int,
+        peers: tuple[Endpoint, ...],
+        *,
+        listen: bool = True,
+    ) -> None:
+        """Listen (unless ``listen`` is False: a dial-out-only node) and dial ``peers``."""
+        if listen:
+            self._server = await self.transport.listen(
+                listen_address,
+                port,
+                lambda: self._new_link(initiator=False, endpoint=None, kind=LinkKind.INBOUND),
+            )
+            self.listen_port = self._server.port
+            bound: tuple[str, ...] = getattr(self._server, "addresses", ())
+            shown = f"{listen_address or '::'} port {self.listen_port}"
+            log.info("listening for peers on %s", ", ".join(bound) if bound else shown)
+        else:
+            log.info("not listening for peers: this node only dials out")
         for endpoint in peers:
             with contextlib.suppress(PeerExistsError):
                 self.add_static(endpoint)
@@ -362,7 +373,12 @@ class PeerManager:
         elif not link.initiator:
             self.linklog.accepted(link.remote_host)
         log.info(
-            "link %d up: %s %s (%s)", link.id, link.kind, link.remote_address, key.hex()[:16] + "…"
+            "link %d up: %s %s (%s)%s",
+            link.id,
+            link.kind,
+            link.remote_address,
+            key.hex()[:16] + "…",
+            ", a client: it is never a transit hop" if link.features & FEATURE_CLIENT else "",
         )
         self.owner.link_up(link)
 

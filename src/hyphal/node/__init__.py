@@ -27,6 +27,7 @@ from hyphal.identity import NodeIdentity
 from hyphal.links.connection import PeerLink
 from hyphal.links.endpoint import Endpoint
 from hyphal.links.manager import PeerManager
+from hyphal.links.tcp import TcpTransport
 from hyphal.links.transport import LinkTransport
 from hyphal.membership.wire import FRAME_MEMBERS
 from hyphal.node.audit import AuditService
@@ -38,6 +39,7 @@ from hyphal.node.members import MembersPart
 from hyphal.node.routelog import RouteLog
 from hyphal.node.tunport import TunPort
 from hyphal.node.view import NodeView
+from hyphal.roles import client_key
 from hyphal.routing.params import RoutingParams
 from hyphal.routing.router import Router
 from hyphal.routing.types import Action, NeighbourDead, RouteChange, SendControl
@@ -76,8 +78,16 @@ class Node:
         self.e2e = E2ECrypto(identity)
         key = identity.public_key
         signer = XEdDSASigner(identity.private_bytes())
+        self.role = role = config.node_role
         self.router = Router(
-            key, signer, params, self.now(), random.Random(), XEdDSAVerifier(), report_routes=True
+            key,
+            signer,
+            params,
+            self.now(),
+            random.Random(),
+            XEdDSAVerifier(),
+            report_routes=True,
+            client=not role.relays,
         )
         self.route_log = RouteLog()  # route events named and logged; subscribe() for more
         self._router_driver = CoreDriver("router", self.router, self._apply, self.now)
@@ -90,7 +100,8 @@ class Node:
             network_name=config.network_name,
             network_key=config.network_key(),
             max_links=config.max_links,
-            transport=transport,
+            features=role.features,
+            transport=transport or TcpTransport(role.keepalive),
         )
         self.forwarder = Forwarder(
             identity.address_bytes[:8],
@@ -99,6 +110,7 @@ class Node:
             self._send_data,
             self._deliver,
             self._peer_key,
+            relay=role.relays,
         )
         self.echo = Echo(self.forwarder, self.now)
         self.audit: AuditService | None = None
@@ -170,7 +182,10 @@ class Node:
             mtu = self.config.tun_mtu or DEFAULT_MTU
             await self.tun_port.open(self._tun_factory, self.config.tun_name, mtu)
         await self.peers.start(
-            self.config.listen_address, self.config.tcp_listen_port, self.config.peers
+            self.config.listen_address,
+            self.config.tcp_listen_port,
+            self.config.peers,
+            listen=self.config.listens,
         )
         self._router_driver.start(loop)
         self.members.start(loop)
@@ -178,10 +193,11 @@ class Node:
             self.audit.start(loop)
         self.loop_lag.start(loop)
         log.info(
-            "node %s up: address %s, subnet %s",
+            "node %s up: address %s, subnet %s, role %s",
             self.identity.public_key.hex(),
             self.identity.address,
             self.identity.subnet,
+            self.role,
         )
 
     async def stop(self) -> None:
@@ -224,7 +240,8 @@ class Node:
         self.uptimes.up(link.id, time.time())
         self.route_log.peer_up(link.id, link.remote_public_key, link.remote_address)
         routing_log.debug("neighbour up on link %d (%s)", link.id, link.remote_address)
-        self._router_driver.feed(self.router.neighbour_up(link.id, self.now()))
+        client = client_key(link.features, link.remote_public_key)
+        self._router_driver.feed(self.router.neighbour_up(link.id, self.now(), client))
         self.members.link_up(link)
 
     def link_down(self, link: PeerLink, reason: str) -> None:

@@ -45,7 +45,7 @@ class SelfInfo:
     version: str
     network_name: str | None  # None: the public network
     listen_address: str
-    listen_port: int
+    listen_port: int  # 0: not listening for peers (a client dials out only)
     api_addr: str
     metrics_addr: str | None
 
@@ -152,11 +152,11 @@ class NodeView:
         c = self._config
         return SelfInfo(
             name=None,
-            role="peer",
+            role=c.node_role.value,
             version=__version__,
             network_name=c.network_name,
             listen_address=c.listen_address,
-            listen_port=self._listen_port() or c.tcp_listen_port,
+            listen_port=(self._listen_port() or c.tcp_listen_port) if c.listens else 0,
             api_addr=c.api_addr,
             metrics_addr=c.metrics_api_address,
         )

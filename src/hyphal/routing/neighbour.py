@@ -10,6 +10,7 @@ class Neighbour:
     """One directly connected peer. ``cost`` is INFINITY until the first RTT sample."""
 
     __slots__ = (
+        "client_key",
         "cost",
         "created",
         "hello_seqno",
@@ -21,8 +22,11 @@ class Neighbour:
         "sent_hellos",
     )
 
-    def __init__(self, peer: int, now: float) -> None:
+    def __init__(self, peer: int, now: float, client_key: bytes | None = None) -> None:
         self.peer = peer
+        # Set if the neighbour declared the client role: its public key. Only updates it
+        # originates itself (router id of this key) are taken from it; it is never a transit hop.
+        self.client_key = client_key
         self.rtt: float | None = None
         self.cost = INFINITY
         self.last_heard = now

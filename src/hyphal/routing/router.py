@@ -98,6 +98,7 @@ COUNTERS = (  # every key of Router.counters; docs/routing.md lists the same nam
     "updates_rejected_wrapped",
     "updates_rejected_delegation",
     "updates_rejected_table_full",
+    "updates_refused_client",
     "routes_evicted",
     "retractions_sent",
     "retractions_received",
@@ -148,6 +149,7 @@ class Router:
         *,
         wall_clock: Callable[[], float] = time.time,
         report_routes: bool = False,
+        client: bool = False,
     ) -> None:
         if len(public_key) != 32:
             raise ValueError("a public key has 32 bytes")
@@ -156,6 +158,10 @@ class Router:
             raise ValueError("router_id_suffix must be 8 bytes")
         self.params = params
         self.public_key = public_key
+        # A client router (``--role client``) originates its own prefixes and sends nothing it
+        # learned: no updates or retractions for others' prefixes, no answers or forwarding of
+        # others' seqno requests. It still learns routes and selects among its uplinks.
+        self.client = client
         self.router_id = public_key + suffix
         self.own_prefix64 = prefix64_for_public_key(public_key)
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
@@ -329,9 +335,17 @@ class Router:
             self._request_starved(entry, now)
         return self._flush(now)
 
-    def neighbour_up(self, peer: int, now: float) -> list[Action]:
+    def neighbour_up(
+        self, peer: int, now: float, client_key: bytes | None = None
+    ) -> list[Action]:
+        """A link to ``peer`` is up. ``client_key``: the neighbour's public key if it declared the
+        client role; then only updates for prefixes it originates (router id of this key: its
+        own /64 or a prefix delegated to it) are accepted from it, so nothing else is ever routed
+        through it (``updates_refused_client`` counts the rest)."""
+        if client_key is not None and len(client_key) != 32:
+            raise ValueError("a client key has 32 bytes")
         if peer not in self._neighbours:
-            self._neighbours[peer] = nb = Neighbour(peer, now)
+            self._neighbours[peer] = nb = Neighbour(peer, now, client_key)
             params = self.params
             self._tlv_budget[peer] = TokenBucket(params.tlv_rate, params.tlv_burst, now)
             self._reply_budget[peer] = TokenBucket(params.reply_rate, params.reply_burst, now)
@@ -504,6 +518,10 @@ class Router:
             route.expires = min(route.expires, now + self.params.retraction_hold)
             self._push(route.expires, _ROUTE_EXPIRY, prefix, route)
             self._reselect(entry, now)
+            return
+        if nb.client_key is not None and u.router_id[:32] != nb.client_key:
+            # A client relays nothing: a route it did not originate would make it a transit hop.
+            self.counters["updates_refused_client"] += 1
             return
         checker = self._checker
         before = checker.verifications
@@ -824,6 +842,8 @@ class Router:
         self, entry: PrefixEntry, targets: Iterable[Neighbour], now: float, poison: bool
     ) -> None:
         """Send ``entry``'s current state to ``targets`` (split horizon on the next hop)."""
+        if self.client:
+            return  # a client never re-advertises (nor retracts) what it learned
         route = entry.selected
         if route is None:
             tlv = self._retraction_tlv(entry.prefix, entry.last_seqno, entry.last_router_id)
@@ -900,6 +920,8 @@ class Router:
                 self._queue(peer, announcement.tlv)
                 self.counters["updates_sent"] += 1
             return
+        if self.client:
+            return  # others' prefixes: a client neither answers for them nor passes requests on
         entry = self._table.get(prefix)
         selected = entry.selected if entry is not None else None
         if selected is not None and (

@@ -2,7 +2,9 @@
 
 Node ``i`` knows its neighbour ``j`` as peer id ``j``. Each direction of a link has its own
 one-way delay; a payload sent at t arrives at t + delay unless the link went down (or the sender
-was silenced) first. Unlike :class:`hyphal.sim.engine.Simulator` there is no bandwidth, loss or
+was silenced) first. A node added with ``client=True`` runs a client router (``--role client``)
+and its neighbours are told so at ``neighbour_up``, as the client bit of a real handshake would.
+Unlike :class:`hyphal.sim.engine.Simulator` there is no bandwidth, loss or
 redial: ``link``/``unlink`` tell both ends at once, and a ``NeighbourDead`` closes the link both
 ways unless the node that declared it is silenced (its close would never be seen).
 """
@@ -35,8 +37,9 @@ def make_router(
     params: RoutingParams = DEFAULT_PARAMS,
     verifier: MemoVerifier | None = None,
     seed: int = 0,
+    client: bool = False,
 ) -> Router:
-    """A router for node ``index`` with a seeded random source."""
+    """A router for node ``index`` with a seeded random source (a client router if ``client``)."""
     ident = identity(index)
     return Router(
         ident.public_key,
@@ -45,6 +48,7 @@ def make_router(
         now,
         random.Random(seed * 1000 + index),
         verifier=verifier,
+        client=client,
     )
 
 
@@ -79,6 +83,8 @@ class RouterNet:
         self.route_changes: list[tuple[float, int, RouteChange]] = []
         """(time, node, change) for every RouteChange (routers with ``report_routes`` only)."""
         self.delivered = 0
+        self.clients: set[int] = set()
+        """Nodes running the client role."""
         self._epoch: dict[tuple[int, int], int] = {}
         self._slots: dict[int, Driven[Action]] = {}
 
@@ -92,8 +98,12 @@ class RouterNet:
         return self.engine.stats.events
 
     # -- building
-    def add_node(self, index: int) -> Router:
-        router = make_router(index, self.now, self.params, self.verifier, self.seed)
+    def add_node(self, index: int, *, client: bool = False) -> Router:
+        if client:
+            self.clients.add(index)
+        router = make_router(
+            index, self.now, self.params, self.verifier, self.seed, client=index in self.clients
+        )
         self.routers[index] = router
         return router
 
@@ -106,8 +116,12 @@ class RouterNet:
         key = _key(a, b)
         self.up.add(key)
         self._epoch[key] = self._epoch.get(key, 0) + 1
-        self._slot(a).feed(self.routers[a].neighbour_up(b, self.now))
-        self._slot(b).feed(self.routers[b].neighbour_up(a, self.now))
+        self._slot(a).feed(self.routers[a].neighbour_up(b, self.now, self._client_key(b)))
+        self._slot(b).feed(self.routers[b].neighbour_up(a, self.now, self._client_key(a)))
+
+    def _client_key(self, node: int) -> bytes | None:
+        """What a neighbour of ``node`` learns from its handshake's client bit."""
+        return identity(node).public_key if node in self.clients else None
 
     def unlink(self, a: int, b: int) -> None:
         """The link layer noticed the link closing (both ends told at once)."""
