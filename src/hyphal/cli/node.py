@@ -57,6 +57,8 @@ FLAG_FOR_KEY = {
     "message_store": "--message-store",
     "max_links": "--max-links",
     "forward_dir": "--forward-dir",
+    "member_name": "--name",
+    "region": "--region",
 }
 
 
@@ -221,6 +223,21 @@ def run(
             metavar="DIR",
         ),
     ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            help="Our member name, a DNS label; a template may use {region} and {hostname} "
+            "(its first label), e.g. '{region}-{hostname}' [default: none]",
+            metavar="NAME",
+        ),
+    ] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            "--region", help="Our region, a DNS label, e.g. fra [default: none]", metavar="REGION"
+        ),
+    ] = None,
     debug: Annotated[
         bool,
         typer.Option("-d", "--debug", help="hyphal's debug logging (same as --log-level debug)."),
@@ -262,6 +279,8 @@ def run(
         forward_dir=forward_dir,
         log_level=log_level,
         log_format=log_format,
+        member_name=name,
+        region=region,
     )
 
     def load() -> NodeConfig:
