@@ -223,7 +223,7 @@ def run(
             metavar="DIR",
         ),
     ] = None,
-    name: Annotated[
+    member_name: Annotated[
         str | None,
         typer.Option(
             "--name",
@@ -279,7 +279,7 @@ def run(
         forward_dir=forward_dir,
         log_level=log_level,
         log_format=log_format,
-        member_name=name,
+        member_name=member_name,
         region=region,
     )
 

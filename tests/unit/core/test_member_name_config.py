@@ -69,3 +69,19 @@ def test_errors_name_the_flags(tmp_path: Path) -> None:
         effective_config(empty, member_name="Bad Name")
     with pytest.raises(ConfigError, match=r"^--region "):
         effective_config(empty, region="-")
+
+
+def test_config_show_takes_name_and_region(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hyphal.cli import main
+
+    path = tmp_path / "hyphal.toml"
+    path.write_text("member_record_lifetime = 60\n")
+    assert (
+        main(["config", "show", "-c", str(path), "--name", "{region}-db", "--region", "ams"]) == 0
+    )
+    shown = capsys.readouterr().out
+    assert 'member_name = "ams-db"' in shown and "member_record_lifetime = 60" in shown
+    assert main(["config", "show", "-c", str(path), "--name", "X"]) == 2
+    assert "--name 'X' must be a DNS label" in capsys.readouterr().err
