@@ -3,8 +3,8 @@
 Config file keys mirror the command-line flags in snake_case (``peers``, ``tcp_listen_port``,
 ``api_addr``, ``no_tun``, ``no_route_audit``, ``tun_name``, ``key_file``, ``network_name``,
 ``network_key_file``, ``max_links``, ``forward_dir``, ``log_level``, ``log_format``,
-``member_name``, ``region``, ``role``, ``listen``, ...). A flag given on the command line wins
-over the file; the file wins over built-in defaults. The private-network key file is read and
+``member_name``, ``region``, ``member_record_lifetime``, ``role``, ``listen``, ...). A flag
+given on the command line wins over the file; the file wins over built-in defaults. The private-network key file is read and
 checked here too.
 """
 
@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import socket
 import stat
 import tomllib
 from dataclasses import dataclass, replace
@@ -21,6 +23,8 @@ from typing import Any
 from hyphal.identity import DEFAULT_KEY_FILE
 from hyphal.links.endpoint import Endpoint, EndpointError
 from hyphal.logs import FORMATS, LogSpecError, parse_spec
+from hyphal.membership.params import DEFAULT_PARAMS as MEMBERSHIP_PARAMS
+from hyphal.membership.params import MembershipParams
 from hyphal.membership.record import is_label
 from hyphal.roles import Role
 from hyphal.routing.params import DEFAULT_PARAMS, RoutingParams
@@ -74,6 +78,8 @@ class NodeConfig:
     log_level: str | None = None  # a spec: "info" or "info,hyphal.routing=debug"
     log_format: str | None = None  # "text" (default) or "json"
     member_name: str | None = None
+    """Our member name, or a template of it: ``{region}`` and ``{hostname}`` are expanded by
+    :meth:`validate` (see :func:`expand_name`)."""
     region: str | None = None
     #: ``peer`` relays for others; ``client`` (NAT, 4G) dials out only and relays nothing.
     role: str = Role.PEER.value
@@ -88,6 +94,9 @@ class NodeConfig:
     def listens(self) -> bool:
         """True if the node accepts inbound peer links (``listen``, else its role's default)."""
         return self.node_role.listens_by_default if self.listen is None else self.listen
+    #: Advanced: seconds a member record lives unless refreshed (every third of it). Every node
+    #: of a mesh should use one value; a shorter one makes vanished members go sooner.
+    member_record_lifetime: int = MEMBERSHIP_PARAMS.record_ttl_s
 
     def with_overrides(self, **overrides: Any) -> NodeConfig:
         """A copy with every override that is not None applied (flags beat the file)."""
@@ -99,11 +108,21 @@ class NodeConfig:
             return None
         return read_network_key(self.network_key_file)
 
+    def membership_params(self) -> MembershipParams:
+        """The membership core's parameters: the defaults with ``member_record_lifetime``."""
+        return replace(
+            MEMBERSHIP_PARAMS,
+            record_ttl_s=self.member_record_lifetime,
+            tombstone_ttl_s=max(self.member_record_lifetime, MEMBERSHIP_PARAMS.tombstone_ttl_s),
+        )
+
     def routing_params(self) -> RoutingParams:
         """The router's parameters: the defaults with this config's routing keys applied."""
         return replace(DEFAULT_PARAMS, max_routes=self.max_routes)
 
-    def validate(self) -> NodeConfig:
+    def validate(self, final: bool = True) -> NodeConfig:
+        """This config checked, with the ``member_name`` template expanded; ``final=False`` (a
+        config file on its own) lets a template wait for a ``region`` the flags may give."""
         if (self.network_name is None) != (self.network_key_file is None):
             raise ConfigError(
                 "--network-name and --network-key-file go together: give both or neither"
@@ -137,13 +156,65 @@ class NodeConfig:
                 f"forward_dir {self.forward_dir} is not a directory; topic forward sockets "
                 "must live in an existing directory the operator chose"
             )
-        for what, value in (("member_name", self.member_name), ("region", self.region)):
-            if value is not None and not is_label(value):
+        if not MIN_RECORD_LIFETIME <= self.member_record_lifetime <= MAX_RECORD_LIFETIME:
+            raise ConfigError(
+                f"member_record_lifetime must be {MIN_RECORD_LIFETIME}..{MAX_RECORD_LIFETIME} "
+                "seconds"
+            )
+        if self.region is not None and not is_label(self.region):
+            raise ConfigError(
+                f"region {self.region!r} must be a DNS label: lowercase a-z, 0-9 and inner '-', "
+                "at most 63 characters"
+            )
+        name = self.member_name
+        if name is None or (not final and self.region is None and "{region}" in name):
+            if name is not None:
+                expand_name(name, "region", "hostname")  # the template's syntax, at least
+            return self
+        expanded = expand_name(name, self.region, socket.gethostname())
+        return self if expanded == name else replace(self, member_name=expanded)
+
+
+MIN_RECORD_LIFETIME = 10
+MAX_RECORD_LIFETIME = 7 * 86400
+_FIELD = re.compile(r"\{([^{}]*)\}")
+
+
+def hostname_label(hostname: str) -> str:
+    """The first label of ``hostname`` as a DNS label: lowercased, every other character '-'."""
+    first = hostname.split(".", 1)[0].lower()
+    return re.sub(r"[^a-z0-9-]", "-", first).strip("-")[:63].strip("-")
+
+
+def expand_name(template: str, region: str | None, hostname: str) -> str:
+    """``template`` with ``{region}`` and ``{hostname}`` (its first label) filled in.
+
+    The result must be a DNS label; ConfigError says what is wrong otherwise.
+    """
+
+    def field(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key == "region":
+            if region is None:
                 raise ConfigError(
-                    f"{what} {value!r} must be a DNS label: lowercase a-z, 0-9 and inner '-', "
-                    "at most 63 characters"
+                    f"member_name {template!r} uses {{region}}: set the region too (--region)"
                 )
-        return self
+            return region
+        if key == "hostname":
+            return hostname_label(hostname)
+        raise ConfigError(
+            f"member_name {template!r}: unknown field {{{key}}}; a template may use "
+            "{region} and {hostname}"
+        )
+
+    name = _FIELD.sub(field, template)
+    if not is_label(name):
+        shown = repr(name) if name == template else f"{template!r} (expanded: {name!r})"
+        raise ConfigError(
+            f"member_name {shown} must be a DNS label: lowercase a-z, 0-9 and inner '-', "
+            "at most 63 characters"
+        )
+    return name
 
 
 def read_network_key(path: Path) -> bytes:
@@ -221,6 +292,7 @@ _SCALAR_KEYS: dict[str, type] = {
     "region": str,
     "role": str,
     "listen": bool,
+    "member_record_lifetime": int,
 }
 
 
@@ -256,6 +328,6 @@ def load_config_file(path: Path) -> NodeConfig:
                 raise ConfigError(f"config file {path}: {key} must be a {expected.__name__}")
             values[key] = value
     try:
-        return NodeConfig(**values).validate()
+        return NodeConfig(**values).validate(final=False)
     except ConfigError as exc:
         raise ConfigError(f"config file {path}: {exc}") from None

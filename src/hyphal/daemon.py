@@ -177,7 +177,7 @@ def run_daemon(
     """Run until SIGINT/SIGTERM; return the process exit code. SIGHUP calls ``reload`` (the
     config file re-read with the same flags on top) and applies it (``hyphal.reload``)."""
     try:
-        config.validate()
+        config = config.validate()
         config.network_key()  # an unusable network key file is a usage error, as a bad node key
         identity = load_identity(config, key_source)
     except (ConfigError, IdentityError) as exc:

@@ -159,7 +159,7 @@ async def test_every_json_output_parses_and_exit_codes_hold(
         me["address"] == str(a.identity.address) and me["publicKey"] == a.identity.public_key.hex()
     )
     assert me["network"] == {"public": True, "name": None} and me["role"] == "peer"
-    assert me["name"] is None and status["counts"]["members"] is None
+    assert me["name"] is None and status["counts"]["members"] >= 1  # unnamed, counted
     assert status["counts"]["routes"] >= 2 and status["apiAddr"] == NodeConfig().api_addr
     assert status["listen"] == [f"tcp://[::]:{PORT}"]
     keys = {p["publicKey"] for p in status["peers"]}

@@ -41,6 +41,7 @@ class AddPeer(BaseModel):
 class Destination(BaseModel):
     ip: str | None = Field(default=None, description="An overlay IP in the destination's /64")
     pk: str | None = Field(default=None, description="The destination's hex public key")
+    name: str | None = Field(default=None, description="(hyphal) The destination's member name")
 
 
 class PingRequest(BaseModel):
@@ -82,10 +83,12 @@ def admin_router(node: NodeApi) -> APIRouter:
                     else None,
                     # (hyphal) who the route reaches, and who carries it first
                     "address": str(address_for_public_key(r.route.public_key)),
+                    "name": view.member_name(r.route.public_key),
                     "nextHopAddress": str(address_for_public_key(hop.public_key))
                     if hop is not None and hop.public_key
                     else None,
                     "nextHopRttMs": None if rtt is None else round(rtt * 1000, 3),
+                    "nextHopName": view.member_name(hop.public_key) if hop is not None else None,
                 }
             )
         return rows
@@ -119,9 +122,9 @@ def admin_router(node: NodeApi) -> APIRouter:
         row["publicKey"] = key.hex() if key else None
         row["rttMs"] = round(n.rtt * 1000, 3) if n is not None and n.rtt is not None else None
         row["linkCost"] = n.link_cost if n is not None else None
-        # (hyphal) the peer's overlay address, name (once members land) and link uptime
+        # (hyphal) the peer's overlay address, member name and link uptime
         row["address"] = str(address_for_public_key(key)) if key else None
-        row["name"] = None
+        row["name"] = view.member_name(key)
         up = view.link_up_since(link.id) if link is not None else None
         row["uptimeSeconds"] = None if up is None else max(0, int(time.time() - up))
         return row
@@ -204,7 +207,10 @@ def admin_router(node: NodeApi) -> APIRouter:
     )
     async def ping(request: Annotated[PingRequest, Body()]) -> Any:
         try:
-            target = resolve_destination(request.dst.ip, request.dst.pk, node.owner_of)
+            dst = request.dst
+            target = resolve_destination(
+                dst.ip, dst.pk, node.owner_of, name=dst.name, key_for_name=node.key_for_name
+            )
             reply = await node.ping(target, request.timeout, request.size)
         except ServiceError as exc:
             return error(exc.status, str(exc))
@@ -230,6 +236,7 @@ def status_body(view: NodeView, peers: list[dict[str, Any]]) -> dict[str, Any]:
     """The body of ``GET /api/v1/admin/status``."""
     me = view.identity()
     info = view.self_info()
+    members = view.member_counts()
     host = info.listen_address
     listen = (
         f"tcp://[{host}]:{info.listen_port}" if ":" in host else f"tcp://{host}:{info.listen_port}"
@@ -255,7 +262,8 @@ def status_body(view: NodeView, peers: list[dict[str, Any]]) -> dict[str, Any]:
             "peersAlive": sum(1 for p in peers if p["connectionState"] == "alive"),
             "routes": len(view.selected_routes()),
             "fallbackRoutes": len(view.fallback_routes()),
-            "members": None,  # filled once membership lands
+            "members": sum(members),
+            "membersReachable": members[0],
         },
         "failoversTotal": view.failover_total(),
         "recentFailovers": [failover_body(e) for e in reversed(view.recent_failovers())],

@@ -26,7 +26,7 @@ def create_app(node: Node, token: str | None = None, bind_host: str = "127.0.0.1
     """
     return build_app(
         admin_router(node),
-        messages_router(node.message_service),
+        messages_router(node.message_service, node.key_for_name),
         topics_router(node.message_service),
         members_router(node.members),
         token=token,

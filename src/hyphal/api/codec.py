@@ -24,6 +24,7 @@ from hyphal.bus.inbox import InboundMessage
 from hyphal.bus.topics import MAX_TOPIC_LEN
 from hyphal.dataplane.errors import BadDestination, NoRoute
 from hyphal.identity import OVERLAY_NETWORK, address_for_public_key, is_usable_public_key
+from hyphal.membership.record import is_label
 
 MAX_TOPIC_B64 = 340
 T = TypeVar("T")
@@ -141,20 +142,44 @@ def parse_subnet(text: str) -> IPv6Network:
     return net
 
 
+NameLookup = Callable[[str], bytes | None]
+"""A member name -> the public key of the member that owns it (None: nobody does)."""
+
+
+def _no_names(name: str) -> bytes | None:
+    return None
+
+
 def resolve_destination(
     ip: str | None,
     pk: str | None,
     owner_of: Callable[[IPv6Address], bytes | None],
     what: str = "dst",
+    *,
+    name: str | None = None,
+    key_for_name: NameLookup = _no_names,
 ) -> bytes:
-    """The public key an API destination (exactly one of overlay ``ip`` or hex ``pk``) names.
+    """The public key an API destination (exactly one of overlay ``ip``, hex ``pk`` or member
+    ``name``) names.
 
     The one resolver of every endpoint that takes a destination (messages, replies, ping).
-    ``owner_of`` answers which node owns an overlay address (ourselves or a routed /64).
-    Malformed input raises BadDestination (400), an address nobody owns NoRoute (404).
+    ``owner_of`` answers which node owns an overlay address (ourselves or a routed /64),
+    ``key_for_name`` which member owns a name (the membership part: the winner of a duplicate
+    claim). Malformed input raises BadDestination (400), an address or name nobody owns
+    NoRoute (404).
     """
-    if (ip is None) == (pk is None):
-        raise BadDestination(f"{what} needs exactly one of ip or pk")
+    if sum(x is not None for x in (ip, pk, name)) != 1:
+        raise BadDestination(f"{what} needs exactly one of ip, pk or name")
+    if name is not None:
+        if not is_label(name):
+            raise BadDestination(
+                f"{what}.name {name[:80]!r} is not a member name (a DNS label: a-z, 0-9, inner "
+                "'-', at most 63 characters)"
+            )
+        owner = key_for_name(name)
+        if owner is None:
+            raise NoRoute(f"no member is named {name!r} (see 'hyphal members')")
+        return owner
     if pk is not None:
         try:
             key = bytes.fromhex(pk)
@@ -180,16 +205,24 @@ def message_destination(
     pk: str | None,
     owner_of: Callable[[IPv6Address], bytes | None],
     what: str = "dst",
+    *,
+    name: str | None = None,
+    key_for_name: NameLookup = _no_names,
 ) -> bytes:
     """A message destination: the owner's public key (32 bytes) as :func:`resolve_destination`
     finds it, or, for an overlay address that no known node owns now, the address itself
     (16 bytes): the bus holds the message until a route to it appears or its deadline passes.
+    A name no member owns is a NoRoute (404): there is no address to wait for.
 
     An address outside the overlay (400::/7) can never be reached: BadDestination (400).
     """
     try:
-        return resolve_destination(ip, pk, owner_of, what)
+        return resolve_destination(
+            ip, pk, owner_of, what, name=name, key_for_name=key_for_name
+        )
     except NoRoute:
+        if ip is None:
+            raise
         address = IPv6Address(ip)
         if address not in OVERLAY_NETWORK:
             raise BadDestination(

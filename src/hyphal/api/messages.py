@@ -41,6 +41,7 @@ from starlette.background import BackgroundTask
 
 from hyphal.api.codec import (
     MAX_TOPIC_B64,
+    NameLookup,
     b64_field,
     bad,
     message_destination,
@@ -77,6 +78,9 @@ class MessageDestination(BaseModel):
 
     ip: str | None = Field(default=None, description="An overlay IP in the receiver's subnet")
     pk: str | None = Field(default=None, description="Hex public key of the receiver")
+    name: str | None = Field(
+        default=None, description="(hyphal) The receiver's member name (see /members)"
+    )
 
 
 class PushMessageBody(BaseModel):
@@ -330,8 +334,12 @@ async def _take_while_connected(
     return message
 
 
-def messages_router(get_service: Callable[[], MessageService]) -> APIRouter:
-    """The message endpoints, calling ``get_service()`` on every request."""
+def messages_router(
+    get_service: Callable[[], MessageService], key_for_name: NameLookup | None = None
+) -> APIRouter:
+    """The message endpoints, calling ``get_service()`` on every request; ``key_for_name``
+    resolves a destination's member ``name`` (none: names are not accepted)."""
+    names: dict[str, Any] = {} if key_for_name is None else {"key_for_name": key_for_name}
     router = APIRouter(prefix=PREFIX, tags=["Message"])
 
     def json_limit(service: MessageService) -> int:
@@ -431,13 +439,18 @@ def messages_router(get_service: Callable[[], MessageService]) -> APIRouter:
         dst_ip: Annotated[
             str | None, Query(description="raw body only: an overlay IP of the receiver")
         ] = None,
+        dst_name: Annotated[
+            str | None, Query(description="raw body only: the receiver's member name (hyphal)")
+        ] = None,
         topic: Annotated[
             str | None, Query(description="raw body only: base64 topic (<= 255 bytes)")
         ] = None,
     ) -> Response:
         service = get_service()
         if _is_raw_body(request):
-            dst = message_destination(dst_ip, dst_pk, service.owner_of)
+            dst = message_destination(
+                dst_ip, dst_pk, service.owner_of, "dst", name=dst_name, **names
+            )
             topic_bytes = topic_from_b64(topic)
             limit = service.core.limits.max_message_size
             try:
@@ -452,7 +465,9 @@ def messages_router(get_service: Callable[[], MessageService]) -> APIRouter:
                 return _too_large(limit)
             body: PushMessageBody = await off_loop(len(raw), _parse_json, raw, PushMessageBody)
             del raw
-            dst = message_destination(body.dst.ip, body.dst.pk, service.owner_of)
+            dst = message_destination(
+                body.dst.ip, body.dst.pk, service.owner_of, "dst", name=body.dst.name, **names
+            )
             topic_bytes = topic_from_b64(body.topic)
             text = body.payload
             del body
@@ -490,7 +505,9 @@ def messages_router(get_service: Callable[[], MessageService]) -> APIRouter:
         body: ReplyMessageBody = await off_loop(len(raw), _parse_json, raw, ReplyMessageBody)
         del raw
         dst = (
-            message_destination(body.dst.ip, body.dst.pk, service.owner_of)
+            message_destination(
+                body.dst.ip, body.dst.pk, service.owner_of, "dst", name=body.dst.name, **names
+            )
             if body.dst is not None
             else None
         )

@@ -1,8 +1,8 @@
 """Prometheus metrics for the whole node, collected from live state at scrape time.
 
 Nothing is counted twice: the collector reads the counters the node keeps anyway (data-plane
-stats, router counters, link byte counts, bus stats) through its :class:`NodeView`, so metrics
-cost nothing between scrapes.
+stats, router counters, link byte counts, bus stats, membership counters) through its
+:class:`NodeView`, so metrics cost nothing between scrapes.
 """
 
 from __future__ import annotations
@@ -89,6 +89,22 @@ class NodeCollector(Collector):
         for event, count in view.router_counters().items():
             events.add_metric([event], count)
         yield events
+
+        reachable, unreachable = view.member_counts()
+        members = GaugeMetricFamily(
+            "hyphal_members", "Members with a live record, by reachability.", labels=["state"]
+        )
+        members.add_metric(["reachable"], reachable)
+        members.add_metric(["unreachable"], unreachable)
+        yield members
+        member_events = CounterMetricFamily(
+            "hyphal_membership_events",
+            "Membership gossip and record counters (accepted, refused by reason, ...).",
+            labels=["event"],
+        )
+        for event, count in view.membership_counters().items():
+            member_events.add_metric([event], count)
+        yield member_events
 
         bus = view.bus()
         messages = GaugeMetricFamily("hyphal_message_bus", "Message bus state.", labels=["what"])

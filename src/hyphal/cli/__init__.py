@@ -2,7 +2,7 @@
 
 One module per command group: ``node`` (run, inspect, generate-keys, generate-network-key,
 demo), ``status`` (status, ip, version), ``probe`` (ping, stats), ``peers``, ``routes``,
-``messages``, ``configcmd`` (config check/show), ``sim``; ``common`` holds what they share.
+``messages``, ``members`` (members, resolve, set), ``configcmd`` (config check/show), ``sim``; ``common`` holds what they share.
 
 :func:`main` is the one place errors end: a usage error exits 2, a runtime error 1, an
 unreachable daemon 3, and nothing reaches the user as a Python traceback (set
@@ -20,6 +20,7 @@ import typer
 from typer._click.exceptions import ClickException, UsageError
 
 from hyphal import __version__
+from hyphal.cli import members
 from hyphal.cli.common import EXIT_RUNTIME, EXIT_USAGE, api_failure, mode, report_error
 from hyphal.cli.configcmd import config_app
 from hyphal.cli.messages import message_app
@@ -86,6 +87,7 @@ app.command()(stats)
 app.command()(demo)
 app.command(help="Simulate the real router on thousands of nodes.")(sim)
 app.command("install-service")(install_service)
+members.register(app)
 
 
 def _expand_multi_value_peers(argv: list[str]) -> list[str]:

@@ -20,6 +20,7 @@ from rich.console import Console
 
 from hyphal.client import ApiError, Client, default_api_addr
 from hyphal.identity import OVERLAY_NETWORK, IdentityError, parse_public_key
+from hyphal.membership.record import is_label
 
 EXIT_OK = 0
 EXIT_RUNTIME = 1
@@ -164,7 +165,10 @@ def print_json(value: Any) -> None:
 
 
 def destination_body(dest: str) -> dict[str, str]:
-    """A DEST argument (overlay IP or hex public key) as an API destination."""
+    """A DEST argument (overlay IP, hex public key or member name) as an API destination.
+
+    A name is a DNS label (at most 63 characters), so it never looks like an address (no ':')
+    or a public key (64 characters); the daemon resolves it (``hyphal resolve``)."""
     try:
         address = IPv6Address(dest)
     except ValueError:
@@ -177,11 +181,14 @@ def destination_body(dest: str) -> dict[str, str]:
                 EXIT_USAGE,
             )
         return {"ip": dest}
+    if is_label(dest):
+        return {"name": dest}
     try:
         return {"pk": parse_public_key(dest).hex()}
     except IdentityError:
         raise fail(
-            f"{dest!r} is neither an overlay IPv6 address nor a 64-character hex public key",
+            f"{visible(dest)!r} is neither an overlay IPv6 address, a 64-character hex public "
+            "key nor a member name (a-z, 0-9, inner '-'; see 'hyphal members')",
             EXIT_USAGE,
         ) from None
 

@@ -50,7 +50,7 @@ def send(
     dest: Annotated[
         str,
         typer.Argument(
-            help="Overlay IPv6 address or hex public key of the receiver", metavar="DEST"
+            help="Member name, overlay IPv6 address or hex public key of the receiver", metavar="DEST"
         ),
     ],
     message: Annotated[
@@ -154,7 +154,8 @@ def send_raw_file(
 ) -> None:
     """POST a file as the raw body (application/octet-stream), streamed from disk."""
     query = dict(params)
-    query["dst_ip" if "ip" in dst else "dst_pk"] = dst.get("ip") or dst["pk"]
+    [(field, value)] = dst.items()
+    query[f"dst_{field}"] = value
     if topic is not None:
         query["topic"] = _b64(topic.encode())
     if wait:

@@ -59,6 +59,8 @@ FLAG_FOR_KEY = {
     "forward_dir": "--forward-dir",
     "role": "--role",
     "listen": "--listen",
+    "member_name": "--name",
+    "region": "--region",
 }
 
 
@@ -238,6 +240,21 @@ def run(
             help="Accept inbound peer links on --tcp-listen-port [default: yes for peers, no for clients]",
         ),
     ] = None,
+    member_name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            help="Our member name, a DNS label; a template may use {region} and {hostname} "
+            "(its first label), e.g. '{region}-{hostname}' [default: none]",
+            metavar="NAME",
+        ),
+    ] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            "--region", help="Our region, a DNS label, e.g. fra [default: none]", metavar="REGION"
+        ),
+    ] = None,
     debug: Annotated[
         bool,
         typer.Option("-d", "--debug", help="hyphal's debug logging (same as --log-level debug)."),
@@ -281,6 +298,8 @@ def run(
         log_format=log_format,
         role=role,
         listen=listen,
+        member_name=member_name,
+        region=region,
     )
 
     def load() -> NodeConfig:

@@ -34,9 +34,9 @@ def _routes(kind: str, api_addr: str, as_json: bool) -> None:
         metric = row["metric"]
         shown = metric if isinstance(metric, str) else f"{metric} (~{metric / 10:.1f} ms)"
         rtt = row.get("nextHopRttMs")
-        via = row.get("nextHopAddress") or row["nextHop"]
+        via = row.get("nextHopName") or row.get("nextHopAddress") or row["nextHop"]
         table.add_row(
-            row.get("address") or row["publicKey"][:16],
+            row.get("name") or row.get("address") or row["publicKey"][:16],
             row["subnet"],
             via,
             shown,

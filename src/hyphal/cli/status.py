@@ -43,6 +43,8 @@ def show_status(body: dict[str, Any], api_addr: str) -> None:
     head.add_column()
     counts = body["counts"]
     members = "-" if counts.get("members") is None else str(counts["members"])
+    if counts.get("membersReachable") is not None:
+        members += f" ({counts['membersReachable']} reachable)"
     for label, value in (
         ("name", me.get("name") or "-"),
         ("address", me["address"]),

@@ -151,6 +151,8 @@ class Node:
             clock=self.now,
             name=config.member_name or "",
             region=config.region or "",
+            params=config.membership_params(),
+            metric=self._route_metric,
         )
         self.frames.register(FRAME_MEMBERS, self.members.frame)
         self.view = NodeView(
@@ -166,6 +168,7 @@ class Node:
             route_events=self.route_events,
             uptimes=self.uptimes,
             listen_port=lambda: self.peers.listen_port,
+            members=self.members,
         )
 
     # lifecycle --------------------------------------------------------------------------------
@@ -309,6 +312,14 @@ class Node:
     def owner_of(self, address: IPv6Address) -> bytes | None:
         """The public key of the node owning an overlay address (ourselves included)."""
         return self.public_key_for_prefix(address.packed[:8])
+
+    def _route_metric(self, prefix64: bytes) -> int | None:
+        route = self.router.selected_route(prefix64)
+        return None if route is None else route.metric
+
+    def key_for_name(self, name: str) -> bytes | None:
+        """The public key of the member owning ``name`` (the winner of a duplicate claim)."""
+        return self.members.key_for_name(name)
 
     def public_key_for_prefix(self, prefix64: bytes) -> bytes | None:
         """The key owning ``prefix64`` (ours included: the router answers for its own prefix)."""

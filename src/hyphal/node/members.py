@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING
 
 from hyphal import __version__
 from hyphal.crypto.signing import Signer, Verifier
+from hyphal.identity import prefix64_for_public_key
 from hyphal.membership.gossip import Action, MemberEvent, MemberInfo, MembershipCore, SendFrame
+from hyphal.membership.params import DEFAULT_PARAMS, MembershipParams
 from hyphal.membership.wire import FRAME_MEMBERS
 from hyphal.node.driver import CoreDriver
 
@@ -46,7 +48,11 @@ class MembersPart:
         clock: Callable[[], float],
         name: str = "",
         region: str = "",
+        params: MembershipParams = DEFAULT_PARAMS,
+        metric: Callable[[bytes], int | None] = lambda prefix: None,
     ) -> None:
+        self.metric = metric
+        """The selected route's metric to a /64 prefix (None: no route)."""
         network = network_name.encode() if network_name else PUBLIC_NETWORK
         now = clock()
         self.core = MembershipCore(
@@ -57,6 +63,7 @@ class MembersPart:
             now,
             wall_offset=time.time() - now,
             rng=random.Random(),
+            params=params,
         )
         self._links = links
         self._reachable = reachable
@@ -96,9 +103,54 @@ class MembersPart:
             else:
                 _log_event(action)
 
+    # our record --------------------------------------------------------------------------------
+    def update_self(self, **fields: object) -> MemberInfo:
+        """Publish our record with ``fields`` changed (name, region, tags) and return our row.
+
+        Raises RecordError (e.g. a name that is no DNS label, a record over 1 KiB) and changes
+        nothing then."""
+        actions = self.core.publish(self._clock(), **fields)
+        self.driver.feed(actions)
+        changed = ", ".join(f"{k}={v!r}" for k, v in sorted(fields.items()))
+        log.info("our member record changed: %s", changed)
+        return self.self_info()
+
+    def own_fields(self) -> dict[str, object]:
+        """What our record says now (for a change that keeps the rest)."""
+        own = self.core.own_record
+        if own is None:
+            return {}
+        return {"name": own.name, "region": own.region, "tags": dict(own.tags)}
+
     # views -------------------------------------------------------------------------------------
     def members(self) -> list[MemberInfo]:
         return self.core.members(self._reachable)
+
+    def self_info(self) -> MemberInfo:
+        return next(m for m in self.members() if m.is_self)
+
+    def own_name(self) -> str | None:
+        own = self.core.own_record
+        return own.name if own is not None and own.name else None
+
+    def key_for_name(self, name: str) -> bytes | None:
+        """The public key of the member that owns ``name`` (the winner of a duplicate claim)."""
+        record = self.core.lookup(name)
+        return None if record is None or record.left else record.origin
+
+    def name_of(self, public_key: bytes) -> str | None:
+        """The name the member with ``public_key`` owns (None: unnamed, unknown or it lost the
+        name to another member)."""
+        record = self.core.store.record(prefix64_for_public_key(public_key))
+        if record is None or record.left or record.origin != public_key or not record.name:
+            return None
+        return record.name if self.core.store.name_winner(record) else None
+
+    def reachable_counts(self) -> tuple[int, int]:
+        """(reachable, unreachable) members, ourselves included, graceful leavers left out."""
+        rows = [m for m in self.members() if not m.left]
+        up = sum(1 for m in rows if m.reachable)
+        return up, len(rows) - up
 
     def counters(self) -> dict[str, int]:
         return {**self.core.counters, **self.core.store.counters}

@@ -40,7 +40,7 @@ class IdentityInfo:
 class SelfInfo:
     """What `hyphal status` says about this node beyond its identity."""
 
-    name: str | None  # none until members (names) land
+    name: str | None  # None: our record carries no name
     role: str
     version: str
     network_name: str | None  # None: the public network
@@ -112,6 +112,32 @@ class BusInfo:
     stats: dict[str, int]
 
 
+class MemberDirectory(Protocol):
+    """What the view needs from the membership part: names, counts and counters."""
+
+    def own_name(self) -> str | None: ...
+
+    def name_of(self, public_key: bytes) -> str | None: ...
+
+    def reachable_counts(self) -> tuple[int, int]: ...
+
+    def counters(self) -> dict[str, int]: ...
+
+
+class _NoMembers:
+    def own_name(self) -> str | None:
+        return None
+
+    def name_of(self, public_key: bytes) -> str | None:
+        return None
+
+    def reachable_counts(self) -> tuple[int, int]:
+        return 0, 0
+
+    def counters(self) -> dict[str, int]:
+        return {}
+
+
 class NodeView:
     """Typed, read-only snapshots of one node's state."""
 
@@ -130,7 +156,9 @@ class NodeView:
         route_events: RecentRouteEvents | None = None,
         uptimes: LinkUptimes | None = None,
         listen_port: Callable[[], int] = lambda: 0,
+        members: MemberDirectory | None = None,
     ) -> None:
+        self._members: MemberDirectory = members or _NoMembers()
         self._config = config or NodeConfig()
         self._route_events = route_events or RecentRouteEvents()
         self._uptimes = uptimes or LinkUptimes()
@@ -151,7 +179,7 @@ class NodeView:
     def self_info(self) -> SelfInfo:
         c = self._config
         return SelfInfo(
-            name=None,
+            name=self._members.own_name(),
             role=c.node_role.value,
             version=__version__,
             network_name=c.network_name,
@@ -160,6 +188,18 @@ class NodeView:
             api_addr=c.api_addr,
             metrics_addr=c.metrics_api_address,
         )
+
+    def member_name(self, public_key: bytes | None) -> str | None:
+        """The member name ``public_key`` owns, if any (for peers and routes tables)."""
+        return None if public_key is None else self._members.name_of(public_key)
+
+    def member_counts(self) -> tuple[int, int]:
+        """(reachable, unreachable) members, ourselves included."""
+        return self._members.reachable_counts()
+
+    def membership_counters(self) -> dict[str, int]:
+        """The membership core's and store's event counters (accepted, bad-signature, ...)."""
+        return dict(self._members.counters())
 
     def recent_failovers(self) -> list[RouteEvent]:
         """The most recent route losses and failovers (bounded ring), oldest first."""
@@ -251,5 +291,9 @@ class NodeApi(ViewSource, Protocol):
     ) -> PingReply: ...
 
     def owner_of(self, address: IPv6Address) -> bytes | None: ...
+
+    def key_for_name(self, name: str) -> bytes | None:
+        """The public key of the member owning ``name`` (None: no member does)."""
+        ...
 
     def message_service(self) -> MessageService: ...
