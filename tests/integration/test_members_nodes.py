@@ -68,6 +68,7 @@ async def test_records_spread_and_reachability_follows_routing(named_line: list[
     (alpha,) = [m for m in c.members.members() if m.name == "alpha"]
     assert alpha.address == str(a.identity.address) and alpha.region == "fra"
     assert alpha.software.startswith("hyphal ")
+    assert alpha.roles == ("peer",)  # every record says what the node does for the mesh
 
     await c.stop()  # c's route goes away: unreachable at once, record kept until it expires
     named_line.remove(c)
@@ -92,3 +93,4 @@ async def test_api_lists_members_and_finds_one_by_name(named_line: list[Node]) -
         assert one.json()["publicKey"] == c.identity.public_key.hex()
         missing = await client.get("/api/v1/members/nobody")
         assert missing.status_code == 404 and "nobody" in missing.json()["error"]
+

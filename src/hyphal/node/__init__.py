@@ -151,6 +151,7 @@ class Node:
             clock=self.now,
             name=config.member_name or "",
             region=config.region or "",
+            roles=(role.value,),
             params=config.membership_params(),
             metric=self._route_metric,
         )

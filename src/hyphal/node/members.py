@@ -48,6 +48,7 @@ class MembersPart:
         clock: Callable[[], float],
         name: str = "",
         region: str = "",
+        roles: tuple[str, ...] = (),
         params: MembershipParams = DEFAULT_PARAMS,
         metric: Callable[[bytes], int | None] = lambda prefix: None,
     ) -> None:
@@ -74,6 +75,8 @@ class MembersPart:
             fields["name"] = name
         if region:
             fields["region"] = region
+        if roles:
+            fields["roles"] = tuple(sorted(set(roles)))
         self.driver.feed(self.core.publish(now, **fields))
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
