@@ -31,6 +31,9 @@ console = Console()
 SLOW_LINK_MS = 25
 
 
+REGIONS = {"A": "fra", "B": "ams", "C": "lon", "D": "nyc"}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -136,6 +139,10 @@ def run_demo(keep_running: bool = False) -> int:
                 "--no-tun",
                 "--listen-address",
                 "127.0.0.1",
+                "--name",
+                node.name.lower(),
+                "--region",
+                REGIONS[node.name],
             ]
             for peer in peers_of[node.name]:
                 cmd += ["--peers", peer]
@@ -170,8 +177,16 @@ def run_demo(keep_running: bool = False) -> int:
         )
         show_routes(a, key_names)
 
+        with console.status("waiting for every member record to reach A…"):
+            took = wait_for(lambda: len(a.api.get("/members")) == len(nodes), 20)
+        if took is None:
+            console.print(f"[red]A did not learn every member in 20 s; logs in {work}")
+            return 1
+        console.print("\n[green]✓[/] every node signed a member record; A's view ([bold]hyphal members[/]):")
+        show_members(a)
+
         console.print(
-            "\n[bold]Overlay ping A → D[/] (end-to-end encrypted; B and C relay without a key to open it):"
+            "\n[bold]Overlay ping A → d, by name[/] (end-to-end encrypted; B and C relay without a key to open it):"
         )
         ping(a, d)
 
@@ -215,11 +230,24 @@ def _hop_name(row: dict[str, Any], key_names: dict[str, str]) -> str:
     return key_names.get(row.get("nextHopPublicKey") or "", str(row["nextHop"]))
 
 
+def show_members(node: DemoNode) -> None:
+    table = Table("name", "region", "roles", "address", "reachable", box=None)
+    for row in sorted(node.api.get("/members"), key=lambda r: r.get("name") or ""):
+        table.add_row(
+            row.get("name") or "-",
+            row.get("region") or "-",
+            ",".join(row.get("roles") or []),
+            row["address"],
+            "yes" if row["reachable"] else "no",
+        )
+    console.print(table)
+
+
 def ping(source: DemoNode, target: DemoNode, count: int = 3) -> None:
     for seq in range(1, count + 1):
         try:
             reply = source.api.post(
-                "/admin/ping", {"dst": {"pk": target.identity.public_key.hex()}, "timeout": 2}
+                "/admin/ping", {"dst": {"name": target.name.lower()}, "timeout": 2}
             ).json()
             console.print(
                 f"  reply from {target.name} ({target.identity.address}): seq={seq} "

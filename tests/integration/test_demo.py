@@ -1,0 +1,24 @@
+"""The README's first command's demo, run for real: four daemons on loopback converge, sign
+member records, answer a ping by name and reroute around a killed node (no root needed)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def test_demo_runs_to_the_end() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "hyphal", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"},
+    )
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "routes converged" in out
+    assert "every node signed a member record" in out and " nyc " in out
+    assert "reply from D" in out
+    assert "A rerouted to D over the direct slow link" in out
