@@ -182,7 +182,9 @@ def run_demo(keep_running: bool = False) -> int:
         if took is None:
             console.print(f"[red]A did not learn every member in 20 s; logs in {work}")
             return 1
-        console.print("\n[green]✓[/] every node signed a member record; A's view ([bold]hyphal members[/]):")
+        console.print(
+            "\n[green]✓[/] every node signed a member record; A's view ([bold]hyphal members[/]):"
+        )
         show_members(a)
 
         console.print(
