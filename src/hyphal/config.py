@@ -2,7 +2,8 @@
 
 Config file keys mirror the command-line flags in snake_case (``peers``, ``tcp_listen_port``,
 ``api_addr``, ``no_tun``, ``no_route_audit``, ``tun_name``, ``key_file``, ``network_name``,
-``network_key_file``, ``max_links``, ``forward_dir``, ...). A flag given on the command line wins
+``network_key_file``, ``max_links``, ``forward_dir``, ``name``, ``no_dns``, ``dns_port``, ...;
+the ``[names]`` table maps DNS labels to overlay addresses or public keys). A flag given on the command line wins
 over the file; the file wins over built-in defaults. The private-network key file is read and
 checked here too.
 """
@@ -14,9 +15,11 @@ import os
 import stat
 import tomllib
 from dataclasses import dataclass, replace
+from ipaddress import IPv6Address, ip_address
 from pathlib import Path
 from typing import Any
 
+from hyphal.dns.names import InvalidName, domain_for, normalise_label, parse_names_table
 from hyphal.identity import DEFAULT_KEY_FILE
 from hyphal.links.endpoint import Endpoint, EndpointError
 from hyphal.routing.params import DEFAULT_PARAMS, RoutingParams
@@ -24,6 +27,8 @@ from hyphal.routing.params import DEFAULT_PARAMS, RoutingParams
 DEFAULT_TCP_PORT = 9651
 DEFAULT_API_ADDR = "127.0.0.1:8989"
 DEFAULT_TUN_NAME = "hyphal0"
+DEFAULT_DNS_PORT = 53
+DEFAULT_DNS_LOOPBACK = "127.0.0.1"
 SYSTEM_CONFIG_FILE = Path("/etc/hyphal/hyphal.toml")
 USER_CONFIG_FILE = Path.home() / ".config" / "hyphal" / "hyphal.toml"
 
@@ -67,6 +72,18 @@ class NodeConfig:
     #: holding most routes loses its own newest ones first (docs/routing.md).
     max_routes: int = DEFAULT_PARAMS.max_routes
     forward_dir: Path | None = None
+    #: This node's DNS label (NAME.<domain>); the membership record will carry it too.
+    name: str | None = None
+    #: Static DNS names (config file ``[names]`` table): label -> overlay address.
+    names: tuple[tuple[str, IPv6Address], ...] = ()
+    no_dns: bool = False
+    dns_port: int = DEFAULT_DNS_PORT
+    #: The zone (default: hyphal.internal, or <network>.internal on a private network).
+    dns_domain: str | None = None
+    #: The loopback address the DNS server listens on besides the TUN address ("" for none).
+    dns_loopback: str = DEFAULT_DNS_LOOPBACK
+    #: Register the server and ~domain with systemd-resolved on the TUN link when it runs.
+    dns_resolved: bool = True
 
     def with_overrides(self, **overrides: Any) -> NodeConfig:
         """A copy with every override that is not None applied (flags beat the file)."""
@@ -105,7 +122,29 @@ class NodeConfig:
                 f"forward_dir {self.forward_dir} is not a directory; topic forward sockets "
                 "must live in an existing directory the operator chose"
             )
+        self._validate_dns()
         return self
+
+    def _validate_dns(self) -> None:
+        try:
+            if self.name is not None:
+                normalise_label(self.name)
+        except InvalidName as exc:
+            raise ConfigError(f"name: {exc}") from None
+        try:
+            domain_for(self.network_name, self.dns_domain)
+        except InvalidName as exc:
+            raise ConfigError(str(exc)) from None
+        if not 0 <= self.dns_port < 65536:
+            raise ConfigError("dns_port must be 0..65535 (53 is the DNS port; 0 picks a free one)")
+        if self.dns_loopback:
+            try:
+                ip_address(self.dns_loopback)
+            except ValueError:
+                raise ConfigError(
+                    f"dns_loopback must be an IP address such as 127.0.0.1 or ::1 (or \"\" for "
+                    f"none), got {self.dns_loopback!r}"
+                ) from None
 
 
 def read_network_key(path: Path) -> bytes:
@@ -177,6 +216,12 @@ _SCALAR_KEYS: dict[str, type] = {
     "metrics_api_address": str,
     "max_links": int,
     "max_routes": int,
+    "name": str,
+    "no_dns": bool,
+    "dns_port": int,
+    "dns_domain": str,
+    "dns_loopback": str,
+    "dns_resolved": bool,
 }
 
 
@@ -190,7 +235,7 @@ def load_config_file(path: Path) -> NodeConfig:
         raise ConfigError(f"cannot read config file {path}: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-    known = {"peers"} | _PATH_KEYS | set(_SCALAR_KEYS)
+    known = {"peers", "names"} | _PATH_KEYS | set(_SCALAR_KEYS)
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(
@@ -202,6 +247,13 @@ def load_config_file(path: Path) -> NodeConfig:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"config file {path}: peers must be a list of URIs")
             values[key] = parse_peers(value)
+        elif key == "names":
+            if not isinstance(value, dict):
+                raise ConfigError(f"config file {path}: [names] must be a table: label = address")
+            try:
+                values[key] = parse_names_table(value)
+            except InvalidName as exc:
+                raise ConfigError(f"config file {path}: {exc}") from None
         elif key in _PATH_KEYS:
             if not isinstance(value, str):
                 raise ConfigError(f"config file {path}: {key} must be a path string")

@@ -23,6 +23,7 @@ from hyphal.cli.peers import check_peer_uri
 from hyphal.config import (
     DEFAULT_API_ADDR,
     DEFAULT_CONFIG_FILE,
+    DEFAULT_DNS_PORT,
     DEFAULT_MAX_LINKS,
     DEFAULT_TCP_PORT,
     DEFAULT_TUN_NAME,
@@ -56,6 +57,8 @@ FLAG_FOR_KEY = {
     "message_store": "--message-store",
     "max_links": "--max-links",
     "forward_dir": "--forward-dir",
+    "name": "--name",
+    "dns_port": "--dns-port",
 }
 
 
@@ -220,6 +223,29 @@ def run(
             metavar="DIR",
         ),
     ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            help="This node's name: it answers as NAME.<domain> in DNS (one label: letters, digits, '-') [default: none]",
+            metavar="NAME",
+        ),
+    ] = None,
+    no_dns: Annotated[
+        bool,
+        typer.Option(
+            "--no-dns",
+            help="No DNS server (on by default: the TUN address and 127.0.0.1; docs/dns.md) [default: DNS on]",
+        ),
+    ] = False,
+    dns_port: Annotated[
+        int | None,
+        typer.Option(
+            "--dns-port",
+            help=f"Port of the DNS server, UDP and TCP [default: {DEFAULT_DNS_PORT}]",
+            metavar="PORT",
+        ),
+    ] = None,
     debug: Annotated[
         bool, typer.Option("-d", "--debug", help="Debug logging [default: info]")
     ] = False,
@@ -247,6 +273,9 @@ def run(
         message_store=message_store,
         max_links=max_links,
         forward_dir=forward_dir,
+        name=name,
+        no_dns=True if no_dns else None,
+        dns_port=dns_port,
     )
 
     def load() -> NodeConfig:

@@ -23,6 +23,7 @@ from hyphal.dataplane.echo import Echo, PingReply
 from hyphal.dataplane.forwarder import Forwarder
 from hyphal.dataplane.tun import DEFAULT_MTU, TunDevice
 from hyphal.dataplane.tundev import Tun, TunFactory
+from hyphal.dns.part import dns_part
 from hyphal.identity import NodeIdentity
 from hyphal.links.connection import PeerLink
 from hyphal.links.endpoint import Endpoint
@@ -33,6 +34,7 @@ from hyphal.node.delivery import Registry
 from hyphal.node.driver import CoreDriver
 from hyphal.node.events import RouteChangeWatch
 from hyphal.node.lag import LagMonitor
+from hyphal.node.parts import Parts
 from hyphal.node.tunport import TunPort
 from hyphal.node.view import NodeView
 from hyphal.routing.params import RoutingParams
@@ -120,6 +122,16 @@ class Node:
         )
         self.frames.register(FRAME_DATA, self._data_frame)
         self.frames.register(FRAME_CONTROL, self._control_frame)
+        self.parts = Parts()  # features with a lifecycle: one add line each (node/parts.py)
+        self.parts.add(
+            dns_part(
+                config,
+                identity,
+                self.public_key_for_prefix,
+                self.now,
+                lambda: self.tun_port.tun is not None,
+            )
+        )
         self.view = NodeView(
             identity,
             self.started_at,
@@ -132,6 +144,7 @@ class Node:
             config=config,
             events=self.route_watch,
             listen_port=lambda: self.peers.listen_port,
+            parts=self.parts,
         )
 
     # lifecycle --------------------------------------------------------------------------------
@@ -154,6 +167,7 @@ class Node:
         if self.audit is not None:
             self.audit.start(loop)
         self.loop_lag.start(loop)
+        await self.parts.start()
         log.info(
             "node %s up: address %s, subnet %s",
             self.identity.public_key.hex(),
@@ -162,6 +176,7 @@ class Node:
         )
 
     async def stop(self) -> None:
+        await self.parts.stop()
         self.loop_lag.close()
         self._router_driver.close()
         if self.audit is not None:

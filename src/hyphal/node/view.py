@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv6Address, IPv6Network
-from typing import Protocol
+from typing import Any, Protocol
 
 from hyphal import __version__
 from hyphal.bus.service import MessageService
@@ -23,6 +23,7 @@ from hyphal.links.endpoint import Endpoint
 from hyphal.links.manager import PeerInfo, PeerManager
 from hyphal.node.events import Failover, RouteChangeWatch
 from hyphal.node.lag import LagMonitor
+from hyphal.node.parts import Parts
 from hyphal.routing.router import Router
 from hyphal.routing.types import NeighbourInfo, RouteInfo
 
@@ -39,7 +40,7 @@ class IdentityInfo:
 class SelfInfo:
     """What `hyphal status` says about this node beyond its identity."""
 
-    name: str | None  # none until members (names) land
+    name: str | None  # the config's ``name`` (members will carry it in the record)
     role: str
     version: str
     network_name: str | None  # None: the public network
@@ -128,7 +129,9 @@ class NodeView:
         config: NodeConfig | None = None,
         events: RouteChangeWatch | None = None,
         listen_port: Callable[[], int] = lambda: 0,
+        parts: Parts | None = None,
     ) -> None:
+        self._parts = parts or Parts()
         self._config = config or NodeConfig()
         self._events = events
         self._listen_port = listen_port
@@ -148,7 +151,7 @@ class NodeView:
     def self_info(self) -> SelfInfo:
         c = self._config
         return SelfInfo(
-            name=None,
+            name=c.name,
             role="peer",
             version=__version__,
             network_name=c.network_name,
@@ -216,6 +219,15 @@ class NodeView:
     def loop_lag(self) -> float:
         """The largest event-loop lag over the last minute, in seconds."""
         return self._loop_lag.max_lag()
+
+    def part_status(self, name: str) -> dict[str, Any] | None:
+        """A node part's status snapshot (e.g. ``dns``), or None when the part is off."""
+        part = self._parts.get(name)
+        return None if part is None else part.status()
+
+    def part_counters(self) -> dict[str, dict[str, int]]:
+        """Every part's counters, by part name."""
+        return self._parts.counters()
 
     def bus(self) -> BusInfo:
         core = self._messages.core
