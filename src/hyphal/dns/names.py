@@ -141,7 +141,9 @@ class StaticNameBook:
             self._by_address[own_address] = own
         for label, address in sorted(table):
             label = normalise_label(label)
-            self._by_name.setdefault(label, address)
+            if label in self._by_name:  # our own name: the table's entry is shadowed
+                continue
+            self._by_name[label] = address
             self._by_address.setdefault(address, label)
 
     def __len__(self) -> int:

@@ -68,9 +68,7 @@ class DnsPart:
             try:
                 ifindex = socket.if_nametoindex(self.config.tun_name)
             except OSError as exc:
-                log.warning(
-                    "no interface %s for systemd-resolved: %s", self.config.tun_name, exc
-                )
+                log.warning("no interface %s for systemd-resolved: %s", self.config.tun_name, exc)
                 return
             await self.resolved.register(
                 self.config.tun_name,

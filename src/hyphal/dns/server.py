@@ -18,8 +18,8 @@ import socket
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
 from ipaddress import ip_address
+from typing import cast
 
 from hyphal.dns.core import DnsCore
 
