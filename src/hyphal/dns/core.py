@@ -16,7 +16,8 @@ dnspython parses and renders the wire format; this module only decides what to a
   responses (QR set) are never answered, so two servers cannot be made to loop;
 * UDP: the reply fits the client's EDNS payload size (512 without EDNS, at most
   ``policy.udp_payload`` = 1232) or goes out empty with TC set; a source over its rate limit
-  gets nothing, or every other time an empty TC reply (:mod:`hyphal.dns.ratelimit`).
+  gets nothing, or every other time an empty TC reply (:mod:`hyphal.dns.ratelimit`); TCP and
+  this machine's own sources (loopback, ``local_sources``) are not limited.
 
 Every outcome is counted in :attr:`DnsCore.counters` (names in :data:`COUNTERS`).
 """
@@ -24,8 +25,9 @@ Every outcome is counted in :attr:`DnsCore.counters` (names in :data:`COUNTERS`)
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from ipaddress import IPv6Address
+from ipaddress import IPv6Address, ip_address
 from typing import Final
 
 import dns.edns
@@ -78,6 +80,16 @@ COUNTERS: Final = (
 )
 
 
+def _loopback(source: str) -> bool:
+    try:
+        address = ip_address(source)
+    except ValueError:
+        return False
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
 @dataclass(frozen=True)
 class DnsPolicy:
     """TTLs and limits (docs/dns.md explains each choice)."""
@@ -93,13 +105,22 @@ class DnsCore:
     """Answers queries for one domain (and the overlay's reverse zones) from a NameBook."""
 
     def __init__(
-        self, domain: str, book: NameBook, now: float, policy: DnsPolicy | None = None
+        self,
+        domain: str,
+        book: NameBook,
+        now: float,
+        policy: DnsPolicy | None = None,
+        local_sources: Iterable[str] = (),
     ) -> None:
         self.policy = policy or DnsPolicy()
         self.domain = dns.name.from_text(domain)
         self.book = book
         self.reverse_zones = tuple(dns.name.from_text(z) for z in REVERSE_ZONES)
         self.limiter = ResponseRateLimiter(self.policy.limits, now)
+        # Sources no packet from outside can carry (loopback, our own addresses: the bridge
+        # drops mesh packets with a forged source): this machine's resolver, e.g.
+        # systemd-resolved, asks for all its programs from one of them, so none is limited.
+        self._local = frozenset(str(ip_address(a)) for a in local_sources)
         self.counters: Counter[str] = Counter({name: 0 for name in COUNTERS})
         self._mname = dns.name.Name(("ns", *self.domain.labels))
         self._rname = dns.name.Name(("hostmaster", *self.domain.labels))
@@ -119,7 +140,8 @@ class DnsCore:
         if wire[2] & 0x80:
             counters["dropped-response"] += 1
             return None
-        verdict = Verdict.ANSWER if tcp else self.limiter.check(source, now)
+        local = tcp or source in self._local or _loopback(source)
+        verdict = Verdict.ANSWER if local else self.limiter.check(source, now)
         if verdict is Verdict.DROP:
             counters["rate-limited"] += 1
             return None

@@ -44,7 +44,7 @@ class DnsPart:
         self.config = config
         self.identity = identity
         self.domain = domain_for(config.network_name, config.dns_domain)
-        self.core = DnsCore(self.domain, book, clock(), policy)
+        self.core = DnsCore(self.domain, book, clock(), policy, [str(identity.address)])
         self.server = DnsServer(self.core, clock, config.dns_port)
         self.resolved = ResolvedLink(runner)
         self._tun_up = tun_up

@@ -198,6 +198,16 @@ def test_rate_limit_drops_one_source_and_slips_every_other() -> None:
     assert dns.message.from_wire(core.handle(query, "5aa::1", 2.0) or b"").answer  # refilled
 
 
+def test_this_machines_own_sources_are_not_limited() -> None:
+    book = StaticNameBook("db1", OWN, [], lambda a: True)
+    policy = DnsPolicy(limits=RateLimits(rate=1, burst=1, slip=0))
+    core = DnsCore("hyphal.internal", book, 0.0, policy, [str(OWN)])
+    query = dns.message.make_query("db1.hyphal.internal", "AAAA").to_wire()
+    for source in ("127.0.0.1", "127.0.0.53", "::1", str(OWN)):
+        assert all(core.handle(query, source, 1.0) for _ in range(20)), source
+    assert core.handle(query, "5aa::1", 1.0) and core.handle(query, "5aa::1", 1.0) is None
+
+
 def test_private_network_domain() -> None:
     core = make_core(domain="fleet.internal")
     assert ask(core, "db1.fleet.internal").answer
