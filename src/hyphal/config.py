@@ -3,8 +3,10 @@
 Config file keys mirror the command-line flags in snake_case (``peers``, ``tcp_listen_port``,
 ``api_addr``, ``no_tun``, ``no_route_audit``, ``tun_name``, ``key_file``, ``network_name``,
 ``network_key_file``, ``max_links``, ``forward_dir``, ``log_level``, ``log_format``,
-``member_name``, ``region``, ``member_record_lifetime``, ``role``, ``listen``, ...). A flag
-given on the command line wins over the file; the file wins over built-in defaults. The private-network key file is read and
+``member_name``, ``region``, ``member_record_lifetime``, ``role``, ``listen``, ``no_dns``,
+``dns_port``, ...; the ``[names]`` table maps static DNS labels to overlay addresses or public
+keys). A flag given on the command line wins over the file; the file wins over built-in
+defaults. The private-network key file is read and
 checked here too.
 """
 
@@ -17,9 +19,11 @@ import socket
 import stat
 import tomllib
 from dataclasses import dataclass, replace
+from ipaddress import IPv6Address, ip_address
 from pathlib import Path
 from typing import Any
 
+from hyphal.dns.names import InvalidName, domain_for, parse_names_table
 from hyphal.identity import DEFAULT_KEY_FILE
 from hyphal.links.endpoint import Endpoint, EndpointError
 from hyphal.logs import FORMATS, LogSpecError, parse_spec
@@ -32,6 +36,8 @@ from hyphal.routing.params import DEFAULT_PARAMS, RoutingParams
 DEFAULT_TCP_PORT = 9651
 DEFAULT_API_ADDR = "127.0.0.1:8989"
 DEFAULT_TUN_NAME = "hyphal0"
+DEFAULT_DNS_PORT = 53
+DEFAULT_DNS_LOOPBACK = "127.0.0.1"
 SYSTEM_CONFIG_FILE = Path("/etc/hyphal/hyphal.toml")
 USER_CONFIG_FILE = Path.home() / ".config" / "hyphal" / "hyphal.toml"
 
@@ -97,6 +103,16 @@ class NodeConfig:
     #: Advanced: seconds a member record lives unless refreshed (every third of it). Every node
     #: of a mesh should use one value; a shorter one makes vanished members go sooner.
     member_record_lifetime: int = MEMBERSHIP_PARAMS.record_ttl_s
+    #: Static DNS names (config file ``[names]`` table): label -> overlay address.
+    names: tuple[tuple[str, IPv6Address], ...] = ()
+    no_dns: bool = False
+    dns_port: int = DEFAULT_DNS_PORT
+    #: The zone (default: hyphal.internal, or <network>.internal on a private network).
+    dns_domain: str | None = None
+    #: The loopback address the DNS server listens on besides the TUN address ("" for none).
+    dns_loopback: str = DEFAULT_DNS_LOOPBACK
+    #: Register the server and ~domain with systemd-resolved on the TUN link when it runs.
+    dns_resolved: bool = True
 
     def with_overrides(self, **overrides: Any) -> NodeConfig:
         """A copy with every override that is not None applied (flags beat the file)."""
@@ -156,6 +172,7 @@ class NodeConfig:
                 f"forward_dir {self.forward_dir} is not a directory; topic forward sockets "
                 "must live in an existing directory the operator chose"
             )
+        self._validate_dns()
         if not MIN_RECORD_LIFETIME <= self.member_record_lifetime <= MAX_RECORD_LIFETIME:
             raise ConfigError(
                 f"member_record_lifetime must be {MIN_RECORD_LIFETIME}..{MAX_RECORD_LIFETIME} "
@@ -173,6 +190,23 @@ class NodeConfig:
             return self
         expanded = expand_name(name, self.region, socket.gethostname())
         return self if expanded == name else replace(self, member_name=expanded)
+
+
+    def _validate_dns(self) -> None:
+        try:
+            domain_for(self.network_name, self.dns_domain)
+        except InvalidName as exc:
+            raise ConfigError(str(exc)) from None
+        if not 0 <= self.dns_port < 65536:
+            raise ConfigError("dns_port must be 0..65535 (53 is the DNS port; 0 picks a free one)")
+        if self.dns_loopback:
+            try:
+                ip_address(self.dns_loopback)
+            except ValueError:
+                raise ConfigError(
+                    f"dns_loopback must be an IP address such as 127.0.0.1 or ::1 (or \"\" for "
+                    f"none), got {self.dns_loopback!r}"
+                ) from None
 
 
 MIN_RECORD_LIFETIME = 10
@@ -215,7 +249,6 @@ def expand_name(template: str, region: str | None, hostname: str) -> str:
             "at most 63 characters"
         )
     return name
-
 
 def read_network_key(path: Path) -> bytes:
     """A network key file: exactly 32 raw bytes or 64 hex characters, optionally plus a newline.
@@ -293,6 +326,11 @@ _SCALAR_KEYS: dict[str, type] = {
     "role": str,
     "listen": bool,
     "member_record_lifetime": int,
+    "no_dns": bool,
+    "dns_port": int,
+    "dns_domain": str,
+    "dns_loopback": str,
+    "dns_resolved": bool,
 }
 
 
@@ -306,7 +344,7 @@ def load_config_file(path: Path) -> NodeConfig:
         raise ConfigError(f"cannot read config file {path}: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-    known = {"peers"} | _PATH_KEYS | set(_SCALAR_KEYS)
+    known = {"peers", "names"} | _PATH_KEYS | set(_SCALAR_KEYS)
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(
@@ -318,6 +356,13 @@ def load_config_file(path: Path) -> NodeConfig:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"config file {path}: peers must be a list of URIs")
             values[key] = parse_peers(value)
+        elif key == "names":
+            if not isinstance(value, dict):
+                raise ConfigError(f"config file {path}: [names] must be a table: label = address")
+            try:
+                values[key] = parse_names_table(value)
+            except InvalidName as exc:
+                raise ConfigError(f"config file {path}: {exc}") from None
         elif key in _PATH_KEYS:
             if not isinstance(value, str):
                 raise ConfigError(f"config file {path}: {key} must be a path string")

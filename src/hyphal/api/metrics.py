@@ -118,6 +118,14 @@ class NodeCollector(Collector):
             bus_events.add_metric([event], count)
         yield bus_events
 
+        for part, counters in view.part_counters().items():
+            family = CounterMetricFamily(
+                f"hyphal_{part}_events", f"Event counters of the {part} part.", labels=["event"]
+            )
+            for event, count in counters.items():
+                family.add_metric([event], count)
+            yield family
+
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, doc, value=value)

@@ -40,6 +40,8 @@ def config_values(config: NodeConfig) -> dict[str, Any]:
         value = getattr(config, field.name)
         if field.name == "peers":
             value = [str(p) for p in value]
+        elif field.name == "names":
+            value = {label: str(address) for label, address in value}
         elif isinstance(value, Path):
             value = str(value)
         values[field.name] = value
@@ -53,6 +55,8 @@ def toml_value(value: Any) -> str:
         return str(value)
     if isinstance(value, list):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
     text = str(value).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{text}"'
 
@@ -91,6 +95,7 @@ def show(
     params["peers"] = params.get("peers") or None
     params["no_tun"] = True if params.get("no_tun") else None
     params["no_route_audit"] = True if params.get("no_route_audit") else None
+    params["no_dns"] = True if params.get("no_dns") else None
     try:
         config, path = effective_config(config_file, **params)
     except ConfigError as exc:

@@ -24,6 +24,7 @@ from hyphal.cli.peers import check_peer_uri
 from hyphal.config import (
     DEFAULT_API_ADDR,
     DEFAULT_CONFIG_FILE,
+    DEFAULT_DNS_PORT,
     DEFAULT_MAX_LINKS,
     DEFAULT_TCP_PORT,
     DEFAULT_TUN_NAME,
@@ -61,6 +62,7 @@ FLAG_FOR_KEY = {
     "listen": "--listen",
     "member_name": "--name",
     "region": "--region",
+    "dns_port": "--dns-port",
 }
 
 
@@ -255,6 +257,21 @@ def run(
             "--region", help="Our region, a DNS label, e.g. fra [default: none]", metavar="REGION"
         ),
     ] = None,
+    no_dns: Annotated[
+        bool,
+        typer.Option(
+            "--no-dns",
+            help="No DNS server (on by default: the TUN address and 127.0.0.1; docs/dns.md) [default: DNS on]",
+        ),
+    ] = False,
+    dns_port: Annotated[
+        int | None,
+        typer.Option(
+            "--dns-port",
+            help=f"Port of the DNS server, UDP and TCP [default: {DEFAULT_DNS_PORT}]",
+            metavar="PORT",
+        ),
+    ] = None,
     debug: Annotated[
         bool,
         typer.Option("-d", "--debug", help="hyphal's debug logging (same as --log-level debug)."),
@@ -300,6 +317,8 @@ def run(
         listen=listen,
         member_name=member_name,
         region=region,
+        no_dns=True if no_dns else None,
+        dns_port=dns_port,
     )
 
     def load() -> NodeConfig:

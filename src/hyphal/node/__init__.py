@@ -23,6 +23,7 @@ from hyphal.dataplane.echo import Echo, PingReply
 from hyphal.dataplane.forwarder import Forwarder
 from hyphal.dataplane.tun import DEFAULT_MTU, TunDevice
 from hyphal.dataplane.tundev import Tun, TunFactory
+from hyphal.dns.part import dns_part
 from hyphal.identity import NodeIdentity
 from hyphal.links.connection import PeerLink
 from hyphal.links.endpoint import Endpoint
@@ -36,6 +37,7 @@ from hyphal.node.driver import CoreDriver
 from hyphal.node.events import LinkUptimes, RecentRouteEvents
 from hyphal.node.lag import LagMonitor
 from hyphal.node.members import MembersPart
+from hyphal.node.parts import Parts
 from hyphal.node.routelog import RouteLog
 from hyphal.node.tunport import TunPort
 from hyphal.node.view import NodeView
@@ -156,6 +158,17 @@ class Node:
             metric=self._route_metric,
         )
         self.frames.register(FRAME_MEMBERS, self.members.frame)
+        self.parts = Parts()  # features with a lifecycle: one add line each (node/parts.py)
+        self.parts.add(
+            dns_part(
+                config,
+                identity,
+                self.public_key_for_prefix,
+                self.now,
+                lambda: self.tun_port.tun is not None,
+                self.members,
+            )
+        )
         self.view = NodeView(
             identity,
             self.started_at,
@@ -170,6 +183,7 @@ class Node:
             uptimes=self.uptimes,
             listen_port=lambda: self.peers.listen_port,
             members=self.members,
+            parts=self.parts,
         )
 
     # lifecycle --------------------------------------------------------------------------------
@@ -196,6 +210,7 @@ class Node:
         if self.audit is not None:
             self.audit.start(loop)
         self.loop_lag.start(loop)
+        await self.parts.start()
         log.info(
             "node %s up: address %s, subnet %s, role %s",
             self.identity.public_key.hex(),
@@ -206,6 +221,7 @@ class Node:
 
     async def stop(self) -> None:
         self.route_log.muted = True  # every route goes down with the links: none of it is news
+        await self.parts.stop()
         self.loop_lag.close()
         self._router_driver.close()
         self.members.close()

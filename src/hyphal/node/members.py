@@ -149,6 +149,15 @@ class MembersPart:
             return None
         return record.name if self.core.store.name_winner(record) else None
 
+    def name_for_prefix(self, prefix64: bytes) -> str | None:
+        """The name the member owning the /64 ``prefix64`` holds (None: unnamed or unknown)."""
+        record = self.core.store.record(prefix64)
+        return None if record is None else self.name_of(record.origin)
+
+    def named_count(self) -> int:
+        """Members holding a name (the winners of duplicate claims), ourselves included."""
+        return sum(1 for m in self.members() if m.name and m.owns_name and not m.left)
+
     def reachable_counts(self) -> tuple[int, int]:
         """(reachable, unreachable) members, ourselves included, graceful leavers left out."""
         rows = [m for m in self.members() if not m.left]

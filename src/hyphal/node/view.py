@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv6Address, IPv6Network
-from typing import Protocol
+from typing import Any, Protocol
 
 from hyphal import __version__
 from hyphal.bus.service import MessageService
@@ -23,6 +23,7 @@ from hyphal.links.endpoint import Endpoint
 from hyphal.links.manager import PeerInfo, PeerManager
 from hyphal.node.events import LinkUptimes, RecentRouteEvents
 from hyphal.node.lag import LagMonitor
+from hyphal.node.parts import Parts
 from hyphal.node.routelog import RouteEvent
 from hyphal.routing.router import Router
 from hyphal.routing.types import NeighbourInfo, RouteInfo
@@ -157,8 +158,10 @@ class NodeView:
         uptimes: LinkUptimes | None = None,
         listen_port: Callable[[], int] = lambda: 0,
         members: MemberDirectory | None = None,
+        parts: Parts | None = None,
     ) -> None:
         self._members: MemberDirectory = members or _NoMembers()
+        self._parts = parts or Parts()
         self._config = config or NodeConfig()
         self._route_events = route_events or RecentRouteEvents()
         self._uptimes = uptimes or LinkUptimes()
@@ -259,6 +262,15 @@ class NodeView:
     def loop_lag(self) -> float:
         """The largest event-loop lag over the last minute, in seconds."""
         return self._loop_lag.max_lag()
+
+    def part_status(self, name: str) -> dict[str, Any] | None:
+        """A node part's status snapshot (e.g. ``dns``), or None when the part is off."""
+        part = self._parts.get(name)
+        return None if part is None else part.status()
+
+    def part_counters(self) -> dict[str, dict[str, int]]:
+        """Every part's counters, by part name."""
+        return self._parts.counters()
 
     def bus(self) -> BusInfo:
         core = self._messages.core
