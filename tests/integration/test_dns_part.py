@@ -32,7 +32,7 @@ async def test_names_answer_and_follow_routes() -> None:
         NodeConfig(
             no_tun=True,
             tcp_listen_port=9651,
-            name="alpha",
+            member_name="alpha",
             dns_port=0,
             names=(("beta", b_id.address),),
         ),

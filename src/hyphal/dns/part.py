@@ -146,8 +146,11 @@ def dns_part(
     def reachable(address: IPv6Address) -> bool:
         return key_for_prefix(address.packed[:8]) is not None
 
-    static = StaticNameBook(config.member_name, identity.address, config.names, reachable)
-    book: NameBook = static
-    if members is not None:
+    if members is None:
+        book: NameBook = StaticNameBook(
+            config.member_name, identity.address, config.names, reachable
+        )
+    else:  # our own name is in our own member record
+        static = StaticNameBook(None, identity.address, config.names, reachable)
         book = MemberNameBook(members, static, reachable, identity.address)
     return DnsPart(config, identity, book, clock, tun_up)

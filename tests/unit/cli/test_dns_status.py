@@ -14,7 +14,7 @@ from hyphal.identity import NodeIdentity
 
 async def test_status_shows_zone_listeners_and_resolved(capsys: pytest.CaptureFixture[str]) -> None:
     identity = NodeIdentity.generate()
-    config = NodeConfig(no_tun=True, name="db1", dns_port=0, network_name="fleet")
+    config = NodeConfig(no_tun=True, member_name="db1", dns_port=0, network_name="fleet")
     part = dns_part(config, identity, lambda prefix: None, time.monotonic, lambda: False)
     assert part is not None
     await part.start()
