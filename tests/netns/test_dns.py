@@ -1,8 +1,8 @@
 """Issue 10 "names in DNS" with real daemons in namespaces and the real `dig` and `ping -6`.
 
-Three nodes in a line A - B - C, each named by its own config (``name``) and knowing the others
-from a ``[names]`` table (the static name source, until membership records land). Every node
-serves DNS on its TUN address and on 127.0.0.1, port 53.
+Three nodes in a line A - B - C, each named by its own config (``member_name``); every node
+learns the others' names from their signed member records (gossip), and serves DNS on its TUN
+address and on 127.0.0.1, port 53.
 """
 
 from __future__ import annotations
@@ -25,16 +25,19 @@ DOMAIN = "hyphal.internal"
 def named_topology(topology: Callable[..., Topology], desc: str = "A-B B-C") -> Topology:
     topo = topology(desc, tun=True)
     for node in topo.nodes.values():
-        others = [o for o in topo.nodes.values() if o is not node]
-        lines = [f'name = "{node.name.lower()}"', "[names]"]
-        lines += [f'{o.name.lower()} = "{o.address}"' for o in others]
         config = node.dir / "names.toml"
-        config.write_text("\n".join(lines) + "\n")
+        config.write_text(f'member_name = "{node.name.lower()}"\n')
         node.extra_args = [*node.extra_args, "-c", str(config)]
     topo.start()
     nodes = list(topo.nodes.values())
     topo.wait_until(
         lambda: all(has_route(x, y) for x in nodes for y in nodes if x is not y), timeout=30
+    )
+    every = {n.name.lower() for n in nodes}
+    topo.wait_until(
+        lambda: all({m["name"] for m in n.get("/api/v1/members")} == every for n in nodes),
+        timeout=30,
+        message="every member record everywhere",
     )
     return topo
 
