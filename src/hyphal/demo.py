@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -46,6 +47,7 @@ class DemoNode:
     identity: NodeIdentity
     port: int
     api_port: int
+    dns_port: int
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -88,7 +90,10 @@ def next_hop_of(node: DemoNode, target: DemoNode, names: dict[str, str]) -> str 
 def run_demo(keep_running: bool = False) -> int:
     work = Path(tempfile.mkdtemp(prefix="hyphal-demo-"))
     names = "ABCD"
-    nodes = {n: DemoNode(n, NodeIdentity.generate(), free_port(), free_port()) for n in names}
+    nodes = {
+        n: DemoNode(n, NodeIdentity.generate(), free_port(), free_port(), free_port())
+        for n in names
+    }
     key_names = {node.identity.public_key.hex(): n for n, node in nodes.items()}
     a, b, c, d = (nodes[n] for n in names)
     console.rule("[bold]hyphal demo")
@@ -143,6 +148,8 @@ def run_demo(keep_running: bool = False) -> int:
                 node.name.lower(),
                 "--region",
                 REGIONS[node.name],
+                "--dns-port",
+                str(node.dns_port),
             ]
             for peer in peers_of[node.name]:
                 cmd += ["--peers", peer]
@@ -186,6 +193,7 @@ def run_demo(keep_running: bool = False) -> int:
             "\n[green]✓[/] every node signed a member record; A's view ([bold]hyphal members[/]):"
         )
         show_members(a)
+        show_dns(a, d)
 
         console.print(
             "\n[bold]Overlay ping A → d, by name[/] (end-to-end encrypted; B and C relay without a key to open it):"
@@ -243,6 +251,21 @@ def show_members(node: DemoNode) -> None:
             "yes" if row["reachable"] else "no",
         )
     console.print(table)
+
+
+def show_dns(server: DemoNode, target: DemoNode) -> None:
+    """Ask A's DNS server for d's name with the real dig (installed by scripts/setup.sh)."""
+    query = [
+        "dig", "+short", "+time=2", "-p", str(server.dns_port), "@127.0.0.1",
+        f"{target.name.lower()}.hyphal.internal", "AAAA",
+    ]  # fmt: skip
+    console.print(f"\n[bold]DNS[/]: {' '.join(query)}")
+    if shutil.which("dig") is None:
+        console.print("  (dig is not installed: apt-get install bind9-dnsutils)")
+        return
+    answer = subprocess.run(query, capture_output=True, text=True, timeout=10).stdout.strip()
+    mark = "[green]✓[/]" if answer == str(target.identity.address) else "[red]✗[/]"
+    console.print(f"  {mark} {answer or '(no answer)'}")
 
 
 def ping(source: DemoNode, target: DemoNode, count: int = 3) -> None:

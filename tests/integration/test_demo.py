@@ -4,6 +4,7 @@ member records, answer a ping by name and reroute around a killed node (no root 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -21,4 +22,6 @@ def test_demo_runs_to_the_end() -> None:
     assert "routes converged" in out
     assert "every node signed a member record" in out and " nyc " in out
     assert "reply from D" in out
+    assert "d.hyphal.internal AAAA" in out
+    assert re.search(r"✓ [45][0-9a-f]{0,3}:", out), out  # dig's answer from A's DNS server
     assert "A rerouted to D over the direct slow link" in out
