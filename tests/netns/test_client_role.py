@@ -5,7 +5,8 @@
             C ---+            C (--role client) dials B and D; C listens nowhere
 
 Nobody can dial C: it has no listener, and B and D have no peer entry for it. C is reachable
-from A through B (``ping -6`` over the TUNs), yet traffic from A and B to D takes the slow link:
+from A through B (``ping -6`` over the TUNs), and by its name ``phone`` from every node (its
+member record, and DNS), yet traffic from A and B to D takes the slow link:
 the path through C would be ten times shorter, and C relays nothing (its forwarded counter stays
 0). Then C is replaced by a lying client (same key, client bit set, but it re-advertises every
 route at metric 0 and would relay): B and D refuse its updates, count them, and keep routing
@@ -48,7 +49,11 @@ def hops(node: Node, dst: Node) -> int:
 def test_client_behind_one_way_links_is_reachable_and_relays_nothing(
     topology: Callable[..., Topology],
 ) -> None:
-    topo = topology("A-B B-D:delay=40 C-B C-D", tun=True, node_args={"C": ["--role", "client"]})
+    topo = topology(
+        "A-B B-D:delay=40 C-B C-D",
+        tun=True,
+        node_args={"C": ["--role", "client", "--name", "phone"]},
+    )
     a, b, c, d = (topo.node(n) for n in "ABCD")
     for node in (a, b, d):
         node.extra_args += METRICS
@@ -61,6 +66,14 @@ def test_client_behind_one_way_links_is_reachable_and_relays_nothing(
     assert not c.listening(netlab.DAEMON_PORT)  # one-way: C only dials out
     assert c.get("/api/v1/admin/status")["self"]["role"] == "client"
     assert hops(a, c) == 2  # A - B - C
+    # ... and by name: its member record says what it is, and its DNS name answers everywhere
+    for node in (a, b, d):
+        topo.wait_until(lambda n=node: n.cli("ping", "phone", "-c", "1").returncode == 0,
+                        timeout=20)
+        rows = [m for m in node.get("/api/v1/members") if m["name"] == "phone"]
+        assert [m["roles"] for m in rows] == [["client"]], rows
+    aaaa = a.exec(["dig", "+short", "@127.0.0.1", "phone.hyphal.internal", "AAAA"], timeout=20)
+    assert aaaa.stdout.strip() == str(c.address), aaaa.stdout + aaaa.stderr
     # the path through C (1 + 1 ms) beats the 40 ms link, but nobody takes it
     assert netlab.next_hop(b, d) == d.public_key and netlab.next_hop(d, b) == b.public_key
     assert netlab.next_hop(a, d) == b.public_key and hops(a, d) == 2  # A - B - D, not via C
