@@ -42,9 +42,7 @@ def admission_router(members: AdmissionSource, gate: GateView) -> APIRouter:
             "probationLinks": gate.on_probation(),
         }
 
-    @router.post(
-        "/admission/revocations", tags=["Members"], responses=error_responses(400, 409)
-    )
+    @router.post("/admission/revocations", tags=["Members"], responses=error_responses(400, 409))
     async def revoke(body: RevocationBody) -> Any:
         """Check a revocation like any gossiped one and, if it holds, gossip it: the member's
         record and admission go everywhere, and its links are closed."""

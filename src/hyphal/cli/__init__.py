@@ -20,6 +20,7 @@ import typer
 from typer._click.exceptions import ClickException, UsageError
 
 from hyphal import __version__
+from hyphal.cli import join
 from hyphal.cli.common import EXIT_RUNTIME, EXIT_USAGE, api_failure, mode, report_error
 from hyphal.cli.configcmd import config_app
 from hyphal.cli.messages import message_app
@@ -86,6 +87,7 @@ app.command()(stats)
 app.command()(demo)
 app.command(help="Simulate the real router on thousands of nodes.")(sim)
 app.command("install-service")(install_service)
+join.register(app)
 
 
 def _expand_multi_value_peers(argv: list[str]) -> list[str]:

@@ -83,4 +83,3 @@ def expired(token: InviteToken, now: float) -> bool:
     """Whether every member would refuse a redemption first seen ``now`` (the network's rule,
     :func:`admission.check_admission`: past the expiry plus the clock-skew grace)."""
     return now > token.invite.expires + DEFAULT_EXPIRY_GRACE_S
-

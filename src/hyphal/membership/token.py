@@ -104,7 +104,7 @@ def decode(text: str) -> InviteToken:
     if len(b64) % 4 == 1 or not b64.isascii():
         raise TokenError("the token is damaged: its base64url text is malformed")
     try:
-        body = base64.urlsafe_b64decode(b64 + "=" * (-len(b64) % 4))
+        body = base64.b64decode(b64 + "=" * (-len(b64) % 4), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
         raise TokenError("the token is damaged: its base64url text is malformed") from None
     if base64.urlsafe_b64encode(body).rstrip(b"=").decode("ascii") != b64:

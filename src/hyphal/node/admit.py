@@ -15,6 +15,7 @@ refused right after every later handshake.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,8 +68,8 @@ class AdmissionGate:
     def link_up(self, link: PeerLink) -> None:
         key = link.remote_public_key
         if key is not None and self._members.revoked(key):
-            first = key not in self._refused
-            if first and len(self._refused) < MAX_REMEMBERED:
+            first = key not in self._refused and len(self._refused) < MAX_REMEMBERED
+            if first:
                 self._refused.add(key)
             log.log(
                 logging.WARNING if first else logging.DEBUG,
@@ -83,10 +84,8 @@ class AdmissionGate:
             self._make_full(link)
             return
         timer = None
-        try:
+        with contextlib.suppress(RuntimeError):  # no loop (a synchronous test): no deadline
             timer = asyncio.get_running_loop().call_later(self.grace_s, self._expire, link.id)
-        except RuntimeError:  # no loop (a synchronous test): no deadline
-            pass
         self._probation[link.id] = _Probation(link, timer)
         log.info(
             "link %d from %s: key %s is not admitted yet; only membership frames for %.0f s "
