@@ -626,12 +626,12 @@ def _wait_joined(api_addr: str, wait: float, stop: threading.Event | None = None
     last = "the daemon did not answer"
     while time.monotonic() < deadline and not (stop is not None and stop.is_set()):
         try:
-            state = api.get("/api/v1/admission")
+            state = api.get("/admission")
             problem = state.get("problem")
             if problem is not None and "no admission" not in problem and "refused" not in problem:
                 return {"joined": False, "error": problem}
-            members = api.get("/api/v1/members")
-            routes = api.get("/api/v1/admin/routes/selected")
+            members = api.get("/members")
+            routes = api.get("/admin/routes/selected")
             me = next((m for m in members if m.get("self")), None)
             others = [m for m in members if not m.get("self")]
             if problem is None and me is not None and others and routes:
@@ -731,7 +731,7 @@ def revoke(
         shown = member
     except IdentityError:
         try:
-            row = api.get(f"/api/v1/members/{api.quote(member)}")
+            row = api.get(f"/members/{api.quote(member)}")
         except ApiError as exc:
             raise api_failure(exc) from None
         target = bytes.fromhex(row["publicKey"])
@@ -745,7 +745,7 @@ def revoke(
     )
     try:
         result = api.json(
-            api.post("/api/v1/admission/revocations", {"revocation": rev.encode().hex()})
+            api.post("/admission/revocations", {"revocation": rev.encode().hex()})
         )
     except ApiError as exc:
         raise api_failure(exc) from None
