@@ -36,21 +36,27 @@ class Mesh:
         self.key_file.chmod(0o600)
         self.nodes: list[Node] = []
 
-    def admission_for(self, identity: NodeIdentity) -> Path:
+    def admission_for(self, identity: NodeIdentity, expires: int | None = None) -> Path:
         token = invites.new_token(
             self.admin,
             network_name=NETWORK,
             network_key=self.key_file.read_bytes(),
             admin_keys=(self.admin.public_key,),
             peers=(),
-            expires=int(time.time()) + 3600,
+            expires=int(time.time()) + 3600 if expires is None else expires,
         )
         path = self.tmp / f"{identity.public_key.hex()[:8]}.admission"
         path.write_bytes(invites.redeem_token(token, identity.public_key, int(time.time())))
         return path
 
     async def start(
-        self, host: str, peer: str | None, *, admitted: bool = True, grace_s: float = 20.0
+        self,
+        host: str,
+        peer: str | None,
+        *,
+        admitted: bool = True,
+        grace_s: float = 20.0,
+        invite_expires: int | None = None,
     ) -> Node:
         identity = NodeIdentity.generate()
         config = NodeConfig(
@@ -61,7 +67,7 @@ class Mesh:
             network_name=NETWORK,
             network_key_file=self.key_file,
             admin_keys=(self.admin.public_key,),
-            admission_file=self.admission_for(identity) if admitted else None,
+            admission_file=self.admission_for(identity, invite_expires) if admitted else None,
             member_name=host,
         )
         node = Node(config, identity, transport=self.net.transport(host))
@@ -146,3 +152,16 @@ async def test_revoked_member_loses_its_links_everywhere(mesh: Mesh) -> None:
         for link in a.peers.links.values()
     )
     assert not _route(c, a) and not _route(c, b)
+
+
+async def test_members_whose_invites_expired_long_ago_still_start_and_admit_each_other(
+    mesh: Mesh,
+) -> None:
+    """Nodes restart (or join) long after the members' invites expired: a store that started
+    after an invite's deadline judges its admission on the signed redemption time alone."""
+    long_ago = int(time.time()) - 86400  # redeemed at the deadline, a day ago
+    a = await mesh.start("a", None, invite_expires=long_ago)
+    b = await mesh.start("b", "a", invite_expires=long_ago)
+    await _until(lambda: _route(a, b) and _route(b, a))
+    assert a.members.own_admission_problem() is None
+    assert b.members.own_admission_problem() is None

@@ -40,6 +40,8 @@ def config_values(config: NodeConfig) -> dict[str, Any]:
         value = getattr(config, field.name)
         if field.name == "peers":
             value = [str(p) for p in value]
+        elif field.name == "admin_keys":
+            value = [k.hex() for k in value]
         elif isinstance(value, Path):
             value = str(value)
         values[field.name] = value

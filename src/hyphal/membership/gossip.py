@@ -200,7 +200,9 @@ class MembershipCore:
         self.network = network
         self.wall_offset = wall_offset
         self._rng = rng
-        self.store = Store(verifier, network, params=params, policy=policy)
+        self.store = Store(
+            verifier, network, params=params, policy=policy, started_wall=now + wall_offset
+        )
         self.clock = HybridClock()
         self.counters: dict[str, int] = dict.fromkeys(CORE_COUNTERS, 0)
         self._neighbours: dict[int, _Neighbour] = {}

@@ -87,3 +87,15 @@ def test_the_creators_self_admission_is_an_inviter() -> None:
 def test_bad_tokens_say_what_is_wrong(text: str, words: str) -> None:
     with pytest.raises(TokenError, match=words):
         token_mod.decode(text)
+
+
+def test_late_redemption_rule_applies_only_to_stores_running_at_the_deadline() -> None:
+    admin, member = NodeIdentity.generate(), NodeIdentity.generate()
+    now = int(time.time())
+    t = _token(admin, now - 3600)
+    adm = invites.redeem_token(t, member.public_key, now)  # redeemed_at = the deadline
+    policy = AdmissionPolicy(frozenset({admin.public_key}))
+    running = Store(XEdDSAVerifier(), NET.encode(), policy=policy, started_wall=now - 7200)
+    assert running.ingest(KIND_ADMISSION, adm, now, 0.0)[0] == "admission-expired-invite"
+    fresh = Store(XEdDSAVerifier(), NET.encode(), policy=policy, started_wall=now - 10)
+    assert fresh.ingest(KIND_ADMISSION, adm, now, 0.0)[0] == "accepted"
