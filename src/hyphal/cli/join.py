@@ -302,8 +302,8 @@ def invite(
         list[str] | None,
         typer.Option(
             "--peer",
-            help="Bootstrap peer URI the joiner dials (repeatable) [default: this node's "
-            "listen address, if it is a specific one]",
+            help="Bootstrap peer URI the joiner dials (repeatable) [default: the endpoints in "
+            "this node's member record, else its listen address if it is a specific one]",
         ),
     ] = None,
     inviter: Annotated[
@@ -430,11 +430,22 @@ def _issuer(
 
 
 def _own_endpoints(config: NodeConfig, node_key: bytes) -> list[str]:
+    """This node's public endpoints from its member record (via the API, if the daemon runs),
+    else its listen address when that is a specific one; each pinned to the node key."""
+    pin = f"?key={node_key.hex()}"
+    try:
+        rows = client(config.api_addr, timeout=3.0).get("/members")
+        mine = next((r for r in rows if r.get("self")), None)
+        endpoints = [str(e) for e in (mine or {}).get("endpoints", [])]
+    except (ApiError, typer.Exit, AttributeError, TypeError):
+        endpoints = []
+    if endpoints:
+        return [e if "?" in e or "://" not in e else e + pin for e in endpoints]
     host = config.listen_address
     if host in ("::", "0.0.0.0", ""):
         return []
     shown = f"[{host}]" if ":" in host else host
-    return [f"tcp://{shown}:{config.tcp_listen_port}?key={node_key.hex()}"]
+    return [f"tcp://{shown}:{config.tcp_listen_port}{pin}"]
 
 
 # --------------------------------------------------------------------------- join
@@ -744,9 +755,7 @@ def revoke(
         int(time.time()),
     )
     try:
-        result = api.json(
-            api.post("/admission/revocations", {"revocation": rev.encode().hex()})
-        )
+        result = api.json(api.post("/admission/revocations", {"revocation": rev.encode().hex()}))
     except ApiError as exc:
         raise api_failure(exc) from None
     if as_json:

@@ -68,6 +68,8 @@ def test_invite_prints_a_secret_token_and_needs_a_peer(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     cfg = _create(capsys, tmp_path)
+    with cfg.open("a") as f:  # no daemon answers there: the endpoints cannot come from the API
+        f.write('api_addr = "127.0.0.1:1"\n')
     code, _, err = run_cli(capsys, "invite", "--config-file", str(cfg))
     assert code == 2 and "--peer" in err
     code, out, err = run_cli(
