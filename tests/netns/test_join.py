@@ -7,6 +7,7 @@ revoke` takes J's links away everywhere within seconds."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -118,7 +119,8 @@ def test_invite_join_refuse_and_revoke(topology: Callable[..., Topology]) -> Non
     # Re-running join is harmless: the key, the admission and the config are kept.
     admission_before = (j.dir / "cfg" / f"{NETWORK}.admission").read_bytes()
     again = j.exec([*_join_argv(topo, j, token, wait=1), "--json"], timeout=30)
-    assert "kept" in again.stderr, again.stdout + again.stderr
+    assert again.returncode == 0 and "kept" in again.stderr, again.stdout + again.stderr
+    assert json.loads(again.stdout)["address"] == str(j_key.address)
     assert (j.dir / "cfg" / f"{NETWORK}.admission").read_bytes() == admission_before
     assert NodeIdentity.load(j.dir / "cfg" / "priv_key.bin").public_key == j_key.public_key
 
@@ -127,6 +129,10 @@ def test_invite_join_refuse_and_revoke(topology: Callable[..., Topology]) -> Non
     assert used.returncode == 1, used.stdout + used.stderr
     assert "already used" in used.stderr
     assert not has_route(a, k)
+    # While on probation, K's routing frames reached A and were dropped and counted.
+    drops = a.get("/api/v1/admin/stats/packets")["drops"]
+    assert drops.get("not-admitted-frame", 0) > 0, drops
+    assert a.get("/api/v1/admission")["admitted"] is True
 
     # An expired token is refused (the network's rule: past the expiry plus the skew grace).
     admin = NodeIdentity.load(a_cfg.parent / "admin" / f"{NETWORK}.admin.key")

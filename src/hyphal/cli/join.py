@@ -534,12 +534,24 @@ def join(
     )
     for line in wrote:
         err.print(line, highlight=False, markup=False)
+    if _daemon_answers(config.api_addr):  # joined before and running: just report
+        err.print(f"a daemon already answers at {config.api_addr}", highlight=False)
+        _report_join(_wait_joined(config.api_addr, wait), as_json)
+        return
     if service:
         _start_service(config_path)
         result = _wait_joined(config.api_addr, wait)
         _report_join(result, as_json)
         return
     _run_foreground(config, config_path, wait, as_json)
+
+
+def _daemon_answers(api_addr: str) -> bool:
+    try:
+        client(api_addr, timeout=2.0).get("/admission")
+    except (ApiError, typer.Exit):
+        return False
+    return True
 
 
 def _write_join_files(
