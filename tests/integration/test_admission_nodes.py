@@ -11,8 +11,10 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from hyphal.api.app import create_app
 from hyphal.config import NodeConfig
 from hyphal.crypto.signing import XEdDSASigner
 from hyphal.identity import NodeIdentity
@@ -165,3 +167,23 @@ async def test_members_whose_invites_expired_long_ago_still_start_and_admit_each
     await _until(lambda: _route(a, b) and _route(b, a))
     assert a.members.own_admission_problem() is None
     assert b.members.own_admission_problem() is None
+
+
+async def test_admission_api_states_and_takes_revocations(mesh: Mesh) -> None:
+    a = await mesh.start("a", None)
+    b = await mesh.start("b", "a")
+    await _until(lambda: _route(a, b))
+    transport = httpx.ASGITransport(app=create_app(a))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8989") as api:
+        state = (await api.get("/api/v1/admission")).json()
+        assert state == {"private": True, "admitted": True, "problem": None, "probationLinks": []}
+        bad = await api.post("/api/v1/admission/revocations", json={"revocation": "zz"})
+        assert bad.status_code == 400 and "hex" in bad.json()["error"]
+        short = await api.post("/api/v1/admission/revocations", json={"revocation": "00" * 10})
+        assert short.status_code == 400 and "malformed" in short.json()["error"]
+        body = {"revocation": mesh.revocation(b).hex()}
+        ok = await api.post("/api/v1/admission/revocations", json=body)
+        assert ok.status_code == 200 and ok.json() == {"result": "accepted"}
+        again = await api.post("/api/v1/admission/revocations", json=body)
+        assert again.json() == {"result": "already revoked"}
+    await _until(lambda: not _route(a, b))

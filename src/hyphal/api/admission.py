@@ -53,6 +53,8 @@ def admission_router(members: AdmissionSource, gate: GateView) -> APIRouter:
         verdict = members.submit_revocation(raw)
         if verdict == "duplicate":
             return {"result": "already revoked"}
+        if verdict == "malformed":
+            return error(400, "the revocation is malformed (it is 133 bytes, hex)")
         if verdict != "accepted":
             return error(409, f"the revocation is refused: {verdict}")
         return {"result": "accepted"}

@@ -6,7 +6,7 @@ link. In an open network, or for a key the membership store holds as admitted, t
 at once: the router and every other part hear about it. Otherwise the link is on *probation*:
 only ``FRAME_MEMBERS`` frames pass (so the joiner can deliver its admission and fetch ours), every
 other frame is dropped and counted (``not-admitted-frame``), and the link is closed if no
-admission for the key arrives within ``grace_s``. Whenever the store accepts an admission, a
+admission for the key arrives within ``grace_s``. At most ``max_probation`` links wait at once. Whenever the store accepts an admission, a
 revocation or a removal, the gate looks again: probation links whose key is now admitted become
 full, and any link whose key is revoked (or lost its admission) is closed. A revoked key is
 refused right after every later handshake.
@@ -34,6 +34,10 @@ DEFAULT_GRACE_S = 20.0
 admission in well under a second; the rest is slack for a loaded machine)."""
 
 
+MAX_PROBATION = 32
+"""Links on probation at once; beyond this, new ones are closed at once, so keys that hold the
+network key but no admission cannot take up every one of ``max_links``."""
+
 MAX_REMEMBERED = 1024
 """Revoked keys whose refusals were logged once; beyond this every refusal logs at debug."""
 
@@ -54,12 +58,14 @@ class AdmissionGate:
         close: Callable[[int, str], None],
         drop: Callable[[str], None],
         grace_s: float = DEFAULT_GRACE_S,
+        max_probation: int = MAX_PROBATION,
     ) -> None:
         self._members = members
         self._full_up = full_up
         self._close = close
         self._drop = drop
         self.grace_s = grace_s
+        self.max_probation = max_probation
         self._probation: dict[int, _Probation] = {}
         self._full: dict[int, PeerLink] = {}
         self._refused: set[bytes] = set()
@@ -82,6 +88,16 @@ class AdmissionGate:
             return
         if key is not None and self._members.admitted(key):
             self._make_full(link)
+            return
+        if len(self._probation) >= self.max_probation:
+            log.warning(
+                "refusing link %d from %s: %d links already wait for their admission "
+                "(a key with the network key but no admission is knocking; said per link)",
+                link.id,
+                link.remote_address,
+                len(self._probation),
+            )
+            self._close(link.id, "too many links waiting for admission")
             return
         timer = None
         with contextlib.suppress(RuntimeError):  # no loop (a synchronous test): no deadline

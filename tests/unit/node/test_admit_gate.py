@@ -102,3 +102,13 @@ def test_an_admitted_key_is_full_at_once_and_closed_when_revoked() -> None:
     h.gate.link_down(link)  # type: ignore[arg-type]
     h.gate.link_up(FakeLink(4, peer.public_key))  # type: ignore[arg-type]
     assert h.closed[-1][0] == 4 and h.full == [3]  # refused right after the handshake
+
+
+def test_probation_is_bounded() -> None:
+    h = Harness()
+    h.gate.max_probation = 2
+    for i in range(4):
+        h.gate.link_up(FakeLink(i, NodeIdentity.generate().public_key))  # type: ignore[arg-type]
+    assert h.gate.on_probation() == [0, 1]
+    assert [i for i, _ in h.closed] == [2, 3]
+    assert all("waiting for admission" in why for _, why in h.closed)
