@@ -4,9 +4,9 @@ Config file keys mirror the command-line flags in snake_case (``peers``, ``tcp_l
 ``api_addr``, ``no_tun``, ``no_route_audit``, ``tun_name``, ``key_file``, ``network_name``,
 ``network_key_file``, ``max_links``, ``forward_dir``, ``log_level``, ``log_format``,
 ``member_name``, ``region``, ``member_record_lifetime``, ``role``, ``listen``, ``no_dns``,
-``dns_port``, ...; the ``[names]`` table maps static DNS labels to overlay addresses or public
-keys). A flag given on the command line wins over the file; the file wins over built-in
-defaults. The private-network key file is read and
+``dns_port``, ``admin_keys``, ``admission_file``, ...; the ``[names]`` table maps static DNS
+labels to overlay addresses or public keys). A flag given on the command line wins over the
+file; the file wins over built-in defaults. The private-network key file is read and
 checked here too.
 """
 
@@ -27,6 +27,7 @@ from hyphal.dns.names import InvalidName, domain_for, parse_names_table
 from hyphal.identity import DEFAULT_KEY_FILE
 from hyphal.links.endpoint import Endpoint, EndpointError
 from hyphal.logs import FORMATS, LogSpecError, parse_spec
+from hyphal.membership.admission import AdmissionPolicy
 from hyphal.membership.params import DEFAULT_PARAMS as MEMBERSHIP_PARAMS
 from hyphal.membership.params import MembershipParams
 from hyphal.membership.record import is_label
@@ -113,6 +114,11 @@ class NodeConfig:
     dns_loopback: str = DEFAULT_DNS_LOOPBACK
     #: Register the server and ~domain with systemd-resolved on the TUN link when it runs.
     dns_resolved: bool = True
+    #: A private network's admin public keys (config file: hex strings); with them, only
+    #: admitted keys become neighbours (docs/membership.md, "Admission").
+    admin_keys: tuple[bytes, ...] = ()
+    #: This node's admission (written by `hyphal join` or `hyphal network create`).
+    admission_file: Path | None = None
 
     def with_overrides(self, **overrides: Any) -> NodeConfig:
         """A copy with every override that is not None applied (flags beat the file)."""
@@ -131,6 +137,21 @@ class NodeConfig:
             record_ttl_s=self.member_record_lifetime,
             tombstone_ttl_s=max(self.member_record_lifetime, MEMBERSHIP_PARAMS.tombstone_ttl_s),
         )
+
+    def admission_policy(self) -> AdmissionPolicy | None:
+        """The admin keys as a policy, or None in a network without admission control."""
+        return AdmissionPolicy(frozenset(self.admin_keys)) if self.admin_keys else None
+
+    def own_admission(self) -> bytes | None:
+        """The bytes of ``admission_file``, or None (ConfigError if it cannot be read)."""
+        if self.admission_file is None:
+            return None
+        try:
+            return self.admission_file.read_bytes()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read admission_file {self.admission_file}: {exc.strerror}"
+            ) from exc
 
     def routing_params(self) -> RoutingParams:
         """The router's parameters: the defaults with this config's routing keys applied."""
@@ -171,6 +192,10 @@ class NodeConfig:
             raise ConfigError(
                 f"forward_dir {self.forward_dir} is not a directory; topic forward sockets "
                 "must live in an existing directory the operator chose"
+            )
+        if self.admin_keys and self.network_name is None:
+            raise ConfigError(
+                "admin_keys need a private network: set network_name and network_key_file too"
             )
         self._validate_dns()
         if not MIN_RECORD_LIFETIME <= self.member_record_lifetime <= MAX_RECORD_LIFETIME:
@@ -306,7 +331,14 @@ def parse_peers(values: list[str] | tuple[str, ...]) -> tuple[Endpoint, ...]:
         raise ConfigError(str(exc)) from exc
 
 
-_PATH_KEYS = {"key_file", "network_key_file", "message_store", "api_token_file", "forward_dir"}
+_PATH_KEYS = {
+    "key_file",
+    "network_key_file",
+    "message_store",
+    "api_token_file",
+    "forward_dir",
+    "admission_file",
+}
 _SCALAR_KEYS: dict[str, type] = {
     "tcp_listen_port": int,
     "listen_address": str,
@@ -334,6 +366,23 @@ _SCALAR_KEYS: dict[str, type] = {
 }
 
 
+def _admin_keys(value: object, path: Path) -> tuple[bytes, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"config file {path}: admin_keys must be a list of hex public keys")
+    keys = []
+    for text in value:
+        try:
+            key = bytes.fromhex(text)
+        except ValueError:
+            key = b""
+        if len(key) != 32:
+            raise ConfigError(
+                f"config file {path}: admin key {text!r} is not 64 hex characters (32 bytes)"
+            )
+        keys.append(key)
+    return tuple(keys)
+
+
 def load_config_file(path: Path) -> NodeConfig:
     """Read a TOML config file into a NodeConfig (unknown keys are an error, so typos show)."""
     try:
@@ -344,7 +393,7 @@ def load_config_file(path: Path) -> NodeConfig:
         raise ConfigError(f"cannot read config file {path}: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-    known = {"peers", "names"} | _PATH_KEYS | set(_SCALAR_KEYS)
+    known = {"peers", "names", "admin_keys"} | _PATH_KEYS | set(_SCALAR_KEYS)
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(
@@ -363,6 +412,8 @@ def load_config_file(path: Path) -> NodeConfig:
                 values[key] = parse_names_table(value)
             except InvalidName as exc:
                 raise ConfigError(f"config file {path}: {exc}") from None
+        elif key == "admin_keys":
+            values[key] = _admin_keys(value, path)
         elif key in _PATH_KEYS:
             if not isinstance(value, str):
                 raise ConfigError(f"config file {path}: {key} must be a path string")

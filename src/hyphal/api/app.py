@@ -9,6 +9,7 @@ from fastapi.openapi.utils import get_openapi
 
 from hyphal import __version__
 from hyphal.api.admin import admin_router
+from hyphal.api.admission import admission_router
 from hyphal.api.dns import dns_router
 from hyphal.api.errors import document_validation_as_400, install_error_handlers
 from hyphal.api.guard import RequestGuard
@@ -31,6 +32,7 @@ def create_app(node: Node, token: str | None = None, bind_host: str = "127.0.0.1
         topics_router(node.message_service),
         members_router(node.members),
         dns_router(node),
+        admission_router(node.members, node.gate),
         token=token,
         bind_host=bind_host,
     )

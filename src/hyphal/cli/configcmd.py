@@ -42,6 +42,8 @@ def config_values(config: NodeConfig) -> dict[str, Any]:
             value = [str(p) for p in value]
         elif field.name == "names":
             value = {label: str(address) for label, address in value}
+        elif field.name == "admin_keys":
+            value = [k.hex() for k in value]
         elif isinstance(value, Path):
             value = str(value)
         values[field.name] = value

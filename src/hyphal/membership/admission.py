@@ -218,7 +218,8 @@ def check_admission(
     """None if ``adm`` is valid, else the reason (a counter name) it is refused.
 
     ``may_invite(key)`` says whether a non-admin issuer is an admitted member with the INVITER
-    flag; ``first_seen`` applies the expiry rule to redemptions this node has not accepted yet.
+    flag; ``first_seen`` applies the late-redemption rule (the store passes it for redemptions
+    it has not accepted yet, of invites that expired while it was running).
     """
     inv = adm.invite
     if inv.issuer not in policy.admin_keys and not may_invite(inv.issuer):

@@ -48,6 +48,7 @@ from hyphal.membership.store import (
     BUCKETS,
     KIND_ADMISSION,
     KIND_RECORD,
+    KIND_REVOCATION,
     KINDS,
     Change,
     Store,
@@ -86,7 +87,8 @@ class SendFrame:
 
 @dataclass(frozen=True, slots=True)
 class MemberEvent:
-    """For the log: ``what`` is joined, changed, left, removed, expired, name-lost or name-won."""
+    """For the log: ``what`` is joined, changed, left, removed, expired, name-lost, name-won,
+    admitted (an admission was accepted) or revoked (a revocation was accepted)."""
 
     what: str
     prefix: bytes
@@ -198,7 +200,9 @@ class MembershipCore:
         self.network = network
         self.wall_offset = wall_offset
         self._rng = rng
-        self.store = Store(verifier, network, params=params, policy=policy)
+        self.store = Store(
+            verifier, network, params=params, policy=policy, started_wall=now + wall_offset
+        )
         self.clock = HybridClock()
         self.counters: dict[str, int] = dict.fromkeys(CORE_COUNTERS, 0)
         self._neighbours: dict[int, _Neighbour] = {}
@@ -499,6 +503,10 @@ class MembershipCore:
             self._check_name(actions)
 
     def _event(self, change: Change, actions: list[Action]) -> None:
+        if change.kind == KIND_ADMISSION:
+            actions.append(MemberEvent("admitted", change.prefix, ""))
+        elif change.kind == KIND_REVOCATION:
+            actions.append(MemberEvent("revoked", change.prefix, ""))
         if change.prefix == self.prefix or change.kind != KIND_RECORD:
             return
         new, old = change.record, change.old

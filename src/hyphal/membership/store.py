@@ -130,8 +130,15 @@ class Store:
         *,
         params: MembershipParams = DEFAULT_PARAMS,
         policy: AdmissionPolicy | None = None,
+        started_wall: float = 0.0,
     ) -> None:
         self.verifier = verifier
+        self.started_wall = started_wall
+        """Wall time this store started empty. The late-redemption rule applies only to invites
+        that expired after it (so the store had the grace to sync before judging). A store that
+        started later cannot tell an old admission from a late one and judges it on its signed
+        ``redeemed_at`` alone; otherwise no node could restart, or join, once the members'
+        invites had expired."""
         self.network = network
         self.params = params
         self.policy = policy
@@ -404,7 +411,7 @@ class Store:
             self.verifier,
             self.network,
             wall=wall,
-            first_seen=True,
+            first_seen=self.started_wall <= adm.invite.expires,
             may_invite=self.may_invite,
         )
         if reason is not None:

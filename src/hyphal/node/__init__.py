@@ -31,6 +31,7 @@ from hyphal.links.manager import PeerManager
 from hyphal.links.tcp import TcpTransport
 from hyphal.links.transport import LinkTransport
 from hyphal.membership.wire import FRAME_MEMBERS
+from hyphal.node.admit import AdmissionGate
 from hyphal.node.audit import AuditService
 from hyphal.node.delivery import Registry
 from hyphal.node.driver import CoreDriver
@@ -156,6 +157,8 @@ class Node:
             roles=(role.value,),
             params=config.membership_params(),
             metric=self._route_metric,
+            policy=config.admission_policy(),
+            own_admission=config.own_admission(),
         )
         self.frames.register(FRAME_MEMBERS, self.members.frame)
         self.parts = Parts()  # features with a lifecycle: one add line each (node/parts.py)
@@ -168,6 +171,9 @@ class Node:
                 lambda: self.tun_port.tun is not None,
                 self.members,
             )
+        )
+        self.gate = AdmissionGate(
+            self.members, self._link_full, self.peers.close_link, self.forwarder.stats.drop
         )
         self.view = NodeView(
             identity,
@@ -257,22 +263,29 @@ class Node:
                 )
 
     def link_up(self, link: PeerLink) -> None:
+        self.members.link_up(link)  # membership frames flow at once, admitted or not
+        self.gate.link_up(link)
+
+    def _link_full(self, link: PeerLink) -> None:
+        """The gate let ``link`` in (at once, or when the peer's admission arrived)."""
         self.uptimes.up(link.id, time.time())
         self.route_log.peer_up(link.id, link.remote_public_key, link.remote_address)
         routing_log.debug("neighbour up on link %d (%s)", link.id, link.remote_address)
         client = client_key(link.features, link.remote_public_key)
         self._router_driver.feed(self.router.neighbour_up(link.id, self.now(), client))
-        self.members.link_up(link)
 
     def link_down(self, link: PeerLink, reason: str) -> None:
+        self.members.link_down(link)
+        if not self.gate.link_down(link):
+            return
         routing_log.debug("neighbour down on link %d: %s", link.id, reason)
         self._router_driver.feed(self.router.neighbour_down(link.id, self.now()))
         self.route_log.peer_gone(link.id)
         self.uptimes.down(link.id)
-        self.members.link_down(link)
 
     def link_frame(self, link: PeerLink, frame_type: int, body: memoryview) -> None:
-        self.frames.dispatch(frame_type, (link, body))
+        if self.gate.allows(link, frame_type):
+            self.frames.dispatch(frame_type, (link, body))
 
     def _data_frame(self, frame: tuple[PeerLink, memoryview]) -> None:
         self.forwarder.from_peer(frame[0].id, frame[1])

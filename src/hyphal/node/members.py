@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING
 from hyphal import __version__
 from hyphal.crypto.signing import Signer, Verifier
 from hyphal.identity import prefix64_for_public_key
+from hyphal.membership.admission import AdmissionPolicy, decode_admission
 from hyphal.membership.gossip import Action, MemberEvent, MemberInfo, MembershipCore, SendFrame
 from hyphal.membership.params import DEFAULT_PARAMS, MembershipParams
+from hyphal.membership.store import KIND_REVOCATION
 from hyphal.membership.wire import FRAME_MEMBERS
 from hyphal.node.driver import CoreDriver
 
@@ -51,6 +53,8 @@ class MembersPart:
         roles: tuple[str, ...] = (),
         params: MembershipParams = DEFAULT_PARAMS,
         metric: Callable[[bytes], int | None] = lambda prefix: None,
+        policy: AdmissionPolicy | None = None,
+        own_admission: bytes | None = None,
     ) -> None:
         self.metric = metric
         """The selected route's metric to a /64 prefix (None: no route)."""
@@ -65,7 +69,13 @@ class MembersPart:
             wall_offset=time.time() - now,
             rng=random.Random(),
             params=params,
+            policy=policy,
+            own_admission=own_admission,
         )
+        self.private = policy is not None
+        self._own_admission = None if own_admission is None else decode_admission(own_admission)
+        self.on_admission_change: Callable[[], None] | None = None
+        """Called when an admission, a revocation or a removal was accepted (the link gate)."""
         self._links = links
         self._reachable = reachable
         self._clock = clock
@@ -105,6 +115,43 @@ class MembersPart:
                     link.send_frame(FRAME_MEMBERS, action.body)
             else:
                 _log_event(action)
+                if action.what in _ADMISSION_EVENTS and self.on_admission_change is not None:
+                    self.on_admission_change()
+
+    # admission ---------------------------------------------------------------------------------
+    def admitted(self, key: bytes) -> bool:
+        """Whether ``key`` may be a full neighbour: admitted and not revoked (always, when the
+        network has no admin keys)."""
+        return self.core.store.admitted(prefix64_for_public_key(key), key)
+
+    def revoked(self, key: bytes) -> bool:
+        return self.core.is_revoked(key)
+
+    def submit_revocation(self, raw: bytes) -> str:
+        """A revocation an admin signed: checked and, if accepted, gossiped (the verdict)."""
+        reason, actions = self.core.submit(KIND_REVOCATION, raw, self._clock())
+        self.driver.feed(actions)
+        return reason
+
+    def own_admission_problem(self) -> str | None:
+        """Why the network does not hold us as admitted, or None if it does (or is open)."""
+        if not self.private:
+            return None
+        store = self.core.store
+        if self.core.is_revoked(self.core.public_key):
+            return "this node was revoked by an admin; it cannot rejoin this network"
+        if store.admitted(self.core.prefix, self.core.public_key):
+            return None
+        adm = self._own_admission
+        if adm is None:
+            return "this node has no admission (join with a token from 'hyphal invite')"
+        holder = store.redeemed.get(adm.invite.invite_id)
+        if holder is not None and holder != self.core.prefix:
+            return (
+                "the invite in this node's token was already used by another node "
+                f"(prefix {holder.hex()}); ask for a new invite"
+            )
+        return "this node's admission was refused by the network"
 
     # our record --------------------------------------------------------------------------------
     def update_self(self, **fields: object) -> MemberInfo:
@@ -168,6 +215,9 @@ class MembersPart:
         return {**self.core.counters, **self.core.store.counters}
 
 
+_ADMISSION_EVENTS = frozenset({"admitted", "revoked", "removed"})
+
+
 def _log_event(event: MemberEvent) -> None:
     who = f"{event.name or '(unnamed)'} [{event.prefix.hex()}]"
     if event.what == "name-lost":
@@ -175,6 +225,10 @@ def _log_event(event: MemberEvent) -> None:
             "our name is taken: %s; we stay visible under our address; choose another name",
             event.detail,
         )
+    elif event.what == "revoked":
+        log.warning("member [%s] revoked by an admin: its links are closed", event.prefix.hex())
+    elif event.what == "admitted":
+        log.info("member [%s] admitted", event.prefix.hex())
     elif event.what == "name-won":
         log.info("we own our name %r again", event.name)
     else:
