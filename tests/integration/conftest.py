@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
@@ -19,12 +20,41 @@ CONVERGE_WITHIN = 10.0  # generous bound for a shared CI machine; not a performa
 PORT = 9651
 
 
-async def start_node(net: MemoryNetwork, host: str, peer: str | None) -> Node:
+async def start_node(net: MemoryNetwork, host: str, peer: str | None, **config: Any) -> Node:
+    """A started node on ``host`` of ``net``, dialing ``peer``; ``config`` adds NodeConfig keys."""
     peers = () if peer is None else (Endpoint("tcp", peer, PORT),)
-    config = NodeConfig(no_tun=True, listen_address="::", tcp_listen_port=PORT, peers=peers)
-    node = Node(config, NodeIdentity.generate(), transport=net.transport(host))
+    node_config = NodeConfig(
+        no_tun=True, listen_address="::", tcp_listen_port=PORT, peers=peers, **config
+    )
+    node = Node(node_config, NodeIdentity.generate(), transport=net.transport(host))
     await node.start()
     return node
+
+
+async def until(condition: Callable[[], bool], within: float = CONVERGE_WITHIN) -> None:
+    async with asyncio.timeout(within):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def named_line() -> AsyncIterator[list[Node]]:
+    """A - B - C named alpha, beta, gamma (region fra), once every node knows every name."""
+    net = MemoryNetwork()
+    nodes: list[Node] = []
+    names = {"alpha", "beta", "gamma"}
+    try:
+        for host, peer, name in (("a", None, "alpha"), ("b", "a", "beta"), ("c", "b", "gamma")):
+            nodes.append(await start_node(net, host, peer, member_name=name, region="fra"))
+        await until(
+            lambda: all(
+                {m.name for m in n.members.members() if m.reachable} == names for n in nodes
+            )
+        )
+        yield nodes
+    finally:
+        for node in reversed(nodes):
+            await node.stop()
 
 
 @pytest.fixture

@@ -5,64 +5,17 @@ status, peers, routes and metrics show names and member counts."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
-from collections.abc import AsyncIterator, Callable
 
 import httpx
-import pytest
 
 from hyphal.api.app import create_app
 from hyphal.api.metrics import metrics_app
-from hyphal.config import NodeConfig
-from hyphal.identity import NodeIdentity
-from hyphal.links.endpoint import Endpoint
 from hyphal.node import Node
-from hyphal.testing.memlink import MemoryNetwork
 
-WITHIN = 10.0  # generous bound for a shared machine; not a performance assertion
-PORT = 9651
+from .conftest import until
+
 BASE = "http://127.0.0.1:8989"
-
-
-async def _node(net: MemoryNetwork, host: str, peer: str | None, name: str) -> Node:
-    peers = () if peer is None else (Endpoint("tcp", peer, PORT),)
-    config = NodeConfig(
-        no_tun=True,
-        listen_address="::",
-        tcp_listen_port=PORT,
-        peers=peers,
-        member_name=name,
-        region="fra",
-    )
-    node = Node(config, NodeIdentity.generate(), transport=net.transport(host))
-    await node.start()
-    return node
-
-
-@pytest.fixture
-async def named_line() -> AsyncIterator[list[Node]]:
-    net = MemoryNetwork()
-    nodes: list[Node] = []
-    try:
-        for host, peer, name in (("a", None, "alpha"), ("b", "a", "beta"), ("c", "b", "gamma")):
-            nodes.append(await _node(net, host, peer, name))
-        await _until(
-            lambda: all(
-                {m.name for m in n.members.members() if m.reachable} == {"alpha", "beta", "gamma"}
-                for n in nodes
-            )
-        )
-        yield nodes
-    finally:
-        for node in reversed(nodes):
-            await node.stop()
-
-
-async def _until(cond: Callable[[], bool]) -> None:
-    async with asyncio.timeout(WITHIN):
-        while not cond():  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
 
 
 def _api(node: Node) -> httpx.AsyncClient:
@@ -76,7 +29,7 @@ async def test_rename_spreads_and_the_old_name_stops_resolving(named_line: list[
         assert answer.status_code == 200, answer.text
         row = answer.json()
         assert row["name"] == "gamma2" and row["self"] and row["ownsName"]
-    await _until(lambda: a.key_for_name("gamma2") == c.identity.public_key)
+    await until(lambda: a.key_for_name("gamma2") == c.identity.public_key)
     assert a.key_for_name("gamma") is None and b.key_for_name("gamma") is None
     async with _api(a) as api:
         assert (await api.get("/api/v1/members/gamma")).status_code == 404
@@ -110,7 +63,7 @@ async def test_tags_are_set_and_removed_and_bad_changes_refused(named_line: list
         assert wrong_type.status_code == 415
     own = c.members.core.own_record
     assert own is not None and own.name == "gamma" and own.tags == (("env", "prod"),)
-    await _until(lambda: any(m.tags == (("env", "prod"),) for m in a.members.members()))
+    await until(lambda: any(m.tags == (("env", "prod"),) for m in a.members.members()))
 
 
 async def test_destinations_by_name(named_line: list[Node]) -> None:
@@ -174,4 +127,4 @@ async def test_status_peers_routes_and_metrics_show_names(named_line: list[Node]
     assert 'hyphal_membership_events_total{event="accepted"}' in text
     await b.stop()
     named_line.remove(b)
-    await _until(lambda: a.view.member_counts() == (1, 2))
+    await until(lambda: a.view.member_counts() == (1, 2))

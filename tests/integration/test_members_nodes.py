@@ -3,56 +3,14 @@ reachability follows the router, and the API serves the members."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-
 import httpx
-import pytest
 
 from hyphal.api.app import create_app
-from hyphal.config import NodeConfig
-from hyphal.identity import NodeIdentity
-from hyphal.links.endpoint import Endpoint
 from hyphal.node import Node
-from hyphal.testing.memlink import MemoryNetwork
 
-WITHIN = 10.0  # generous bound for a shared machine; not a performance assertion
-PORT = 9651
+from .conftest import until
+
 BASE = "http://127.0.0.1:8989"
-
-
-async def _node(net: MemoryNetwork, host: str, peer: str | None, name: str) -> Node:
-    peers = () if peer is None else (Endpoint("tcp", peer, PORT),)
-    config = NodeConfig(
-        no_tun=True,
-        listen_address="::",
-        tcp_listen_port=PORT,
-        peers=peers,
-        member_name=name,
-        region="fra",
-    )
-    node = Node(config, NodeIdentity.generate(), transport=net.transport(host))
-    await node.start()
-    return node
-
-
-@pytest.fixture
-async def named_line() -> AsyncIterator[list[Node]]:
-    net = MemoryNetwork()
-    nodes: list[Node] = []
-    try:
-        for host, peer, name in (("a", None, "alpha"), ("b", "a", "beta"), ("c", "b", "gamma")):
-            nodes.append(await _node(net, host, peer, name))
-        yield nodes
-    finally:
-        for node in reversed(nodes):
-            await node.stop()
-
-
-async def _until(cond: object) -> None:
-    async with asyncio.timeout(WITHIN):
-        while not cond():  # type: ignore[operator]  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
 
 
 async def test_records_spread_and_reachability_follows_routing(named_line: list[Node]) -> None:
@@ -64,7 +22,7 @@ async def test_records_spread_and_reachability_follows_routing(named_line: list[
             for n in named_line
         )
 
-    await _until(everyone_known)
+    await until(everyone_known)
     (alpha,) = [m for m in c.members.members() if m.name == "alpha"]
     assert alpha.address == str(a.identity.address) and alpha.region == "fra"
     assert alpha.software.startswith("hyphal ")
@@ -77,12 +35,12 @@ async def test_records_spread_and_reachability_follows_routing(named_line: list[
         rows = [m for m in a.members.members() if m.name == "gamma"]
         return len(rows) == 1 and not rows[0].reachable
 
-    await _until(gamma_unreachable)
+    await until(gamma_unreachable)
 
 
 async def test_api_lists_members_and_finds_one_by_name(named_line: list[Node]) -> None:
     a, _, c = named_line
-    await _until(lambda: len(a.members.members()) == 3)
+    await until(lambda: len(a.members.members()) == 3)
     transport = httpx.ASGITransport(app=create_app(a))
     async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
         rows = (await client.get("/api/v1/members")).json()
@@ -93,4 +51,3 @@ async def test_api_lists_members_and_finds_one_by_name(named_line: list[Node]) -
         assert one.json()["publicKey"] == c.identity.public_key.hex()
         missing = await client.get("/api/v1/members/nobody")
         assert missing.status_code == 404 and "nobody" in missing.json()["error"]
-

@@ -132,6 +132,15 @@ def _load_key(path: Path) -> tuple[NodeIdentity, bool]:
         raise fail(f"node key {path}: {exc}") from None
 
 
+ConfigDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--config-dir",
+        help="Where hyphal.toml goes [default: /etc/hyphal as root, else ~/.config/hyphal]",
+    ),
+]
+
+
 # --------------------------------------------------------------------------- network create
 
 
@@ -140,13 +149,7 @@ def network_create(
     name: Annotated[
         str, typer.Argument(help="Network name (2-64 bytes; part of every signature).")
     ],
-    config_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--config-dir",
-            help="Where hyphal.toml goes [default: /etc/hyphal as root, else ~/.config/hyphal]",
-        ),
-    ] = None,
+    config_dir: ConfigDir = None,
     key_file: Annotated[
         Path | None,
         typer.Option(
@@ -457,13 +460,7 @@ def join(
         bool,
         typer.Option("--foreground", help="Run the daemon here instead of as a systemd service."),
     ] = False,
-    config_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--config-dir",
-            help="Where hyphal.toml goes [default: /etc/hyphal as root, else ~/.config/hyphal]",
-        ),
-    ] = None,
+    config_dir: ConfigDir = None,
     key_file: Annotated[
         Path | None,
         typer.Option(
