@@ -13,6 +13,7 @@ so it would attract others' transit if its neighbours believed its routing inste
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Sequence
 from typing import Any
@@ -60,3 +61,14 @@ class LyingClient(MetricLiar):
 
     def _data_frame(self, frame: tuple[PeerLink, memoryview]) -> None:
         Node._data_frame(self, frame)  # relays, unlike the metric liar
+
+
+async def run_until_killed(node: Node) -> None:
+    """Start ``node`` as a daemon for a namespace test: print ``up`` once it runs, then serve
+    until the process is killed."""
+    await node.start()
+    print("up", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await node.stop()

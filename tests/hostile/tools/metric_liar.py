@@ -13,7 +13,7 @@ from pathlib import Path
 from hyphal.config import NodeConfig
 from hyphal.identity import NodeIdentity
 from hyphal.links.endpoint import Endpoint
-from hyphal.testing.hostile import MetricLiar
+from hyphal.testing.hostile import MetricLiar, run_until_killed
 
 PORT = 9651
 
@@ -25,13 +25,7 @@ async def main(key_file: Path, peers: list[str]) -> None:
         tcp_listen_port=PORT,
         peers=tuple(Endpoint("tcp", peer, PORT) for peer in peers),
     )
-    node = MetricLiar(config, NodeIdentity.load(key_file))
-    await node.start()
-    print("up", flush=True)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await node.stop()
+    await run_until_killed(MetricLiar(config, NodeIdentity.load(key_file)))
 
 
 if __name__ == "__main__":

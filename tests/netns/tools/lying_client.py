@@ -13,7 +13,7 @@ from pathlib import Path
 from hyphal.config import NodeConfig
 from hyphal.identity import NodeIdentity
 from hyphal.links.endpoint import Endpoint
-from hyphal.testing.hostile import LyingClient
+from hyphal.testing.hostile import LyingClient, run_until_killed
 
 PORT = 9651
 
@@ -25,13 +25,7 @@ async def main(key_file: Path, peers: list[str]) -> None:
         api_addr="127.0.0.1:8989",
         peers=tuple(Endpoint("tcp", peer, PORT) for peer in peers),
     )
-    node = LyingClient(config, NodeIdentity.load(key_file))
-    await node.start()
-    print("up", flush=True)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await node.stop()
+    await run_until_killed(LyingClient(config, NodeIdentity.load(key_file)))
 
 
 if __name__ == "__main__":
