@@ -48,3 +48,12 @@ class ServiceDirectory(Protocol):
     def service_at(self, address: IPv6Address) -> str | None:
         """The service whose stable overlay address ``address`` is (None: not a service's)."""
         ...
+
+    def is_instance(self, service: str, public_key: bytes) -> bool:
+        """Whether the node with ``public_key`` is an authorised instance of ``service`` (healthy
+        or not: a pinned flow may finish on a draining instance; a reply from it is genuine)."""
+        ...
+
+    def local_services(self) -> list[str]:
+        """Services this node serves (authorised), whose stable addresses it must accept."""
+        ...
