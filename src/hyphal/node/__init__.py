@@ -166,7 +166,6 @@ class Node:
         self.services: ServicesPart = services_part(
             config, identity, self.members, self._route_metric, self.now
         )  # the ServiceDirectory (services/directory.py) DNS, service addresses and ingress ask
-        self.parts.add(self.services)
         self.parts.add(
             dns_part(
                 config,
@@ -175,8 +174,10 @@ class Node:
                 self.now,
                 lambda: self.tun_port.tun is not None,
                 self.members,
+                self.services,
             )
         )
+        self.parts.add(self.services)
         self.gate = AdmissionGate(
             self.members, self._link_full, self.peers.close_link, self.forwarder.stats.drop
         )

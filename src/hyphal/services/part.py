@@ -59,6 +59,7 @@ Key = tuple[str, Proto, int]
 NEVER = 0xFFFFFFFF
 """A self-grant's expiry: the owner serving its own service needs no renewal."""
 MAX_LOCAL = 16
+SEEN_CACHE_S = 0.05
 
 
 class ServiceError(ValueError):
@@ -142,6 +143,7 @@ class ServicesPart:
             "went-unhealthy": 0,
             "unauthorised-seen": 0,
         }
+        self._seen_cache: tuple[float, list[Seen]] | None = None
         self._published: tuple[PublishedService, ...] = ()
         self._publish_due: float | None = None
         self._task: asyncio.Task[None] | None = None
@@ -213,6 +215,7 @@ class ServicesPart:
         if not ok:
             self.counters_["check-failures"] += 1
         if self.health.report(key, ok, now, detail):
+            self._seen_cache = None
             self._health_changed(key, now, detail)
         self._wake.set()
 
@@ -380,6 +383,7 @@ class ServicesPart:
         return {"name": name, "draining": draining}
 
     def _save(self) -> None:
+        self._seen_cache = None
         self._saved.drained = set(self.drained)
         save_state(self.state_file, self._saved)
 
@@ -446,7 +450,19 @@ class ServicesPart:
                 yield record.origin, name, published
 
     def seen(self) -> list[Seen]:
-        """Every instance endpoint this node knows of (ours from live state), with verdicts."""
+        """Every instance endpoint this node knows of (ours from live state), with verdicts.
+
+        Kept for :data:`SEEN_CACHE_S` (one DNS query asks several questions), and dropped at
+        once when a local instance changes."""
+        now = self._clock()
+        cached = self._seen_cache
+        if cached is not None and 0 <= now - cached[0] < SEEN_CACHE_S:
+            return cached[1]
+        seen = self._compute_seen()
+        self._seen_cache = (now, seen)
+        return seen
+
+    def _compute_seen(self) -> list[Seen]:
         wall = self._wall()
         remote = list(self._records())
         local = tuple(self._desired())
@@ -519,6 +535,10 @@ class ServicesPart:
             if service_address(self.network, name) == address:
                 return name
         return None
+
+    def has_service(self, service: str) -> bool:
+        """Whether any authorised instance publishes ``service`` (healthy or not)."""
+        return any(s.service == service and s.authorised for s in self.seen())
 
     def known_names(self) -> list[str]:
         return sorted({s.service for s in self.seen() if s.authorised})
