@@ -179,22 +179,29 @@ class ServicesPart:
         self._task = None
         self._checks.clear()
 
+    def tick(self, now: float) -> list[Key]:
+        """Publish what waits (if the pacer allows) and return the checks due now (the run loop
+        starts them; tests report results themselves)."""
+        due = self.health.due(now)
+        self._maybe_publish(now)
+        return due
+
+    def next_deadline(self) -> float | None:
+        deadlines = [d for d in (self.health.next_deadline(), self._publish_due) if d is not None]
+        return min(deadlines) if deadlines else None
+
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            now = self._clock()
-            assert self._runner is not None
-            for key in self.health.due(now):
+            for key in self.tick(self._clock()):
                 spec = self.specs.get(key)
                 if spec is None:
                     continue
-                task = asyncio.get_running_loop().create_task(self._check(key, spec))
+                task = loop.create_task(self._check(key, spec))
                 self._checks.add(task)
                 task.add_done_callback(self._checks.discard)
-            self._maybe_publish(now)
-            deadlines = [
-                d for d in (self.health.next_deadline(), self._publish_due) if d is not None
-            ]
-            wait = max(0.0, min(deadlines) - self._clock()) if deadlines else 60.0
+            deadline = self.next_deadline()
+            wait = 60.0 if deadline is None else max(0.0, deadline - self._clock())
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(wait, 60.0)):
