@@ -1,38 +1,45 @@
 """Services on real nodes (in-memory links, one process): every node agrees on the nearest
 healthy instance once converged, a drained or failing instance gets no new choice, a node that
-publishes a service without a valid grant is never chosen, and the API adds and lists."""
+publishes a service without a valid grant is never chosen (public and private networks), each
+node's DNS answers from its own view, and the API adds and lists."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
+import dns.message
+import dns.rcode
 import httpx
 import pytest
 
 from hyphal.api.app import create_app
 from hyphal.crypto.signing import XEdDSASigner
+from hyphal.dns.part import DnsPart
 from hyphal.node import Node
 from hyphal.node.members import PUBLIC_NETWORK
-from hyphal.services.grant import make_grant
+from hyphal.services.extension import Endpoint, PublishedService, with_services
+from hyphal.services.grant import make_grant, parse_grant_text
 from hyphal.services.spec import parse_spec
 from hyphal.testing.memlink import MemoryNetwork
 
 from .conftest import start_node, until
+from .test_admission_nodes import NETWORK, Mesh, _route
 
 BASE = "http://127.0.0.1:8989"
 
 
-def grant_text(owner: Node, instance: Node, service: str, since: int | None = None) -> str:
+def grant_text(owner: Node, instance: Node, service: str, network: bytes = PUBLIC_NETWORK) -> str:
     now = int(time.time())
     return make_grant(
         XEdDSASigner(owner.identity.private_bytes()),
-        PUBLIC_NETWORK,
+        network,
         service=service,
         instance=instance.identity.public_key,
         owner=owner.identity.public_key,
-        since=now - 3600 if since is None else since,
+        since=now - 3600,
         expires=now + 3600,
     ).text()
 
@@ -110,28 +117,46 @@ async def test_a_node_without_a_valid_grant_is_never_chosen(four: list[Node]) ->
     a, b, c, d = four
     a.services.add(parse_spec({"name": "web", "port": 8080, "check": "none"}))
     await until(lambda: all(chosen(n) == "a" for n in four))
-    # D claims "web" itself, later than A's claim: A's first claim owns the name
-    d.services.add(parse_spec({"name": "web", "port": 80, "check": "none"}))
-    # C publishes a grant A made for B (a copied proof names B's key, not C's)
+    # an honest node may not claim a name another key owns
+    with pytest.raises(ValueError, match="owned by key"):
+        d.services.add(parse_spec({"name": "web", "port": 80, "check": "none"}))
+    # C refuses a grant A made for B (it names B's key)
     with pytest.raises(ValueError, match="another node's key"):
         c.services.add(
             parse_spec(
                 {"name": "web", "port": 81, "check": "none", "grant": grant_text(a, b, "web")}
             )
         )
+    # D publishes anyway: its own later claim; C publishes the copied proof of B's grant
+    a_since = a.services.grants["web"].since  # type: ignore[union-attr]
+    d_claim = make_grant(
+        XEdDSASigner(d.identity.private_bytes()),
+        PUBLIC_NETWORK,
+        service="web",
+        instance=d.identity.public_key,
+        owner=d.identity.public_key,
+        since=a_since + 1,
+        expires=0xFFFFFFFF,
+    )
+    copied = parse_grant_text(grant_text(a, b, "web"))
+    for liar, proof in ((d, d_claim.proof()), (c, copied.proof())):
+        ep = Endpoint(80, "tcp", True, False, 255)
+        liar.members.set_extension(with_services(b"", [PublishedService("web", proof, (ep,))]))
     await until(
-        lambda: any(
-            not r["authorised"]
-            for row in c.services.mesh_rows()
-            for r in row["instances"]
-            if row["name"] == "web"
+        lambda: all(
+            sum(not r["authorised"] for row in n.services.mesh_rows() for r in row["instances"])
+            == (1 if n in (c, d) else 2)
+            for n in four
         )
     )
     for _ in range(20):
         assert [chosen(n) for n in four] == ["a", "a", "a", "a"]
-        assert all(not n.services.is_instance("web", d.identity.public_key) for n in four)
+        assert all(
+            not n.services.is_instance("web", liar.identity.public_key)
+            for n in four
+            for liar in (c, d)
+        )
         await asyncio.sleep(0.02)
-    assert d.services.local_services() == []
 
 
 async def test_the_api_adds_lists_drains_and_removes(four: list[Node]) -> None:
@@ -158,3 +183,82 @@ async def test_the_api_adds_lists_drains_and_removes(four: list[Node]) -> None:
         await until(lambda: d.services.choose("dns", "udp") is None)
         assert (await api.delete("/api/v1/services/dns")).json()["removed"] == 1
         assert (await api.delete("/api/v1/services/dns")).status_code == 404
+
+
+async def test_on_a_private_network_the_admins_grant_who_serves(tmp_path: Path) -> None:
+    mesh = Mesh(tmp_path)
+    try:
+        a = await mesh.start("a", None)
+        b = await mesh.start("b", "a")
+        c = await mesh.start("c", "b")
+        await until(lambda: all(_route(x, y) for x in (a, b, c) for y in (a, b, c)))
+        now = int(time.time())
+        admin_grant = make_grant(
+            XEdDSASigner(mesh.admin.private_bytes()),
+            NETWORK.encode(),
+            service="web",
+            instance=c.identity.public_key,
+            owner=mesh.admin.public_key,
+            since=now,
+            expires=now + 600,
+        ).text()
+        row = c.services.add(
+            parse_spec({"name": "web", "port": 80, "check": "none", "grant": admin_grant})
+        )
+        assert row["owner"] == mesh.admin.public_key.hex()
+        # b has no grant: a member's own key owns nothing on a private network
+        assert (
+            b.services.add(parse_spec({"name": "web", "port": 80, "check": "none"}))["owner"]
+            is None
+        )
+        # a member's grant for c (signed by b's key) does not hold either
+        with pytest.raises(ValueError, match="admin key"):
+            c.services.add(
+                parse_spec(
+                    {
+                        "name": "db",
+                        "port": 81,
+                        "check": "none",
+                        "grant": grant_text(b, c, "db", NETWORK.encode()),
+                    }
+                )
+            )
+        await until(lambda: all(chosen(n) == "c" for n in (a, b, c)))
+        for _ in range(20):
+            assert all(not n.services.is_instance("web", b.identity.public_key) for n in (a, b, c))
+            assert [chosen(n) for n in (a, b, c)] == ["c", "c", "c"]
+            await asyncio.sleep(0.02)
+    finally:
+        for node in reversed(mesh.nodes):
+            await node.stop()
+
+
+def _ask(node: Node, name: str, rdtype: str) -> dns.message.Message:
+    part = node.parts.get("dns")
+    assert isinstance(part, DnsPart)
+    query = dns.message.make_query(name, rdtype)
+    wire = part.core.handle(query.to_wire(), "::1", time.monotonic())
+    assert wire is not None
+    return dns.message.from_wire(wire)
+
+
+async def test_each_node_answers_service_names_from_its_own_view(four: list[Node]) -> None:
+    a, b, c, d = four
+    a.services.add(parse_spec({"name": "web", "port": 8080, "check": "none"}))
+    d.services.add(
+        parse_spec({"name": "web", "port": 8081, "check": "none", "grant": grant_text(a, d, "web")})
+    )
+    await until(lambda: all(len(n.services.instances("web")) == 2 for n in four))
+    for node, nearest in ((a, a), (b, a), (c, d), (d, d)):
+        (rrset,) = _ask(node, "web.svc.hyphal.internal", "AAAA").answer
+        assert [r.address for r in rrset] == [str(nearest.identity.address)]
+        (srv,) = _ask(node, "_web._tcp.svc.hyphal.internal", "SRV").answer
+        first = min(srv, key=lambda r: r.priority)
+        assert first.target.to_text() == f"{'a' if nearest is a else 'd'}.hyphal.internal."
+        assert {r.port for r in srv} == {8080, 8081}
+    (vip,) = _ask(b, "web.vip.hyphal.internal", "AAAA").answer
+    assert vip[0].address == str(a.services.address_of("web"))
+    a.services.drain("web")
+    d.services.drain("web")
+    await until(lambda: not _ask(b, "web.svc.hyphal.internal", "AAAA").answer)
+    assert _ask(b, "web.svc.hyphal.internal", "AAAA").rcode() == dns.rcode.NOERROR

@@ -273,6 +273,13 @@ class ServicesPart:
         held = self.grants.get(spec.name)
         if held is not None and held.owner == self.public_key:
             return held
+        owner = self.owner_of(spec.name)
+        if owner is not None and owner != self.public_key and spec.name not in self._saved.claims:
+            raise ServiceError(
+                f"service {spec.name} is owned by key {owner.hex()} (its first claim); ask the "
+                f"owner for 'hyphal service grant {spec.name} --to {self.public_key.hex()}' and "
+                "add the grant with --grant, or pick another name"
+            )
         since = self._saved.claims.get(spec.name)
         if since is None:
             since = int(now_wall)
@@ -542,6 +549,14 @@ class ServicesPart:
             if service_address(self.network, name) == address:
                 return name
         return None
+
+    def owner_of(self, service: str) -> bytes | None:
+        """The key owning ``service`` on the public network as this node sees it (a pin or the
+        first claim among the records it holds); None on a private network or if unclaimed."""
+        if self.authority.private:
+            return None
+        claims = [Claim(s.name, key, s.proof) for key, _, pubs in self._records() for s in pubs]
+        return self.authority.owners(claims, self._wall()).get(service)
 
     def has_service(self, service: str) -> bool:
         """Whether any authorised instance publishes ``service`` (healthy or not)."""
