@@ -5,7 +5,10 @@
 * **Public network**: a service is owned by one key. A ``service_owners`` pin in the config
   (name = owner key) decides outright. Without a pin the owner is the *first claim*: of every
   grant for the name this node holds, the lowest ``(since, owner key)`` wins, the same rule as
-  member names, so every node holding the same records agrees.
+  member names, so every node holding the same records agrees. ``since`` is the claimant's
+  word, so a node also remembers the owner it has seen (*sticky*, kept in the state file):
+  while that owner still publishes a valid grant it stays the owner here, and a later claim
+  that backdates ``since`` takes nothing from a node that knew the service before.
 
 Either way the grant must verify (XEdDSA, context + network id), name this instance's key (it is
 implied by the record it travels in, so a copied proof fails) and not have expired. Signature
@@ -66,19 +69,26 @@ class Authority:
             self._sig_cache[key] = ok
         return grant if ok else None
 
-    def owners(self, claims: Iterable[Claim], wall: float) -> dict[str, bytes]:
-        """The owner of every service named in ``claims`` (public network: pin or first claim;
-        a private network's services are owned by its admins and are not listed)."""
+    def owners(
+        self,
+        claims: Iterable[Claim],
+        wall: float,
+        sticky: Mapping[str, bytes] | None = None,
+    ) -> dict[str, bytes]:
+        """The owner of every service named in ``claims`` (public network: pin, else the
+        ``sticky`` owner this node already knew while it still holds a valid claim, else the
+        first claim; a private network's services are owned by its admins and not listed)."""
         if self.private:
             return {}
         best: dict[str, tuple[int, bytes]] = {}
+        known = sticky or {}
         for claim in claims:
             if claim.service in self.pins:
                 continue
             grant = self.grant_of(claim)
             if grant is None or not grant.valid_at(wall):
                 continue
-            rank = (grant.since, grant.owner)
+            rank = (-1 if known.get(claim.service) == grant.owner else grant.since, grant.owner)
             held = best.get(claim.service)
             if held is None or rank < held:
                 best[claim.service] = rank

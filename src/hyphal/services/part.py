@@ -60,6 +60,9 @@ NEVER = 0xFFFFFFFF
 """A self-grant's expiry: the owner serving its own service needs no renewal."""
 MAX_LOCAL = 16
 SEEN_CACHE_S = 0.05
+MAX_OWNERS_REMEMBERED = 4096
+OWNER_REFRESH_S = 1.0
+"""How often the owners of the services in the records we hold are looked at and remembered."""
 
 
 class ServiceError(ValueError):
@@ -200,11 +203,12 @@ class ServicesPart:
                 task = loop.create_task(self._check(key, spec))
                 self._checks.add(task)
                 task.add_done_callback(self._checks.discard)
+            self.seen()  # remembers every owner seen (authz "sticky") as records arrive
             deadline = self.next_deadline()
-            wait = 60.0 if deadline is None else max(0.0, deadline - self._clock())
+            wait = OWNER_REFRESH_S if deadline is None else max(0.0, deadline - self._clock())
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(wait, 60.0)):
+                async with asyncio.timeout(min(wait, OWNER_REFRESH_S)):
                     await self._wake.wait()
 
     async def _check(self, key: Key, spec: ServiceSpec) -> None:
@@ -483,7 +487,7 @@ class ServicesPart:
         claims = [Claim(s.name, key, s.proof) for key, _, pubs in remote for s in pubs] + [
             Claim(s.name, self.public_key, s.proof) for s in local
         ]
-        owners = self.authority.owners(claims, wall)
+        owners = self._owners(claims, wall)
         out: list[Seen] = []
         own_name = self.members.own_name()
         for key, name, pubs, is_self in (
@@ -556,7 +560,22 @@ class ServicesPart:
         if self.authority.private:
             return None
         claims = [Claim(s.name, key, s.proof) for key, _, pubs in self._records() for s in pubs]
-        return self.authority.owners(claims, self._wall()).get(service)
+        return self._owners(claims, self._wall()).get(service)
+
+    def _owners(self, claims: list[Claim], wall: float) -> dict[str, bytes]:
+        """Owners by the authority's rule, remembering each one seen (sticky, saved)."""
+        sticky = self._saved.owners
+        owners = self.authority.owners(claims, wall, sticky)
+        changed = False
+        for name, owner in owners.items():
+            if name not in self.authority.pins and sticky.get(name) != owner:
+                sticky[name] = owner
+                changed = True
+        while len(sticky) > MAX_OWNERS_REMEMBERED:
+            del sticky[next(iter(sticky))]
+        if changed:
+            save_state(self.state_file, self._saved)
+        return owners
 
     def has_service(self, service: str) -> bool:
         """Whether any authorised instance publishes ``service`` (healthy or not)."""

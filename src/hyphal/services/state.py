@@ -1,4 +1,4 @@
-"""The services state file: runtime-added instances, drains and our first-claim times.
+"""The services state file: runtime-added instances, drains, our first claims, owners seen.
 
 ``hyphal service add`` (or the API) on a running daemon must survive a restart, so the services
 part keeps a small JSON file beside the node's other state (``services.json`` next to the key
@@ -32,6 +32,8 @@ class SavedState:
     drained: set[str] = field(default_factory=set)
     claims: dict[str, int] = field(default_factory=dict)
     """Service name -> when we first claimed it (Unix seconds), for our own grants."""
+    owners: dict[str, bytes] = field(default_factory=dict)
+    """Service name -> the owner key this node has seen (public network, authz "sticky")."""
 
 
 def load_state(path: Path | None) -> SavedState:
@@ -46,6 +48,9 @@ def load_state(path: Path | None) -> SavedState:
         services = [parse_spec(s, f"{path}: service") for s in data.get("services", [])]
         drained = {str(n) for n in data.get("drained", [])}
         claims = {str(k): int(v) for k, v in dict(data.get("claims", {})).items()}
+        owners = {str(k): bytes.fromhex(str(v)) for k, v in dict(data.get("owners", {})).items()}
+        if any(len(v) != 32 for v in owners.values()):
+            raise ValueError("an owner key is not 32 bytes")
     except (OSError, ValueError, TypeError, SpecError, AttributeError) as exc:
         aside = path.with_name(path.name + ".bad")
         log.error(
@@ -58,7 +63,7 @@ def load_state(path: Path | None) -> SavedState:
         with contextlib.suppress(OSError):
             path.replace(aside)
         return SavedState()
-    return SavedState(services, drained, claims)
+    return SavedState(services, drained, claims, owners)
 
 
 def save_state(path: Path | None, state: SavedState) -> None:
@@ -70,6 +75,7 @@ def save_state(path: Path | None, state: SavedState) -> None:
             "services": [s.to_json() for s in state.services],
             "drained": sorted(state.drained),
             "claims": dict(sorted(state.claims.items())),
+            "owners": {k: v.hex() for k, v in sorted(state.owners.items())},
         },
         indent=2,
     )

@@ -73,3 +73,14 @@ def test_on_a_private_network_only_admin_grants_hold() -> None:
     owners = auth.owners([by_admin, by_member], WALL)
     assert owners == {}
     assert auth.allows(by_admin, owners, WALL) and not auth.allows(by_member, owners, WALL)
+
+
+def test_a_known_owner_stays_while_a_backdated_claim_arrives() -> None:
+    auth = Authority(NET, XEdDSAVerifier())
+    honest, backdated = claim(OWNER, INST, since=500), claim(OTHER, INST2, since=1)
+    sticky = {"web": OWNER.public_key}
+    owners = auth.owners([honest, backdated], WALL, sticky)
+    assert owners == {"web": OWNER.public_key}
+    assert not auth.allows(backdated, owners, WALL)
+    # once the known owner publishes no valid grant any more, the first claim wins
+    assert auth.owners([backdated], WALL, sticky) == {"web": OTHER.public_key}
