@@ -156,6 +156,8 @@ class Flow:
     fin_in: bool = False
     generation: int = 0
     packets: int = 0
+    checked: float = 0.0
+    """When the caller last confirmed the instance is still authorised (its own bookkeeping)."""
 
     @property
     def source(self) -> bytes:
@@ -248,6 +250,7 @@ class FlowTable:
         else:
             state, idle = _DATAGRAM, limits.echo_idle
         flow = Flow(packet.key, service, instance, packet.proto, now, now, now + idle, state)
+        flow.checked = now
         self._flows[packet.key] = flow
         self._per_source[source] = self._per_source.get(source, 0) + 1
         heapq.heappush(self._timers, (flow.expires, 0, packet.key))

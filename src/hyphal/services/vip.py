@@ -35,6 +35,9 @@ from hyphal.services.flows import (
 
 UNREACH_PROHIBITED: Final = 1  # ICMPv6 Destination Unreachable code 1
 UNREACH_PORT: Final = 4
+REVALIDATE: Final = 1.0
+"""Seconds between re-asking the directory whether a flow's instance is still authorised (an
+instance whose grant is revoked loses its flows within this, on their next packet)."""
 
 DirectoryFn = Callable[[], ServiceDirectory | None]
 
@@ -78,9 +81,11 @@ class ServiceAddresses:
         table = self.table
         flow = table.lookup(pf, now)
         if flow is not None:
-            if not directory.is_instance(flow.service, flow.instance):
-                table.fail(flow)
-                return self._lost(packet, pf)
+            if now - flow.checked >= REVALIDATE:
+                if not directory.is_instance(flow.service, flow.instance):
+                    table.fail(flow)
+                    return self._lost(packet, pf)
+                flow.checked = now
             table.outbound(flow, pf, now)
             return ServiceVerdict(flow.instance, None, "")
         if not table.may_open(pf):

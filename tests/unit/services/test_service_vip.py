@@ -20,7 +20,7 @@ from hyphal.dataplane.forwarder import Forwarder
 from hyphal.identity import NodeIdentity
 from hyphal.services.directory import Instance, Proto
 from hyphal.services.flows import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, FlowLimits
-from hyphal.services.vip import ServiceAddresses
+from hyphal.services.vip import REVALIDATE, ServiceAddresses
 
 PREFIX = bytes.fromhex("04bbccddeeff0011")
 VIP = PREFIX + bytes.fromhex("00000000000000aa")
@@ -233,6 +233,9 @@ def test_a_lost_instance_fails_its_flows(world: World) -> None:
         for i in world.directory.instances_by_service["web"]
         if i.public_key != world.a.identity.public_key
     ]
+    world.client.send(tcp(c, VIP, 40000, 80, TCP_ACK, seq=899))  # within REVALIDATE: still A
+    assert len(world.a.tun) == 4
+    world.clock[0] = REVALIDATE
     world.client.send(tcp(c, VIP, 40000, 80, TCP_ACK, seq=900))
     rst = world.client.tun[-1]
     assert rst[6] == 6 and rst[40 + 13] & TCP_RST and rst[8:24] == VIP
@@ -240,7 +243,7 @@ def test_a_lost_instance_fails_its_flows(world: World) -> None:
     world.client.send(udp(c, VIP, 5000, 53))  # the UDP flow fails once, with an ICMPv6 error
     error = world.client.tun[-1]
     assert error[40] == ipv6.ICMPV6_DEST_UNREACHABLE and error[41] == ipv6.UNREACH_ADDRESS
-    assert len(world.a.tun) == 3 and world.b.tun == []
+    assert len(world.a.tun) == 4 and world.b.tun == []
     world.client.send(udp(c, VIP, 5000, 53))  # ... and its next datagram is a new flow, to B
     assert len(world.b.tun) == 1
     world.client.send(tcp(c, VIP, 40000, 80, TCP_ACK, seq=901))  # the TCP one has no flow: reset
