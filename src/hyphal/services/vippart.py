@@ -27,6 +27,7 @@ from hyphal.services.vip import DirectoryFn, ServiceAddresses
 log = logging.getLogger("hyphal.services")
 
 REFRESH = 1.0  # seconds between reconciling the TUN's service addresses
+SHOWN_FLOWS = 200  # flows listed in the status (all are counted)
 _IFA_F_NODAD = 0x02
 _INFINITE = 0xFFFFFFFF
 
@@ -176,16 +177,17 @@ class ServiceAddressPart:
             "flows": len(flows),
             "flowsByState": by_state,
             "maxFlows": hook.table.limits.max_flows if hook is not None else 0,
+            "pinned": self.flows(SHOWN_FLOWS),
             "errors": dict(self.errors),
         }
 
-    def flows(self) -> list[dict[str, Any]]:
-        """Every pinned flow, for the API and ``hyphal`` tools."""
+    def flows(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The pinned flows (the first ``limit``), for the API."""
         hook = self.hook
         if hook is None:
             return []
         rows = []
-        for flow in hook.table.flows():
+        for flow in hook.table.flows()[:limit]:
             key = flow.key
             rows.append(
                 {
