@@ -11,7 +11,7 @@ machine slows both alike:
 
 The difference is the cost of the flow table and the extra checks per packet.
 
-    flock /tmp/hyphal-heavy.lock .venv/bin/python -m bench.services [--time 5] [--repeat 3]
+    flock /tmp/hyphal-heavy.lock .venv/bin/python bench/services.py [--time 5] [--repeat 3]
         [--pings 50] [--json]
 
 Needs root. Everything lives in throwaway namespaces and is removed on exit.
@@ -27,13 +27,12 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from bench.throughput.lab import Pair
-from bench.throughput.measure import measure_iperf, measure_ping
-from bench.throughput.results import Iperf, Rtt
-
 from hyphal.node.members import PUBLIC_NETWORK
 from hyphal.services.address import service_address
 from hyphal.testing.netlab import has_route
+from throughput.lab import Pair
+from throughput.measure import measure_iperf, measure_ping
+from throughput.results import Iperf, Rtt
 
 SERVICE = "perf"
 PORT = 5201
