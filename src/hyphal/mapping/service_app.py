@@ -208,9 +208,16 @@ class ServiceMetrics:
 
 class _Frame(BaseHTTPMiddleware):
     def __init__(
-        self, app: Any, access: Access, metrics: ServiceMetrics, max_inflight: int, retry_after: int
+        self,
+        app: Any,
+        access: Access,
+        metrics: ServiceMetrics,
+        max_inflight: int,
+        retry_after: int,
+        max_body: int,
     ) -> None:
         super().__init__(app)
+        self.max_body = max_body
         self.access = access
         self.metrics = metrics
         self.max_inflight = max_inflight
@@ -227,6 +234,15 @@ class _Frame(BaseHTTPMiddleware):
                 self.metrics.requests.labels(route, "403").inc()
                 return JSONResponse({"error": verdict}, status_code=403)
             request.state.caller = verdict
+        if request.method in ("POST", "PUT", "PATCH"):
+            length = request.headers.get("content-length")
+            if length is None or not length.isdigit():
+                return JSONResponse({"error": "a Content-Length header is required"}, 411)
+            if int(length) > self.max_body:
+                return JSONResponse(
+                    {"error": f"request body over {self.max_body} bytes; send smaller batches"},
+                    413,
+                )
         if self.inflight >= self.max_inflight:
             self.metrics.shed.inc()
             self.metrics.requests.labels(route, "429").inc()
@@ -265,6 +281,7 @@ def make_service_app(
     max_inflight: int = 256,
     retry_after: int = 1,
     description: str = "",
+    max_body: int = 4 * 1024 * 1024,
 ) -> FastAPI:
     """A FastAPI app with /health, /ready, /metrics, /service-info, access control and
     overload shedding; the service adds its routes to it."""
@@ -278,7 +295,12 @@ def make_service_app(
     app.state.metrics = metrics
     app.state.registry = registry
     app.add_middleware(
-        _Frame, access=access, metrics=metrics, max_inflight=max_inflight, retry_after=retry_after
+        _Frame,
+        access=access,
+        metrics=metrics,
+        max_inflight=max_inflight,
+        retry_after=retry_after,
+        max_body=max_body,
     )
 
     @app.exception_handler(Overloaded)
