@@ -127,11 +127,11 @@ class Database:
     def migrate(self, migrations: Sequence[Migration], table: str = "schema_migrations") -> int:
         """Apply the migrations not yet applied; returns the schema version."""
         with self._lock:
-            self._raw(
+            self.raw(
                 f"CREATE TABLE IF NOT EXISTS {table} (version INTEGER PRIMARY KEY, applied REAL)"
             )
             if self.pg:  # two instances starting at once: one migrates, the other waits
-                self._raw("SELECT pg_advisory_lock(724101)")
+                self.raw("SELECT pg_advisory_lock(724101)")
             try:
                 with self.tx() as t:
                     done = {r[0] for r in t.execute(f"SELECT version FROM {table}").fetchall()}
@@ -148,7 +148,7 @@ class Database:
                 return version
             finally:
                 if self.pg:
-                    self._raw("SELECT pg_advisory_unlock(724101)")
+                    self.raw("SELECT pg_advisory_unlock(724101)")
 
     def pragma(self, sql: str) -> None:
         """A SQLite PRAGMA (outside any transaction); nothing on PostgreSQL."""
@@ -156,8 +156,10 @@ class Database:
             with self._lock:
                 self._conn.execute(f"PRAGMA {sql}")
 
-    def _raw(self, sql: str) -> None:
-        self._conn.execute(sql)
+    def raw(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """One statement outside any transaction (ATTACH, DETACH, advisory locks)."""
+        with self._lock:
+            self._conn.execute(sql, tuple(params))
 
     def close(self) -> None:
         with self._lock:

@@ -282,6 +282,7 @@ def make_service_app(
     retry_after: int = 1,
     description: str = "",
     max_body: int = 4 * 1024 * 1024,
+    lifespan: Any = None,
 ) -> FastAPI:
     """A FastAPI app with /health, /ready, /metrics, /service-info, access control and
     overload shedding; the service adds its routes to it."""
@@ -289,7 +290,10 @@ def make_service_app(
     metrics = ServiceMetrics(registry, info.service_type)
     checks = dict(checks or {})
     app = FastAPI(
-        title=f"hyphal {info.service_type}", version=info.version, description=description
+        title=f"hyphal {info.service_type}",
+        version=info.version,
+        description=description,
+        lifespan=lifespan,
     )
     app.state.info = info
     app.state.metrics = metrics

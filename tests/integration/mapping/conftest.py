@@ -3,6 +3,7 @@ SQLite file and on a real PostgreSQL (a throwaway cluster this session starts an
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,8 @@ import psycopg
 import pytest
 
 from hyphal.testing.postgres import PgCluster, pg_bin
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # mapping_results
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +26,12 @@ def pg_cluster() -> Iterator[PgCluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture
+def fresh_pg(pg_cluster: PgCluster) -> str:
+    """A new, empty database in the session's cluster."""
+    return fresh_pg_database(pg_cluster)
 
 
 def fresh_pg_database(cluster: PgCluster) -> str:
