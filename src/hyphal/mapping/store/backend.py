@@ -41,7 +41,7 @@ CLAIM_TIMEOUT = 60.0
 _RESULT_FIELDS = (
     "id, received, started, ended, type, worker, worker_key, region, target, af, proto, flow_id, "
     "src_port, dst_port, cycle_id, measurement_id, destination_replied, stop_reason, ping_sent, "
-    "ping_received, hop_count, raw"
+    "ping_received, hop_count, probes, raw"
 )
 _HOP_FIELDS = (
     "result_id, received, ttl, idx, from_ip, rtt, reply_ttl, icmp_type, icmp_code, quoted_ttl, "
@@ -215,7 +215,7 @@ class Store:
                 if t.rowcount == 1:
                     new.append(result)
             t.executemany(
-                f"INSERT INTO {results_table} ({_RESULT_FIELDS}) VALUES ({_ph(22)})",
+                f"INSERT INTO {results_table} ({_RESULT_FIELDS}) VALUES ({_ph(23)})",
                 [self._result_row(r, now) for r in new],
             )
             t.executemany(
@@ -283,7 +283,7 @@ class Store:
             r.af, r.proto, r.flow_id, r.src_port, r.dst_port, r.cycle_id, r.measurement_id,
             r.destination_replied, r.stop_reason, ping.sent if ping else None,
             ping.received if ping else None, len(r.hops) if r.hops is not None else None,
-            json.dumps(r.to_json(), separators=(",", ":")),
+            probes_of(r), json.dumps(r.to_json(), separators=(",", ":")),
         )  # fmt: skip
 
     def _hop_rows(self, r: Result, now: float) -> Iterator[tuple[Any, ...]]:
@@ -425,7 +425,8 @@ class Store:
             }
             edges = t.execute("SELECT COUNT(*) FROM edges").fetchone()
             recent = t.execute(
-                f"SELECT worker, COUNT(*) FROM {results_table} WHERE received >= ? GROUP BY worker",
+                f"SELECT worker, COUNT(*), SUM(probes) FROM {results_table} WHERE received >= ? "
+                "GROUP BY worker",
                 (now - window,),
             ).fetchall()
             workers = t.execute(
@@ -434,7 +435,8 @@ class Store:
             pending = t.execute(
                 "SELECT COUNT(*) FROM measurements WHERE status IN ('pending', 'running')"
             ).fetchone()
-        per_worker = {str(w): int(n) for w, n in recent}
+        per_worker = {str(w): int(n) for w, n, _ in recent}
+        probes = {str(w): int(p or 0) for w, _, p in recent}
         total_recent = sum(per_worker.values())
         out: dict[str, Any] = {
             "backend": self.kind,
@@ -454,6 +456,7 @@ class Store:
                     "lastResult": float(last),
                     "results": int(n),
                     "resultsPerSecond": round(per_worker.get(str(w), 0) / window, 3),
+                    "probesPerSecond": round(probes.get(str(w), 0) / window, 3),
                 }
                 for w, reg, key, last, n in workers
             ],
@@ -572,6 +575,13 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+
+def probes_of(r: Result) -> int:
+    """Probes a result took: one per reply or timeout of a trace, ``sent`` of a ping."""
+    if r.ping is not None:
+        return r.ping.sent
+    return sum(len(h.replies) for h in r.hops or [])
 
 
 def _file_created(path: Path) -> float | None:

@@ -24,7 +24,7 @@ _RESULT_COLUMNS = """
     af INTEGER NOT NULL, proto TEXT NOT NULL, flow_id BIGINT NOT NULL, src_port INTEGER,
     dst_port INTEGER, cycle_id TEXT, measurement_id TEXT, destination_replied {BOOL} NOT NULL,
     stop_reason TEXT NOT NULL, ping_sent INTEGER, ping_received INTEGER, hop_count INTEGER,
-    raw TEXT NOT NULL"""
+    probes INTEGER NOT NULL, raw TEXT NOT NULL"""
 _HOP_COLUMNS = """
     result_id TEXT NOT NULL, received {REAL} NOT NULL, ttl INTEGER NOT NULL, idx INTEGER NOT NULL,
     from_ip TEXT, rtt {REAL}, reply_ttl INTEGER, icmp_type INTEGER, icmp_code INTEGER,
