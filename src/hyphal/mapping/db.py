@@ -54,6 +54,18 @@ class Tx:
             self._cur.executemany(self._sql(sql), [tuple(r) for r in rows])
         return self
 
+    def insert_many(self, table: str, columns: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Bulk insert: PostgreSQL's COPY (one round trip), else executemany."""
+        if not rows:
+            return
+        if self._pg:
+            with self._cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        marks = ", ".join("?" * len(rows[0]))
+        self._cur.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
+
     def fetchone(self) -> Row | None:
         row = self._cur.fetchone()
         return None if row is None else tuple(row)
@@ -122,7 +134,7 @@ class Database:
                 with self._conn.transaction():
                     self._conn.execute(sql)
             else:
-                self._conn.executescript(f"BEGIN IMMEDIATE;\n{sql}\nCOMMIT;")
+                self._conn.executescript(f"BEGIN IMMEDIATE;\n{sql};\nCOMMIT;")
 
     def migrate(self, migrations: Sequence[Migration], table: str = "schema_migrations") -> int:
         """Apply the migrations not yet applied; returns the schema version."""

@@ -64,10 +64,6 @@ class IngestReport:
     new: list[Result]
 
 
-def _ph(n: int) -> str:
-    return ", ".join("?" * n)
-
-
 class Store:
     def __init__(
         self,
@@ -199,39 +195,59 @@ class Store:
         """Store each result once; duplicates (same id) are acknowledged, not stored again."""
         results_table, hops_table = self._tables()
         new: list[Result] = []
-        seen_in_batch: set[str] = set()
         partition = None
         with self.db.tx() as t:
             if self.pg:
                 partition = self._ensure_partition(t, now)
-            for result in results:
-                if result.id in seen_in_batch:
-                    continue
-                seen_in_batch.add(result.id)
-                t.execute(
-                    "INSERT INTO result_ids (id, received) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                    (result.id, now),
-                )
-                if t.rowcount == 1:
-                    new.append(result)
-            t.executemany(
-                f"INSERT INTO {results_table} ({_RESULT_FIELDS}) VALUES ({_ph(23)})",
-                [self._result_row(r, now) for r in new],
-            )
-            t.executemany(
-                f"INSERT INTO {hops_table} ({_HOP_FIELDS}) VALUES ({_ph(12)})",
-                [row for r in new for row in self._hop_rows(r, now)],
+            first: dict[str, Result] = {}
+            for r in results:
+                first.setdefault(r.id, r)
+            unique = list(first.values())
+            if self.pg:  # one round trip: the ids that were not there yet come back
+                stored = {
+                    str(row[0])
+                    for row in t.execute(
+                        "INSERT INTO result_ids (id, received) SELECT unnest(?::text[]), ? "
+                        "ON CONFLICT DO NOTHING RETURNING id",
+                        ([r.id for r in unique], now),
+                    ).fetchall()
+                }
+                new = [r for r in unique if r.id in stored]
+            else:
+                for result in unique:
+                    t.execute(
+                        "INSERT INTO result_ids (id, received) VALUES (?, ?) "
+                        "ON CONFLICT DO NOTHING",
+                        (result.id, now),
+                    )
+                    if t.rowcount == 1:
+                        new.append(result)
+            t.insert_many(results_table, _RESULT_FIELDS, [self._result_row(r, now) for r in new])
+            t.insert_many(
+                hops_table, _HOP_FIELDS, [row for r in new for row in self._hop_rows(r, now)]
             )
             edges: dict[tuple[str, str, int], int] = {}
             for r in new:
                 for e in edges_of(r):
                     edges[(e.a, e.b, e.flow_id)] = edges.get((e.a, e.b, e.flow_id), 0) + 1
-            t.executemany(
-                "INSERT INTO edges (a, b, flow_id, first_seen, last_seen, count) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (a, b, flow_id) DO UPDATE SET "
-                "last_seen = excluded.last_seen, count = edges.count + excluded.count",
-                [(a, b, f, now, now, n) for (a, b, f), n in sorted(edges.items())],
+            upsert = (
+                " ON CONFLICT (a, b, flow_id) DO UPDATE SET "
+                "last_seen = excluded.last_seen, count = edges.count + excluded.count"
             )
+            rows = [(a, b, f, n) for (a, b, f), n in sorted(edges.items())]
+            if self.pg and rows:  # one statement for the batch (the keys are unique in it)
+                t.execute(
+                    "INSERT INTO edges (a, b, flow_id, first_seen, last_seen, count) "
+                    "SELECT a, b, f, ?, ?, n FROM unnest(?::text[], ?::text[], ?::bigint[], "
+                    "?::bigint[]) AS u(a, b, f, n)" + upsert,
+                    (now, now, *(list(col) for col in zip(*rows, strict=True))),
+                )
+            elif rows:
+                t.executemany(
+                    "INSERT INTO edges (a, b, flow_id, first_seen, last_seen, count) "
+                    "VALUES (?, ?, ?, ?, ?, ?)" + upsert,
+                    [(a, b, f, now, now, n) for a, b, f, n in rows],
+                )
             per_worker: dict[str, tuple[str | None, str | None, int, float]] = {}
             for r in new:
                 _, _, count, last = per_worker.get(r.worker, (None, None, 0, 0.0))
