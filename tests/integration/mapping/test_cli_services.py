@@ -17,6 +17,8 @@ import httpx
 import pytest
 from mapping_results import trace
 
+from hyphal.cli import main
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -54,6 +56,7 @@ def services(tmp_path: Path) -> Iterator[tuple[str, str, str]]:
     optout = tmp_path / "optout.txt"
     optout.write_text("198.18.3.0/24\n")
     token = tmp_path / "token"
+    token.write_text("lab-token-" + os.urandom(8).hex() + "\n")
     fport, sport = free_port(), free_port()
     feeder = subprocess.Popen(
         hyphal(
@@ -81,7 +84,6 @@ def services(tmp_path: Path) -> Iterator[tuple[str, str, str]]:
     furl = f"http://127.0.0.1:{fport}"
     procs = [feeder]
     try:
-        wait_up(furl, feeder)
         store = subprocess.Popen(
             hyphal(
                 "map",
@@ -107,6 +109,7 @@ def services(tmp_path: Path) -> Iterator[tuple[str, str, str]]:
         )
         procs.append(store)
         surl = f"http://127.0.0.1:{sport}"
+        wait_up(furl, feeder)  # both start at once; the store's hops wait for the feeder
         wait_up(surl, store)
         yield furl, surl, token.read_text().strip()
     finally:
@@ -119,7 +122,9 @@ def services(tmp_path: Path) -> Iterator[tuple[str, str, str]]:
                 p.kill()
 
 
-def test_a_worker_round_trip_and_status(services: tuple[str, str, str]) -> None:
+def test_a_worker_round_trip_and_status(
+    services: tuple[str, str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     furl, surl, token = services
     auth = {"Authorization": f"Bearer {token}"}
     assert httpx.get(furl + "/targets", params={"worker": "sg1"}).status_code == 403
@@ -138,99 +143,58 @@ def test_a_worker_round_trip_and_status(services: tuple[str, str, str]) -> None:
     info = httpx.get(surl + "/service-info", headers=auth).json()
     assert info["serviceType"] == "map-store" and "sqlite" in info["capabilities"]
     assert httpx.get(surl + "/ready", headers=auth).json()["ready"] is True
-    tokfile = Path(os.environ.get("TMPDIR", "/tmp")) / f"tok-{os.getpid()}"
+    tokfile = tmp_path / "tok"
     tokfile.write_text(token)
-    try:
-        done = subprocess.run(
-            hyphal(
-                "map",
-                "status",
-                "--store",
-                surl,
-                "--feeder",
-                furl,
-                "--token-file",
-                str(tokfile),
-                "--json",
-            ),
-            env=ENV,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 0, done.stderr
-        body = json.loads(done.stdout)
-        assert body["workers"][0]["name"] == "sg1" and body["workers"][0]["reachable"] is None
-        assert body["results"] == 3 and body["targetsServed"] == 3 and body["hopsDiscovered"] == 1
-        assert body["workers"][0]["probesPerSecond"] > 0
-        human = subprocess.run(
-            hyphal(
-                "map", "status", "--store", surl, "--feeder", furl, "--token-file", str(tokfile)
-            ),
-            env=ENV,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert "sg1" in human.stdout and "hops discovered 1" in human.stdout
-        assert "reachability unknown" in human.stdout
-        bad = subprocess.run(
-            hyphal("map", "status", "--store", surl),
-            env=ENV,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert bad.returncode == 1 and "403" in bad.stderr
-    finally:
-        tokfile.unlink()
+    common = [
+        "map",
+        "status",
+        "--store",
+        surl,
+        "--feeder",
+        furl,
+        "--token-file",
+        str(tokfile),
+        "--api-addr",
+        "127.0.0.1:1",
+    ]
+    assert main([*common, "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["workers"][0]["name"] == "sg1" and body["workers"][0]["reachable"] is None
+    assert body["results"] == 3 and body["targetsServed"] == 3 and body["hopsDiscovered"] == 1
+    assert body["workers"][0]["probesPerSecond"] > 0
+    assert main(common) == 0
+    human = capsys.readouterr().out
+    assert "sg1" in human and "hops discovered 1" in human
+    assert "reachability unknown" in human
+    assert main(["map", "status", "--store", surl]) == 1
+    assert "403" in capsys.readouterr().err
 
 
-def test_refuses_a_public_address_and_an_empty_space(tmp_path: Path) -> None:
+def test_refuses_a_public_address_and_an_empty_space(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     lst = tmp_path / "l.txt"
     lst.write_text("10.0.0.0/8\n")
-    done = subprocess.run(
-        hyphal(
-            "map",
-            "feeder",
-            "--sources",
-            str(lst),
-            "--db",
-            str(tmp_path / "f.db"),
-            "--listen",
-            "127.0.0.1",
-        ),
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 2 and "no target left" in done.stderr
+    db = ["--db", str(tmp_path / "f.db")]
+    assert main(["map", "feeder", "--sources", str(lst), *db, "--listen", "127.0.0.1"]) == 2
+    assert "no target left" in capsys.readouterr().err
     lst.write_text("198.18.0.0/24\n")
-    done = subprocess.run(
-        hyphal(
-            "map",
-            "feeder",
-            "--sources",
-            str(lst),
-            "--allow",
-            "198.18.0.0/15",
-            "--db",
-            str(tmp_path / "f.db"),
-            "--listen",
-            "8.8.8.8",
-        ),
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    assert (
+        main(
+            [
+                "map",
+                "feeder",
+                "--sources",
+                str(lst),
+                "--allow",
+                "198.18.0.0/15",
+                *db,
+                "--listen",
+                "8.8.8.8",
+            ]
+        )
+        == 2
     )
-    assert done.returncode == 2 and "--public" in done.stderr
-    done = subprocess.run(
-        hyphal("map", "store", "--db", str(tmp_path / "s")),
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 1 and "--listen" in done.stderr
+    assert "--public" in capsys.readouterr().err
+    assert main(["map", "store", "--db", str(tmp_path / "s"), "--api-addr", "127.0.0.1:1"]) == 1
+    assert "--listen" in capsys.readouterr().err
