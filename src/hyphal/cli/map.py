@@ -458,3 +458,97 @@ def status(
     out.print(line, highlight=False)
     if members is None:
         out.print(f"(reachability unknown: no hyphal daemon at {api_addr})", highlight=False)
+
+
+def _read_json_items(path: Path) -> list[Any]:
+    """A JSON array, one JSON object, or NDJSON (one object per line)."""
+    import json
+
+    text = path.read_text()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return data if isinstance(data, list) else [data]
+
+
+@map_app.command("import")
+def import_(
+    store_url: Annotated[str, typer.Option("--store", help="Store URL.", metavar="URL")],
+    atlas: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--atlas",
+            help="RIPE Atlas traceroute results (JSON array or NDJSON); repeatable.",
+            exists=True,
+            metavar="FILE",
+        ),
+    ] = None,
+    globalping: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--globalping",
+            help="Globalping measurements (GET /v1/measurements/ID bodies); repeatable.",
+            exists=True,
+            metavar="FILE",
+        ),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option("--token-file", help="Bearer token for the store.", metavar="FILE"),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Load RIPE Atlas or Globalping traceroutes into the store (importing twice is harmless)."""
+    from hyphal.mapping.convert import from_atlas, from_globalping
+    from hyphal.mapping.model import ResultError
+
+    results: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    try:
+        for path in atlas or []:
+            for n, item in enumerate(_read_json_items(path), 1):
+                try:
+                    results.append(from_atlas(item).to_json())
+                except (ResultError, AttributeError, TypeError, ValueError) as exc:
+                    skipped.append(f"{path}:{n}: {exc}")
+        for path in globalping or []:
+            for n, item in enumerate(_read_json_items(path), 1):
+                try:
+                    results += [r.to_json() for r in from_globalping(item)]
+                except (ResultError, AttributeError, TypeError, ValueError) as exc:
+                    skipped.append(f"{path}:{n}: {exc}")
+    except (OSError, ValueError) as exc:
+        raise fail(f"cannot read the input: {exc}", EXIT_USAGE) from None
+    token = token_file.read_text().strip() if token_file else None
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    accepted = duplicates = 0
+    for i in range(0, len(results), 500):
+        try:
+            response = httpx.post(
+                store_url.rstrip("/") + "/results",
+                headers=headers,
+                json={"worker": "import", "results": results[i : i + 500]},
+                timeout=60.0,
+            )
+        except httpx.HTTPError as exc:
+            raise fail(f"cannot reach {store_url}: {exc}", EXIT_RUNTIME) from None
+        if response.status_code != 200:
+            raise fail(
+                f"{store_url}/results answered {response.status_code}: "
+                f"{visible(response.text[:200])}",
+                EXIT_RUNTIME,
+            )
+        body = response.json()
+        accepted += int(body["accepted"])
+        duplicates += int(body["duplicates"])
+        skipped += [f"{r['id']}: {r['error']}" for r in body.get("rejected", [])]
+    if as_json:
+        print_json({"accepted": accepted, "duplicates": duplicates, "skipped": skipped})
+        return
+    out.print(
+        f"imported {accepted} results ({duplicates} already stored, {len(skipped)} skipped)",
+        highlight=False,
+    )
+    for line in skipped[:10]:
+        out.print(f"  skipped {visible(line)}", highlight=False)

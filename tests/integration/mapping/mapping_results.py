@@ -82,3 +82,15 @@ def ping(
     }
     data.update(extra)
     return data
+
+
+ATLAS: dict[str, Any] = {
+    "af": 4, "dst_addr": "198.18.9.1", "endtime": 1700000004, "fw": 5080, "msm_id": 5001,
+    "paris_id": 9, "prb_id": 6001, "proto": "ICMP", "timestamp": 1700000000,
+    "type": "traceroute",
+    "result": [
+        {"hop": 1, "result": [{"from": "198.18.0.1", "rtt": 0.9, "ttl": 64}, {"x": "*"}]},
+        {"hop": 2, "result": [{"from": "198.18.9.1", "rtt": 9.1, "ttl": 60}]},
+    ],
+}  # fmt: skip
+"""A RIPE Atlas traceroute result (v5000 layout)."""

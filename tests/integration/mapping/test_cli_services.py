@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from mapping_results import trace
+from mapping_results import ATLAS, trace
 
 from hyphal.cli import main
 
@@ -168,6 +168,17 @@ def test_a_worker_round_trip_and_status(
     assert "reachability unknown" in human
     assert main(["map", "status", "--store", surl]) == 1
     assert "403" in capsys.readouterr().err
+    # RIPE Atlas data loads beside ours, once.
+    atlas = tmp_path / "atlas.ndjson"
+    atlas.write_text("\n".join(json.dumps(x) for x in (ATLAS, {**ATLAS, "dst_addr": None})))
+    imp = ["map", "import", "--store", surl, "--token-file", str(tokfile), "--atlas", str(atlas)]
+    assert main([*imp, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["accepted"], report["duplicates"], len(report["skipped"])) == (1, 0, 1)
+    assert main(imp) == 0
+    assert "imported 0 results (1 already stored, 1 skipped)" in capsys.readouterr().out
+    recent = httpx.get(surl + "/recent", params={"ip": "198.18.9.1"}, headers=auth).json()
+    assert [r["worker"] for r in recent] == ["atlas-6001"]
 
 
 def test_refuses_a_public_address_and_an_empty_space(
