@@ -1,4 +1,5 @@
-"""`hyphal map feeder|store|status`: run the mapping plane's services, and see how it is doing.
+"""`hyphal map feeder|store|status|import`: run the mapping plane's services, see how it is doing,
+and load RIPE Atlas or Globalping data into the store.
 
 ``map_app`` is the typer group every ``hyphal map`` command hangs off (the worker's commands are
 registered onto it from ``cli/mapwork.py``). The services listen on this node's overlay address
