@@ -25,6 +25,13 @@ from typing import Any
 
 from hyphal.dns.names import InvalidName, domain_for, parse_names_table
 from hyphal.identity import DEFAULT_KEY_FILE
+from hyphal.ingress.spec import (
+    IngressSpec,
+    SpecError,
+    UnwrapSpec,
+    ingress_from_dict,
+    unwrap_from_dict,
+)
 from hyphal.links.endpoint import Endpoint, EndpointError
 from hyphal.logs import FORMATS, LogSpecError, parse_spec
 from hyphal.membership.admission import AdmissionPolicy
@@ -119,6 +126,10 @@ class NodeConfig:
     admin_keys: tuple[bytes, ...] = ()
     #: This node's admission (written by `hyphal join` or `hyphal network create`).
     admission_file: Path | None = None
+    #: Public ingress listeners and transparent unwrap listeners (``[[ingress]]`` and
+    #: ``[[unwrap]]`` tables; docs/ingress.md).
+    ingress: tuple[IngressSpec, ...] = ()
+    unwrap: tuple[UnwrapSpec, ...] = ()
 
     def with_overrides(self, **overrides: Any) -> NodeConfig:
         """A copy with every override that is not None applied (flags beat the file)."""
@@ -383,6 +394,21 @@ def _admin_keys(value: object, path: Path) -> tuple[bytes, ...]:
     return tuple(keys)
 
 
+def _listener_tables(key: str, value: object, path: Path) -> tuple[Any, ...]:
+    """``[[ingress]]`` / ``[[unwrap]]`` arrays of tables (hyphal.ingress.spec checks each)."""
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(f"config file {path}: {key} must be [[{key}]] tables")
+    parse = ingress_from_dict if key == "ingress" else unwrap_from_dict
+    try:
+        specs = tuple(parse(v, f"[[{key}]] #{i + 1}") for i, v in enumerate(value))
+    except SpecError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
+    listens = [s.key for s in specs]
+    if len(set(listens)) != len(listens):
+        raise ConfigError(f"config file {path}: two [[{key}]] tables listen on one address")
+    return specs
+
+
 def load_config_file(path: Path) -> NodeConfig:
     """Read a TOML config file into a NodeConfig (unknown keys are an error, so typos show)."""
     try:
@@ -393,7 +419,7 @@ def load_config_file(path: Path) -> NodeConfig:
         raise ConfigError(f"cannot read config file {path}: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-    known = {"peers", "names", "admin_keys"} | _PATH_KEYS | set(_SCALAR_KEYS)
+    known = {"peers", "names", "admin_keys", "ingress", "unwrap"} | _PATH_KEYS | set(_SCALAR_KEYS)
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(
@@ -414,6 +440,8 @@ def load_config_file(path: Path) -> NodeConfig:
                 raise ConfigError(f"config file {path}: {exc}") from None
         elif key == "admin_keys":
             values[key] = _admin_keys(value, path)
+        elif key in ("ingress", "unwrap"):
+            values[key] = _listener_tables(key, value, path)
         elif key in _PATH_KEYS:
             if not isinstance(value, str):
                 raise ConfigError(f"config file {path}: {key} must be a path string")

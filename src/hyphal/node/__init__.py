@@ -25,6 +25,7 @@ from hyphal.dataplane.tun import DEFAULT_MTU, TunDevice
 from hyphal.dataplane.tundev import Tun, TunFactory
 from hyphal.dns.part import dns_part
 from hyphal.identity import NodeIdentity
+from hyphal.ingress.part import IngressPart
 from hyphal.links.connection import PeerLink
 from hyphal.links.endpoint import Endpoint
 from hyphal.links.manager import PeerManager
@@ -172,6 +173,8 @@ class Node:
                 self.members,
             )
         )
+        # public ingress and unwrap listeners; the directory comes with the services part
+        self.parts.add(IngressPart(lambda: None, config.ingress, config.unwrap))
         self.gate = AdmissionGate(
             self.members, self._link_full, self.peers.close_link, self.forwarder.stats.drop
         )
