@@ -5,11 +5,13 @@ leave the machine: packets from the backend's address that arrive on ``lo`` look
 which every destination is local (``ip rule add from 127.0.0.1 iif lo table T``;
 ``ip route add local 0.0.0.0/0 dev lo table T``, and the same for IPv6). Adding is idempotent
 (an existing rule or route is reused) and counted, so two listeners on one backend address
-share the rule and the last one to stop removes it.
+share the rule and the last one to stop removes it. pyroute2's synchronous API runs an event
+loop of its own, so netlink work runs in a thread (``asyncio.to_thread``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from collections import Counter
@@ -28,16 +30,16 @@ class PolicyRouting:
         self._held: Counter[tuple[str, int]] = Counter()
         self._ours: set[tuple[str, int]] = set()
 
-    def acquire(self, backend_ip: str, table: int) -> None:
+    async def acquire(self, backend_ip: str, table: int) -> None:
         """Route replies from ``backend_ip`` on lo back to local sockets via ``table``."""
         key = (backend_ip, table)
         if self._held[key] == 0:
-            added = _install(backend_ip, table)
+            added = await asyncio.to_thread(_install, backend_ip, table)
             if added:
                 self._ours.add(key)
         self._held[key] += 1
 
-    def release(self, backend_ip: str, table: int) -> None:
+    async def release(self, backend_ip: str, table: int) -> None:
         key = (backend_ip, table)
         if self._held[key] <= 0:
             return
@@ -46,7 +48,7 @@ class PolicyRouting:
             del self._held[key]
             if key in self._ours:
                 self._ours.discard(key)
-                _remove(backend_ip, table)
+                await asyncio.to_thread(_remove, backend_ip, table)
 
     def status(self) -> list[dict[str, Any]]:
         return [
@@ -57,7 +59,7 @@ class PolicyRouting:
 
 def _family(ip: str) -> tuple[int, int, str]:
     v6 = ip_address(ip).version == 6
-    return (socket.AF_INET6, 128, "::/0") if v6 else (socket.AF_INET, 32, "0.0.0.0/0")
+    return (socket.AF_INET6, 128, "::") if v6 else (socket.AF_INET, 32, "0.0.0.0")
 
 
 def _install(backend_ip: str, table: int) -> bool:
@@ -84,10 +86,12 @@ def _install(backend_ip: str, table: int) -> bool:
             )
             added = True
         try:
-            ipr.route("add", dst=default, type="local", oif=lo, table=table, family=family)
+            ipr.route("add", **_local_route(default, lo, table, family))
             added = True
         except NetlinkError as exc:
             if exc.code != 17:  # EEXIST: someone (or an earlier run of ours) set it up
+                if added:
+                    _del_rule(ipr, backend_ip, table)
                 raise
     log.info(
         "transparent unwrap: replies from %s on lo go to local sockets (rule + table %d)",
@@ -98,23 +102,39 @@ def _install(backend_ip: str, table: int) -> bool:
 
 
 def _remove(backend_ip: str, table: int) -> None:
-    family, plen, default = _family(backend_ip)
+    family, _, default = _family(backend_ip)
     with IPRoute() as ipr:
         lo = ipr.link_lookup(ifname="lo")[0]
         try:
-            ipr.rule(
-                "del",
-                family=family,
-                table=table,
-                priority=RULE_PRIORITY,
-                src=backend_ip,
-                src_len=plen,
-                iifname="lo",
-            )
+            _del_rule(ipr, backend_ip, table)
         except NetlinkError as exc:
             log.warning("could not remove the policy rule for %s: %s", backend_ip, exc)
         try:
-            ipr.route("del", dst=default, type="local", oif=lo, table=table, family=family)
+            ipr.route("del", **_local_route(default, lo, table, family))
         except NetlinkError as exc:
             if exc.code not in (2, 3):  # ENOENT/ESRCH: already gone
                 log.warning("could not remove table %d's local route: %s", table, exc)
+
+
+def _local_route(default: str, lo: int, table: int, family: int) -> dict[str, Any]:
+    """``local default dev lo table T`` (scope host, as ``ip route`` makes it for IPv4)."""
+    route: dict[str, Any] = {
+        "dst": default, "dst_len": 0, "type": "local", "oif": lo, "table": table,
+        "family": family,
+    }
+    if family == socket.AF_INET:
+        route["scope"] = 254
+    return route
+
+
+def _del_rule(ipr: Any, backend_ip: str, table: int) -> None:
+    family, plen, _ = _family(backend_ip)
+    ipr.rule(
+        "del",
+        family=family,
+        table=table,
+        priority=RULE_PRIORITY,
+        src=backend_ip,
+        src_len=plen,
+        iifname="lo",
+    )

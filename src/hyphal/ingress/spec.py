@@ -139,8 +139,16 @@ def unwrap_from_dict(data: dict[str, Any], where: str = "unwrap") -> UnwrapSpec:
     table = data.get("route_table", 1066)
     if not isinstance(transparent, bool):
         raise SpecError(f"{where}: transparent must be true or false")
-    if not isinstance(table, int) or isinstance(table, bool) or not 1 <= table <= 252:
-        raise SpecError(f"{where}: route_table must be 1..252 (a free policy routing table)")
+    if (
+        not isinstance(table, int)
+        or isinstance(table, bool)
+        or not 1 <= table < 1 << 31
+        or table in (253, 254, 255)
+    ):
+        raise SpecError(
+            f"{where}: route_table must be a free policy routing table id (1..2147483647, "
+            "not 253-255: default, main, local)"
+        )
     spec = UnwrapSpec(
         parse_endpoint(listen, f"{where}: listen"),
         parse_endpoint(backend, f"{where}: backend"),

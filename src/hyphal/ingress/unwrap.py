@@ -54,7 +54,7 @@ class UnwrapListener:
     async def start(self) -> None:
         if self.spec.transparent:
             try:
-                self.routing.acquire(self.spec.backend[0], self.spec.route_table)
+                await self.routing.acquire(self.spec.backend[0], self.spec.route_table)
                 self._routed = True
             except Exception as exc:  # netlink refuses without CAP_NET_ADMIN
                 self.error = f"policy routing for transparent mode failed: {exc}"
@@ -72,7 +72,7 @@ class UnwrapListener:
                 limit=self.spec.limits.buffer_bytes,
             )
         except OSError as exc:
-            self._unroute()
+            await self._unroute()
             self.error = f"cannot listen on {self.spec.key}: {exc.strerror or exc}"
             raise
         log.info(
@@ -82,10 +82,10 @@ class UnwrapListener:
             "transparent: the backend sees client addresses" if self._routed else "plain",
         )
 
-    def _unroute(self) -> None:
+    async def _unroute(self) -> None:
         if self._routed:
             self._routed = False
-            self.routing.release(self.spec.backend[0], self.spec.route_table)
+            await self.routing.release(self.spec.backend[0], self.spec.route_table)
 
     async def stop(self) -> None:
         if self.server is not None:
@@ -99,7 +99,7 @@ class UnwrapListener:
             with contextlib.suppress(Exception):
                 await self.server.wait_closed()
             self.server = None
-        self._unroute()
+        await self._unroute()
 
     async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
