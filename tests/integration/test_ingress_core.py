@@ -1,22 +1,42 @@
 """The ingress listener against real TCP backends on loopback: the PROXY header's exact fields,
 the order (header before payload), failover to the next instance, half-close, the per-client
-limit and the idle timeout. The directory is a fixed list of instances (the seam's Protocol)."""
+limit and the idle timeout, on asyncio's loop and on uvloop. The directory is a fixed list of
+instances (the seam's Protocol)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv6Address
+from typing import Any
 
 import pytest
+import uvloop
 
 from hyphal.ingress.limits import Limits
 from hyphal.ingress.listener import IngressListener
 from hyphal.ingress.proxy import ProxyDecoder, ProxyHeader
 from hyphal.ingress.spec import IngressSpec
 from hyphal.services.directory import Instance, Proto
+
+Body = Callable[[], Coroutine[Any, Any, None]]
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def run(request: pytest.FixtureRequest) -> Callable[[Body], None]:
+    """Runs a test body on asyncio's loop or on uvloop (the daemon's; its transports differ in
+    detail, e.g. when reading starts)."""
+
+    def runner(body: Body) -> None:
+        if request.param == "uvloop":
+            uvloop.run(body())
+        else:
+            asyncio.run(body())
+
+    return runner
 
 
 class FixedDirectory:
@@ -79,13 +99,15 @@ class Backend:
         writer.close()
 
 
-@pytest.fixture
-async def backend() -> AsyncIterator[tuple[Backend, int]]:
+@contextlib.asynccontextmanager
+async def backend_server() -> AsyncIterator[tuple[Backend, int]]:
     b = Backend()
     port = await b.start()
-    yield b, port
-    assert b.server is not None
-    b.server.close()
+    try:
+        yield b, port
+    finally:
+        assert b.server is not None
+        b.server.close()
 
 
 async def start(spec: IngressSpec, directory: FixedDirectory) -> tuple[IngressListener, int]:
@@ -110,79 +132,92 @@ def closed_port() -> int:
 
 
 @pytest.mark.parametrize("mode", ["v2", "v1"])
-async def test_header_fields_then_payload_and_half_close(
-    backend: tuple[Backend, int], mode: str
-) -> None:
-    b, port = backend
-    listener, lport = await start(
-        IngressSpec(("127.0.0.1", 0), "web", mode),  # type: ignore[arg-type]
-        FixedDirectory([instance(port)]),
-    )
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", lport)
-        cport = writer.get_extra_info("sockname")[1]
-        writer.write(b"hello " * 1000)
-        writer.write_eof()  # half-close: the reply must still come back
-        got = await asyncio.wait_for(reader.read(), 10)
-        assert got == b"hello " * 1000 + b"bye"
-        writer.close()
-        (header,) = b.headers
-        assert header.version == int(mode[1])
-        assert header.src == (IPv4Address("127.0.0.1"), cport)
-        assert header.dst == (IPv4Address("127.0.0.1"), lport)  # the dialled address, not ::1
-        await asyncio.sleep(0)
-        assert listener.counters["proxied"] == 1
-    finally:
-        await listener.stop()
+def test_header_fields_then_payload_and_half_close(run: Callable[[Body], None], mode: str) -> None:
+    async def body() -> None:
+        async with backend_server() as (b, port):
+            listener, lport = await start(
+                IngressSpec(("127.0.0.1", 0), "web", mode),  # type: ignore[arg-type]
+                FixedDirectory([instance(port)]),
+            )
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", lport)
+                cport = writer.get_extra_info("sockname")[1]
+                writer.write(b"hello " * 1000)
+                writer.write_eof()  # half-close at once: the reply must still come back
+                got = await asyncio.wait_for(reader.read(), 10)
+                assert got == b"hello " * 1000 + b"bye"
+                writer.close()
+                (header,) = b.headers
+                assert header.version == int(mode[1])
+                assert header.src == (IPv4Address("127.0.0.1"), cport)
+                # the dialled address, not the instance's ::1
+                assert header.dst == (IPv4Address("127.0.0.1"), lport)
+                assert listener.counters["proxied"] == 1
+            finally:
+                await listener.stop()
+
+    run(body)
 
 
-async def test_next_instance_when_the_nearest_refuses(backend: tuple[Backend, int]) -> None:
-    b, port = backend
-    directory = FixedDirectory([instance(closed_port(), 1), instance(port, 2)])
-    listener, lport = await start(IngressSpec(("::1", 0), "web"), directory)
-    try:
-        reader, writer = await asyncio.open_connection("::1", lport)
-        writer.write(b"x")
-        writer.write_eof()
-        assert await asyncio.wait_for(reader.read(), 10) == b"xbye"
-        writer.close()
-        assert listener.counters["connect-failed"] == 1
-        assert listener.last_instance is not None and listener.last_instance.metric == 2
-        assert b.headers[0].src is not None and b.headers[0].src[0] == IPv6Address("::1")
-    finally:
-        await listener.stop()
+def test_next_instance_when_the_nearest_refuses(run: Callable[[Body], None]) -> None:
+    async def body() -> None:
+        async with backend_server() as (b, port):
+            directory = FixedDirectory([instance(closed_port(), 1), instance(port, 2)])
+            listener, lport = await start(IngressSpec(("::1", 0), "web"), directory)
+            try:
+                reader, writer = await asyncio.open_connection("::1", lport)
+                writer.write(b"x")
+                writer.write_eof()
+                assert await asyncio.wait_for(reader.read(), 10) == b"xbye"
+                writer.close()
+                assert listener.counters["connect-failed"] == 1
+                assert listener.last_instance is not None and listener.last_instance.metric == 2
+                assert b.headers[0].src is not None and b.headers[0].src[0] == IPv6Address("::1")
+            finally:
+                await listener.stop()
+
+    run(body)
 
 
-async def test_no_instance_closes_the_client() -> None:
-    listener, lport = await start(IngressSpec(("127.0.0.1", 0), "web"), FixedDirectory([]))
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", lport)
-        assert await asyncio.wait_for(reader.read(), 10) == b""
-        writer.close()
-        assert listener.counters["no-instance"] == 1
-    finally:
-        await listener.stop()
-
-
-async def test_per_client_limit_and_idle_timeout(backend: tuple[Backend, int]) -> None:
-    _, port = backend
-    limits = replace(Limits(), max_per_client=2, idle_timeout=1.0)
-    listener, lport = await start(
-        IngressSpec(("127.0.0.1", 0), "web", "v2", limits), FixedDirectory([instance(port)])
-    )
-    try:
-        held = [await asyncio.open_connection("127.0.0.1", lport) for _ in range(2)]
-        async with asyncio.timeout(10):
-            while listener.admission.open < 2:  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
-        r3, w3 = await asyncio.open_connection("127.0.0.1", lport)
-        assert await closed(r3)
-        w3.close()
-        assert listener.counters["refused-per-client"] == 1
-        for reader, writer in held:  # silent clients: closed by the idle timeout
+def test_no_instance_closes_the_client(run: Callable[[Body], None]) -> None:
+    async def body() -> None:
+        listener, lport = await start(IngressSpec(("127.0.0.1", 0), "web"), FixedDirectory([]))
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", lport)
             assert await closed(reader)
             writer.close()
-        assert listener.counters["closed-idle"] == 2
-        assert listener.admission.open == 0
-    finally:
-        await listener.stop()
+            assert listener.counters["no-instance"] == 1
+        finally:
+            await listener.stop()
+
+    run(body)
+
+
+def test_per_client_limit_and_idle_timeout(run: Callable[[Body], None]) -> None:
+    async def body() -> None:
+        async with backend_server() as (_, port):
+            limits = replace(Limits(), max_per_client=2, idle_timeout=1.0)
+            listener, lport = await start(
+                IngressSpec(("127.0.0.1", 0), "web", "v2", limits),
+                FixedDirectory([instance(port)]),
+            )
+            try:
+                held = [await asyncio.open_connection("127.0.0.1", lport) for _ in range(2)]
+                async with asyncio.timeout(10):
+                    while listener.counters["proxied"] < 2:  # noqa: ASYNC110
+                        await asyncio.sleep(0.01)
+                r3, w3 = await asyncio.open_connection("127.0.0.1", lport)
+                assert await closed(r3)
+                w3.close()
+                assert listener.counters["refused-per-client"] == 1
+                for reader, writer in held:  # silent clients: closed by the idle timeout
+                    assert await closed(reader)
+                    writer.close()
+                async with asyncio.timeout(10):
+                    while listener.admission.open:  # noqa: ASYNC110
+                        await asyncio.sleep(0.01)
+                assert listener.counters["closed-idle"] == 2
+            finally:
+                await listener.stop()
+
+    run(body)

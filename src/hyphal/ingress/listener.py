@@ -5,7 +5,7 @@ The header goes out in one write before any client byte: ``src`` is the client's
 port, ``dst`` the address and port the client dialled (this listener's local end of the
 connection), both in one family. The overlay address of the instance never appears in it.
 Client bytes are never read before the backend is connected, and never looked at (TLS passes
-through untouched).
+through untouched). The bytes move through :mod:`hyphal.ingress.pipe` (transport to transport).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from collections import Counter
 from ipaddress import IPv6Address, ip_address
 from typing import Any
 
-from hyphal.ingress.limits import Admission, ClientIP
+from hyphal.ingress.limits import Admission
+from hyphal.ingress.pipe import Pipe, Side
 from hyphal.ingress.proxy import Address, encode_v1, encode_v2, normalise
 from hyphal.ingress.spec import IngressSpec, show_endpoint
-from hyphal.ingress.splice import bound_buffers, splice
 from hyphal.services.directory import Instance, ServiceDirectory
 
 log = logging.getLogger("hyphal.ingress")
@@ -43,6 +43,20 @@ def proxy_header(mode: str, client: Address, dialled: Address) -> bytes:
     return b""
 
 
+class ClientSide(Side):
+    """The client's end: reading waits until the backend is connected and the header sent."""
+
+    def __init__(self, pipe: Pipe, listener: IngressListener) -> None:
+        super().__init__(pipe, True)
+        self.listener = listener
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        assert self.transport is not None
+        self.transport.pause_reading()
+        self.listener.accepted(self.pipe)
+
+
 class IngressListener:
     def __init__(self, spec: IngressSpec, directory: ServiceDirectory) -> None:
         self.spec = spec
@@ -52,6 +66,7 @@ class IngressListener:
         self.server: asyncio.Server | None = None
         self.error: str | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._pipes: set[Pipe] = set()
         self.last_instance: Instance | None = None
 
     @property
@@ -61,18 +76,19 @@ class IngressListener:
         raw = self.server.sockets[0].getsockname()
         return raw[0], raw[1]
 
+    def _side(self) -> Side:
+        limits = self.spec.limits
+        pipe = Pipe(limits.idle_timeout, limits.buffer_bytes, asyncio.get_running_loop())
+        pipe.client = ClientSide(pipe, self)
+        return pipe.client
+
     async def start(self) -> None:
         host, port = self.spec.listen
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        loop = asyncio.get_running_loop()
         try:
-            self.server = await asyncio.start_server(
-                self._accepted,
-                host,
-                port,
-                family=family,
-                reuse_address=True,
-                backlog=1024,
-                limit=self.spec.limits.buffer_bytes,
+            self.server = await loop.create_server(
+                self._side, host, port, family=family, reuse_address=True, backlog=1024
             )
         except OSError as exc:
             self.error = f"cannot listen on {self.spec.key}: {exc.strerror or exc}"
@@ -85,6 +101,8 @@ class IngressListener:
     async def stop(self) -> None:
         if self.server is not None:
             self.server.close()
+        for pipe in list(self._pipes):
+            pipe.finish("reset")
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -95,62 +113,56 @@ class IngressListener:
                 await self.server.wait_closed()
             self.server = None
 
-    async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:  # so stop() can end the connections still open
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        with contextlib.suppress(asyncio.CancelledError):  # stop(): asyncio logs a cancelled one
-            await self.serve(reader, writer)
-
-    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def accepted(self, pipe: Pipe) -> None:
+        """A client connected (its reading paused): admit it and start connecting."""
         self.counters["accepted"] += 1
+        transport = pipe.client.transport
+        assert transport is not None
         try:
-            client = sock_address(writer.get_extra_info("peername"))
-            dialled = sock_address(writer.get_extra_info("sockname"))
+            client = sock_address(transport.get_extra_info("peername"))
+            dialled = sock_address(transport.get_extra_info("sockname"))
         except (TypeError, ValueError, IndexError):
-            writer.transport.abort()
+            transport.abort()
             return
-        ip: ClientIP = client[0]
-        refused = self.admission.admit(ip)
+        refused = self.admission.admit(client[0])
         if refused is not None:
             self.counters[refused] += 1
-            writer.transport.abort()
+            transport.abort()
             return
+        self._pipes.add(pipe)
+        task = asyncio.get_running_loop().create_task(self._run(pipe, client, dialled))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, pipe: Pipe, client: Address, dialled: Address) -> None:
         try:
-            await self._proxy(reader, writer, client, dialled)
-        except asyncio.CancelledError:
-            writer.transport.abort()
-            raise
+            if not await self._connect(pipe, client):
+                pipe.finish("reset")
+                return
+            if pipe.done.done():  # the client left while we connected
+                return
+            src, dst = normalise(client, dialled)
+            header = proxy_header(self.spec.proxy, src, dst)
+            assert pipe.backend.transport is not None
+            if header:  # one write, on a fresh connection, before any client byte
+                pipe.backend.transport.write(header)
+            self.counters["proxied"] += 1
+            pipe.join()
+            result = await pipe.done
+            self.counters[f"closed-{result.reason}"] += 1
+            self.counters["bytes-up"] += result.up
+            self.counters["bytes-down"] += result.down
+        except Exception:  # a bug here must cost one connection, never the listener
+            self.counters["error"] += 1
+            log.exception("ingress %s: connection failed unexpectedly", self.spec.key)
         finally:
-            self.admission.release(ip)
+            pipe.finish("reset")
+            self._pipes.discard(pipe)
+            self.admission.release(client[0])
 
-    async def _proxy(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        client: Address,
-        dialled: Address,
-    ) -> None:
-        backend = await self._connect(client)
-        if backend is None:
-            writer.transport.abort()
-            return
-        b_reader, b_writer = backend
-        src, dst = normalise(client, dialled)
-        header = proxy_header(self.spec.proxy, src, dst)
-        if header:
-            b_writer.write(header)  # one write, on a fresh connection, before any client byte
-        bound_buffers(writer, self.spec.limits.buffer_bytes)
-        bound_buffers(b_writer, self.spec.limits.buffer_bytes)
-        self.counters["proxied"] += 1
-        await splice((reader, writer), (b_reader, b_writer), self.spec.limits.idle_timeout,
-                     self.counters)
-
-    async def _connect(
-        self, client: Address
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+    async def _connect(self, pipe: Pipe, client: Address) -> bool:
         limits = self.spec.limits
+        loop = asyncio.get_running_loop()
         instances = self.directory.instances(self.spec.service, "tcp")[: limits.connect_attempts]
         if not instances:
             self.counters["no-instance"] += 1
@@ -160,12 +172,14 @@ class IngressListener:
                 self.spec.service,
                 show_endpoint(str(client[0]), client[1]),
             )
-            return None
+            return False
         for n, instance in enumerate(instances):
+            if pipe.done.done():
+                return False
             try:
                 async with asyncio.timeout(limits.connect_timeout):
-                    pair = await asyncio.open_connection(
-                        str(instance.address), instance.port, limit=limits.buffer_bytes
+                    await loop.create_connection(
+                        lambda: pipe.backend, str(instance.address), instance.port
                     )
             except (OSError, TimeoutError) as exc:
                 self.counters["connect-failed"] += 1
@@ -180,9 +194,9 @@ class IngressListener:
                 )
                 continue
             self.last_instance = instance
-            return pair
+            return True
         self.counters["all-failed"] += 1
-        return None
+        return False
 
     def status(self) -> dict[str, Any]:
         bound = self.bound
