@@ -141,44 +141,29 @@ def spawn_echo(port: int, mode: str) -> subprocess.Popen[str]:
     return proc
 
 
-async def run(seconds: float, rounds: int) -> dict[str, Any]:
+async def run(seconds: float, rounds: int, iperf_port: int, plain_port: int,
+              proxy_port: int) -> dict[str, Any]:
     result: dict[str, Any] = {}
-    iperf_port = free_port()
-    server = subprocess.Popen(
-        ["iperf3", "-s", "-B", "::1", "-p", str(iperf_port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        await asyncio.sleep(0.5)
-        listener, via = await ingress(iperf_port, "none")
-        for streams in (1, 4):
-            direct = await iperf(iperf_port, seconds, streams)
-            through = await iperf(via, seconds, streams)
-            result[f"throughputP{streams}"] = {
-                "directGbps": direct, "ingressGbps": through, "ratio": through / direct
-            }
-        await listener.stop()
-    finally:
-        server.terminate()
-        server.wait()
-    plain_port, proxy_port = free_port(), free_port()
-    plain, proxied = spawn_echo(plain_port, "plain"), spawn_echo(proxy_port, "proxy")
-    try:
-        listener, via = await ingress(proxy_port, "v2")
-        await latency(plain_port, 20)  # warm-up
-        await latency(via, 20)
-        direct_l = await latency(plain_port, rounds)
-        through_l = await latency(via, rounds)
-        result["latency"] = {
-            "direct": direct_l,
-            "ingress": through_l,
-            "addedMedianMs": through_l["medianMs"] - direct_l["medianMs"],
+    await asyncio.sleep(0.5)  # iperf3 -s binding
+    listener, via = await ingress(iperf_port, "none")
+    for streams in (1, 4):
+        direct = await iperf(iperf_port, seconds, streams)
+        through = await iperf(via, seconds, streams)
+        result[f"throughputP{streams}"] = {
+            "directGbps": direct, "ingressGbps": through, "ratio": through / direct
         }
-        await listener.stop()
-    finally:
-        for proc in (plain, proxied):
-            proc.terminate()
-            proc.wait()
+    await listener.stop()
+    listener, via = await ingress(proxy_port, "v2")
+    await latency(plain_port, 20)  # warm-up
+    await latency(via, 20)
+    direct_l = await latency(plain_port, rounds)
+    through_l = await latency(via, rounds)
+    result["latency"] = {
+        "direct": direct_l,
+        "ingress": through_l,
+        "addedMedianMs": through_l["medianMs"] - direct_l["medianMs"],
+    }
+    await listener.stop()
     return result
 
 
@@ -192,12 +177,28 @@ def main() -> None:
         help="event loop for the ingress (the daemon runs uvloop)",
     )
     args = parser.parse_args()
-    if args.loop == "uvloop":
-        import uvloop
+    iperf_port, plain_port, proxy_port = free_port(), free_port(), free_port()
+    procs = [
+        subprocess.Popen(
+            ["iperf3", "-s", "-B", "::1", "-p", str(iperf_port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+        spawn_echo(plain_port, "plain"),
+        spawn_echo(proxy_port, "proxy"),
+    ]
+    try:
+        work = run(args.time, args.rounds, iperf_port, plain_port, proxy_port)
+        if args.loop == "uvloop":
+            import uvloop
 
-        result = uvloop.run(run(args.time, args.rounds))
-    else:
-        result = asyncio.run(run(args.time, args.rounds))
+            result = uvloop.run(work)
+        else:
+            result = asyncio.run(work)
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait()
     result["loop"] = args.loop
     if args.json:
         print(json.dumps(result, indent=2))
