@@ -178,7 +178,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     iperf_port, plain_port, proxy_port = free_port(), free_port(), free_port()
-    procs = [
+    procs: list[subprocess.Popen[Any]] = [
         subprocess.Popen(
             ["iperf3", "-s", "-B", "::1", "-p", str(iperf_port)],
             stdout=subprocess.DEVNULL,

@@ -16,6 +16,7 @@ from hyphal.api.guard import RequestGuard
 from hyphal.api.ingress import ingress_router
 from hyphal.api.members import members_router
 from hyphal.api.messages import messages_router
+from hyphal.api.services import services_router
 from hyphal.api.topics import topics_router
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ def create_app(node: Node, token: str | None = None, bind_host: str = "127.0.0.1
         dns_router(node),
         ingress_router(node.parts),
         admission_router(node.members, node.gate),
+        services_router(node.services),
         token=token,
         bind_host=bind_host,
     )
