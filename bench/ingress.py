@@ -10,10 +10,10 @@ to the same backend, measured in the same run, on loopback (no root needed).
 
 The ingress runs in this process on uvloop, as in the daemon. Failover time (a backend's death
 until new connections land elsewhere) needs the services part and real nodes:
-``bench/ingress.py --failover`` runs that in network namespaces (root).
+``--failover N`` runs N backend deaths in network namespaces (root; see :func:`failover`).
 
     flock /tmp/hyphal-heavy.lock env PYTHONPATH=src:. .venv/bin/python bench/ingress.py
-        [--time 5] [--rounds 300] [--json]
+        [--time 5] [--rounds 300] [--loop uvloop|asyncio] [--failover 3] [--json]
 """
 
 from __future__ import annotations
@@ -167,11 +167,103 @@ async def run(seconds: float, rounds: int, iperf_port: int, plain_port: int,
     return result
 
 
+def failover(rounds: int) -> dict[str, Any]:
+    """In namespaces ``C - I``, ``I - S1``, ``I - S2``: ``web`` (python http.server) on S1 and S2,
+    an ingress on I. Kill the backend of the instance I's last connection went to, then connect
+    through the ingress every 50 ms: how long until the client's connections are answered by
+    the other instance (the ingress tries the next instance when one refuses), and until I's
+    directory stops listing the dead one (health check fall + record propagation)."""
+    import os
+    import tempfile
+
+    from hyphal.testing.netlab import Topology, has_route, kill_tree
+
+    # the daemons run in their own directories: a relative PYTHONPATH would miss this tree
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    os.environ["PYTHONPATH"] = os.pathsep.join(os.path.abspath(x) for x in paths if x)
+
+    results: list[dict[str, float]] = []
+    with Topology.build("C-I I-S1 I-S2", tun=True, workdir=tempfile.mkdtemp()) as topo:
+        for name in ("I", "S1", "S2"):
+            node = topo.node(name)
+            (node.dir / "name.toml").write_text(f'member_name = "{name.lower()}"\n')
+            node.extra_args = [*node.extra_args, "-c", str(node.dir / "name.toml")]
+        topo.start(["I", "S1", "S2"])
+        i, c = topo.node("I"), topo.node("C")
+        servers = [topo.node("S1"), topo.node("S2")]
+        topo.wait_until(lambda: all(has_route(i, x) and has_route(x, i) for x in servers), 30)
+        url = f"http://{topo.link('C', 'I').addr4_b}:8080/who"
+
+        def start_backend(node: Any) -> Any:
+            web = node.dir / "web"
+            web.mkdir(exist_ok=True)
+            (web / "who").write_text(node.name.lower())
+            proc = node.popen([sys.executable, "-m", "http.server", "8080", "--bind", "::",
+                               "-d", str(web)], "web.log")
+            topo.wait_until(lambda: node.listening(8080), 15)
+            return proc
+
+        def usable() -> set[str]:
+            r = i.api("GET", "/api/v1/services/web")
+            if r.status != 200:
+                return set()
+            return {x["node"] for x in r.data["instances"] if x["usable"]}
+
+        procs = {node.name: start_backend(node) for node in servers}
+        common = ["--port", "8080", "--interval", "0.5", "--rise", "2", "--fall", "2"]
+        s1, s2 = servers
+        out = s1.cli("service", "add", "web", *common)
+        assert out.returncode == 0, out.stderr
+        granted = s1.cli("service", "grant", "web", "--to", s2.public_key, "-k",
+                         str(s1.key_file), "--json")  # S1 owns the name; S2 serves by grant
+        assert granted.returncode == 0, granted.stderr
+        grant = json.loads(granted.stdout)["grant"]
+        out = s2.cli("service", "add", "web", *common, "--grant", grant)
+        assert out.returncode == 0, out.stderr
+        topo.wait_until(lambda: usable() == {"s1", "s2"}, 30)
+        out = i.cli("ingress", "add", "--listen", "0.0.0.0:8080", "--service", "web",
+                    "--proxy-protocol", "none")
+        assert out.returncode == 0, out.stderr
+        for _ in range(rounds):
+            topo.wait_until(lambda: usable() == {"s1", "s2"}, 30)
+            first = c.exec(["curl", "-s", "-m", "2", url]).stdout.strip()
+            victim = topo.node(first.upper())
+            other = ({"s1", "s2"} - {first}).pop()
+            kill_tree(procs[victim.name])
+            died = time.monotonic()
+            landed = gone = None
+            failures = 0
+            while landed is None or gone is None:
+                now = time.monotonic() - died
+                if now > 20:
+                    break
+                if landed is None:
+                    got = c.exec(["curl", "-s", "-m", "2", url]).stdout.strip()
+                    if got == other:
+                        landed = now
+                    else:
+                        failures += 1
+                if gone is None and victim.name.lower() not in usable():
+                    gone = time.monotonic() - died
+                time.sleep(0.05)
+            results.append({
+                "landedElsewhereS": -1.0 if landed is None else landed,
+                "directoryDropS": -1.0 if gone is None else gone,
+                "clientFailures": failures,
+            })
+            procs[victim.name] = start_backend(victim)
+    return {"failover": results}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--time", type=float, default=5.0, help="seconds per iperf3 run")
     parser.add_argument("--rounds", type=int, default=300, help="latency connections per side")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument(
+        "--failover", type=int, default=0, metavar="N",
+        help="also measure N backend deaths in network namespaces (root)",
+    )
     parser.add_argument(
         "--loop", choices=("uvloop", "asyncio"), default="uvloop",
         help="event loop for the ingress (the daemon runs uvloop)",
@@ -200,6 +292,8 @@ def main() -> None:
             proc.terminate()
             proc.wait()
     result["loop"] = args.loop
+    if args.failover:
+        result.update(failover(args.failover))
     if args.json:
         print(json.dumps(result, indent=2))
         return
@@ -216,6 +310,12 @@ def main() -> None:
         f"(p99 {lat['direct']['p99Ms']:.3f}), ingress median {lat['ingress']['medianMs']:.3f} ms "
         f"(p99 {lat['ingress']['p99Ms']:.3f}); added {lat['addedMedianMs']:.3f} ms"
     )
+    for n, row in enumerate(result.get("failover", []), 1):
+        print(
+            f"  failover #{n}: backend killed -> new connections on the other instance after "
+            f"{row['landedElsewhereS']:.2f} s ({row['clientFailures']} failed first); "
+            f"I's directory dropped it after {row['directoryDropS']:.2f} s"
+        )
 
 
 if __name__ == "__main__":
