@@ -25,6 +25,7 @@ from hyphal.cli import join, members
 from hyphal.cli.common import EXIT_RUNTIME, EXIT_USAGE, api_failure, mode, report_error
 from hyphal.cli.configcmd import config_app
 from hyphal.cli.dns import dns_app
+from hyphal.cli.mapwork import map_app
 from hyphal.cli.messages import message_app
 from hyphal.cli.node import demo, generate_keys, generate_network_key, inspect, run
 from hyphal.cli.peers import peers_app
@@ -78,6 +79,7 @@ app.add_typer(routes_app, name="routes")
 app.add_typer(message_app, name="message")
 app.add_typer(config_app, name="config")
 app.add_typer(dns_app, name="dns")
+app.add_typer(map_app, name="map")
 app.command()(status)
 app.command()(ip)
 app.command()(version)
