@@ -92,7 +92,9 @@ def test_caps_hold_under_any_sequence(limits: Limits, steps: list[tuple[str, str
 
 @settings(max_examples=100)
 @given(st.lists(TARGETS, min_size=1, max_size=40), st.floats(0.01, 2))
-def test_a_sender_that_waits_for_ready_at_always_gets_through(targets: list[str], gap: float) -> None:
+def test_a_sender_that_waits_for_ready_at_always_gets_through(
+    targets: list[str], gap: float
+) -> None:
     """ready_at is honest: at the time it names, the packet is allowed."""
     limits = Limits(pps=5, burst=2, prefix_pps=0.5, prefix_burst=1, cooldown=0, max_concurrent=16)
     limiter = Limiter(limits, 0.0)

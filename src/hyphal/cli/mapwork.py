@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 import socket
 import statistics
 import time
@@ -214,6 +215,10 @@ def worker(
     token = _read_token(token_file)
     host, port = _listen_addr(listen, node)
 
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
     async def main() -> int:
         outbox = Outbox(outbox_dir)
         shipper = Shipper(outbox, store, worker_name, token=token) if store else None
@@ -237,6 +242,9 @@ def worker(
             token=token,
             on_result=printed,
         )
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, w.stop.set)
         server = None
         if host is not None:
             server = await _serve_api(w, host, port, token, api_addr, allow_role or [])

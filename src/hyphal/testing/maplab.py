@@ -9,7 +9,7 @@
                    +-- R2b --+
 
 * Every router forwards IPv4 and IPv6. R1 (and R3, on the way back) has two equal-cost next
-  hops with ``fib_multipath_hash_policy=1``: flows are spread by their L4 ports, so a classic
+  hops hashed on the 5-tuple (see ``HASH_POLICY``): flows are spread by their L4 ports, so a classic
   UDP traceroute (a new destination port per probe) sees R2a and R2b at TTL 2, a Paris one only
   one of them per flow id.
 * R3 rate-limits its ICMP errors (``icmp_ratelimit``, ``net.ipv6.icmp.ratelimit``); every other
@@ -57,6 +57,14 @@ _LINKS: tuple[tuple[str, str], ...] = (
 )
 _TARGET_LINK = 9  # R4 - T: 198.19.0.0/24 and 2001:db8:ff::/64
 EXTRA_TARGETS = 40
+# ECMP hashing on the 5-tuple. Policy 1 ("L4") would be the obvious choice, but Linux lets it
+# reuse an skb's existing L4 hash, and a veth carries the *sender's* socket hash
+# (sk_txhash, random per socket and re-drawn on connect()) into the router's namespace: with
+# policy 1 a lab router hashes per sending socket, not per flow. Policy 3 (custom) with the
+# fields src/dst address, protocol, src/dst port always dissects the packet: the hash a real
+# router computes on the wire.
+HASH_POLICY = 3
+HASH_FIELDS = 0x0037
 
 
 @dataclass
@@ -75,7 +83,7 @@ class MapLab:
         cls,
         workers: Mapping[str, str] | None = None,
         *,
-        rate_limited_ms: int = 2000,
+        rate_limited_ms: int = 500,
     ) -> MapLab:
         """Build the lab. ``workers`` maps "W1"/"W2" to existing namespaces to attach."""
         lab = cls(tag=secrets.token_hex(2))
@@ -116,8 +124,10 @@ class MapLab:
                 node,
                 net__ipv4__ip_forward=1,
                 net__ipv6__conf__all__forwarding=1,
-                net__ipv4__fib_multipath_hash_policy=1,
-                net__ipv6__fib_multipath_hash_policy=1,
+                net__ipv4__fib_multipath_hash_policy=HASH_POLICY,
+                net__ipv6__fib_multipath_hash_policy=HASH_POLICY,
+                net__ipv4__fib_multipath_hash_fields=HASH_FIELDS,
+                net__ipv6__fib_multipath_hash_fields=HASH_FIELDS,
                 net__ipv4__icmp_ratelimit=0,
                 net__ipv6__icmp__ratelimit=0,
                 net__ipv4__icmp_errors_use_inbound_ifaddr=1,
@@ -179,7 +189,8 @@ class MapLab:
             addr6 = {a: f"{nets6}fe", b: f"{nets6}1"}
         else:
             addr4 = {a: f"198.18.{index}.1", b: f"198.18.{index}.2"}
-            addr6 = {a: f"2001:db8:{index}::1", b: f"2001:db8:{index}::2"}
+            addr6 = {a: f"2001:db8:{index:x}::1", b: f"2001:db8:{index:x}::2"}
+        addr6 = {node: str(ipaddress.ip_address(addr)) for node, addr in addr6.items()}
         for node, dev in ((a, ia), (b, ib)):
             self.exec(node, ["ip", "addr", "add", f"{addr4[node]}/24", "dev", dev])
             self.exec(node, ["ip", "-6", "addr", "add", f"{addr6[node]}/64", "dev", dev, "nodad"])
@@ -269,6 +280,10 @@ class MapLab:
 
     def owner(self, address: str) -> str | None:
         """The lab node that holds ``address``."""
+        try:
+            address = str(ipaddress.ip_address(address))
+        except ValueError:
+            return None
         for node, addrs in self.addresses.items():
             if address in addrs:
                 return node

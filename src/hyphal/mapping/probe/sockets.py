@@ -34,6 +34,7 @@ from hyphal.mapping.probe.plan import Reply
 IP_RECVERR = 11
 IP_RECVTTL = 12
 IPV6_RECVERR = 25
+IPV6_AUTOFLOWLABEL = 70
 SO_EE_ORIGIN_ICMP = 2
 SO_EE_ORIGIN_ICMP6 = 3
 TCP_MAX_WAIT = 0.9
@@ -93,6 +94,15 @@ class _ErrQueue:
             elif level == socket.IPPROTO_IP and kind == socket.IP_TTL and len(data) >= 1:
                 ttl = data[0] if len(data) == 1 else int.from_bytes(data[:4], "little")
         return err, ttl
+
+
+def _fixed_flowlabel(sock: socket.socket, v6: bool) -> None:
+    """IPv6: flow label 0 for every probe. Linux derives an automatic label from the socket's
+    random hash (new per socket and per connect()), and routers may hash on the label: a Paris
+    flow must not carry a moving one."""
+    if v6:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_AUTOFLOWLABEL, 0)
 
 
 def _set_ttl(sock: socket.socket, v6: bool, ttl: int) -> None:
@@ -165,6 +175,7 @@ class IcmpChannel(Channel):
             )
             raise ProbeSocketError(exc.errno, f"cannot open an ICMP socket ({hint})") from exc
         self.sock.setblocking(False)
+        _fixed_flowlabel(self.sock, self.v6)
         if raw:
             self.ident = (id(self) ^ int(time.monotonic_ns())) & 0xFFFF
             if self.v6:
@@ -300,15 +311,19 @@ class UdpChannel(Channel):
         self.sock.setblocking(False)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         _ErrQueue.setup(self.sock, self.v6)
+        _fixed_flowlabel(self.sock, self.v6)
         self.sock.bind(("::" if self.v6 else "0.0.0.0", self.src_port))
         self._loop.add_reader(self.sock.fileno(), self._readable)
         self._flows: dict[int, int] = {}
+        self._connected: int | None = None
 
     def send(self, seq: int, ttl: int, index: int) -> None:
         _sport, dport = packets.ports_for("udp", self.flow_id, index, self.paris, self._base_dport)
         self._flows[seq] = dport
         _set_ttl(self.sock, self.v6, ttl)
-        self.sock.connect((self.target, dport))  # connected: the kernel hands us our errors
+        if self._connected != dport:  # connected: the kernel hands this socket our errors
+            self.sock.connect((self.target, dport))
+            self._connected = dport
         self.sock.send(packets.udp_payload(seq, self.contact))
 
     def _readable(self) -> None:
@@ -380,6 +395,7 @@ class TcpChannel(Channel):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_SYNCNT, 1)
             _ErrQueue.setup(sock, self.v6)
+            _fixed_flowlabel(sock, self.v6)
             _set_ttl(sock, self.v6, ttl)
             sock.bind(("::" if self.v6 else "0.0.0.0", sport))
             code = sock.connect_ex((self.target, dport))

@@ -146,7 +146,7 @@ class Worker:
             task.target = self.guard.check(task.target)
         except TargetRefused as exc:
             self.counters["refused"] += 1
-            log.info("not probing: %s", exc)
+            log.warning("not probing: %s", exc)
             return False
         if task.proto not in ("icmp", "udp", "tcp") or task.kind not in ("traceroute", "ping"):
             self.counters["refused"] += 1
