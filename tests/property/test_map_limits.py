@@ -32,7 +32,7 @@ LIMITS = st.builds(
     prefix_burst=st.floats(1, 5),
     cooldown=st.floats(0, 50),
     max_concurrent=st.integers(1, 4),
-    max_tracked=st.integers(1, 6),
+    max_tracked=st.integers(2, 8),
 )
 STEP = st.tuples(
     st.sampled_from(["start", "send", "send", "send", "finish"]),

@@ -45,8 +45,8 @@ class Limits:
             raise ValueError("need 0 < prefix_pps <= pps <= 10000")
         if self.burst < 1 or self.prefix_burst < 1:
             raise ValueError("bursts must be at least 1 packet")
-        if self.cooldown < 0 or self.max_concurrent < 1 or self.max_tracked < 1:
-            raise ValueError("cooldown >= 0, max_concurrent >= 1, max_tracked >= 1")
+        if self.cooldown < 0 or self.max_concurrent < 1 or self.max_tracked < 2:
+            raise ValueError("cooldown >= 0, max_concurrent >= 1, max_tracked >= 2")
         if not (8 <= self.ipv4_prefix <= 32 and 16 <= self.ipv6_prefix <= 128):
             raise ValueError("ipv4_prefix in 8..32, ipv6_prefix in 16..128")
 
@@ -59,6 +59,9 @@ class Limits:
             "cooldown": self.cooldown,
             "maxConcurrent": self.max_concurrent,
         }
+
+
+_TOLERANCE = 1e-9  # float rounding: a token that is 0.999999999 there is there
 
 
 class _Bucket:
@@ -76,7 +79,7 @@ class _Bucket:
     def ready_at(self, rate: float, burst: float, now: float) -> float:
         """The earliest time >= now at which one token is there."""
         level = self.level(rate, burst, now)
-        if level >= 1.0:
+        if level >= 1.0 - _TOLERANCE:
             return max(now, self.stamp)
         return max(now, self.stamp) + (1.0 - level) / rate
 
@@ -120,7 +123,7 @@ class Limiter:
             reason = "concurrency"
         elif self._cooldowns.get(target, -1.0) > now:
             reason = "cooldown"
-        elif not self._room(now):
+        elif not self._room(now, 2):  # its prefix bucket and its cooldown entry, reserved
             reason = "table-full"
         if reason is not None:
             self.refused[reason] += 1
@@ -135,7 +138,8 @@ class Limiter:
         if key is None:
             return
         self._active_prefixes.discard(key)
-        self._cooldowns[target] = now + self.limits.cooldown
+        if self.limits.cooldown > 0:  # the slot start() reserved
+            self._cooldowns[target] = now + self.limits.cooldown
 
     def cooldown_until(self, target: str) -> float | None:
         return self._cooldowns.get(target)
@@ -164,9 +168,7 @@ class Limiter:
         limits = self.limits
         key = prefix_key(target, limits)
         bucket = self._prefixes.get(key)
-        if bucket is None:
-            if not self._room(now):
-                return False
+        if bucket is None:  # its slot was reserved by start()
             bucket = self._prefixes[key] = _Bucket(limits.prefix_burst, now)
         bucket.take(limits.prefix_pps, limits.prefix_burst, now)
         self._global.take(limits.pps, limits.burst, now)
@@ -175,11 +177,15 @@ class Limiter:
 
     # --- bounded tables -------------------------------------------------------------------------
 
-    def _room(self, now: float) -> bool:
-        if len(self._prefixes) + len(self._cooldowns) < self.limits.max_tracked:
+    def _used(self) -> int:
+        """Entries held plus two reserved for every running measurement (counted generously)."""
+        return len(self._prefixes) + len(self._cooldowns) + 2 * len(self._active)
+
+    def _room(self, now: float, need: int) -> bool:
+        if self._used() + need <= self.limits.max_tracked:
             return True
         self._expire(now)
-        return len(self._prefixes) + len(self._cooldowns) < self.limits.max_tracked
+        return self._used() + need <= self.limits.max_tracked
 
     def _expire(self, now: float) -> None:
         limits = self.limits
