@@ -6,8 +6,8 @@ store; a small API on the node's overlay address for one-shot measurements. ``ma
 one Paris traceroute from a chosen worker (by member name, region or overlay address; or here,
 with ``--from local``) and prints it like ``mtr --report``.
 
-The commands are registered onto the ``map`` group with :func:`register` (the group itself is
-``map_app``, shared with the store-side commands).
+The commands are registered onto the ``map`` group (``cli/map.py``'s ``map_app``, shared with
+the feeder and store commands) by :func:`register`, called from ``cli/__init__.py``.
 """
 
 from __future__ import annotations
@@ -43,13 +43,6 @@ WORKER_PORT = 9683
 WORKER_TAG = "map-worker"
 DEFAULT_DESCRIPTION_URL = "https://hyphal.invalid/probing"
 log = logging.getLogger("hyphal.mapping")
-
-map_app = typer.Typer(
-    help="The mapping plane: workers probe (Paris traceroute, ping), a feeder hands out "
-    "targets, a store keeps results (docs/mapping.md).",
-    no_args_is_help=True,
-)
-
 
 def _read_token(path: Path | None) -> str | None:
     if path is None:
@@ -540,5 +533,3 @@ def register(group: typer.Typer) -> None:
     group.command("worker")(worker)
     group.command("trace")(trace)
 
-
-register(map_app)
