@@ -16,11 +16,11 @@ namespaces: the client link is 203.0.113.0/24, the lab 198.18.0.0/15 and 2001:db
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +33,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hyphal.testing.maplab import TARGET4, MapLab
-from hyphal.testing.netlab import Node, Topology, has_route, run
+from hyphal.testing.netlab import Node, Topology, TopologyError, has_route, run
 
 CLIENT_ADDR = "203.0.113.10"
 PUBLIC_ADDR = "203.0.113.1"
@@ -45,6 +45,9 @@ FAR_DELAY_MS = 15
 NAMES = {"I": ("ingress", "ams"), "A": ("fra1", "fra"), "B": ("nyc1", "nyc")}
 LAB_ALLOW = ["--allow", "198.18.0.0/15", "--allow", "2001:db8::/32"]
 PY = [sys.executable, "-m", "hyphal"]
+#: What the worker probes in the background (another /24 than the trace's target, so the
+#: per-prefix cap the background probes use up never refuses the trace).
+BACKGROUND_TARGET = "198.19.1.5"
 SERVED = re.compile(r"served by (\S+) for (\S+):(\d+)")
 
 NGINX_CONF = """daemon off;
@@ -112,11 +115,15 @@ def run_netns_acts(console: Console, workdir: Path | None = None) -> int:
         try:
             topo = build_mesh(console, work)
             ingress_act(console, topo)
-            lab = MapLab.build({"W1": topo.node("A").ns})
+            with console.status("building the router lab (12 namespaces)…"):
+                lab = MapLab.build({"W1": topo.node("A").ns})
             trace_act(console, topo, lab)
-        except ActFailed as exc:
+        except (ActFailed, TopologyError) as exc:
             console.print(f"[red]✗ {exc}[/]\nLogs: {work}")
             return 1
+        except KeyboardInterrupt as exc:
+            console.print(f"\n[yellow]interrupted ({exc or 'SIGINT'}); cleaning up[/]")
+            return 130
         finally:
             with console.status("removing namespaces and processes…"):
                 if lab is not None:
@@ -248,8 +255,10 @@ def ingress_act(console: Console, topo: Topology) -> None:
         if by != "fra1":
             raise ActFailed(f"expected the nearer instance fra1 to serve, got {line!r}")
 
-    console.print(f"\n[bold]Stopping fra1's nginx[/] (health check: tcp every {CHECK_INTERVAL} s, "
-                  f"down after {FALL} failures = {CHECK_INTERVAL * FALL:.1f} s fall interval)…")
+    console.print(
+        f"\n[bold]Stopping fra1's nginx[/] (health check: tcp every {CHECK_INTERVAL} s, "
+        f"down after {FALL} failures = {CHECK_INTERVAL * FALL:.1f} s fall interval)…"
+    )
     stop_nginx(a)
     stopped = time.monotonic()
     failed = 0
@@ -313,29 +322,44 @@ def trace_act(console: Console, topo: Topology, lab: MapLab) -> None:
     console.print(
         "fra1's namespace now also has a veth into a lab of Linux routers (R1, ECMP over R2a/R2b, "
         "R3, a silent S, R4) in front of a target T; only 198.18.0.0/15 and 2001:db8::/32, no "
-        "route out. A store runs on I and a worker on fra1, both on the overlay."
+        "route out. A store runs on I; a worker on fra1 probes "
+        + BACKGROUND_TARGET
+        + " and ships its results there, over the overlay."
     )
     lab.assert_closed()
     store_url = f"http://[{i.address}]:7411"
     with console.status("starting the store on I and the worker on fra1…"):
-        i.popen([*PY, "map", "store", "--db", str(i.dir / "mapstore"), "--name", "ams"], "store.log")
+        i.popen(
+            [*PY, "map", "store", "--db", str(i.dir / "mapstore"), "--name", "ams"], "store.log"
+        )
         wait("the store listening on I", lambda: i.listening(7411), 20)
         a.popen(
             [
-                *PY, "map", "worker", "--store", store_url, "--target", TARGET4, *LAB_ALLOW,
+                *PY, "map", "worker", "--store", store_url, "--target", BACKGROUND_TARGET, *LAB_ALLOW,
                 "--outbox", str(a.dir / "outbox"), "--pps", "50", "--prefix-pps", "5",
             ],
             "map-worker.log",
         )  # fmt: skip
         wait("I sees fra1's map-worker tag", lambda: worker_announced(i), 30)
     args = ["map", "trace", TARGET4, "--from", "fra1", "-q", "2", "-w", "0.4"]
-    console.print(f"\n[bold]$ hyphal {' '.join(args)}[/]   (on I, over the overlay to fra1's worker)")
+    console.print(
+        f"\n[bold]$ hyphal {' '.join(args)}[/]   (on I, over the overlay to fra1's worker)"
+    )
     report = cli(i, *args, timeout=60)
     console.print(report.rstrip(), highlight=False, markup=False)
     hops = trace_hops(report, lab)
     console.print(f"[green]✓[/] lab nodes on the way: {' → '.join(hops)}")
     if "T" not in hops:
         raise ActFailed("the trace did not reach the target T")
+    wait("the worker's results in the store", lambda: stored(i, store_url) > 0, 20, 0.3)
+    console.print(f"\n[bold]$ hyphal map status --store {store_url}[/]   (on I)")
+    console.print(cli(i, "map", "status", "--store", store_url).rstrip(), highlight=False)
+
+
+def stored(node: Node, store_url: str) -> int:
+    """How many results the store holds (``hyphal map status --json``)."""
+    out = node.exec([*PY, "map", "status", "--store", store_url, "--json"], timeout=20)
+    return int(json.loads(out.stdout)["results"]) if out.returncode == 0 else 0
 
 
 def worker_announced(node: Node) -> bool:
@@ -350,7 +374,7 @@ def trace_hops(report: str, lab: MapLab) -> list[str]:
         if not re.match(r"\s*\d+\.", line):
             continue
         if "???" in line:
-            hops.append("(silent)")
+            hops.append("??? (silent)")
             continue
         for word in re.findall(r"[0-9a-f.:]+", line):
             owner = lab.owner(word) if ("." in word and word.count(".") == 3) else None
