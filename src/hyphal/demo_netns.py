@@ -274,11 +274,15 @@ def ingress_act(console: Console, topo: Topology) -> None:
     down = wait("I marks fra1 unusable", lambda: "fra1" not in usable(i), 15, 0.05)
     down += moved
     console.print(
-        f"[green]✓[/] new requests land on nyc1 {moved * 1000:.0f} ms after the stop "
-        f"({failed} failed on the way); I's directory marked fra1 down after {down:.2f} s"
+        f"[green]✓[/] new requests land on nyc1 {moved * 1000:.0f} ms after the stop, "
+        f"{failed} failed on the way (the ingress tries the next instance when a connect fails);"
+        f" I's directory marked fra1 down after {down:.2f} s"
+        f" (fall interval {CHECK_INTERVAL * FALL:.1f} s)"
     )
     console.print(f"  [green]✓[/] {line}")
     show_srv(console, i)
+    console.print("[bold]$ hyphal ingress list[/]   (on I)")
+    console.print(cli(i, "ingress", "list").rstrip(), highlight=False)
 
 
 def usable(node: Node) -> set[str]:
@@ -304,7 +308,7 @@ def curl(client: Node) -> tuple[str | None, str, bool]:
 
 def show_srv(console: Console, node: Node) -> None:
     query = ["dig", "+short", "+time=2", "@127.0.0.1", f"_web._tcp.svc.{DOMAIN}", "SRV"]
-    console.print(f"[bold]$ {' '.join(query)}[/]   (on I)")
+    console.print(f"[bold]$ {' '.join(query)}[/]   (on I; priority 0 is the nearest)")
     if shutil.which("dig") is None:
         console.print("  (dig is not installed: apt-get install bind9-dnsutils)")
         return

@@ -57,6 +57,7 @@ def test_demo_runs_every_act() -> None:
     assert all(s[1:3] == s[3:5] for s in served), served
     assert re.search(r"new requests land on nyc1 \d+ ms after the stop", out), out
     assert re.search(r"marked fra1 down after \d+\.\d+ s", out), out
+    assert re.search(r"203\.0\.113\.1:80\s+ingress\s+web", out), out  # hyphal ingress list
     srv = re.findall(r"\d+ \d+ 8080 (\w+)\.hyphal\.internal\.", out)
     assert sorted(srv[:2]) == ["fra1", "nyc1"] and srv[2:] == ["nyc1"], out
     # act 3: the worker's trace through the lab, and its results in the store
