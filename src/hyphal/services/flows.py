@@ -76,7 +76,7 @@ class FlowLimits:
     in the module docstring and docs/service-addresses.md."""
 
     max_flows: int = 65536
-    max_per_source: int = 4096
+    max_per_source: int = 16384
     tcp_opening: float = 30.0
     tcp_established: float = 7440.0
     tcp_closing: float = 120.0
