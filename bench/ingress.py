@@ -10,7 +10,9 @@ to the same backend, measured in the same run, on loopback (no root needed).
 
 The ingress runs in this process on uvloop, as in the daemon. Failover time (a backend's death
 until new connections land elsewhere) needs the services part and real nodes:
-``--failover N`` runs N backend deaths in network namespaces (root; see :func:`failover`).
+``--failover N`` runs N backend deaths in network namespaces (root; see :func:`failover`), and
+first iperf3 over the real overlay: through an ingress vs straight to the instance's overlay
+address (:func:`overlay_throughput`).
 
     flock /tmp/hyphal-heavy.lock env PYTHONPATH=src:. .venv/bin/python bench/ingress.py
         [--time 5] [--rounds 300] [--loop uvloop|asyncio] [--failover 3] [--json]
@@ -167,7 +169,7 @@ async def run(seconds: float, rounds: int, iperf_port: int, plain_port: int,
     return result
 
 
-def failover(rounds: int) -> dict[str, Any]:
+def failover(rounds: int, seconds: float) -> dict[str, Any]:
     """In namespaces ``C - I``, ``I - S1``, ``I - S2``: ``web`` (python http.server) on S1 and S2,
     an ingress on I. Kill the backend of the instance I's last connection went to, then connect
     through the ingress every 50 ms: how long until the client's connections are answered by
@@ -224,6 +226,7 @@ def failover(rounds: int) -> dict[str, Any]:
         out = i.cli("ingress", "add", "--listen", "0.0.0.0:8080", "--service", "web",
                     "--proxy-protocol", "none")
         assert out.returncode == 0, out.stderr
+        overlay = overlay_throughput(topo, seconds)
         for _ in range(rounds):
             topo.wait_until(lambda: usable() == {"s1", "s2"}, 30)
             first = c.exec(["curl", "-s", "-m", "2", url]).stdout.strip()
@@ -252,7 +255,33 @@ def failover(rounds: int) -> dict[str, Any]:
                 "clientFailures": failures,
             })
             procs[victim.name] = start_backend(victim)
-    return {"failover": results}
+    return {"failover": results, "overlay": overlay}
+
+
+def overlay_throughput(topo: Any, seconds: float) -> dict[str, float]:
+    """iperf3 to an iperf3 -s on S1: from C through I's ingress (veth, then the overlay), vs
+    from I straight to S1's overlay address (the same backend, the same overlay path)."""
+    i, c, s1 = topo.node("I"), topo.node("C"), topo.node("S1")
+    s1.popen(["iperf3", "-s", "-p", "5201"], "iperf3.log")
+    topo.wait_until(lambda: s1.listening(5201), 15)
+    out = s1.cli("service", "add", "perf", "--port", "5201", "--check", "none")
+    assert out.returncode == 0, out.stderr
+    out = i.cli("ingress", "add", "--listen", "0.0.0.0:5201", "--service", "perf",
+                "--proxy-protocol", "none")
+    assert out.returncode == 0, out.stderr
+    topo.wait_until(
+        lambda: i.get("/api/v1/ingress")["listeners"][-1]["instances"] == 1, 30
+    )
+
+    def gbps(node: Any, host: str) -> float:
+        run = node.exec(["iperf3", "-c", host, "-p", "5201", "-t", str(seconds), "-J"],
+                        timeout=seconds + 30)
+        data = json.loads(run.stdout)
+        return float(data["end"]["sum_received"]["bits_per_second"]) / 1e9
+
+    direct = gbps(i, str(s1.address))
+    through = gbps(c, topo.link("C", "I").addr4_b)
+    return {"directOverlayGbps": direct, "ingressGbps": through, "ratio": through / direct}
 
 
 def main() -> None:
@@ -293,7 +322,7 @@ def main() -> None:
             proc.wait()
     result["loop"] = args.loop
     if args.failover:
-        result.update(failover(args.failover))
+        result.update(failover(args.failover, args.time))
     if args.json:
         print(json.dumps(result, indent=2))
         return
@@ -310,6 +339,13 @@ def main() -> None:
         f"(p99 {lat['direct']['p99Ms']:.3f}), ingress median {lat['ingress']['medianMs']:.3f} ms "
         f"(p99 {lat['ingress']['p99Ms']:.3f}); added {lat['addedMedianMs']:.3f} ms"
     )
+    if "overlay" in result:
+        row = result["overlay"]
+        print(
+            f"  over the overlay (namespaces, TUN): iperf3 I -> S1 direct "
+            f"{row['directOverlayGbps']:.2f} Gbit/s, C -> I's ingress -> S1 "
+            f"{row['ingressGbps']:.2f} Gbit/s ({row['ratio']:.0%})"
+        )
     for n, row in enumerate(result.get("failover", []), 1):
         print(
             f"  failover #{n}: backend killed -> new connections on the other instance after "

@@ -10,7 +10,7 @@ import contextlib
 import socket
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import replace
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv4Address, IPv6Address, ip_network
 from typing import Any
 
 import pytest
@@ -18,8 +18,10 @@ import uvloop
 
 from hyphal.ingress.limits import Limits
 from hyphal.ingress.listener import IngressListener
-from hyphal.ingress.proxy import ProxyDecoder, ProxyHeader
-from hyphal.ingress.spec import IngressSpec
+from hyphal.ingress.policy import PolicyRouting
+from hyphal.ingress.proxy import ProxyDecoder, ProxyHeader, encode_v1
+from hyphal.ingress.spec import IngressSpec, unwrap_from_dict
+from hyphal.ingress.unwrap import UnwrapListener
 from hyphal.services.directory import Instance, Proto
 
 Body = Callable[[], Coroutine[Any, Any, None]]
@@ -219,5 +221,67 @@ def test_per_client_limit_and_idle_timeout(run: Callable[[Body], None]) -> None:
                 assert listener.counters["closed-idle"] == 2
             finally:
                 await listener.stop()
+
+    run(body)
+
+
+class EchoPeer:
+    """A plain TCP backend (no PROXY) that echoes, and remembers its peers' addresses."""
+
+    def __init__(self) -> None:
+        self.peers: list[tuple[str, int]] = []
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.peers.append(writer.get_extra_info("peername")[:2])
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+
+def test_unwrap_plain_header_rest_allow_and_garbage(run: Callable[[Body], None]) -> None:
+    """The unwrap without root (transparent off): the bytes after the header reach the backend
+    first, a sender outside ``allow`` and a connection without a header are refused."""
+
+    async def body() -> None:
+        echo = EchoPeer()
+        server = await asyncio.start_server(echo.serve, "127.0.0.1", 0)
+        bport = server.sockets[0].getsockname()[1]
+        routing = PolicyRouting()
+        spec = unwrap_from_dict(
+            {"listen": "127.0.0.1:1", "backend": f"127.0.0.1:{bport}", "transparent": False}
+        )
+        listener = UnwrapListener(replace(spec, listen=("127.0.0.1", 0)), routing)
+        closed_listener = UnwrapListener(
+            replace(spec, listen=("127.0.0.1", 0), allow=(ip_network("10.0.0.0/8"),)), routing
+        )
+        await listener.start()
+        await closed_listener.start()
+        try:
+            assert listener.bound is not None and closed_listener.bound is not None
+            reader, writer = await asyncio.open_connection("127.0.0.1", listener.bound[1])
+            header = encode_v1((IPv4Address("192.0.2.7"), 4000), (IPv4Address("192.0.2.1"), 6667))
+            writer.write(header + b"NICK a\r\n")  # payload in the same segment as the header
+            assert await reader.readexactly(8) == b"NICK a\r\n"
+            writer.write_eof()
+            assert await reader.read() == b""
+            writer.close()
+            assert listener.counters["untransparent"] == 1 and len(echo.peers) == 1
+
+            r2, w2 = await asyncio.open_connection("127.0.0.1", listener.bound[1])
+            w2.write(b"NICK b\r\nUSER b 0 * :b\r\n")  # no header: refused, never forwarded
+            assert await closed(r2)
+            w2.close()
+            assert listener.counters["header-invalid"] == 1 and len(echo.peers) == 1
+
+            r3, w3 = await asyncio.open_connection("127.0.0.1", closed_listener.bound[1])
+            w3.write(header)
+            assert await closed(r3)
+            w3.close()
+            assert closed_listener.counters["refused-sender"] == 1 and len(echo.peers) == 1
+        finally:
+            await listener.stop()
+            await closed_listener.stop()
+            server.close()
 
     run(body)

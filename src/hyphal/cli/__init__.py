@@ -3,8 +3,9 @@
 One module per command group: ``node`` (run, inspect, generate-keys, generate-network-key,
 demo), ``status`` (status, ip, version), ``probe`` (ping, stats), ``peers``, ``routes``,
 ``messages``, ``members`` (members, resolve, set), ``configcmd`` (config check/show), ``dns`` (dns
-status), ``ingress`` (ingress list/add/unwrap/remove), ``services`` (service add/list/remove/
-drain/grant), ``map`` (map feeder/store/status), ``sim``; ``common`` holds what they share.
+status), ``services`` (service add/list/remove/drain/grant), ``ingress`` (ingress
+list/add/unwrap/remove), ``map`` (map feeder/store/status), ``sim``; ``common`` holds what they
+share.
 
 :func:`main` is the one place errors end: a usage error exits 2, a runtime error 1, an
 unreachable daemon 3, and nothing reaches the user as a Python traceback (set
@@ -22,7 +23,7 @@ import typer
 from typer._click.exceptions import ClickException, UsageError
 
 from hyphal import __version__
-from hyphal.cli import join, mapwork, members
+from hyphal.cli import join, members
 from hyphal.cli.common import EXIT_RUNTIME, EXIT_USAGE, api_failure, mode, report_error
 from hyphal.cli.configcmd import config_app
 from hyphal.cli.dns import dns_app
@@ -98,7 +99,6 @@ app.command()(demo)
 app.command(help="Simulate the real router on thousands of nodes.")(sim)
 app.command("install-service")(install_service)
 members.register(app)
-mapwork.register(map_app)
 join.register(app)
 
 

@@ -35,7 +35,7 @@ from hyphal.services import select
 from hyphal.services.address import is_service_address, service_address, service_prefix
 from hyphal.services.authz import Authority, Claim
 from hyphal.services.checks import CheckRunner
-from hyphal.services.directory import Instance, Proto
+from hyphal.services.directory import Instance, Proto, ServiceDirectory
 from hyphal.services.extension import (
     Endpoint,
     ExtensionTooLarge,
@@ -51,6 +51,7 @@ from hyphal.services.state import load_state, save_state
 from hyphal.wire.errors import DecodeError
 
 if TYPE_CHECKING:
+    from hyphal.config import NodeConfig
     from hyphal.node.members import MembersPart
 
 log = logging.getLogger("hyphal.services")
@@ -714,7 +715,7 @@ def _decode_cached(extension: bytes) -> tuple[PublishedService, ...]:
 
 
 def services_part(
-    config: Any,
+    config: NodeConfig,
     identity: NodeIdentity,
     members: MembersPart,
     metric: Callable[[bytes], int | None],
@@ -736,6 +737,10 @@ def services_part(
         pins=dict(config.service_owners),
         extra_check_hosts=() if config.no_tun else (str(identity.address),),
     )
+
+
+def _is_a_directory(part: ServicesPart) -> ServiceDirectory:
+    return part  # mypy checks that the part implements the seam unchanged
 
 
 def less_available(old: tuple[PublishedService, ...], new: tuple[PublishedService, ...]) -> bool:
