@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -138,9 +139,13 @@ def wait(what: str, predicate: Callable[[], Any], timeout: float, interval: floa
     """Seconds until ``predicate()`` was truthy (exceptions count as not yet); ActFailed on timeout."""
     start = time.monotonic()
     while True:
-        with contextlib.suppress(Exception):
+        try:
             if predicate():
                 return time.monotonic() - start
+        except ActFailed:
+            raise
+        except Exception:  # not yet: a daemon still starting, a refused connect
+            pass
         if time.monotonic() - start > timeout:
             raise ActFailed(f"{what}: not within {timeout:.0f} s")
         time.sleep(interval)
@@ -337,14 +342,14 @@ def trace_act(console: Console, topo: Topology, lab: MapLab) -> None:
             [*PY, "map", "store", "--db", str(i.dir / "mapstore"), "--name", "ams"], "store.log"
         )
         wait("the store listening on I", lambda: i.listening(7411), 20)
-        a.popen(
+        worker = a.popen(
             [
                 *PY, "map", "worker", "--store", store_url, "--target", BACKGROUND_TARGET, *LAB_ALLOW,
                 "--outbox", str(a.dir / "outbox"), "--pps", "50", "--prefix-pps", "5",
             ],
             "map-worker.log",
         )  # fmt: skip
-        wait("I sees fra1's map-worker tag", lambda: worker_announced(i), 30)
+        wait("I sees fra1's map-worker tag", lambda: alive(worker, a) and worker_announced(i), 30)
     args = ["map", "trace", TARGET4, "--from", "fra1", "-q", "2", "-w", "0.4"]
     console.print(
         f"\n[bold]$ hyphal {' '.join(args)}[/]   (on I, over the overlay to fra1's worker)"
@@ -364,6 +369,14 @@ def stored(node: Node, store_url: str) -> int:
     """How many results the store holds (``hyphal map status --json``)."""
     out = node.exec([*PY, "map", "status", "--store", store_url, "--json"], timeout=20)
     return int(json.loads(out.stdout)["results"]) if out.returncode == 0 else 0
+
+
+def alive(proc: subprocess.Popen[bytes], node: Node) -> bool:
+    """True while ``proc`` runs; ActFailed with its log tail once it has exited."""
+    if proc.poll() is None:
+        return True
+    log = (node.dir / "map-worker.log").read_text(errors="replace").strip()[-600:]
+    raise ActFailed(f"the map worker on {NAMES[node.name][0]} exited ({proc.returncode}):\n{log}")
 
 
 def worker_announced(node: Node) -> bool:
