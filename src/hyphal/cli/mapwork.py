@@ -44,6 +44,7 @@ WORKER_TAG = "map-worker"
 DEFAULT_DESCRIPTION_URL = "https://hyphal.invalid/probing"
 log = logging.getLogger("hyphal.mapping")
 
+
 def _read_token(path: Path | None) -> str | None:
     if path is None:
         return None
@@ -125,6 +126,10 @@ def worker(
         int, typer.Option("--gap-limit", help="Silent hops in a row before giving up", min=1)
     ] = 5,
     wait: Annotated[float, typer.Option("--wait", help="Seconds to wait per probe")] = 2.0,
+    count: Annotated[int, typer.Option("--count", help="Probes per ping", min=1, max=100)] = 4,
+    interval: Annotated[
+        float, typer.Option("--interval", help="Seconds between a ping's probes", min=0.01)
+    ] = 1.0,
     raw: Annotated[
         bool, typer.Option("--raw", help="Raw ICMP sockets (CAP_NET_RAW): keeps quoted TTLs")
     ] = False,
@@ -159,7 +164,7 @@ def worker(
     from hyphal.mapping.limits import Limiter, Limits
     from hyphal.mapping.probe import packets
     from hyphal.mapping.probe.engine import Identity
-    from hyphal.mapping.probe.plan import TraceParams
+    from hyphal.mapping.probe.plan import PingParams, TraceParams
     from hyphal.mapping.worker.guard import TargetGuard, parse_networks
     from hyphal.mapping.worker.outbox import Outbox
     from hyphal.mapping.worker.service import Task, Worker, WorkerConfig
@@ -188,6 +193,7 @@ def worker(
             max_concurrent=concurrency,
         )
         trace = TraceParams(max_ttl=max_ttl, attempts=attempts, gap_limit=gap_limit, wait=wait)
+        ping = PingParams(count=count, interval=interval, wait=wait)
         guard = TargetGuard(
             parse_networks(allow or []),
             parse_networks(opt_out.read_text().splitlines()) if opt_out else [],
@@ -228,7 +234,7 @@ def worker(
             Limiter(limits, time.monotonic()),
             guard,
             outbox,
-            WorkerConfig(trace=trace, raw=raw, once=once),
+            WorkerConfig(trace=trace, ping=ping, raw=raw, once=once),
             feeder_url=feeder,
             targets=tasks,
             shipper=shipper,
@@ -532,4 +538,3 @@ def register(group: typer.Typer) -> None:
     """Add `worker` and `trace` to the `map` command group."""
     group.command("worker")(worker)
     group.command("trace")(trace)
-
