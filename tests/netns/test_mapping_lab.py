@@ -451,3 +451,104 @@ def test_a_worker_cut_off_from_the_store_delivers_everything_exactly_once(
         if store is not None:
             store.terminate()
             store.wait(timeout=10)
+
+
+def test_map_trace_through_the_store_measurement_api(
+    lab: tuple[Topology, MapLab], tmp_path: Path
+) -> None:
+    """`hyphal map trace --store URL --from fra`: the store queues the request, the worker
+    (which only dials out to the store) claims it, runs it and ships the result back."""
+    _topo, maplab = lab
+    token = tmp_path / "token"
+    token.write_text("lab-token-" + "y" * 24 + "\n")
+    token.chmod(0o600)
+    port = 9691
+    surl = f"http://127.0.0.1:{port}"
+    ns = maplab.ns("W1")
+    store = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            *PY,
+            "map",
+            "store",
+            "--db",
+            str(tmp_path / "store"),
+            "--listen",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--token-file",
+            str(token),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    worker = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            *PY,
+            "map",
+            "worker",
+            "--feeder",
+            "http://[::1]:1",
+            "--store",
+            surl,
+            "--token-file",
+            str(token),
+            "--outbox",
+            str(tmp_path / "outbox"),
+            "--listen",
+            "none",
+            *ALLOW,
+            "--name",
+            "fra",
+            "--region",
+            "eu",
+            "--api-addr",
+            "127.0.0.1:1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        report = run_in(
+            maplab,
+            "W1",
+            [
+                *PY,
+                "map",
+                "trace",
+                TARGET4,
+                "--store",
+                surl,
+                "--from",
+                "fra",
+                "--token-file",
+                str(token),
+                "-q",
+                "1",
+                "-w",
+                "0.4",
+                "--proto",
+                "udp",
+                "--api-addr",
+                "127.0.0.1:1",
+            ],
+            timeout=90,
+        )
+        assert report.returncode == 0, report.stderr
+        lines = report.stdout.splitlines()
+        assert "fra" in lines[1] and "Paris udp flow 1" in lines[1], lines
+        assert any("198.18.0.1" in line for line in lines) and "destination answered" in lines[-1]
+    finally:
+        worker.terminate()
+        store.terminate()
+        worker.wait(timeout=15)
+        store.wait(timeout=15)

@@ -403,7 +403,15 @@ def trace(
         typer.Option("--allow", help="With --from local: allow a non-global CIDR (labs)"),
     ] = None,
     token_file: Annotated[
-        Path | None, typer.Option("--token-file", help="Bearer token for the worker's API")
+        Path | None,
+        typer.Option("--token-file", help="Bearer token for the worker's (or the store's) API"),
+    ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="Ask through the store's measurement API (--from NAME, or region:NAME)",
+        ),
     ] = None,
     api_addr: ApiAddr = DEFAULT_API_ADDR,
     as_json: JsonFlag = False,
@@ -425,6 +433,9 @@ def trace(
     if source == "local":
         result = _trace_here(body, raw, allow or [])
         label = "local"
+    elif store is not None:
+        result = _trace_via_store(store, source, body, _read_token(token_file))
+        label = f"{source} via the store"
     else:
         address, port, label = _find_worker(source, api_addr)
         token = _read_token(token_file)
@@ -454,6 +465,44 @@ def trace(
         print_json(result)
         return
     out.print(mtr_report(result, label), highlight=False, markup=False)
+
+
+def _trace_via_store(
+    store: str, source: str, body: dict[str, Any], token: str | None
+) -> dict[str, Any]:
+    """Create a one-off measurement at the store, wait for a worker to run it, return it."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    where = (
+        {"region": source.removeprefix("region:")}
+        if source.startswith("region:")
+        else {"worker": source}
+    )
+    params = {k: body[k] for k in ("flowId", "paris", "maxTtl", "attempts", "wait")}
+    request = {
+        "type": "traceroute",
+        "target": body["target"],
+        "proto": body["proto"],
+        **where,
+        "params": params,
+    }
+    base = store.rstrip("/")
+    deadline = time.monotonic() + body["maxTtl"] * body["attempts"] * body["wait"] + 60
+    try:
+        created = httpx.post(f"{base}/measurements", json=request, headers=headers, timeout=10)
+        if created.status_code not in (200, 202):
+            raise fail(
+                f"the store refused the measurement: HTTP {created.status_code}: "
+                f"{visible(created.text)[:300]}"
+            )
+        mid = created.json()["id"]
+        while time.monotonic() < deadline:
+            state = httpx.get(f"{base}/measurements/{mid}", headers=headers, timeout=10).json()
+            if state.get("status") == "finished" and state.get("results"):
+                return dict(state["results"][0])
+            time.sleep(0.5)
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        raise fail(f"the store at {base}: {exc}") from None
+    raise fail(f"no worker ran measurement {mid} in time (is {source!r} up and polling the store?)")
 
 
 def _trace_here(body: dict[str, Any], raw: bool, allow: list[str]) -> dict[str, Any]:
