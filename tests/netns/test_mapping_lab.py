@@ -512,12 +512,18 @@ def test_map_trace_through_the_store_measurement_api(
             "eu",
             "--api-addr",
             "127.0.0.1:1",
+            "--prefix-pps",
+            "5",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
+        deadline = time.monotonic() + 30
+        while run_in(maplab, "W1", ["curl", "-sf", f"{surl}/health"]).returncode != 0:
+            assert time.monotonic() < deadline and store.poll() is None, "the store did not start"
+            time.sleep(0.2)
         report = run_in(
             maplab,
             "W1",
