@@ -23,7 +23,7 @@ import typer
 from typer._click.exceptions import ClickException, UsageError
 
 from hyphal import __version__
-from hyphal.cli import join, members
+from hyphal.cli import join, mapwork, members
 from hyphal.cli.common import EXIT_RUNTIME, EXIT_USAGE, api_failure, mode, report_error
 from hyphal.cli.configcmd import config_app
 from hyphal.cli.dns import dns_app
@@ -99,6 +99,7 @@ app.command()(demo)
 app.command(help="Simulate the real router on thousands of nodes.")(sim)
 app.command("install-service")(install_service)
 members.register(app)
+mapwork.register(map_app)
 join.register(app)
 
 
