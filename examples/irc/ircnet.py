@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import secrets
 import signal
@@ -57,6 +58,11 @@ OPER_PORT = 6668
 """A plain client port on 127.0.0.1 of each server, for operators on the machine itself."""
 SERVER_PORT = 7000
 CHANNEL = "#magnet"
+SERVICE = "irc"
+HEALTH_INTERVAL = 0.5
+"""Seconds between health checks of each leaf (short, for the test and the demo)."""
+RISE = 2
+FALL = 2
 
 #: hyphal links: leaves to the hub, each ingress to its region's leaf, each user to its ingress
 #: (the user namespaces run no daemon: their "link" is just the veth to the ingress).
@@ -299,6 +305,97 @@ class MagnetNetwork:
     def leaf(self, region: str) -> IrcServer:
         return self.servers[leaf_server(region)]
 
+    # hyphal services and ingress (phase 2) ------------------------------------------------
+    def cli_json(self, node: Node, *args: str) -> Any:
+        """Run ``hyphal ARGS --json`` in ``node``'s namespace; TopologyError unless it exits 0."""
+        result = node.cli(*args, "--json")
+        if result.returncode != 0:
+            raise TopologyError(
+                f"{node.name}: hyphal {' '.join(args)} exited {result.returncode}:\n"
+                f"{result.stdout}{result.stderr}"
+            )
+        return json.loads(result.stdout)
+
+    def grant_irc(self, region: str) -> str:
+        """The service owner's grant for the region's leaf to serve ``irc``. The owner here is
+        the hub's key (on a real network: whoever runs the IRC network, offline)."""
+        hub, leaf = self.node("hub"), self.node(f"leaf_{region}")
+        made = self.cli_json(
+            hub, "service", "grant", SERVICE, "--to", leaf.public_key, "-k", str(hub.key_file)
+        )
+        return str(made["grant"])
+
+    def serve_irc(self, region: str) -> None:
+        """``hyphal service add irc`` on the region's leaf: checked by TCP connect to 6667
+        every HEALTH_INTERVAL s, healthy after RISE passes, unhealthy after FALL failures."""
+        self.cli_json(
+            self.node(f"leaf_{region}"),
+            "service",
+            "add",
+            SERVICE,
+            "--port",
+            str(CLIENT_PORT),
+            "--check",
+            "tcp",
+            "--interval",
+            str(HEALTH_INTERVAL),
+            "--timeout",
+            str(HEALTH_INTERVAL),
+            "--rise",
+            str(RISE),
+            "--fall",
+            str(FALL),
+            "--grant",
+            self.grant_irc(region),
+        )
+
+    def open_ingress(self, region: str) -> None:
+        """``hyphal ingress add`` on the region's ingress node, on its public v4 and v6
+        addresses: new connections go to the nearest healthy ``irc`` with a PROXY v2 header."""
+        ingress = self.node(f"ingr_{region}")
+        for family in (4, 6):
+            addr = self.ingress_public_address(region, family)
+            listen = f"{addr}:{CLIENT_PORT}" if family == 4 else f"[{addr}]:{CLIENT_PORT}"
+            self.cli_json(
+                ingress,
+                "ingress",
+                "add",
+                "--listen",
+                listen,
+                "--service",
+                SERVICE,
+                "--proxy-protocol",
+                "v2",
+            )
+
+    def healthy_instances(self, node: str) -> set[str]:
+        """Overlay addresses of the ``irc`` instances ``node`` would send new flows to now."""
+        body = self.node(node).get(f"/api/v1/services/{SERVICE}")
+        return {str(i["address"]) for i in body["instances"] if i.get("usable")}
+
+    def choice(self, node: str) -> str | None:
+        """The overlay address of the instance ``node`` chooses for a new flow now, or None."""
+        answer = self.node(node).api("GET", f"/api/v1/services/{SERVICE}/choose")
+        return str(answer.data["address"]) if answer.status == 200 else None
+
+    def chooses(self, node: str, address: str) -> bool:
+        return self.choice(node) == address
+
+    def start_services(self, timeout: float = 30) -> None:
+        """Both leaves serve ``irc``, both ingresses listen; wait until each ingress chooses
+        its own region's leaf."""
+        for region in REGIONS:
+            self.serve_irc(region)
+        for region in REGIONS:
+            self.open_ingress(region)
+        for region in REGIONS:
+            leaf = str(self.node(f"leaf_{region}").address)
+            self.topo.wait_until(
+                partial(self.chooses, f"ingr_{region}", leaf),
+                timeout=timeout,
+                message=f"ingr_{region} choosing its own region's leaf",
+            )
+
     # waiting -----------------------------------------------------------------------------
     def pump(self, seconds: float = 0.0) -> None:
         """Let the reactor read and dispatch for ``seconds`` (at least once)."""
@@ -411,6 +508,37 @@ class MagnetNetwork:
         """A user in ``user_<region>`` dialling the region's ingress (its public address)."""
         host = self.ingress_public_address(region, family)
         return self._connect(nick, self.node(f"user_{region}").ns, host, CLIENT_PORT, None)
+
+    def land(
+        self, nick: str, region: str, *, family: int = 6, timeout: float = 10.0
+    ) -> tuple[IrcUser, float]:
+        """Connect through the region's ingress until a server welcomes us (a try that the
+        ingress closes, or that gets no welcome in 3 s, is retried): the user and the seconds
+        it took from the first try."""
+        started = time.monotonic()
+        deadline = started + timeout
+        last = "no try yet"
+        while time.monotonic() < deadline:
+            try:
+                user = self.connect_via_ingress(nick, region, family=family)
+            except irc.client.ServerConnectionError as exc:
+                last = f"connect failed: {exc}"
+                self.pump(0.1)
+                continue
+            try_end = min(deadline, time.monotonic() + 3.0)
+            while time.monotonic() < try_end and not user.welcomed and user.connected:
+                self.pump(0.05)
+            if user.welcomed:
+                return user, time.monotonic() - started
+            last = "closed before a welcome" if not user.connected else "no welcome in 3 s"
+            with contextlib.suppress(Exception):
+                user.conn.close()
+            self.users.pop(user.conn, None)
+            self.pump(0.1)
+        raise TopologyError(
+            f"{nick} got no IRC welcome through ingr_{region} in {timeout}s ({last})\n"
+            + self.describe()
+        )
 
     def whois(self, asker: IrcUser, nick: str, timeout: float = 10) -> tuple[str, str]:
         """``(host, server)`` of ``nick`` as ``asker``'s WHOIS shows it (311 and 312)."""
