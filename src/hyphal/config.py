@@ -4,8 +4,9 @@ Config file keys mirror the command-line flags in snake_case (``peers``, ``tcp_l
 ``api_addr``, ``no_tun``, ``no_route_audit``, ``tun_name``, ``key_file``, ``network_name``,
 ``network_key_file``, ``max_links``, ``forward_dir``, ``log_level``, ``log_format``,
 ``member_name``, ``region``, ``member_record_lifetime``, ``role``, ``listen``, ``no_dns``,
-``dns_port``, ``admin_keys``, ``admission_file``, ...; the ``[names]`` table maps static DNS
-labels to overlay addresses or public keys). A flag given on the command line wins over the
+``dns_port``, ``admin_keys``, ``admission_file``, ``services_file``, ...; the ``[names]`` table
+maps static DNS labels to overlay addresses or public keys; ``[[service]]`` tables declare local
+service instances and ``[service_owners]`` pins service owners, docs/services.md). A flag given on the command line wins over the
 file; the file wins over built-in defaults. The private-network key file is read and
 checked here too.
 """
@@ -33,6 +34,8 @@ from hyphal.membership.params import MembershipParams
 from hyphal.membership.record import is_label
 from hyphal.roles import Role
 from hyphal.routing.params import DEFAULT_PARAMS, RoutingParams
+from hyphal.services.spec import ServiceSpec, SpecError
+from hyphal.services.spec import parse_spec as parse_service
 
 DEFAULT_TCP_PORT = 9651
 DEFAULT_API_ADDR = "127.0.0.1:8989"
@@ -119,6 +122,13 @@ class NodeConfig:
     admin_keys: tuple[bytes, ...] = ()
     #: This node's admission (written by `hyphal join` or `hyphal network create`).
     admission_file: Path | None = None
+    #: Local service instances from ``[[service]]`` tables (docs/services.md).
+    services: tuple[ServiceSpec, ...] = ()
+    #: Public network: pinned owner keys of services (``[service_owners]`` name = hex key).
+    service_owners: tuple[tuple[str, bytes], ...] = ()
+    #: Where runtime-added services, drains and our claims are kept (the daemon defaults it to
+    #: services.json beside the key file; None keeps them in memory only).
+    services_file: Path | None = None
 
     def with_overrides(self, **overrides: Any) -> NodeConfig:
         """A copy with every override that is not None applied (flags beat the file)."""
@@ -338,6 +348,7 @@ _PATH_KEYS = {
     "api_token_file",
     "forward_dir",
     "admission_file",
+    "services_file",
 }
 _SCALAR_KEYS: dict[str, type] = {
     "tcp_listen_port": int,
@@ -383,6 +394,43 @@ def _admin_keys(value: object, path: Path) -> tuple[bytes, ...]:
     return tuple(keys)
 
 
+def _services(value: object, path: Path) -> tuple[ServiceSpec, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(
+            f"config file {path}: services are [[service]] tables (name, port, proto, check, ...)"
+        )
+    specs = []
+    for n, table in enumerate(value, 1):
+        try:
+            specs.append(parse_service(table, f"[[service]] #{n}"))
+        except SpecError as exc:
+            raise ConfigError(f"config file {path}: {exc}") from None
+    keys = [s.key for s in specs]
+    if len(set(keys)) != len(keys):
+        raise ConfigError(f"config file {path}: a [[service]] name/proto/port is listed twice")
+    return tuple(specs)
+
+
+def _service_owners(value: object, path: Path) -> tuple[tuple[str, bytes], ...]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"config file {path}: [service_owners] must be a table: name = hex key")
+    out = []
+    for name, text in sorted(value.items()):
+        key = b""
+        if isinstance(text, str):
+            try:
+                key = bytes.fromhex(text)
+            except ValueError:
+                key = b""
+        if not is_label(name) or len(key) != 32:
+            raise ConfigError(
+                f"config file {path}: [service_owners] {name!r}: a service name (DNS label) = "
+                "the owner's 64-character hex public key"
+            )
+        out.append((name, key))
+    return tuple(out)
+
+
 def load_config_file(path: Path) -> NodeConfig:
     """Read a TOML config file into a NodeConfig (unknown keys are an error, so typos show)."""
     try:
@@ -393,7 +441,9 @@ def load_config_file(path: Path) -> NodeConfig:
         raise ConfigError(f"cannot read config file {path}: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-    known = {"peers", "names", "admin_keys"} | _PATH_KEYS | set(_SCALAR_KEYS)
+    known = {"peers", "names", "admin_keys", "service", "service_owners"} | _PATH_KEYS | set(
+        _SCALAR_KEYS
+    )
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(
@@ -414,6 +464,10 @@ def load_config_file(path: Path) -> NodeConfig:
                 raise ConfigError(f"config file {path}: {exc}") from None
         elif key == "admin_keys":
             values[key] = _admin_keys(value, path)
+        elif key == "service":
+            values["services"] = _services(value, path)
+        elif key == "service_owners":
+            values[key] = _service_owners(value, path)
         elif key in _PATH_KEYS:
             if not isinstance(value, str):
                 raise ConfigError(f"config file {path}: {key} must be a path string")

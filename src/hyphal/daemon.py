@@ -7,6 +7,7 @@ import errno
 import logging
 import signal
 import socket
+from dataclasses import replace
 from pathlib import Path
 
 from hyphal import logs
@@ -70,6 +71,8 @@ async def serve(
     config_source: str | None = None,
 ) -> None:
     _log_start(config)
+    if config.services_file is None:  # runtime `hyphal service add` outlives a restart
+        config = replace(config, services_file=config.key_file.parent / "services.json")
     node = Node(config, identity)
     api_host, api_port = node.api_bind()
     token = None

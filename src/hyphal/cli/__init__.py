@@ -3,7 +3,7 @@
 One module per command group: ``node`` (run, inspect, generate-keys, generate-network-key,
 demo), ``status`` (status, ip, version), ``probe`` (ping, stats), ``peers``, ``routes``,
 ``messages``, ``members`` (members, resolve, set), ``configcmd`` (config check/show), ``dns`` (dns
-status), ``sim``; ``common`` holds what they share.
+status), ``services`` (service add/list/remove/drain/grant), ``sim``; ``common`` holds what they share.
 
 :func:`main` is the one place errors end: a usage error exits 2, a runtime error 1, an
 unreachable daemon 3, and nothing reaches the user as a Python traceback (set
@@ -31,6 +31,7 @@ from hyphal.cli.peers import peers_app
 from hyphal.cli.probe import ping, stats
 from hyphal.cli.routes import routes_app
 from hyphal.cli.service import install_service
+from hyphal.cli.services import service_app
 from hyphal.cli.sim import sim
 from hyphal.cli.status import ip, status, version
 from hyphal.client import ApiError
@@ -78,6 +79,7 @@ app.add_typer(routes_app, name="routes")
 app.add_typer(message_app, name="message")
 app.add_typer(config_app, name="config")
 app.add_typer(dns_app, name="dns")
+app.add_typer(service_app, name="service")
 app.command()(status)
 app.command()(ip)
 app.command()(version)

@@ -4,6 +4,12 @@ dnspython parses and renders the wire format; this module only decides what to a
 
 * ``NAME.<domain>`` AAAA -> the member's overlay address (TTL ``policy.ttl``); A and any other
   type for an existing name -> NOERROR with no answer (NODATA) and the zone SOA;
+* services (with a :class:`~hyphal.dns.names.ServiceBook`; docs/services.md, "DNS"):
+  ``NAME.svc.<domain>`` AAAA -> the nearest healthy instances (the near-equal band, weighted
+  order), ``_NAME._tcp.svc.<domain>`` / ``_udp`` SRV -> every healthy instance, priority = its
+  distance band, nearest first, targets' AAAA in the additional section (TTL
+  ``policy.service_ttl``); ``NAME.vip.<domain>`` AAAA -> the service's stable address; a known
+  service with no healthy instance -> NODATA (SOA TTL ``offline_ttl``, EDE saying so);
 * a member with no route (offline) -> NODATA, SOA with TTL ``policy.offline_ttl`` and, under
   EDNS, an Extended DNS Error (RFC 8914, code 0 "Other") saying it is offline: marked, not
   served (a client fails at once instead of connecting into a black hole);
@@ -28,7 +34,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address, ip_address
-from typing import Final
+from typing import Final, Literal
 
 import dns.edns
 import dns.flags
@@ -41,8 +47,10 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from hyphal.dns.names import NameBook, NameEntry
+from hyphal.dns.names import InvalidName, NameBook, NameEntry, ServiceBook, normalise_label
 from hyphal.dns.ratelimit import RateLimits, ResponseRateLimiter, Verdict
+from hyphal.identity import OVERLAY_NETWORK
+from hyphal.services.select import near_equal
 
 #: 400::/7 reversed: its first nibble is 0 and its second 4 or 5.
 REVERSE_ZONES: Final = ("4.0.ip6.arpa", "5.0.ip6.arpa")
@@ -77,7 +85,24 @@ COUNTERS: Final = (
     "dropped-short",  # fewer than 12 bytes: not even a header
     "dropped-response",  # a response (QR set) sent to us
     "internal-error",  # a parsed message we failed to answer (SERVFAIL); a bug if ever > 0
+    "no-healthy-instance",  # NAME.svc or its SRV asked while no instance is healthy
 )
+_SERVICE_KINDS: Final = frozenset((b"svc", b"vip"))
+
+
+def _service_name(labels: list[str]) -> tuple[str | None, Literal["tcp", "udp"] | None]:
+    """(service, proto) for ``NAME`` (proto None) or ``_NAME._tcp`` / ``_NAME._udp``."""
+    if len(labels) == 1:
+        try:
+            return normalise_label(labels[0]), None
+        except InvalidName:
+            return None, None
+    if len(labels) == 2 and labels[0].startswith("_") and labels[1] in ("_tcp", "_udp"):
+        try:
+            return normalise_label(labels[0][1:]), "tcp" if labels[1] == "_tcp" else "udp"
+        except InvalidName:
+            return None, None
+    return None, None
 
 
 def _loopback(source: str) -> bool:
@@ -97,6 +122,7 @@ class DnsPolicy:
     ttl: int = 10  # positive answers
     negative_ttl: int = 10  # NXDOMAIN / NODATA (SOA TTL and MINIMUM)
     offline_ttl: int = 1  # NODATA for an offline member: retried as soon as it is back
+    service_ttl: int = 1  # NAME.svc answers: health and distance change, caches must not hold
     udp_payload: int = 1232  # the most we send over UDP (DNS flag day 2020), and advertise
     limits: RateLimits = field(default_factory=RateLimits)
 
@@ -111,8 +137,10 @@ class DnsCore:
         now: float,
         policy: DnsPolicy | None = None,
         local_sources: Iterable[str] = (),
+        services: ServiceBook | None = None,
     ) -> None:
         self.policy = policy or DnsPolicy()
+        self.services = services
         self.domain = dns.name.from_text(domain)
         self.book = book
         self.reverse_zones = tuple(dns.name.from_text(z) for z in REVERSE_ZONES)
@@ -217,6 +245,9 @@ class DnsCore:
         if not labels or labels == (b"@",):
             self._apex(response, zone, qname, qtype)
             return
+        if self.services is not None and len(labels) >= 2 and labels[-1].lower() in _SERVICE_KINDS:
+            self._service(query, response, zone, qname, qtype, [x.lower() for x in labels])
+            return
         entry = None
         if len(labels) == 1:
             try:
@@ -234,6 +265,115 @@ class DnsCore:
             return
         rdata = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.AAAA, str(entry.address))
         response.answer.append(self._rrset(qname, self._ttl(entry), rdata))
+
+    def _service(
+        self,
+        query: dns.message.Message,
+        response: dns.message.Message,
+        zone: dns.name.Name,
+        qname: dns.name.Name,
+        qtype: int,
+        labels: list[bytes],
+    ) -> None:
+        assert self.services is not None
+        try:
+            text = [x.decode("ascii") for x in labels]
+        except UnicodeDecodeError:
+            self._negative(response, zone, dns.rcode.NXDOMAIN)
+            return
+        kind, rest = text[-1], text[:-1]
+        name, proto = _service_name(rest)
+        if kind == "svc" and len(rest) == 2 and rest[1] == "addr":
+            self._addr(response, zone, qname, qtype, rest[0])
+            return
+        if name is None or (kind == "vip" and proto is not None):
+            self._negative(response, zone, dns.rcode.NXDOMAIN)
+            return
+        if not self.services.has_service(name):
+            self._negative(response, zone, dns.rcode.NXDOMAIN)
+            return
+        if kind == "vip":
+            if qtype != dns.rdatatype.AAAA:
+                self._negative(response, zone, dns.rcode.NOERROR)
+                return
+            address = self.services.address_of(name)
+            rdata = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.AAAA, str(address))
+            response.answer.append(self._rrset(qname, self.policy.ttl, rdata))
+            return
+        wanted = dns.rdatatype.AAAA if proto is None else dns.rdatatype.SRV
+        if qtype != wanted:
+            self._negative(response, zone, dns.rcode.NOERROR)
+            return
+        found = (
+            self.services.instances(name, proto)
+            if proto is not None
+            else self.services.instances(name, "tcp") or self.services.instances(name, "udp")
+        )
+        if not found:
+            self.counters["no-healthy-instance"] += 1
+            response.authority.append(self._soa(zone, self.policy.offline_ttl))
+            self._ede(query, response, dns.edns.EDECode.OTHER, f"no healthy instance of {name} now")
+            return
+        ttl = self.policy.service_ttl
+        if proto is None:
+            best = found[0].metric
+            addresses = list(
+                dict.fromkeys(str(i.address) for i in found if near_equal(best, i.metric))
+            )
+            rrset = dns.rrset.RRset(qname, dns.rdataclass.IN, dns.rdatatype.AAAA)
+            for text_address in addresses:
+                rrset.add(
+                    dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.AAAA, text_address), ttl
+                )
+            response.answer.append(rrset)
+            return
+        srv = dns.rrset.RRset(qname, dns.rdataclass.IN, dns.rdatatype.SRV)
+        extra: dict[dns.name.Name, str] = {}
+        band, band_best = 0, found[0].metric
+        for inst in found:
+            if not near_equal(band_best, inst.metric):
+                band, band_best = band + 1, inst.metric
+            target = self._target(inst.node_name, inst.address)
+            extra.setdefault(target, str(inst.address))
+            srv.add(
+                dns.rdata.from_text(
+                    dns.rdataclass.IN,
+                    dns.rdatatype.SRV,
+                    f"{min(band, 65535)} {inst.weight} {inst.port} {target.to_text()}",
+                ),
+                ttl,
+            )
+        response.answer.append(srv)
+        for target, target_address in extra.items():
+            rdata = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.AAAA, target_address)
+            response.additional.append(self._rrset(target, ttl, rdata))
+
+    def _target(self, node_name: str | None, address: IPv6Address) -> dns.name.Name:
+        """An SRV target: the node's member name, else ``<32 hex>.addr.svc.<domain>``."""
+        if node_name:
+            return dns.name.Name((node_name.encode(), *self.domain.labels))
+        return dns.name.Name((address.packed.hex().encode(), b"addr", b"svc", *self.domain.labels))
+
+    def _addr(
+        self,
+        response: dns.message.Message,
+        zone: dns.name.Name,
+        qname: dns.name.Name,
+        qtype: int,
+        hexed: str,
+    ) -> None:
+        try:
+            address = IPv6Address(bytes.fromhex(hexed)) if len(hexed) == 32 else None
+        except ValueError:
+            address = None
+        if address is None or address not in OVERLAY_NETWORK:
+            self._negative(response, zone, dns.rcode.NXDOMAIN)
+            return
+        if qtype != dns.rdatatype.AAAA:
+            self._negative(response, zone, dns.rcode.NOERROR)
+            return
+        rdata = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.AAAA, str(address))
+        response.answer.append(self._rrset(qname, self.policy.service_ttl, rdata))
 
     def _reverse(
         self,
@@ -255,6 +395,15 @@ class DnsCore:
             self._negative(response, zone, dns.rcode.NOERROR)
             return
         address = IPv6Address(bytes.fromhex(b"".join(reversed(nibbles)).decode()))
+        service = None if self.services is None else self.services.service_at(address)
+        if service is not None:
+            if qtype != dns.rdatatype.PTR:
+                self._negative(response, zone, dns.rcode.NOERROR)
+                return
+            target = dns.name.Name((service.encode(), b"vip", *self.domain.labels))
+            rdata = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.PTR, target.to_text())
+            response.answer.append(self._rrset(qname, self.policy.ttl, rdata))
+            return
         entry = self.book.reverse(address)
         if entry is None:
             self._negative(response, zone, dns.rcode.NXDOMAIN)

@@ -15,9 +15,10 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv6Address
-from typing import Protocol
+from typing import Literal, Protocol
 
 from hyphal.identity import OVERLAY_NETWORK, address_for_public_key
+from hyphal.services.directory import Instance
 
 #: The zone for the public network; a private network NAME gets ``NAME.internal``.
 PUBLIC_DOMAIN = "hyphal.internal"
@@ -161,6 +162,22 @@ class StaticNameBook:
     def reverse(self, address: IPv6Address) -> NameEntry | None:
         label = self._by_address.get(address)
         return None if label is None else self._entry(label, address)
+
+
+class ServiceBook(Protocol):
+    """The services directory as the DNS needs it (``hyphal.services.part.ServicesPart``)."""
+
+    def instances(self, service: str, proto: Literal["tcp", "udp"] = "tcp") -> list[Instance]:
+        """Usable instances, nearest first (weighted shuffle among near-equal ones)."""
+        ...
+
+    def has_service(self, service: str) -> bool:
+        """Whether any authorised instance publishes ``service`` (healthy or not)."""
+        ...
+
+    def address_of(self, service: str) -> IPv6Address: ...
+
+    def service_at(self, address: IPv6Address) -> str | None: ...
 
 
 class MemberDirectory(Protocol):

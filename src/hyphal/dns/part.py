@@ -21,6 +21,7 @@ from hyphal.dns.names import (
     MemberDirectory,
     MemberNameBook,
     NameBook,
+    ServiceBook,
     StaticNameBook,
     domain_for,
 )
@@ -46,11 +47,14 @@ class DnsPart:
         *,
         policy: DnsPolicy | None = None,
         runner: Runner = run_command,
+        services: ServiceBook | None = None,
     ) -> None:
         self.config = config
         self.identity = identity
         self.domain = domain_for(config.network_name, config.dns_domain)
-        self.core = DnsCore(self.domain, book, clock(), policy, [str(identity.address)])
+        self.core = DnsCore(
+            self.domain, book, clock(), policy, [str(identity.address)], services=services
+        )
         self.server = DnsServer(self.core, clock, config.dns_port)
         self.resolved = ResolvedLink(runner)
         self._tun_up = tun_up
@@ -135,9 +139,11 @@ def dns_part(
     clock: Callable[[], float],
     tun_up: Callable[[], bool],
     members: MemberDirectory | None = None,
+    services: ServiceBook | None = None,
 ) -> DnsPart | None:
     """The node's DNS part (None when ``no_dns``): names from the member records when
-    ``members`` is given, then the config's static ``[names]`` table and our own name.
+    ``members`` is given, then the config's static ``[names]`` table and our own name; service
+    names (``NAME.svc``, ``_NAME._tcp.svc``, ``NAME.vip``) when ``services`` is given.
 
     A name is reachable while the router has a route to its /64."""
     if config.no_dns:
@@ -153,4 +159,4 @@ def dns_part(
     else:  # our own name is in our own member record
         static = StaticNameBook(None, identity.address, config.names, reachable)
         book = MemberNameBook(members, static, reachable, identity.address)
-    return DnsPart(config, identity, book, clock, tun_up)
+    return DnsPart(config, identity, book, clock, tun_up, services=services)

@@ -46,6 +46,7 @@ from hyphal.roles import client_key
 from hyphal.routing.params import RoutingParams
 from hyphal.routing.router import Router
 from hyphal.routing.types import Action, NeighbourDead, RouteChange, SendControl
+from hyphal.services.part import ServicesPart, services_part
 from hyphal.wire import data as wire_data
 from hyphal.wire.control import Delegation
 from hyphal.wire.errors import DecodeError
@@ -162,6 +163,9 @@ class Node:
         )
         self.frames.register(FRAME_MEMBERS, self.members.frame)
         self.parts = Parts()  # features with a lifecycle: one add line each (node/parts.py)
+        self.services: ServicesPart = services_part(
+            config, identity, self.members, self._route_metric, self.now
+        )  # the ServiceDirectory (services/directory.py) DNS, service addresses and ingress ask
         self.parts.add(
             dns_part(
                 config,
@@ -170,8 +174,10 @@ class Node:
                 self.now,
                 lambda: self.tun_port.tun is not None,
                 self.members,
+                self.services,
             )
         )
+        self.parts.add(self.services)
         self.gate = AdmissionGate(
             self.members, self._link_full, self.peers.close_link, self.forwarder.stats.drop
         )

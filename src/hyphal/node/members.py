@@ -165,6 +165,18 @@ class MembersPart:
         log.info("our member record changed: %s", changed)
         return self.self_info()
 
+    def own_extension(self) -> bytes:
+        """Our record's extension bytes now (features keep their own sections in it)."""
+        own = self.core.own_record
+        return b"" if own is None else own.extension
+
+    def set_extension(self, extension: bytes) -> None:
+        """Publish our record with new extension bytes (services, mapping); raises RecordError
+        (e.g. the record would exceed 1 KiB) and changes nothing then. Logged at debug: the
+        feature that changed it logs what it means."""
+        self.driver.feed(self.core.publish(self._clock(), extension=extension))
+        log.debug("our member record's extension changed (%d bytes)", len(extension))
+
     def own_fields(self) -> dict[str, object]:
         """What our record says now (for a change that keeps the rest)."""
         own = self.core.own_record

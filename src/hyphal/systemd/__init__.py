@@ -3,7 +3,7 @@
 ``hyphal.service`` runs one daemon with ``/etc/hyphal/hyphal.toml``; the template
 ``hyphal@.service`` runs ``hyphal@NAME`` with ``/etc/hyphal/NAME.toml`` and its own state
 directory, for several networks on one machine. Both run as a dynamic user that holds only
-CAP_NET_ADMIN and CAP_NET_RAW, on a read-only file system (docs/service.md).
+CAP_NET_ADMIN and CAP_NET_RAW, on a read-only file system (docs/systemd.md).
 
 :func:`plan` works out every file and command of an installation without touching anything;
 :func:`apply` carries it out. Keeping the two apart is what ``--dry-run`` shows and what the tests
@@ -88,7 +88,7 @@ def default_config(name: str | None, tcp_port: int | None, api_addr: str | None)
     """The config a fresh installation starts with (keys as in ``hyphal run --help``)."""
     state = STATE_ROOT / ("hyphal" if name is None else f"hyphal-{name}")
     lines = [
-        "# hyphal daemon configuration (keys mirror `hyphal run` flags; see docs/service.md).",
+        "# hyphal daemon configuration (keys mirror `hyphal run` flags; see docs/systemd.md).",
         "# Apply changes to peers and log level with: systemctl reload "
         + (UNIT if name is None else f"hyphal@{name}"),
         f'key_file = "{state}/priv_key.bin"',
