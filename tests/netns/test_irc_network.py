@@ -87,8 +87,7 @@ def test_two_regions_talk_across_linked_servers_and_whois_shows_the_client_addre
 def test_through_each_regions_ingress_with_failover_to_the_other_leaf_and_back(
     network: Any, record_property: Callable[[str, object], None]
 ) -> None:
-    # TODO(merge): remove once main has the services and ingress packages (issue 11).
-    pytest.importorskip("hyphal.services.part", reason="services not merged yet")
+    # TODO(merge): remove once main has the ingress package (issue 11).
     pytest.importorskip("hyphal.ingress.part", reason="ingress not merged yet")
     net = network
     net.start_services()  # service add irc on both leaves, ingress add on both ingress nodes
