@@ -15,6 +15,7 @@ from hyphal.api.errors import document_validation_as_400, install_error_handlers
 from hyphal.api.guard import RequestGuard
 from hyphal.api.members import members_router
 from hyphal.api.messages import messages_router
+from hyphal.api.service_addresses import service_addresses_router
 from hyphal.api.services import services_router
 from hyphal.api.topics import topics_router
 
@@ -35,6 +36,7 @@ def create_app(node: Node, token: str | None = None, bind_host: str = "127.0.0.1
         dns_router(node),
         admission_router(node.members, node.gate),
         services_router(node.services),
+        service_addresses_router(node),
         token=token,
         bind_host=bind_host,
     )

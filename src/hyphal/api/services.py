@@ -35,7 +35,9 @@ class ServiceBody(BaseModel):
     port: int = Field(description="Port the local instance listens on")
     proto: Literal["tcp", "udp"] = "tcp"
     check: str | None = Field(
-        default=None, description="tcp, http://PATH, exec:CMD or none (default tcp; udp: none)"
+        default=None,
+        description="tcp, http://PATH or none (default tcp; udp: none); exec:CMD only in the "
+        "config file",
     )
     interval: float | None = Field(default=None, description="Seconds between checks (1)")
     timeout: float | None = Field(default=None, description="Seconds a check may take (1)")
@@ -64,6 +66,13 @@ def services_router(services: ServicesPart) -> APIRouter:
             spec = parse_spec(body.model_dump(exclude_none=True))
         except SpecError as exc:
             return error(400, str(exc))
+        if spec.check.kind == "exec":
+            return error(
+                400,
+                "exec checks run a command as the daemon's user, so the API does not take them "
+                "(any local process may call it); declare the service in a [[service]] table "
+                "in the config file instead",
+            )
         try:
             return JSONResponse(status_code=201, content=services.add(spec))
         except ServiceError as exc:

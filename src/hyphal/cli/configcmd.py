@@ -44,6 +44,10 @@ def config_values(config: NodeConfig) -> dict[str, Any]:
             value = {label: str(address) for label, address in value}
         elif field.name == "admin_keys":
             value = [k.hex() for k in value]
+        elif field.name == "services":  # the file's [[service]] tables
+            value = [{k: v for k, v in s.to_json().items() if v is not None} for s in value]
+        elif field.name == "service_owners":
+            value = {name: key.hex() for name, key in value}
         elif isinstance(value, Path):
             value = str(value)
         values[field.name] = value
@@ -53,8 +57,8 @@ def config_values(config: NodeConfig) -> dict[str, Any]:
 def toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
+    if isinstance(value, int | float):
+        return repr(value)
     if isinstance(value, list):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
@@ -112,7 +116,8 @@ def show(
     values = config_values(config)
 
     def source(key: str) -> str:
-        return "flag" if key in flag_keys else "file" if key in file_keys else "default"
+        in_file = key in file_keys or (key == "services" and "service" in file_keys)
+        return "flag" if key in flag_keys else "file" if in_file else "default"
 
     if as_json:
         print_json(

@@ -135,8 +135,8 @@ def add_service(
         str | None,
         typer.Option(
             "--check",
-            help="tcp (connect), http://PATH (GET: 2xx/3xx), exec:CMD (exit 0) or none "
-            "[default: tcp; udp: none]",
+            help="tcp (connect), http://PATH (GET: 2xx/3xx) or none [default: tcp; udp: none]; "
+            "exec:CMD checks only in a [[service]] table of the config file",
         ),
     ] = None,
     interval: Annotated[float | None, typer.Option(help="Seconds between checks [1].")] = None,

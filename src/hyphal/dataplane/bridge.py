@@ -6,6 +6,12 @@ with ICMPv6 errors (no route, address unreachable, source not ours, packet too b
 drops packets whose inner source lies outside the sender's own /64 (no spoofing) and writes the
 rest with the inner hop limit set to the outer one, so each relay counts as a router hop.
 
+Service addresses (:mod:`hyphal.services.vip`) come in through one optional hook,
+:attr:`IPv6Bridge.services`: packets to the service prefix go where the hook says (sealed for
+the pinned instance, the packet unchanged), a local instance may answer from a service address
+it serves, and a packet from the mesh may carry a service address as its source or destination
+only if the hook vouches for it. Without the hook all of that stays refused and counted.
+
 Relays that must drop a packet (hop limit spent, no route) send its source a notice: the
 original sealed header and the start of its ciphertext. Only the source can turn that back into
 an ICMPv6 error quoting its own packet: it holds the session key, and AES-GCM is counter mode, so
@@ -17,6 +23,7 @@ from __future__ import annotations
 import logging
 import struct
 from collections.abc import Callable
+from typing import NamedTuple, Protocol
 
 from hyphal.crypto.e2e import E2EError, OpenedPacket
 from hyphal.dataplane import ipv6
@@ -58,6 +65,37 @@ class TokenBucket:
         return False
 
 
+class ServiceVerdict(NamedTuple):
+    """What to do with a packet to a service address: seal it for ``key``, or (``key`` None)
+    drop it, counted as ``reason``, and write ``reply`` (an ICMPv6 error or a TCP reset) to
+    the TUN if there is one."""
+
+    key: bytes | None
+    reply: bytes | None
+    reason: str
+
+
+class ServiceHook(Protocol):
+    """What the bridge asks about service addresses (:class:`hyphal.services.vip.ServiceAddresses`)."""
+
+    prefix: bytes
+    """The /64 (8 bytes) every service address lies in."""
+
+    def outbound(self, packet: memoryview, now: float) -> ServiceVerdict: ...
+
+    def lost(self, packet: memoryview, now: float) -> bytes | None:
+        """Sealing for the verdict's key found no route: the error to answer with."""
+        ...
+
+    def local_address(self, address: bytes) -> bool:
+        """Whether ``address`` is the address of a service this node serves."""
+        ...
+
+    def inbound(self, sender: bytes, packet: memoryview, now: float) -> bool:
+        """Whether a packet from ``sender`` whose source is a service address is genuine."""
+        ...
+
+
 class IPv6Bridge:
     """Moves IPv6 packets between the TUN device and the forwarder."""
 
@@ -78,6 +116,8 @@ class IPv6Bridge:
         self.write_tun = write_tun
         self.key_for_prefix = key_for_prefix
         self.mtu = mtu
+        self.clock = clock
+        self.services: ServiceHook | None = None  # installed by the service addresses part
         # One bucket per kind of error, so junk of one kind cannot starve the others: notices we
         # send as a relay, errors about our own packets found here, and errors relays told us of
         # (what traceroute shows; only notices that decrypt to our own packets spend these).
@@ -100,7 +140,12 @@ class IPv6Bridge:
         if packet[24] == 0xFF:
             self.stats.drop("tun-multicast")
             return
-        if src[:8] != self.prefix:
+        services = self.services
+        if src[:8] != self.prefix and not (
+            services is not None
+            and src[:8] == services.prefix
+            and services.local_address(bytes(src))
+        ):
             self.stats.drop("tun-source-not-ours")
             self._icmp_to_tun(
                 ipv6.destination_unreachable(packet, self.address, ipv6.UNREACH_POLICY)
@@ -120,11 +165,28 @@ class IPv6Bridge:
         if hop_limit == 0:
             self.stats.drop("tun-hop-limit")
             return
+        if services is not None and dst_prefix == services.prefix:
+            self._to_service(services, packet, plaintext, hop_limit)
+            return
         reason = self.forwarder.send_plaintext_to_prefix(dst_prefix, plaintext, hop_limit)
         if reason == "no-route":
             self._icmp_to_tun(
                 ipv6.destination_unreachable(packet, self.address, ipv6.UNREACH_NO_ROUTE)
             )
+
+    def _to_service(
+        self, services: ServiceHook, packet: memoryview, plaintext: memoryview, hop_limit: int
+    ) -> None:
+        """A packet to a service address: sealed for its flow's instance, or answered."""
+        now = self.clock()
+        verdict = services.outbound(packet, now)
+        if verdict.key is None:
+            self.stats.drop(verdict.reason)
+            self._icmp_to_tun(verdict.reply)
+            return
+        reason = self.forwarder.send_plaintext_to_key(verdict.key, plaintext, hop_limit)
+        if reason == "no-route":
+            self._icmp_to_tun(services.lost(packet, now))
 
     # mesh -> TUN --------------------------------------------------------------------------
 
@@ -133,14 +195,23 @@ class IPv6Bridge:
         if len(body) < ipv6.HEADER_LEN or body[0] >> 4 != 6:
             self.stats.drop("mesh-malformed")
             return
-        if bytes(body[8:16]) != prefix64_for_public_key(opened.src_public_key):
+        services = self.services
+        if bytes(body[8:16]) != prefix64_for_public_key(opened.src_public_key) and not (
+            services is not None
+            and body[8:16] == services.prefix
+            and services.inbound(opened.src_public_key, body, self.clock())
+        ):
             self.stats.drop("spoofed-source")
             log.debug(
                 "dropped a packet from %s with a forged inner source",
                 opened.src_public_key.hex()[:16],
             )
             return
-        if bytes(body[24:32]) != self.prefix:
+        if bytes(body[24:32]) != self.prefix and not (
+            services is not None
+            and body[24:32] == services.prefix
+            and services.local_address(bytes(body[24:40]))
+        ):
             self.stats.drop("not-our-subnet")
             return
         if body[7] != opened.hop_limit:

@@ -88,6 +88,12 @@ class Forwarder:
         if key is None:
             self.stats.drop("no-route")
             return "no-route"
+        return self.send_plaintext_to_key(key, plaintext, hop_limit)
+
+    def send_plaintext_to_key(
+        self, key: bytes, plaintext: memoryview, hop_limit: int
+    ) -> str | None:
+        """Seal a kind-prefixed plaintext for the node with ``key`` and send it towards it."""
         try:
             packet = self.e2e.seal_plaintext(key, plaintext, hop_limit)
         except E2EError as exc:

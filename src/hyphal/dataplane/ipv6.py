@@ -38,6 +38,7 @@ __all__ = [
     "ICMPV6_PARAMETER_PROBLEM",
     "ICMPV6_TIME_EXCEEDED",
     "MIN_MTU",
+    "TCP",
     "UNREACH_ADDRESS",
     "UNREACH_NO_ROUTE",
     "UNREACH_POLICY",
@@ -63,6 +64,7 @@ __all__ = [
     "parameter_problem",
     "payload_length",
     "src",
+    "tcp_reset",
     "time_exceeded",
     "upper_layer",
     "version",
@@ -392,3 +394,43 @@ def echo_reply(request: Buffer, hop_limit: int = 64) -> bytes | None:
     ident_seq = bytes(request[HEADER_LEN + 4 : HEADER_LEN + 8])
     header = bytes((ICMPV6_ECHO_REPLY, 0, 0, 0)) + ident_seq
     return _icmpv6_packet(reply_src, req_src, header, request[HEADER_LEN + 8 :], hop_limit)
+
+
+TCP: Final = 6
+"""Next-header value of TCP."""
+_TCP_HDR = struct.Struct("!HHIIBBHHH")  # ports, seq, ack, data offset, flags, window, csum, urg
+_TCP_FIN, _TCP_SYN, _TCP_RST, _TCP_ACK = 0x01, 0x02, 0x04, 0x10
+
+
+def tcp_reset(segment: Buffer, hop_limit: int = 64) -> bytes | None:
+    """The RST a host with no such connection would answer ``segment`` with (RFC 9293 §3.10.7.1).
+
+    ``segment`` is an IPv6 packet carrying TCP directly after the fixed header. The reset comes
+    from the segment's destination (address and port) to its source: ``seq = SEG.ACK`` if the
+    segment has ACK set, else ``seq = 0`` with ``ACK`` and ``ack = SEG.SEQ + SEG.LEN``. Returns
+    ``None`` for a segment that is itself a reset, is not TCP, is truncated, or comes from an
+    address a reply cannot go to. Never raises.
+    """
+    n = len(segment)
+    if n < HEADER_LEN + 20 or segment[0] >> 4 != 6 or segment[6] != TCP:
+        return None
+    src, dst = bytes(segment[8:24]), bytes(segment[24:40])
+    if src == _UNSPECIFIED or src[0] == 0xFF or dst[0] == 0xFF:
+        return None
+    sport, dport, seq, ack, offset_byte, flags, _, _, _ = _TCP_HDR.unpack_from(segment, HEADER_LEN)
+    if flags & _TCP_RST:
+        return None
+    data_offset = (offset_byte >> 4) * 4
+    payload_len = min((segment[4] << 8) | segment[5], n - HEADER_LEN) - data_offset
+    if data_offset < 20 or payload_len < 0:
+        return None
+    if flags & _TCP_ACK:
+        r_seq, r_ack, r_flags = ack, 0, _TCP_RST
+    else:
+        seg_len = payload_len + (1 if flags & _TCP_SYN else 0) + (1 if flags & _TCP_FIN else 0)
+        r_seq, r_ack, r_flags = 0, (seq + seg_len) & 0xFFFFFFFF, _TCP_RST | _TCP_ACK
+    header = bytearray(_TCP_HDR.pack(dport, sport, r_seq, r_ack, 5 << 4, r_flags, 0, 0, 0))
+    pseudo = int.from_bytes(dst, "big") + int.from_bytes(src, "big")
+    csum = checksum(header, pseudo + len(header) + TCP)
+    header[16], header[17] = csum >> 8, csum & 0xFF
+    return _HDR.pack(0x60000000, len(header), TCP, hop_limit, dst, src) + header

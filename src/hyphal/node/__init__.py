@@ -47,6 +47,7 @@ from hyphal.routing.params import RoutingParams
 from hyphal.routing.router import Router
 from hyphal.routing.types import Action, NeighbourDead, RouteChange, SendControl
 from hyphal.services.part import ServicesPart, services_part
+from hyphal.services.vippart import service_addresses_part
 from hyphal.wire import data as wire_data
 from hyphal.wire.control import Delegation
 from hyphal.wire.errors import DecodeError
@@ -178,6 +179,15 @@ class Node:
             )
         )
         self.parts.add(self.services)
+        self.parts.add(
+            service_addresses_part(
+                lambda: self.tun_port.bridge,
+                lambda: self.services,
+                lambda: self.services.prefix,
+                self.now,
+                None if config.no_tun else config.tun_name,
+            )
+        )  # service addresses in the dataplane: flow pinning, the TUN's service addresses
         self.gate = AdmissionGate(
             self.members, self._link_full, self.peers.close_link, self.forwarder.stats.drop
         )

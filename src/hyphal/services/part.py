@@ -35,7 +35,7 @@ from hyphal.services import select
 from hyphal.services.address import is_service_address, service_address, service_prefix
 from hyphal.services.authz import Authority, Claim
 from hyphal.services.checks import CheckRunner
-from hyphal.services.directory import Instance, Proto
+from hyphal.services.directory import Instance, Proto, ServiceDirectory
 from hyphal.services.extension import (
     Endpoint,
     ExtensionTooLarge,
@@ -51,6 +51,7 @@ from hyphal.services.state import load_state, save_state
 from hyphal.wire.errors import DecodeError
 
 if TYPE_CHECKING:
+    from hyphal.config import NodeConfig
     from hyphal.node.members import MembersPart
 
 log = logging.getLogger("hyphal.services")
@@ -147,6 +148,7 @@ class ServicesPart:
             "unauthorised-seen": 0,
         }
         self._seen_cache: tuple[float, list[Seen]] | None = None
+        self._unauthorised: set[tuple[str, bytes]] = set()
         self._published: tuple[PublishedService, ...] = ()
         self._publish_due: float | None = None
         self._task: asyncio.Task[None] | None = None
@@ -500,6 +502,8 @@ class ServicesPart:
             metric = 0 if is_self else self._metric(prefix)
             for s in pubs:
                 ok = self.authority.allows(Claim(s.name, key, s.proof), owners, wall)
+                if not ok and not is_self:
+                    self._note_unauthorised(s.name, key, name)
                 for ep in s.endpoints:
                     out.append(
                         Seen(
@@ -515,13 +519,27 @@ class ServicesPart:
                     )
         return out
 
+    def _note_unauthorised(self, service: str, key: bytes, name: str | None) -> None:
+        """Log (once per key and service, bounded) a record claiming a service without a
+        valid grant; counted as ``unauthorised-seen``."""
+        if (service, key) in self._unauthorised:
+            return
+        if len(self._unauthorised) >= MAX_OWNERS_REMEMBERED:
+            self._unauthorised.clear()
+        self._unauthorised.add((service, key))
+        self.counters_["unauthorised-seen"] += 1
+        log.warning(
+            "member %s (%s) publishes service %s without a valid grant: it is never chosen "
+            "(docs/services.md, 'Authorisation')",
+            name or "(unnamed)",
+            key.hex()[:16],
+            service,
+        )
+
     def instances(self, service: str, proto: Proto = "tcp") -> list[Instance]:
         cands = []
         for s in self.seen():
             if s.service != service or s.endpoint.proto != proto:
-                continue
-            if not s.authorised:
-                self.counters_["unauthorised-seen"] += 1
                 continue
             if not s.usable or s.metric is None:
                 continue
@@ -697,7 +715,7 @@ def _decode_cached(extension: bytes) -> tuple[PublishedService, ...]:
 
 
 def services_part(
-    config: Any,
+    config: NodeConfig,
     identity: NodeIdentity,
     members: MembersPart,
     metric: Callable[[bytes], int | None],
@@ -719,6 +737,10 @@ def services_part(
         pins=dict(config.service_owners),
         extra_check_hosts=() if config.no_tun else (str(identity.address),),
     )
+
+
+def _is_a_directory(part: ServicesPart) -> ServiceDirectory:
+    return part  # mypy checks that the part implements the seam unchanged
 
 
 def less_available(old: tuple[PublishedService, ...], new: tuple[PublishedService, ...]) -> bool:

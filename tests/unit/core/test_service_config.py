@@ -61,3 +61,17 @@ def test_bad_service_config_is_refused_with_the_key_named(
 ) -> None:
     with pytest.raises(ConfigError, match=re.escape(says)):
         load(tmp_path, text)
+
+
+def test_config_show_renders_services(tmp_path: Path) -> None:
+    import json
+
+    from hyphal.cli.configcmd import config_values, toml_value
+
+    config = load(
+        tmp_path, f'[[service]]\nname = "irc"\nport = 6667\n[service_owners]\nirc = "{KEY}"\n'
+    )
+    values = config_values(config)
+    json.dumps(values)  # --json must not fail
+    assert values["services"][0]["name"] == "irc" and values["service_owners"] == {"irc": KEY}
+    assert "interval = 1.0" in toml_value(values["services"])
