@@ -83,6 +83,13 @@ def test_two_regions_talk_across_linked_servers_and_whois_shows_the_client_addre
     assert server == "us.leaf.irc.example"
     assert not ircnet.is_overlay(host)
 
+    # The PROXY port takes no connection without a header: plain IRC there is dropped, never
+    # registered (the spec's rule: a receiver must not guess whether a header is present).
+    leaf_eu = str(net.node("leaf_eu").address)
+    mallory = net.connect_plain("mallory", "ingr_eu", leaf_eu, ircnet.CLIENT_PORT)
+    net.wait(lambda: not mallory.connected, 10, "InspIRCd closing a header-less connection")
+    assert not mallory.welcomed
+
 
 def test_through_each_regions_ingress_with_failover_to_the_other_leaf_and_back(
     network: Any, record_property: Callable[[str, object], None]
