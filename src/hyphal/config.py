@@ -26,6 +26,8 @@ from typing import Any
 
 from hyphal.dns.names import InvalidName, domain_for, parse_names_table
 from hyphal.identity import DEFAULT_KEY_FILE
+from hyphal.ingress.spec import IngressSpec, UnwrapSpec, ingress_from_dict, unwrap_from_dict
+from hyphal.ingress.spec import SpecError as IngressSpecError
 from hyphal.links.endpoint import Endpoint, EndpointError
 from hyphal.logs import FORMATS, LogSpecError, parse_spec
 from hyphal.membership.admission import AdmissionPolicy
@@ -122,6 +124,10 @@ class NodeConfig:
     admin_keys: tuple[bytes, ...] = ()
     #: This node's admission (written by `hyphal join` or `hyphal network create`).
     admission_file: Path | None = None
+    #: Public ingress listeners and transparent unwrap listeners (``[[ingress]]`` and
+    #: ``[[unwrap]]`` tables; docs/ingress.md).
+    ingress: tuple[IngressSpec, ...] = ()
+    unwrap: tuple[UnwrapSpec, ...] = ()
     #: Local service instances from ``[[service]]`` tables (docs/services.md).
     services: tuple[ServiceSpec, ...] = ()
     #: Public network: pinned owner keys of services (``[service_owners]`` name = hex key).
@@ -431,6 +437,21 @@ def _service_owners(value: object, path: Path) -> tuple[tuple[str, bytes], ...]:
     return tuple(out)
 
 
+def _listener_tables(key: str, value: object, path: Path) -> tuple[Any, ...]:
+    """``[[ingress]]`` / ``[[unwrap]]`` arrays of tables (hyphal.ingress.spec checks each)."""
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(f"config file {path}: {key} must be [[{key}]] tables")
+    parse = ingress_from_dict if key == "ingress" else unwrap_from_dict
+    try:
+        specs = tuple(parse(v, f"[[{key}]] #{i + 1}") for i, v in enumerate(value))
+    except IngressSpecError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
+    listens = [s.key for s in specs]
+    if len(set(listens)) != len(listens):
+        raise ConfigError(f"config file {path}: two [[{key}]] tables listen on one address")
+    return specs
+
+
 def load_config_file(path: Path) -> NodeConfig:
     """Read a TOML config file into a NodeConfig (unknown keys are an error, so typos show)."""
     try:
@@ -441,9 +462,8 @@ def load_config_file(path: Path) -> NodeConfig:
         raise ConfigError(f"cannot read config file {path}: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-    known = {"peers", "names", "admin_keys", "service", "service_owners"} | _PATH_KEYS | set(
-        _SCALAR_KEYS
-    )
+    known = {"peers", "names", "admin_keys", "service", "service_owners", "ingress", "unwrap"}
+    known |= _PATH_KEYS | set(_SCALAR_KEYS)
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(
@@ -468,6 +488,8 @@ def load_config_file(path: Path) -> NodeConfig:
             values["services"] = _services(value, path)
         elif key == "service_owners":
             values[key] = _service_owners(value, path)
+        elif key in ("ingress", "unwrap"):
+            values[key] = _listener_tables(key, value, path)
         elif key in _PATH_KEYS:
             if not isinstance(value, str):
                 raise ConfigError(f"config file {path}: {key} must be a path string")

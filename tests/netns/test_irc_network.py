@@ -91,10 +91,6 @@ def test_two_regions_talk_across_linked_servers_and_whois_shows_the_client_addre
     assert not mallory.welcomed
 
 
-# TODO(merge): remove this skip once main has the ingress package (issue 11).
-@pytest.mark.skipif(
-    importlib.util.find_spec("hyphal.ingress") is None, reason="ingress not merged yet"
-)
 def test_through_each_regions_ingress_with_failover_to_the_other_leaf_and_back(
     network: Any, record_property: Callable[[str, object], None]
 ) -> None:

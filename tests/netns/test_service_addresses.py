@@ -8,7 +8,8 @@ its own TXT record) at the service's one address. From C:
   A becomes healthy and new connections (curl) go to A; one that started on A finishes there
   while A is drained and new connections go to B.
 * UDP: ``dig`` from one fixed source port stays on the instance its first query reached, while
-  queries from other ports follow health (A drained: B answers them).
+  queries from other ports follow health (A drained: B answers them). A third node L, as near
+  as A and healthy, claims "dns" without the owner's grant: no flow is ever pinned to it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from ipaddress import IPv6Address
+from typing import Any
 
 import pytest
 
@@ -33,7 +35,7 @@ pytestmark = pytest.mark.netns
 WEB = service_address(PUBLIC_NETWORK, "web")
 DNS = service_address(PUBLIC_NETWORK, "dns")
 PERF = service_address(PUBLIC_NETWORK, "perf")
-SECONDS = 14  # the first long-lived connection: A's checks must pass while it runs
+SECONDS = 20  # the first long-lived connection: A's checks must pass while it runs
 
 
 CHECKS: dict[str, Callable[[Node], str]] = {
@@ -57,8 +59,11 @@ def grant(owner: Node, instance: Node, service: str) -> str:
     ).text()
 
 
-def services_toml(node: Node, owner: Node, services: list[tuple[str, str, int]]) -> None:
-    """``node`` serves ``services`` (name, proto, port); ``owner`` granted them to it."""
+def services_toml(
+    node: Node, owner: Node | None, services: list[tuple[str, str, int]], pins: list[str]
+) -> None:
+    """``node`` serves ``services`` (name, proto, port), granted by ``owner`` (None: no grant,
+    its own claim); ``pins`` are services whose owner is pinned to ``owner``'s key."""
     lines = [f'member_name = "{node.name.lower()}"']
     for name, proto, port in services:
         lines += [
@@ -71,20 +76,33 @@ def services_toml(node: Node, owner: Node, services: list[tuple[str, str, int]])
             "rise = 2",
             "fall = 2",
         ]
-        if node is not owner:
+        if owner is not None and node is not owner:
             lines.append(f'grant = "{grant(owner, node, name)}"')
+    if pins:
+        assert owner is not None
+        lines += ["[service_owners]", *(f'{name} = "{owner.public_key}"' for name in pins)]
     path = node.dir / "services.toml"
     path.write_text("\n".join(lines) + "\n")
     node.extra_args = [*node.extra_args, "-c", str(path)]
 
 
-def start(topology: Callable[..., Topology], services: list[tuple[str, str, int]]) -> Topology:
-    topo = topology("C-A C-B:delay=25", tun=True)
+def start(
+    topology: Callable[..., Topology], services: list[tuple[str, str, int]], *, liar: bool = False
+) -> Topology:
+    """C dials A and B (the link to B slower); with ``liar``, also L, as near as A, which
+    claims the services without a grant while every node pins A as their owner."""
+    topo = topology("C-A C-L C-B:delay=25" if liar else "C-A C-B:delay=25", tun=True)
     a, b, c = topo.node("A"), topo.node("B"), topo.node("C")
-    services_toml(a, a, services)
-    services_toml(b, a, services)
+    pins = [name for name, _, _ in services] if liar else []
+    services_toml(a, a, services, pins)
+    services_toml(b, a, services, pins)
+    if liar:
+        services_toml(c, a, [], pins)
+        services_toml(topo.node("L"), None, services, [])
     topo.start()
-    topo.wait_until(lambda: has_route(c, a) and has_route(c, b), timeout=30)
+    topo.wait_until(
+        lambda: all(has_route(c, n) for n in topo.nodes.values() if n is not c), timeout=30
+    )
     return topo
 
 
@@ -152,7 +170,7 @@ def test_tcp_connections_stay_pinned_while_new_ones_follow_health(
     first = stream(c, SECONDS, "first.json")
     topo.wait_until(lambda: streaming(b), timeout=10, message="the stream runs on B")
     serve(a)  # A becomes healthy, and it is nearer
-    topo.wait_until(lambda: who(c, WEB) == "A", timeout=SECONDS, message="new flows reach A")
+    topo.wait_until(lambda: who(c, WEB) == "A", timeout=SECONDS - 5, message="new flows reach A")
     assert first.poll() is None, "the stream should still be running"
     assert streaming(b) and not streaming(a)  # the running connection did not move
     finished(c, first, "first.json", SECONDS)
@@ -206,11 +224,11 @@ def dig_who(c: Node, port: int | None = None) -> str:
 def test_udp_dns_through_the_service_address_is_pinned_per_flow(
     topology: Callable[..., Topology],
 ) -> None:
-    topo = start(topology, [("dns", "udp", 53)])
-    a, b, c = topo.node("A"), topo.node("B"), topo.node("C")
+    topo = start(topology, [("dns", "udp", 53)], liar=True)
+    a, b, c, liar = topo.node("A"), topo.node("B"), topo.node("C"), topo.node("L")
     topo.wait_until(lambda: holds(a, DNS) and holds(b, DNS), timeout=20, message="dns on TUNs")
-    dnsmasq(a)
-    dnsmasq(b)
+    for node in (a, b, liar):
+        dnsmasq(node)
     topo.wait_until(lambda: dig_who(c) == "A", timeout=20, message="the nearest answers")
     assert dig_who(c, 5353) == "A"  # this source port's flow is pinned to A
     drained = a.cli("service", "drain", "dns")
@@ -219,3 +237,15 @@ def test_udp_dns_through_the_service_address_is_pinned_per_flow(
     for _ in range(3):
         assert dig_who(c, 5353) == "A"  # the same socket's queries stay on A
         assert dig_who(c) == "B"  # every other port is a new flow
+    # L claimed "dns" without a grant and is as near as A. On its own machine it may hold the
+    # address (it believes its claim), but no flow of C's was ever pinned to it.
+    pinned = {row["instance"] for row in c.get("/api/v1/service-addresses")["pinned"]}
+    assert pinned and pinned <= {a.public_key, b.public_key}
+
+    def liar_healthy() -> dict[str, Any] | None:
+        rows = c.get("/api/v1/services/dns")["instances"]
+        found = [r for r in rows if r["publicKey"] == liar.public_key and r["healthy"]]
+        return found[0] if found else None
+
+    seen = topo.wait_until(liar_healthy, timeout=10, message="L's claim seen, healthy")
+    assert seen is not None and seen["authorised"] is False  # healthy, near, not the owner's

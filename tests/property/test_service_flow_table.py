@@ -114,11 +114,25 @@ def test_random_sequences_never_repin_a_live_flow(
         assert len(table._timers) <= 4 * len(table) + 64 + 3
 
 
-@given(st.binary(max_size=120))
+@given(
+    st.binary(max_size=120)
+    | st.builds(
+        packet,
+        st.sampled_from([6, 17, 58]),
+        st.sampled_from(SOURCES),
+        st.integers(0, 65535),
+        st.integers(0, 65535),
+        FLAGS,
+    )
+)
 def test_parsers_never_raise(data: bytes) -> None:
     parsed = flow_key(data)
     if parsed is not None:
         assert len(parsed.key) == 37
+        assert parsed.key[:33] == data[8:40] + bytes((data[6],))  # addresses and protocol
+        if parsed.proto != 58:
+            assert parsed.key[33:] == data[40:44]
+            assert (parsed.src_port, parsed.dst_port) == struct.unpack_from("!HH", data, 40)
         assert reverse_key(reverse_key(parsed.key)) == parsed.key or parsed.proto == 58
     reset = ipv6.tcp_reset(data)
     if reset is not None:

@@ -13,6 +13,7 @@ from hyphal.api.admission import admission_router
 from hyphal.api.dns import dns_router
 from hyphal.api.errors import document_validation_as_400, install_error_handlers
 from hyphal.api.guard import RequestGuard
+from hyphal.api.ingress import ingress_router
 from hyphal.api.members import members_router
 from hyphal.api.messages import messages_router
 from hyphal.api.service_addresses import service_addresses_router
@@ -34,6 +35,7 @@ def create_app(node: Node, token: str | None = None, bind_host: str = "127.0.0.1
         topics_router(node.message_service),
         members_router(node.members),
         dns_router(node),
+        ingress_router(node.parts),
         admission_router(node.members, node.gate),
         services_router(node.services),
         service_addresses_router(node),

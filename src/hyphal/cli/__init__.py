@@ -3,8 +3,9 @@
 One module per command group: ``node`` (run, inspect, generate-keys, generate-network-key,
 demo), ``status`` (status, ip, version), ``probe`` (ping, stats), ``peers``, ``routes``,
 ``messages``, ``members`` (members, resolve, set), ``configcmd`` (config check/show), ``dns`` (dns
-status), ``services`` (service add/list/remove/drain/grant), ``map`` (map feeder/store/status),
-``sim``; ``common`` holds what they share.
+status), ``services`` (service add/list/remove/drain/grant), ``ingress`` (ingress
+list/add/unwrap/remove), ``map`` (map feeder/store/status), ``sim``; ``common`` holds what they
+share.
 
 :func:`main` is the one place errors end: a usage error exits 2, a runtime error 1, an
 unreachable daemon 3, and nothing reaches the user as a Python traceback (set
@@ -26,6 +27,7 @@ from hyphal.cli import join, members
 from hyphal.cli.common import EXIT_RUNTIME, EXIT_USAGE, api_failure, mode, report_error
 from hyphal.cli.configcmd import config_app
 from hyphal.cli.dns import dns_app
+from hyphal.cli.ingress import ingress_app
 from hyphal.cli.map import map_app
 from hyphal.cli.messages import message_app
 from hyphal.cli.node import demo, generate_keys, generate_network_key, inspect, run
@@ -81,6 +83,7 @@ app.add_typer(routes_app, name="routes")
 app.add_typer(message_app, name="message")
 app.add_typer(config_app, name="config")
 app.add_typer(dns_app, name="dns")
+app.add_typer(ingress_app, name="ingress")
 app.add_typer(service_app, name="service")
 app.add_typer(map_app, name="map")
 app.command()(status)

@@ -25,6 +25,7 @@ from hyphal.dataplane.tun import DEFAULT_MTU, TunDevice
 from hyphal.dataplane.tundev import Tun, TunFactory
 from hyphal.dns.part import dns_part
 from hyphal.identity import NodeIdentity
+from hyphal.ingress.part import IngressPart
 from hyphal.links.connection import PeerLink
 from hyphal.links.endpoint import Endpoint
 from hyphal.links.manager import PeerManager
@@ -188,6 +189,8 @@ class Node:
                 None if config.no_tun else config.tun_name,
             )
         )  # service addresses in the dataplane: flow pinning, the TUN's service addresses
+        # public ingress and unwrap listeners, asking the services part's directory
+        self.parts.add(IngressPart(lambda: self.services, config.ingress, config.unwrap))
         self.gate = AdmissionGate(
             self.members, self._link_full, self.peers.close_link, self.forwarder.stats.drop
         )

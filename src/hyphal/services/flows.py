@@ -49,7 +49,7 @@ import heapq
 import struct
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from hyphal.dataplane import ipv6
 
@@ -68,6 +68,7 @@ REFUSE_SOURCE_FULL: Final = "source-full"
 
 KEY_LEN: Final = 37  # src 16 | dst 16 | proto 1 | sport 2 | dport 2
 _PORTS = struct.Struct("!HH")
+_PROTO_BYTE = {TCP: b"\x06", UDP: b"\x11", ICMPV6: b"\x3a"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +77,7 @@ class FlowLimits:
     in the module docstring and docs/service-addresses.md."""
 
     max_flows: int = 65536
-    max_per_source: int = 4096
+    max_per_source: int = 16384
     tcp_opening: float = 30.0
     tcp_established: float = 7440.0
     tcp_closing: float = 120.0
@@ -89,9 +90,8 @@ class FlowLimits:
             raise ValueError("flow table bounds must be at least 1")
 
 
-@dataclass(frozen=True, slots=True)
-class PacketFlow:
-    """What :func:`flow_key` reads from one packet."""
+class PacketFlow(NamedTuple):
+    """What :func:`flow_key` reads from one packet (a tuple: it is built for every packet)."""
 
     key: bytes
     proto: int
@@ -105,28 +105,21 @@ def flow_key(packet: ipv6.Buffer) -> PacketFlow | None:
     directly after the fixed header; None for anything else (extension headers, fragments,
     other protocols, ICMPv6 errors, truncated headers). Never raises."""
     n = len(packet)
-    if n < ipv6.HEADER_LEN or packet[0] >> 4 != 6:
+    if n < 48 or packet[0] >> 4 != 6:
         return None
     proto = packet[6]
-    off = ipv6.HEADER_LEN
-    flags = 0
-    if proto == TCP:
-        if n < off + 20:
+    if proto in (TCP, UDP):
+        if proto == TCP and n < 60:
             return None
-        sport, dport = _PORTS.unpack_from(packet, off)
-        flags = packet[off + 13]
-    elif proto == UDP:
-        if n < off + 8:
-            return None
-        sport, dport = _PORTS.unpack_from(packet, off)
-    elif proto == ICMPV6:
-        if n < off + 8 or packet[off] not in (ipv6.ICMPV6_ECHO_REQUEST, ipv6.ICMPV6_ECHO_REPLY):
-            return None
-        sport, dport = (packet[off + 4] << 8) | packet[off + 5], 0
-    else:
-        return None
-    key = bytes(packet[8:40]) + bytes((proto,)) + _PORTS.pack(sport, dport)
-    return PacketFlow(key, proto, sport, dport, flags)
+        raw = bytes(packet[8:44])  # both addresses, then both ports
+        sport, dport = _PORTS.unpack_from(raw, 32)
+        flags = packet[53] if proto == TCP else 0
+        return PacketFlow(raw[:32] + _PROTO_BYTE[proto] + raw[32:], proto, sport, dport, flags)
+    if proto == ICMPV6 and packet[40] in (ipv6.ICMPV6_ECHO_REQUEST, ipv6.ICMPV6_ECHO_REPLY):
+        ident = bytes(packet[44:46])
+        key = bytes(packet[8:40]) + _PROTO_BYTE[ICMPV6] + ident + b"\0\0"
+        return PacketFlow(key, ICMPV6, (ident[0] << 8) | ident[1], 0, 0)
+    return None
 
 
 def reverse_key(key: bytes) -> bytes:

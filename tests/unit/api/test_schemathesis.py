@@ -13,6 +13,9 @@ Excluded or constrained, and why:
 
 * ``POST /api/v1/admin/peers`` is excluded: it makes the daemon dial whatever host a generated
   endpoint names, which must never leave loopback.
+* ``POST /api/v1/ingress`` and ``POST /api/v1/ingress/unwrap`` are excluded: they open listeners
+  on whatever address a generated body names, and the unwrap (as root) adds policy routing rules
+  to the machine (tests/unit/api/test_ingress_api.py covers them on loopback).
 * ``/api/v1/admin/proxy*`` (Mycelium only) is not implemented by hyphal.
 * Long polls: a ``before_call`` hook clamps the ``timeout`` (GET /messages) and ``reply_timeout`` (POST /messages)
   query parameters to 1 s. The API accepts up to 3,600 s by design (a long poll may legitimately
@@ -172,6 +175,10 @@ class Daemon:
             "all",
             "--exclude-name",
             "POST /api/v1/admin/peers",
+            "--exclude-name",
+            "POST /api/v1/ingress",
+            "--exclude-name",
+            "POST /api/v1/ingress/unwrap",
             "--output-truncate",
             "false",
             *extra,
