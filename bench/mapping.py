@@ -9,7 +9,14 @@
   (``hyphal.testing.postgres``), same data, same run; the baseline per backend is inserting the
   same results as bare JSON rows (no normalisation, no idempotency).
 
-The mapwork helper adds ``probes`` and ``trace`` to this file.
+- ``probes``: probes/s one worker process sends at CPU saturation, into the namespace lab
+  (:mod:`hyphal.testing.maplab`): ICMP pings to 128 /24s that T answers, every cap lifted, for
+  a few seconds; with the worker's CPU seconds. Baseline in the same run: scamper pinging the
+  same targets at ``-p 10000``.
+- ``trace``: wall time of one UDP traceroute W1 -> T across the lab (6 hops, one of them
+  silent), ours (Paris; in-process engine and the ``hyphal map trace`` process) against
+  ``traceroute`` (classic UDP, up to 16 probes in flight) and ``scamper`` (UDP-Paris), each with
+  one probe per hop and 1 s waits, same path, same run.
 
     flock /tmp/hyphal-heavy.lock env PYTHONPATH=src .venv/bin/python bench/mapping.py \\
         [--only feeder,store] [--results 20000] [--json]
@@ -22,6 +29,8 @@ import ipaddress
 import json
 import random
 import secrets
+import subprocess
+import sys
 import tempfile
 import time
 import tracemalloc
@@ -156,9 +165,156 @@ def bench_store(n: int = 20_000) -> dict[str, Any]:
     return out
 
 
+def _inner_probes(seconds: float) -> dict[str, Any]:
+    """Run inside W1's namespace: ping 128 /24s with every cap lifted, count probes sent."""
+    import asyncio
+    import resource
+
+    from hyphal.mapping.limits import Limiter, Limits
+    from hyphal.mapping.probe.engine import Identity, measure
+    from hyphal.mapping.probe.plan import PingParams
+
+    limits = Limits(
+        pps=10_000, burst=100, prefix_pps=10_000, prefix_burst=100, cooldown=0, max_concurrent=128
+    )
+    limiter = Limiter(limits, time.monotonic())
+    ident = Identity("bench", "", "lab")
+    targets = [f"198.19.{128 + i}.1" for i in range(128)]
+    received = 0
+
+    async def one(target: str, stop: float) -> None:
+        nonlocal received
+        while time.monotonic() < stop:
+            r = await measure(
+                "ping",
+                target,
+                "icmp",
+                limiter,
+                ident,
+                ping=PingParams(count=20, interval=0.01, wait=1.0),
+            )
+            received += r["ping"]["received"]
+
+    async def main() -> float:
+        start = time.monotonic()
+        await asyncio.gather(*(one(t, start + seconds) for t in targets))
+        return time.monotonic() - start
+
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    elapsed = asyncio.run(main())
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    return {"sent": limiter.sent, "received": received, "seconds": elapsed, "cpuSeconds": cpu}
+
+
+def _in_ns(ns: str, argv: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["ip", "netns", "exec", ns, *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def bench_probes(seconds: float = 5.0) -> dict[str, Any]:
+    from hyphal.testing.maplab import MapLab
+
+    lab = MapLab.build()
+    try:
+        before = _count_echoes(lab)
+        done = _in_ns(lab.ns("W1"), [sys.executable, __file__, "--inner-probes", str(seconds)])
+        if done.returncode != 0:
+            raise RuntimeError(done.stderr[-2000:])
+        ours = json.loads(done.stdout)
+        ours["atTarget"] = _count_echoes(lab) - before
+        targets = "\n".join(f"198.19.{128 + i}.1" for i in range(128)) + "\n"
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
+            handle.write(targets * 20)  # 20 rounds of the 128 targets
+        before = _count_echoes(lab)
+        started = time.monotonic()
+        sc = _in_ns(
+            lab.ns("W1"),
+            ["scamper", "-p", "10000", "-c", "ping -c 20 -i 0.01", "-O", "text", handle.name],
+            timeout=300,
+        )
+        sc_elapsed = time.monotonic() - started
+        Path(handle.name).unlink()
+        sc_sent = _count_echoes(lab) - before
+        return {
+            "oursPps": round(ours["sent"] / ours["seconds"]),
+            "oursPpsPerCpuSecond": round(ours["sent"] / max(ours["cpuSeconds"], 1e-9)),
+            "oursAnswered": ours["received"],
+            "oursAtTarget": ours["atTarget"],
+            "scamperPps": round(sc_sent / sc_elapsed)
+            if sc.returncode == 0
+            else f"failed: {sc.stderr[-200:]}",
+            "scamperEchoes": sc_sent,
+        }
+    finally:
+        lab.close()
+
+
+def _count_echoes(lab: Any) -> int:
+    return int(lab.count("T", "IcmpInEchos"))
+
+
+def bench_trace(rounds: int = 3) -> dict[str, Any]:
+    from hyphal.testing.maplab import TARGET4, MapLab
+
+    lab = MapLab.build()
+    ns = lab.ns("W1")
+    hyphal = [
+        sys.executable,
+        "-m",
+        "hyphal",
+        "map",
+        "trace",
+        TARGET4,
+        "--from",
+        "local",
+        "--json",
+        "-q",
+        "1",
+        "-w",
+        "1",
+        "--proto",
+        "udp",
+        "--allow",
+        "198.18.0.0/15",
+    ]
+    tools = {
+        "hyphalProcess": hyphal,
+        "traceroute": ["traceroute", "-n", "-q", "1", "-w", "1", TARGET4],
+        "scamper": ["scamper", "-c", "trace -P udp-paris -q 1 -w 1", "-O", "text", "-i", TARGET4],
+    }
+    try:
+        out: dict[str, Any] = {}
+        for name, argv in tools.items():
+            times = []
+            for _ in range(rounds):
+                started = time.monotonic()
+                done = _in_ns(ns, argv)
+                times.append(time.monotonic() - started)
+                if done.returncode != 0:
+                    out[name] = f"failed: {done.stderr[-200:]}"
+                    break
+                if name == "hyphalProcess":
+                    result = json.loads(done.stdout)
+                    out["hyphalEngine"] = round(result["ended"] - result["started"], 3)
+                    out["hyphalHops"] = len(result["hops"])
+            else:
+                out[name] = round(min(times), 3)
+        return out
+    finally:
+        lab.close()
+
+
 BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "feeder": lambda a: bench_feeder(a.targets),
     "store": lambda a: bench_store(a.results),
+    "probes": lambda a: bench_probes(a.seconds),
+    "trace": lambda a: bench_trace(),
 }
 
 
@@ -182,6 +338,18 @@ def report(name: str, data: dict[str, Any]) -> str:
             f"500): SQLite {data['sqlite']:,} results/s (bare JSON rows "
             f"{data['sqliteBaselineJson']:,}/s); PostgreSQL {pg_text}"
         )
+    if name == "probes":
+        return (
+            f"probes: one worker sends {data['oursPps']:,} probes/s at CPU saturation "
+            f"({data['oursPpsPerCpuSecond']:,} per CPU second; {data['oursAtTarget']:,} counted at "
+            f"the target); scamper -p 10000 on the same targets: {data['scamperPps']} probes/s"
+        )
+    if name == "trace":
+        return (
+            f"trace W1->T ({data.get('hyphalHops')} hops, one silent, 1 s waits): hyphal engine "
+            f"{data.get('hyphalEngine')} s, hyphal map trace process {data.get('hyphalProcess')} s; "
+            f"traceroute {data.get('traceroute')} s; scamper {data.get('scamper')} s"
+        )
     return f"{name}: {data}"
 
 
@@ -192,8 +360,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--targets", type=int, default=50_000, help="feeder: targets to claim")
     parser.add_argument("--results", type=int, default=20_000, help="store: results to ingest")
+    parser.add_argument("--seconds", type=float, default=5.0, help="probes: seconds to run")
+    parser.add_argument("--inner-probes", type=float, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args(argv)
+    if args.inner_probes is not None:
+        print(json.dumps(_inner_probes(args.inner_probes)))
+        return 0
     wanted = [w.strip() for w in args.only.split(",") if w.strip()]
     unknown = [w for w in wanted if w not in BENCHES]
     if unknown:

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 export PYTHONUNBUFFERED=1
 
-echo "== ruff"; .venv/bin/ruff check src tests bench
+echo "== ruff"; .venv/bin/ruff check src tests bench examples
 echo "== mypy"; .venv/bin/mypy
 # Unit, property, in-process integration and simulator tests in parallel. The tests that bound
 # the event loop's lag (marked loop_lag), the netns and the hostile tests run one at a time: they

@@ -328,3 +328,233 @@ def test_map_trace_from_the_other_region_over_the_overlay(
     finally:
         worker.terminate()
         worker.wait(timeout=10)
+
+
+def test_a_worker_cut_off_from_the_store_delivers_everything_exactly_once(
+    lab: tuple[Topology, MapLab], tmp_path: Path
+) -> None:
+    """The store is down while the worker measures; results wait in the outbox (on disk), go
+    to the store when it comes up, and each is stored once."""
+    _topo, maplab = lab
+    token = tmp_path / "token"
+    token.write_text("lab-token-" + "x" * 24 + "\n")
+    token.chmod(0o600)
+    port = 9690
+    targets = [f"198.19.{net}.{i}" for i in range(2, 14) for net in (0, 1)]
+    worker = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            maplab.ns("W1"),
+            *PY,
+            "map",
+            "worker",
+            *[arg for t in targets for arg in ("--target", t)],
+            "--type",
+            "ping",
+            "--count",
+            "1",
+            "--wait",
+            "0.5",
+            "--store",
+            f"http://127.0.0.1:{port}",
+            "--token-file",
+            str(token),
+            "--outbox",
+            str(tmp_path / "outbox"),
+            "--listen",
+            "none",
+            "--once",
+            "--json",
+            *ALLOW,
+            "--prefix-pps",
+            "20",
+            "--prefix-burst",
+            "5",
+            "--pps",
+            "50",
+            "--cooldown",
+            "0",
+            "--name",
+            "fra",
+            "--region",
+            "eu",
+            "--api-addr",
+            "127.0.0.1:1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    store = None
+    try:
+        produced: list[dict[str, Any]] = []
+        assert worker.stdout is not None
+        while len(produced) < len(targets):
+            line = worker.stdout.readline()
+            assert line, f"the worker ended early: {worker.stderr.read() if worker.stderr else ''}"
+            if line.startswith("{"):
+                produced.append(json.loads(line))
+        time.sleep(1.5)  # at least one failed shipping attempt while the store is away
+        assert worker.poll() is None, "the worker must wait for the store, not give up"
+        files = list((tmp_path / "outbox").glob("outbox-*.sqlite"))
+        assert files, "results wait on disk"
+        store = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                maplab.ns("W1"),
+                *PY,
+                "map",
+                "store",
+                "--db",
+                str(tmp_path / "store"),
+                "--listen",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--token-file",
+                str(token),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        _out, err = worker.communicate(timeout=60)
+        assert worker.returncode == 0, err[-2000:]
+        assert "store unreachable" in err
+        query = run_in(
+            maplab,
+            "W1",
+            [
+                "curl",
+                "-sS",
+                "-H",
+                f"Authorization: Bearer {token.read_text().strip()}",
+                f"http://127.0.0.1:{port}/results?worker=fra&limit=1000",
+            ],
+        )
+        stored = json.loads(query.stdout)
+        rows = stored["results"] if isinstance(stored, dict) else stored
+        ids = [r["id"] for r in rows]
+        assert sorted(ids) == sorted(r["id"] for r in produced), (len(ids), len(produced))
+        assert len(set(ids)) == len(ids) == len(targets)
+        lost = [
+            (r["target"], r["ping"], r.get("error")) for r in produced if r["ping"]["received"] != 1
+        ]
+        assert not lost, lost  # T answered every one
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+        if store is not None:
+            store.terminate()
+            store.wait(timeout=10)
+
+
+def test_map_trace_through_the_store_measurement_api(
+    lab: tuple[Topology, MapLab], tmp_path: Path
+) -> None:
+    """`hyphal map trace --store URL --from fra`: the store queues the request, the worker
+    (which only dials out to the store) claims it, runs it and ships the result back."""
+    _topo, maplab = lab
+    token = tmp_path / "token"
+    token.write_text("lab-token-" + "y" * 24 + "\n")
+    token.chmod(0o600)
+    port = 9691
+    surl = f"http://127.0.0.1:{port}"
+    ns = maplab.ns("W1")
+    store = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            *PY,
+            "map",
+            "store",
+            "--db",
+            str(tmp_path / "store"),
+            "--listen",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--token-file",
+            str(token),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    worker = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            *PY,
+            "map",
+            "worker",
+            "--feeder",
+            "http://[::1]:1",
+            "--store",
+            surl,
+            "--token-file",
+            str(token),
+            "--outbox",
+            str(tmp_path / "outbox"),
+            "--listen",
+            "none",
+            *ALLOW,
+            "--name",
+            "fra",
+            "--region",
+            "eu",
+            "--api-addr",
+            "127.0.0.1:1",
+            "--prefix-pps",
+            "5",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while run_in(maplab, "W1", ["curl", "-sf", f"{surl}/health"]).returncode != 0:
+            assert time.monotonic() < deadline and store.poll() is None, "the store did not start"
+            time.sleep(0.2)
+        report = run_in(
+            maplab,
+            "W1",
+            [
+                *PY,
+                "map",
+                "trace",
+                TARGET4,
+                "--store",
+                surl,
+                "--from",
+                "fra",
+                "--token-file",
+                str(token),
+                "-q",
+                "1",
+                "-w",
+                "0.4",
+                "--proto",
+                "udp",
+                "--api-addr",
+                "127.0.0.1:1",
+            ],
+            timeout=90,
+        )
+        assert report.returncode == 0, report.stderr
+        lines = report.stdout.splitlines()
+        assert "fra" in lines[1] and "Paris udp flow 1" in lines[1], lines
+        assert any("198.18.0.1" in line for line in lines) and "destination answered" in lines[-1]
+    finally:
+        worker.terminate()
+        store.terminate()
+        worker.wait(timeout=15)
+        store.wait(timeout=15)

@@ -473,6 +473,10 @@ def join(
     member_name: Annotated[
         str | None, typer.Option("--name", help="Member name [default: the token's suggestion]")
     ] = None,
+    region: Annotated[
+        str | None,
+        typer.Option("--region", help="Our region, e.g. fra [default: the token's suggestion]"),
+    ] = None,
     api_addr: Annotated[
         str | None, typer.Option("--api-addr", help="API address written into a new config.")
     ] = None,
@@ -507,6 +511,8 @@ def join(
             "member refuses it: ask for a new one with 'hyphal invite'",
             EXIT_RUNTIME,
         )
+    if region is not None and not is_label(region):
+        raise fail(f"--region {region!r}: a region is a DNS label, e.g. fra", EXIT_USAGE)
     service = not foreground
     if service and not SYSTEMD_RUNNING_MARKER.is_dir():
         raise fail(
@@ -524,6 +530,7 @@ def join(
         config_path,
         key_file or state / "priv_key.bin",
         member_name=member_name,
+        region=region,
         api_addr=api_addr,
         tcp_listen_port=tcp_listen_port,
         no_tun=no_tun,
@@ -561,6 +568,7 @@ def _write_join_files(
     tcp_listen_port: int | None,
     no_tun: bool,
     service: bool,
+    region: str | None = None,
 ) -> tuple[NodeConfig, list[str]]:
     existing = _load_config(config_path)
     wrote: list[str] = []
@@ -609,8 +617,9 @@ def _write_join_files(
     }
     if name:
         values["member_name"] = name
-    if t.region:
-        values["region"] = t.region
+    region = region if region is not None else t.region
+    if region:
+        values["region"] = region
     if t.role:
         values["role"] = t.role  # the invite's suggestion: a client dials out only (docs/routing.md)
     if api_addr is not None:

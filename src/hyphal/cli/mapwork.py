@@ -44,6 +44,7 @@ WORKER_TAG = "map-worker"
 DEFAULT_DESCRIPTION_URL = "https://hyphal.invalid/probing"
 log = logging.getLogger("hyphal.mapping")
 
+
 def _read_token(path: Path | None) -> str | None:
     if path is None:
         return None
@@ -125,6 +126,10 @@ def worker(
         int, typer.Option("--gap-limit", help="Silent hops in a row before giving up", min=1)
     ] = 5,
     wait: Annotated[float, typer.Option("--wait", help="Seconds to wait per probe")] = 2.0,
+    count: Annotated[int, typer.Option("--count", help="Probes per ping", min=1, max=100)] = 4,
+    interval: Annotated[
+        float, typer.Option("--interval", help="Seconds between a ping's probes", min=0.01)
+    ] = 1.0,
     raw: Annotated[
         bool, typer.Option("--raw", help="Raw ICMP sockets (CAP_NET_RAW): keeps quoted TTLs")
     ] = False,
@@ -159,7 +164,7 @@ def worker(
     from hyphal.mapping.limits import Limiter, Limits
     from hyphal.mapping.probe import packets
     from hyphal.mapping.probe.engine import Identity
-    from hyphal.mapping.probe.plan import TraceParams
+    from hyphal.mapping.probe.plan import PingParams, TraceParams
     from hyphal.mapping.worker.guard import TargetGuard, parse_networks
     from hyphal.mapping.worker.outbox import Outbox
     from hyphal.mapping.worker.service import Task, Worker, WorkerConfig
@@ -188,6 +193,7 @@ def worker(
             max_concurrent=concurrency,
         )
         trace = TraceParams(max_ttl=max_ttl, attempts=attempts, gap_limit=gap_limit, wait=wait)
+        ping = PingParams(count=count, interval=interval, wait=wait)
         guard = TargetGuard(
             parse_networks(allow or []),
             parse_networks(opt_out.read_text().splitlines()) if opt_out else [],
@@ -228,7 +234,7 @@ def worker(
             Limiter(limits, time.monotonic()),
             guard,
             outbox,
-            WorkerConfig(trace=trace, raw=raw, once=once),
+            WorkerConfig(trace=trace, ping=ping, raw=raw, once=once),
             feeder_url=feeder,
             targets=tasks,
             shipper=shipper,
@@ -397,7 +403,15 @@ def trace(
         typer.Option("--allow", help="With --from local: allow a non-global CIDR (labs)"),
     ] = None,
     token_file: Annotated[
-        Path | None, typer.Option("--token-file", help="Bearer token for the worker's API")
+        Path | None,
+        typer.Option("--token-file", help="Bearer token for the worker's (or the store's) API"),
+    ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="Ask through the store's measurement API (--from NAME, or region:NAME)",
+        ),
     ] = None,
     api_addr: ApiAddr = DEFAULT_API_ADDR,
     as_json: JsonFlag = False,
@@ -419,6 +433,9 @@ def trace(
     if source == "local":
         result = _trace_here(body, raw, allow or [])
         label = "local"
+    elif store is not None:
+        result = _trace_via_store(store, source, body, _read_token(token_file))
+        label = f"{source} via the store"
     else:
         address, port, label = _find_worker(source, api_addr)
         token = _read_token(token_file)
@@ -448,6 +465,44 @@ def trace(
         print_json(result)
         return
     out.print(mtr_report(result, label), highlight=False, markup=False)
+
+
+def _trace_via_store(
+    store: str, source: str, body: dict[str, Any], token: str | None
+) -> dict[str, Any]:
+    """Create a one-off measurement at the store, wait for a worker to run it, return it."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    where = (
+        {"region": source.removeprefix("region:")}
+        if source.startswith("region:")
+        else {"worker": source}
+    )
+    params = {k: body[k] for k in ("flowId", "paris", "maxTtl", "attempts", "wait")}
+    request = {
+        "type": "traceroute",
+        "target": body["target"],
+        "proto": body["proto"],
+        **where,
+        "params": params,
+    }
+    base = store.rstrip("/")
+    deadline = time.monotonic() + body["maxTtl"] * body["attempts"] * body["wait"] + 60
+    try:
+        created = httpx.post(f"{base}/measurements", json=request, headers=headers, timeout=10)
+        if created.status_code not in (200, 202):
+            raise fail(
+                f"the store refused the measurement: HTTP {created.status_code}: "
+                f"{visible(created.text)[:300]}"
+            )
+        mid = created.json()["id"]
+        while time.monotonic() < deadline:
+            state = httpx.get(f"{base}/measurements/{mid}", headers=headers, timeout=10).json()
+            if state.get("status") == "finished" and state.get("results"):
+                return dict(state["results"][0])
+            time.sleep(0.5)
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        raise fail(f"the store at {base}: {exc}") from None
+    raise fail(f"no worker ran measurement {mid} in time (is {source!r} up and polling the store?)")
 
 
 def _trace_here(body: dict[str, Any], raw: bool, allow: list[str]) -> dict[str, Any]:
@@ -532,4 +587,3 @@ def register(group: typer.Typer) -> None:
     """Add `worker` and `trace` to the `map` command group."""
     group.command("worker")(worker)
     group.command("trace")(trace)
-

@@ -16,7 +16,8 @@
   router answers without a limit so the assertions are exact.
 * S forwards but never answers: a ``tc`` filter drops every ICMP packet it originates.
 * T holds the targets: ``198.19.0.1`` and ``2001:db8:ff::1`` (and ``198.19.0.1-.40``,
-  ``198.19.1.1-.40`` and ``2001:db8:ff::1-:28`` as extra targets in two /24s and one /48).
+  ``198.19.1.2-.40`` and ``2001:db8:ff:1::2-:28`` as extra targets in two /24s and one /48,
+  and every address of ``198.19.128.0/17``: 128 /24s for benchmarks).
 * W1 and W2 are the workers' namespaces; a caller may pass existing namespaces for them (the
   namespaces of hyphal daemons built by :mod:`hyphal.testing.netlab`), so the workers are also
   overlay nodes.
@@ -57,6 +58,7 @@ _LINKS: tuple[tuple[str, str], ...] = (
 )
 _TARGET_LINK = 9  # R4 - T: 198.19.0.0/24 and 2001:db8:ff::/64
 EXTRA_TARGETS = 40
+ANYIP4 = "198.19.128.0/17"
 # ECMP hashing on the 5-tuple. Policy 1 ("L4") would be the obvious choice, but Linux lets it
 # reuse an skb's existing L4 hash, and a veth carries the *sender's* socket hash
 # (sk_txhash, random per socket and re-drawn on connect()) into the router's namespace: with
@@ -158,6 +160,8 @@ class MapLab:
                 "T", ["ip", "-6", "addr", "add", f"2001:db8:ff:1::{k:x}/128", "dev", "lo", "nodad"]
             )
         self.addresses["T"].update({f"198.19.0.{k}" for k in range(2, EXTRA_TARGETS + 1)})
+        # every address of ANYIP4 (128 /24s) is T's: many prefixes for benchmarks
+        self.exec("T", ["ip", "route", "add", "local", ANYIP4, "dev", "lo"])
         self._routes()
         self._silence("S")
 
@@ -227,7 +231,7 @@ class MapLab:
                 net4 = "198.19.0.0/24" if index == _TARGET_LINK else f"198.18.{index}.0/24"
                 net6 = "2001:db8:ff::/64" if index == _TARGET_LINK else f"2001:db8:{index}::/64"
                 prefixes.setdefault(index, (net4, net6, set()))[2].update({node, other})
-        extra = {"T": ["198.19.1.0/24", "2001:db8:ff:1::/64"]}
+        extra = {"T": ["198.19.1.0/24", "2001:db8:ff:1::/64", ANYIP4]}
         dists = {n: self._distances(n) for n in self._adj}
         for node in self._adj:
             routes: list[tuple[str, set[str]]] = []

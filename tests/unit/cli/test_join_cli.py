@@ -123,3 +123,26 @@ def test_durations(text: str, seconds: int) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(text)
+
+
+def test_join_region_overrides_the_invites_suggestion(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from hyphal.cli.join import _write_join_files
+
+    cfg = _create(capsys, tmp_path)
+    code, out, err = run_cli(
+        capsys, "invite", "--config-file", str(cfg), "--peer", "tcp://[fd00::1]:9651",
+        "--name", "leaf-x", "--region", "fra",
+    )  # fmt: skip
+    assert code == 0, err
+    t = token_mod.decode(out.split()[0])
+    files = dict(member_name=None, api_addr=None, tcp_listen_port=None, no_tun=True, service=False)
+    suggested, _ = _write_join_files(t, tmp_path / "b" / "hyphal.toml", tmp_path / "b" / "k", **files)
+    chosen, _ = _write_join_files(
+        t, tmp_path / "c" / "hyphal.toml", tmp_path / "c" / "k", region="ams", **files
+    )
+    assert (suggested.region, chosen.region) == ("fra", "ams")
+    assert load_config_file(tmp_path / "c" / "hyphal.toml").region == "ams"
+    code, _, err = run_cli(capsys, "join", out.split()[0], "--foreground", "--region", "not a label")
+    assert code == 2 and "--region" in err

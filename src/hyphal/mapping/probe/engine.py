@@ -62,7 +62,7 @@ def _base(
         "id": new_id(),
         "type": kind,
         "worker": ident.worker,
-        "workerKey": ident.worker_key,
+        "workerKey": ident.worker_key or None,
         "region": ident.region,
         "target": target,
         "af": 6 if ":" in target else 4,

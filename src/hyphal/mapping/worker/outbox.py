@@ -23,6 +23,7 @@ from typing import Any
 
 _NAME = re.compile(r"^outbox-(\d{6})\.sqlite$")
 _SCHEMA = "CREATE TABLE IF NOT EXISTS results (id TEXT PRIMARY KEY, created REAL, body TEXT)"
+_REJECTED = "CREATE TABLE IF NOT EXISTS rejected (id TEXT PRIMARY KEY, created REAL, body TEXT, reason TEXT)"
 
 
 class Outbox:
@@ -59,6 +60,7 @@ class Outbox:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute(_SCHEMA)
+        conn.execute(_REJECTED)
         self._conns[n] = conn
         return conn
 
@@ -126,6 +128,31 @@ class Outbox:
                 break
         return out
 
+    def reject(self, reasons: dict[str, str]) -> int:
+        """Set aside results the store refused as malformed (it never will accept them): they
+        stay in the file's ``rejected`` table for a person to read, and are not sent again."""
+        moved = 0
+        for conn in self._conns.values():
+            for rid, reason in reasons.items():
+                row = conn.execute(
+                    "SELECT created, body FROM results WHERE id=?", (rid,)
+                ).fetchone()
+                if row is None:
+                    continue
+                conn.execute(
+                    "INSERT OR REPLACE INTO rejected (id, created, body, reason) VALUES (?,?,?,?)",
+                    (rid, row[0], row[1], reason[:500]),
+                )
+                conn.execute("DELETE FROM results WHERE id=?", (rid,))
+                moved += 1
+        return moved
+
+    def rejected(self) -> int:
+        return sum(
+            int(c.execute("SELECT COUNT(*) FROM rejected").fetchone()[0])
+            for c in self._conns.values()
+        )
+
     def delete(self, ids: Iterable[str]) -> int:
         """Remove acknowledged ids; drop closed files left empty. Returns how many went."""
         wanted: Sequence[str] = [i for i in ids if isinstance(i, str)]
@@ -136,12 +163,15 @@ class Outbox:
                 chunk = wanted[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 gone += conn.execute(f"DELETE FROM results WHERE id IN ({marks})", chunk).rowcount
-            if n != self._current and self._count(n) == 0:
+            if n != self._current and self._count(n) == 0 and not self._has_rejected(n):
                 conn.close()
                 del self._conns[n]
                 for suffix in ("", "-wal", "-shm"):
                     Path(str(self._path(n)) + suffix).unlink(missing_ok=True)
         return gone
+
+    def _has_rejected(self, n: int) -> bool:
+        return self._conns[n].execute("SELECT 1 FROM rejected LIMIT 1").fetchone() is not None
 
     def close(self) -> None:
         for conn in self._conns.values():

@@ -39,6 +39,7 @@ class Task:
     kind: str = "traceroute"
     cycle_id: str | None = None
     flow_id: int = 1
+    measurement_id: str | None = None  # a one-off request from the store's measurement API
 
 
 @dataclass
@@ -49,6 +50,7 @@ class WorkerConfig:
     batch: int = 16  # targets asked of the feeder at once
     idle: float = 5.0  # seconds between feeder polls when it has nothing
     once: bool = False  # stop when a fixed target list is done and shipped
+    poll_store: float = 2.0  # seconds between asks for the store's one-off measurements
 
 
 class Worker:
@@ -113,6 +115,36 @@ class Worker:
             log.warning("feeder %s: %s; retrying in %.0f s", self.feeder_url, exc, self.config.idle)
             return []
 
+    async def _poll_store(self) -> None:
+        """One-off requests (``hyphal map trace`` through the store) go first in the queue."""
+        if self.shipper is None or len(self.deferred) >= MAX_DEFERRED:
+            return
+        url = self.shipper.url.removesuffix("/results") + "/measurements/pending"
+        params: dict[str, str | int] = {"worker": self.ident.worker, "limit": 4}
+        if self.ident.region:
+            params["region"] = self.ident.region
+        try:
+            response = await self._http.get(url, params=params)
+            response.raise_for_status()
+            rows = response.json().get("measurements", [])
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return  # the shipper reports the store's trouble
+        for row in rows[:4]:
+            try:
+                extra = row.get("params") or {}
+                task = Task(
+                    str(row["target"]),
+                    str(row.get("proto", "icmp")),
+                    str(row.get("type", "traceroute")),
+                    None,
+                    int(extra.get("flowId", 1)) & 0xFFF,
+                    str(extra.get("measurementId") or row["id"])[:64],
+                )
+            except (KeyError, TypeError, ValueError, AttributeError):
+                continue
+            if self._admit(task):
+                self.deferred.appendleft(task)
+
     def _next_task(self) -> Task | None:
         now = time.monotonic()
         for _ in range(len(self.deferred)):
@@ -133,6 +165,8 @@ class Worker:
         finally:
             self.limiter.finish(task.target, time.monotonic())
         result["cycleId"] = task.cycle_id
+        if task.measurement_id is not None:
+            result["params"]["measurementId"] = task.measurement_id
         self.outbox.add(result)
         self.counters["results"] += 1
         self.last_result = time.time()
@@ -157,8 +191,12 @@ class Worker:
         ship_task = None
         if self.shipper is not None:
             ship_task = asyncio.create_task(self.shipper.run(self.stop))
+        polled = 0.0
         try:
             while not self.stop.is_set():
+                if time.monotonic() - polled >= self.config.poll_store and not self.config.once:
+                    polled = time.monotonic()
+                    await self._poll_store()
                 if self.outbox.full():
                     await asyncio.sleep(1.0)
                     continue

@@ -47,6 +47,7 @@ class Shipper:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._client = httpx.AsyncClient(timeout=timeout, headers=headers)
         self.delivered = 0
+        self.rejected = 0
         self.failures = 0
         self.last_error: str | None = None
         self.wake = asyncio.Event()
@@ -68,13 +69,31 @@ class Shipper:
         if response.status_code != 200:
             raise ShipError(f"store answered {response.status_code}: {response.text[:200]}")
         try:
-            ids = response.json().get("ids", [])
+            answer = response.json()
+            ids = answer.get("ids", [])
+            rejected = answer.get("rejected") or []
         except (ValueError, AttributeError) as exc:
             raise ShipError("store answered no JSON ids") from exc
         sent = {r["id"] for r in results}
         acked = [i for i in ids if isinstance(i, str) and i in sent]
         gone = self.outbox.delete(acked)
         self.delivered += gone
+        refused = {
+            str(item["id"]): str(item.get("error", "rejected"))
+            for item in rejected
+            if isinstance(item, dict) and item.get("id") in sent and item.get("id") not in acked
+        }
+        if refused:
+            moved = self.outbox.reject(refused)
+            self.rejected += moved
+            first = next(iter(refused.items()))
+            log.warning(
+                "the store refused %d results as malformed (e.g. %s: %s); kept in the outbox's "
+                "rejected table, not sent again",
+                moved,
+                *first,
+            )
+            gone += moved
         return gone
 
     async def run(self, stop: asyncio.Event, idle: float = 2.0) -> None:
