@@ -123,7 +123,7 @@ def run_netns_acts(console: Console, workdir: Path | None = None) -> int:
             console.print(f"[red]✗ {exc}[/]\nLogs: {work}")
             return 1
         except KeyboardInterrupt as exc:
-            console.print(f"\n[yellow]interrupted ({exc or 'SIGINT'}); cleaning up[/]")
+            console.print(f"\n[yellow]interrupted ({str(exc) or 'SIGINT'}); cleaning up[/]")
             return 130
         finally:
             with console.status("removing namespaces and processes…"):

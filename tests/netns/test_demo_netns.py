@@ -67,7 +67,8 @@ def test_demo_runs_every_act() -> None:
     assert re.search(r"fra1\s+fra\s+yes\s+[\d.]+\s+[1-9]\d*\s", out), out  # map status
 
 
-def test_an_interrupted_demo_leaves_nothing_behind() -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupted_demo_leaves_nothing_behind(sig: signal.Signals) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-c", "from hyphal.demo import console; from hyphal.demo_netns import "
          "run_netns_acts; raise SystemExit(run_netns_acts(console))"],
@@ -84,9 +85,9 @@ def test_an_interrupted_demo_leaves_nothing_behind() -> None:
             break
     assert leftovers(proc.pid), "".join(lines)  # mid-act: its namespaces exist
     time.sleep(1)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     rest, _ = proc.communicate(timeout=60)
     out = "".join(lines) + rest
     assert proc.returncode == 130, out
-    assert "interrupted" in out
+    assert f"interrupted ({'SIGINT' if sig == signal.SIGINT else 'SIGTERM'})" in out, out
     assert leftovers(proc.pid) == [], out
