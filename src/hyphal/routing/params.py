@@ -23,8 +23,12 @@ class RoutingParams:
     # No control frame at all from a neighbour for this long -> NeighbourDead. About 4 missed
     # hellos: sub-second failover on a silent link, yet two lost hellos in a row do not kill it.
     dead_interval: float = 1.0
-    # EWMA gain for RTT samples (TCP's SRTT uses 1/8). The first sample is taken as is.
+    # EWMA gain for the displayed RTT (TCP's SRTT uses 1/8). The first sample is taken as is.
     rtt_alpha: float = 0.125
+    # The link cost follows the minimum of this many recent RTT samples (8 hellos = 2 s):
+    # queueing behind a burst of control traffic (a full dump) only adds delay and must not move
+    # routes, while a real latency increase is adopted once it has lasted the whole window.
+    rtt_window: int = 8
     # Samples above this (stale IHUs, clock wraps) are discarded.
     max_rtt_sample: float = 10.0
 
@@ -163,6 +167,8 @@ class RoutingParams:
             raise ValueError("dead_interval must exceed a positive hello_interval")
         if not 0 < self.rtt_alpha <= 1:
             raise ValueError("rtt_alpha must be in (0, 1]")
+        if self.rtt_window < 1:
+            raise ValueError("rtt_window must hold at least one sample")
         if self.cost_floor < 1:
             raise ValueError("cost_floor must be at least 1 so every hop costs something")
         if self.seqno_bump_burst < 1 or self.seqno_bump_min_interval <= 0:
