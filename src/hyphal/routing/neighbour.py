@@ -1,4 +1,11 @@
-"""Per-neighbour state: hello schedule, RTT estimate from Hello/IHU, damped link cost, liveness."""
+"""Per-neighbour state: hello schedule, RTT estimate from Hello/IHU, damped link cost, liveness.
+
+The link cost follows the *minimum* of the last ``rtt_window`` RTT samples, not their average:
+queueing (a hello or its IHU waiting behind a full table dump on the same stream) only ever adds
+delay, so one clean sample in the window gives the propagation delay. An average let every
+periodic dump raise link costs by tens of percent for a few seconds, which moved routes network
+wide and back (see docs/routing.md, "Link cost").
+"""
 
 from __future__ import annotations
 
@@ -19,6 +26,7 @@ class Neighbour:
         "peer",
         "prefixes",
         "rtt",
+        "rtt_samples",
         "sent_hellos",
     )
 
@@ -27,7 +35,8 @@ class Neighbour:
         # Set if the neighbour declared the client role: its public key. Only updates it
         # originates itself (router id of this key) are taken from it; it is never a transit hop.
         self.client_key = client_key
-        self.rtt: float | None = None
+        self.rtt: float | None = None  # smoothed (EWMA) RTT, for display
+        self.rtt_samples: list[float] = []  # the last rtt_window samples, oldest first
         self.cost = INFINITY
         self.last_heard = now
         self.next_hello = now
@@ -49,7 +58,11 @@ class Neighbour:
             self.rtt = sample
         else:
             self.rtt += params.rtt_alpha * (sample - self.rtt)
-        new_cost = max(params.cost_floor, round(self.rtt / 2 / params.metric_unit))
+        window = self.rtt_samples
+        window.append(sample)
+        if len(window) > params.rtt_window:
+            del window[0]
+        new_cost = max(params.cost_floor, round(min(window) / 2 / params.metric_unit))
         new_cost = min(new_cost, INFINITY - 1)
         old = self.cost
         if old == INFINITY:

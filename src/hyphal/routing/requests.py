@@ -59,6 +59,14 @@ class SeqnoRequests:
         )
         self._buckets: dict[int, TokenBucket] = {}
         self._retries: dict[bytes, int] = {}  # starved prefix -> re-sends left
+        # Requests we forwarded, by the neighbour we forwarded them to: (prefix, router id,
+        # seqno) -> (hop count we sent, the neighbour that asked, when). If that neighbour dies
+        # before the answer arrives (typically: it was forwarding into the node whose death
+        # starved the asker, and had not noticed yet), the request is forwarded again at once
+        # instead of waiting for the asker's retry a second later.
+        self._forwarded: dict[int, OrderedDict[tuple[bytes, bytes, int], tuple[int, int, float]]]
+        self._forwarded = {}
+        self._forwarded_count = 0
 
     def sizes(self) -> tuple[int, int, int]:
         """Entries held: (sent cache, seen cache, retrying prefixes)."""
@@ -92,8 +100,54 @@ class SeqnoRequests:
         self._seen.add((prefix, router_id, seqno), now)
         return True
 
+    def forwarded(
+        self,
+        target: int,
+        prefix: bytes,
+        router_id: bytes,
+        seqno: int,
+        hop_count: int,
+        asker: int,
+        now: float,
+    ) -> None:
+        """Remember that we forwarded a request from ``asker`` to ``target``."""
+        sent = self._forwarded.get(target)
+        if sent is None:
+            sent = self._forwarded[target] = OrderedDict()
+        key = (prefix, router_id, seqno)
+        if sent.pop(key, None) is not None:
+            self._forwarded_count -= 1
+        sent[key] = (hop_count, asker, now)
+        self._forwarded_count += 1
+        lifetime = self._params.seqno_request_resend
+        while sent:
+            oldest = next(iter(sent.values()))
+            if now - oldest[2] < lifetime and self._forwarded_count <= self._params.request_cache_size:
+                break
+            sent.popitem(last=False)
+            self._forwarded_count -= 1
+
+    def take_forwarded(
+        self, peer: int, now: float
+    ) -> list[tuple[bytes, bytes, int, int, int]]:
+        """Requests forwarded to ``peer`` within the resend time and not yet known answered:
+        (prefix, router id, seqno, hop count, asker). Forgets them."""
+        sent = self._forwarded.pop(peer, None)
+        if sent is None:
+            return []
+        self._forwarded_count -= len(sent)
+        lifetime = self._params.seqno_request_resend
+        return [
+            (prefix, rid, seqno, hops, asker)
+            for (prefix, rid, seqno), (hops, asker, at) in sent.items()
+            if now - at < lifetime
+        ]
+
     def forget_peer(self, peer: int) -> None:
         self._buckets.pop(peer, None)
+        sent = self._forwarded.pop(peer, None)
+        if sent is not None:
+            self._forwarded_count -= len(sent)
 
     def arm_retries(self, prefix: bytes) -> bool:
         """A prefix just starved: True if re-sends are configured (the caller arms the timer)."""

@@ -480,6 +480,7 @@ class Router:
             if entry.routes.pop(peer, None) is not None:
                 self._route_count -= 1
             self._reselect(entry, now)
+        self._reforward(peer, now)
         self.requests.forget_peer(peer)
         del self._tlv_budget[peer], self._reply_budget[peer], self._answer_budget[peer]
 
@@ -940,24 +941,59 @@ class Router:
         if not self.requests.first_sighting(prefix, req.router_id, req.seqno, now):
             self.counters["seqno_requests_deduped"] += 1
             return
-        target: int | None = None
-        if selected is not None and selected.peer != peer:
-            target = selected.peer
-        else:
-            for route in entry.routes.values():
-                if route.peer != peer and route.metric < INFINITY:
-                    target = route.peer
-                    if route.router_id == req.router_id:
-                        break
+        target = self._forward_target(entry, peer, req.router_id)
         if target is None:
             return
         if not self.requests.may_forward(peer, prefix, req.router_id, req.seqno, now):
             self.counters["seqno_requests_over_budget"] += 1
             return
+        self._forward_request(target, prefix, req.router_id, req.seqno, req.hop_count - 1, peer, now)
+
+    def _forward_target(self, entry: PrefixEntry, asker: int, router_id: bytes) -> int | None:
+        """Where a request from ``asker`` goes: our next hop, else a neighbour announcing it."""
+        selected = entry.selected
+        if selected is not None and selected.peer != asker:
+            return selected.peer
+        target: int | None = None
+        for route in entry.routes.values():
+            if route.peer != asker and route.metric < INFINITY and route.peer in self._neighbours:
+                target = route.peer
+                if route.router_id == router_id:
+                    break
+        return target
+
+    def _forward_request(
+        self,
+        target: int,
+        prefix: bytes,
+        router_id: bytes,
+        seqno: int,
+        hop_count: int,
+        asker: int,
+        now: float,
+    ) -> None:
         self.counters["seqno_requests_forwarded"] += 1
-        self._queue(
-            target, encode_tlv(SeqnoRequest(prefix, req.seqno, req.hop_count - 1, req.router_id))
-        )
+        self.requests.forwarded(target, prefix, router_id, seqno, hop_count, asker, now)
+        self._queue(target, encode_tlv(SeqnoRequest(prefix, seqno, hop_count, router_id)))
+
+    def _reforward(self, dead: int, now: float) -> None:
+        """Neighbour ``dead`` is gone: requests we forwarded to it within the resend time are
+        lost with it; answer them from our new route, or forward them along it, at once."""
+        for prefix, router_id, seqno, hops, asker in self.requests.take_forwarded(dead, now):
+            entry = self._table.get(prefix)
+            nb = self._neighbours.get(asker)
+            if entry is None or nb is None:
+                continue
+            selected = entry.selected
+            if selected is not None and (
+                selected.router_id != router_id or seqno_newer_or_equal(selected.seqno, seqno)
+            ):
+                if selected.peer != asker:
+                    self._advertise(entry, [nb], now, poison=False)
+                continue
+            target = self._forward_target(entry, asker, router_id)
+            if target is not None:
+                self._forward_request(target, prefix, router_id, seqno, hops, asker, now)
 
     def _bumped(self, prefix64: bytes) -> None:
         self._own_pending[prefix64] = None

@@ -193,8 +193,36 @@ def random_regular(n: int, degree: int, seed: int) -> Topology:
         edges = [(a, b, rng.uniform(0.005, 0.050)) for a, b in sorted(pairs)]
         if len(components(n, edges)) == 1:
             return Topology("random", n, edges, [str(i) for i in range(n)])
-    # Large n with high degree rarely pairs cleanly: fall back to repairing multi-edges.
+    # High degrees rarely pair cleanly in one shuffle (a clean pairing has probability about
+    # exp(-(d*d - 1) / 4)): pair stubs one at a time instead, drawing only pairs that keep the
+    # graph simple (Steger-Wormald), and restart only if the last stubs cannot be paired.
+    for _ in range(1000):
+        paired = _pair_stubs(n, d, rng)
+        if paired is None:
+            continue
+        edges = [(a, b, rng.uniform(0.005, 0.050)) for a, b in sorted(paired)]
+        if len(components(n, edges)) == 1:
+            return Topology("random", n, edges, [str(i) for i in range(n)])
     raise TopologyError(f"could not build a simple connected {d}-regular graph on {n} nodes")
+
+
+def _pair_stubs(n: int, d: int, rng: random.Random) -> set[tuple[int, int]] | None:
+    stubs = [i for i in range(n) for _ in range(d)]
+    pairs: set[tuple[int, int]] = set()
+    while stubs:
+        for _ in range(100):
+            i, j = rng.randrange(len(stubs)), rng.randrange(len(stubs))
+            a, b = stubs[i], stubs[j]
+            key = (min(a, b), max(a, b))
+            if a != b and key not in pairs:
+                break
+        else:
+            return None
+        pairs.add(key)
+        for k in sorted((i, j), reverse=True):
+            stubs[k] = stubs[-1]
+            stubs.pop()
+    return pairs
 
 
 def ring(n: int, seed: int = 0) -> Topology:
