@@ -251,6 +251,15 @@ def ingress_act(console: Console, topo: Topology) -> None:
         f"\n[bold]$ hyphal ingress add --listen {listen} --service web --proxy-protocol v1[/]   (on I)"
     )
     cli(i, "ingress", "add", "--listen", listen, "--service", "web", "--proxy-protocol", "v1")
+    isolated = all(
+        c.exec(["ip", "route", "get", str(x.address)]).returncode != 0 for x in (i, a, b)
+    )
+    console.print(
+        f"{'[green]✓[/]' if isolated else '[red]✗[/]'} C has no route to any overlay address "
+        "(ip route get): it reaches only the ingress's public address"
+    )
+    if not isolated:
+        raise ActFailed("the client namespace has a route into the overlay")
     console.print(f"[bold]$ curl http://{PUBLIC_ADDR}/[/]   (on C, three times)")
     for _ in range(3):
         by, line, ok = curl(c)

@@ -49,6 +49,7 @@ def test_demo_runs_every_act() -> None:
     assert leftovers(proc.pid) == [], out
     # act 1 as before
     assert "routes converged" in out and "A rerouted to D over the direct slow link" in out, out
+    assert "✓ C has no route to any overlay address" in out, out
     # act 2: the nearer instance served, and nginx saw exactly curl's own address and port
     served = re.findall(
         r"served by (\w+) for (203\.0\.113\.10):(\d+)\s+\(curl's own address ([\d.]+):(\d+)\)", out
