@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(python3 python3-venv python3-dev gcc iproute2 iputils-ping iperf3 traceroute curl procps systemd bind9-dnsutils dnsmasq-base postgresql libpq5 inspircd)
+DEBIAN_PACKAGES=(python3 python3-venv python3-dev gcc iproute2 iputils-ping iperf3 traceroute curl procps systemd bind9-dnsutils dnsmasq-base postgresql libpq5 inspircd nginx-light)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   for pkg in "${DEBIAN_PACKAGES[@]}"; do

@@ -1,6 +1,10 @@
 """`hyphal demo`: a local four-node mesh that shows routes converging, a multi-hop overlay ping,
 and a reroute after a relay is killed. Runs on loopback, so it needs no root and no TUN.
 
+With root and network namespaces (and without ``--no-netns``), acts 2 and 3 follow
+(:mod:`hyphal.demo_netns`): an ingress in front of nginx in two regions, and a traceroute from a
+mapping worker through a lab of routers.
+
 Topology: A-B-C-D in a line of fast links, plus a direct A-D link made slow (a delay line adds
 25 ms each way). A reaches D over three fast hops until B dies, then over the slow direct link.
 """
@@ -87,7 +91,28 @@ def next_hop_of(node: DemoNode, target: DemoNode, names: dict[str, str]) -> str 
     return None if row is None else _hop_name(row, names)
 
 
-def run_demo(keep_running: bool = False) -> int:
+def run_demo(keep_running: bool = False, netns: bool = True) -> int:
+    """Act 1 on loopback, then (when possible and wanted) acts 2 and 3 in namespaces."""
+    started = time.monotonic()
+    code = run_loopback_act(keep_running)
+    if code != 0:
+        return code
+    if not netns or keep_running:
+        why = "--no-netns" if not netns else "--keep"
+        console.print(f"\n[dim]Acts 2 and 3 (ingress, mapping trace) skipped: {why}.[/]")
+    else:
+        from hyphal.demo_netns import run_netns_acts, unavailable
+
+        reason = unavailable()
+        if reason is not None:
+            console.print(f"\n[dim]Acts 2 and 3 (ingress, mapping trace) skipped: {reason}.[/]")
+        else:
+            code = run_netns_acts(console)
+    console.print(f"\nDemo finished in {time.monotonic() - started:.0f} s.")
+    return code
+
+
+def run_loopback_act(keep_running: bool = False) -> int:
     work = Path(tempfile.mkdtemp(prefix="hyphal-demo-"))
     names = "ABCD"
     nodes = {
@@ -96,7 +121,7 @@ def run_demo(keep_running: bool = False) -> int:
     }
     key_names = {node.identity.public_key.hex(): n for n, node in nodes.items()}
     a, b, c, d = (nodes[n] for n in names)
-    console.rule("[bold]hyphal demo")
+    console.rule("[bold]hyphal demo, act 1: a mesh on loopback")
     console.print(
         "Four nodes on this machine: [bold]A-B-C-D[/] over fast links, and a direct [bold]A-D[/] link "
         f"slowed to {SLOW_LINK_MS} ms each way by a delay line.\n"

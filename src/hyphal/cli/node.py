@@ -464,8 +464,16 @@ def demo(
     keep: Annotated[
         bool, typer.Option("--keep", help="Keep the nodes running afterwards.")
     ] = False,
+    no_netns: Annotated[
+        bool,
+        typer.Option(
+            "--no-netns",
+            help="Only the loopback act: skip the ingress and mapping acts in namespaces.",
+        ),
+    ] = False,
 ) -> None:
-    """Start a local 4-node mesh and show convergence, a multi-hop ping and a reroute."""
+    """Start a local 4-node mesh and show convergence, a multi-hop ping and a reroute; as root,
+    then an ingress in front of nginx in two regions and a worker's traceroute, in namespaces."""
     from hyphal.demo import run_demo
 
-    raise typer.Exit(run_demo(keep))
+    raise typer.Exit(run_demo(keep, netns=not no_netns))
