@@ -187,8 +187,9 @@ def run_loopback_act(keep_running: bool = False) -> int:
         console.print(table)
 
         with console.status("starting daemons…"):
-            if wait_for(lambda: all(n.api.get("/admin") for n in nodes.values()), 20) is None:
-                console.print(f"[red]daemons did not start; logs in {work}")
+            # A slow, busy machine can take tens of seconds just to import four daemons.
+            if wait_for(lambda: all(n.api.get("/admin") for n in nodes.values()), 90) is None:
+                console.print(f"[red]daemons did not start in 90 s; logs in {work}")
                 return 1
         with console.status("waiting for every node to have a route to every other node…"):
             took = wait_for(
