@@ -287,7 +287,8 @@ async def _serve_api(
 ) -> Any:
     import uvicorn
 
-    from hyphal.mapping.worker.api import MemberAuth, create_app
+    from hyphal.mapping.service_app import Access, MemberResolver
+    from hyphal.mapping.worker.api import create_app
 
     local_token = None
     try:
@@ -296,8 +297,8 @@ async def _serve_api(
         local_token = find_token()
     except OSError:
         local_token = None
-    members = MemberAuth(f"http://{api_addr}", local_token, frozenset(roles))
-    app = create_app(w, token=token, members=members)
+    members = MemberResolver(f"http://{api_addr}", local_token)
+    app = create_app(w, Access(token=token, members=members, roles=frozenset(roles)))
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     asyncio.get_running_loop().create_task(server.serve())
