@@ -260,29 +260,11 @@ def _count_echoes(lab: Any) -> int:
 
 
 def bench_trace(rounds: int = 3) -> dict[str, Any]:
-    from hyphal.testing.maplab import TARGET4, MapLab
+    from hyphal.testing.maplab import TARGET4, MapLab, local_trace_argv
 
     lab = MapLab.build()
     ns = lab.ns("W1")
-    hyphal = [
-        sys.executable,
-        "-m",
-        "hyphal",
-        "map",
-        "trace",
-        TARGET4,
-        "--from",
-        "local",
-        "--json",
-        "-q",
-        "1",
-        "-w",
-        "1",
-        "--proto",
-        "udp",
-        "--allow",
-        "198.18.0.0/15",
-    ]
+    hyphal = local_trace_argv(TARGET4, "--proto", "udp", wait="1")
     tools = {
         "hyphalProcess": hyphal,
         "traceroute": ["traceroute", "-n", "-q", "1", "-w", "1", TARGET4],

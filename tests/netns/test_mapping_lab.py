@@ -23,12 +23,12 @@ from typing import Any
 
 import pytest
 
-from hyphal.testing.maplab import TARGET4, TARGET6, MapLab
+from hyphal.testing.maplab import LAB_ALLOW, TARGET4, TARGET6, MapLab, local_trace_argv
 from hyphal.testing.netlab import Topology
 from hyphal.testing.netlab_pytest import netns_unavailable
 
 pytestmark = pytest.mark.netns
-ALLOW = ["--allow", "198.18.0.0/15", "--allow", "2001:db8::/32"]
+ALLOW = list(LAB_ALLOW)
 PY = [sys.executable, "-m", "hyphal"]
 
 
@@ -72,21 +72,7 @@ def run_in(
 def trace_json(
     lab: MapLab, target: str, *extra: str, node: str = "W1", user: str | None = None
 ) -> dict[str, Any]:
-    argv = [
-        *PY,
-        "map",
-        "trace",
-        target,
-        "--from",
-        "local",
-        "--json",
-        "-q",
-        "1",
-        "-w",
-        "0.4",
-        *ALLOW,
-        *extra,
-    ]
+    argv = local_trace_argv(target, *extra)
     if user is not None:
         argv = [
             "setpriv",
@@ -99,6 +85,19 @@ def trace_json(
     result = run_in(lab, node, argv)
     assert result.returncode == 0, result.stderr
     return dict(json.loads(result.stdout))
+
+
+def start_store(
+    lab: MapLab, db: Path, port: int, token: Path, **popen: Any
+) -> subprocess.Popen[Any]:
+    """``hyphal map store`` in W1's namespace on 127.0.0.1:PORT, SQLite files under ``db``."""
+    return subprocess.Popen(
+        [
+            *("ip", "netns", "exec", lab.ns("W1"), *PY, "map", "store", "--db", str(db)),
+            *("--listen", "127.0.0.1", "--port", str(port), "--token-file", str(token)),
+        ],
+        **popen,
+    )
 
 
 def routers(lab: MapLab, result: dict[str, Any]) -> list[set[str | None]]:
@@ -400,24 +399,11 @@ def test_a_worker_cut_off_from_the_store_delivers_everything_exactly_once(
         assert worker.poll() is None, "the worker must wait for the store, not give up"
         files = list((tmp_path / "outbox").glob("outbox-*.sqlite"))
         assert files, "results wait on disk"
-        store = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                maplab.ns("W1"),
-                *PY,
-                "map",
-                "store",
-                "--db",
-                str(tmp_path / "store"),
-                "--listen",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--token-file",
-                str(token),
-            ],
+        store = start_store(
+            maplab,
+            tmp_path / "store",
+            port,
+            token,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
@@ -465,24 +451,11 @@ def test_map_trace_through_the_store_measurement_api(
     port = 9691
     surl = f"http://127.0.0.1:{port}"
     ns = maplab.ns("W1")
-    store = subprocess.Popen(
-        [
-            "ip",
-            "netns",
-            "exec",
-            ns,
-            *PY,
-            "map",
-            "store",
-            "--db",
-            str(tmp_path / "store"),
-            "--listen",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--token-file",
-            str(token),
-        ],
+    store = start_store(
+        maplab,
+        tmp_path / "store",
+        port,
+        token,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -16,12 +16,13 @@ from pathlib import Path
 log = logging.getLogger("hyphal.api")
 
 
-def load_or_create_token(path: Path) -> str:
-    """The API token stored at ``path``, created (mode 0600) when missing."""
+def read_or_create_token(path: Path) -> tuple[str, bool]:
+    """The bearer token stored at ``path`` and whether it was just created (mode 0600, a fresh
+    random token) because the file was missing or empty."""
     try:
         token = path.read_text().strip()
         if token:
-            return token
+            return token, False
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -29,5 +30,12 @@ def load_or_create_token(path: Path) -> str:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(token + "\n")
-    log.warning("created API token file %s", path)
+    return token, True
+
+
+def load_or_create_token(path: Path) -> str:
+    """The API token stored at ``path``, created (mode 0600) when missing."""
+    token, created = read_or_create_token(path)
+    if created:
+        log.warning("created API token file %s", path)
     return token

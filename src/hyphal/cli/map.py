@@ -11,8 +11,8 @@ callers with the bearer token from ``--token-file``. Until the services director
 from __future__ import annotations
 
 import re
-import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +21,7 @@ import typer
 import uvicorn
 from rich.table import Table
 
+from hyphal.api.auth import read_or_create_token
 from hyphal.cli.common import (
     EXIT_RUNTIME,
     EXIT_USAGE,
@@ -80,6 +81,20 @@ AllowRole = Annotated[
         metavar="ROLE",
     ),
 ]
+
+
+def _input_files(flag: str, help: str) -> Any:
+    """A repeatable option naming input files that must exist."""
+    return typer.Option(flag, help=help, exists=True, metavar="FILE")
+
+
+def _client_token(help: str) -> Any:
+    """``--token-file`` of a command that calls a service (the file is read, never created)."""
+    return typer.Option("--token-file", help=help, metavar="FILE")
+
+
+Port = Annotated[int, typer.Option("--port", help="TCP port.", metavar="PORT")]
+StoreUrl = Annotated[str, typer.Option("--store", help="Store URL.", metavar="URL")]
 Name = Annotated[
     str | None, typer.Option("--name", help="Instance name [default: hostname].", metavar="NAME")
 ]
@@ -120,20 +135,23 @@ def parse_age(text: str) -> float:
 
 
 def _token(path: Path | None) -> str | None:
+    """The bearer token a service admits, from ``--token-file`` (created when missing)."""
+    if path is None:
+        return None
+    token, created = read_or_create_token(path)
+    if created:
+        out.print(f"created the token file {path}", highlight=False)
+    return token
+
+
+def read_token(path: Path | None) -> str | None:
+    """A client's bearer token from ``--token-file`` (None: no file given, or it is empty)."""
     if path is None:
         return None
     try:
-        token = path.read_text().strip()
-        if token:
-            return token
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
-    path.touch(mode=0o600)
-    path.write_text(token + "\n")
-    out.print(f"created the token file {path}", highlight=False)
-    return token
+        return path.read_text().strip() or None
+    except OSError as exc:
+        raise fail(f"cannot read the token file {path}: {exc.strerror}", EXIT_USAGE) from None
 
 
 def _api_url(api_addr: str) -> str:
@@ -206,12 +224,7 @@ def feeder(
     ] = "/var/lib/hyphal-map/feeder.db",
     optout: Annotated[
         list[Path] | None,
-        typer.Option(
-            "--optout",
-            help="Operator opt-out list (CIDRs never probed); repeatable.",
-            exists=True,
-            metavar="FILE",
-        ),
+        _input_files("--optout", "Operator opt-out list (CIDRs never probed); repeatable."),
     ] = None,
     allow: Annotated[
         list[str] | None,
@@ -226,7 +239,7 @@ def feeder(
         typer.Option("--no-bogon-filter", help="Do not drop private, reserved and bogon space."),
     ] = False,
     listen: Listen = None,
-    port: Annotated[int, typer.Option("--port", help="TCP port.", metavar="PORT")] = FEEDER_PORT,
+    port: Port = FEEDER_PORT,
     public: Public = False,
     token_file: TokenFile = None,
     allow_role: AllowRole = None,
@@ -310,7 +323,7 @@ def store(
         ),
     ] = 180.0,
     listen: Listen = None,
-    port: Annotated[int, typer.Option("--port", help="TCP port.", metavar="PORT")] = STORE_PORT,
+    port: Port = STORE_PORT,
     public: Public = False,
     token_file: TokenFile = None,
     allow_role: AllowRole = None,
@@ -383,25 +396,17 @@ def _ago(then: float | None, now: float) -> str:
 
 @map_app.command("status")
 def status(
-    store_url: Annotated[str, typer.Option("--store", help="Store URL.", metavar="URL")],
+    store_url: StoreUrl,
     feeder_url: Annotated[
         str | None, typer.Option("--feeder", help="Feeder URL.", metavar="URL")
     ] = None,
-    token_file: Annotated[
-        Path | None,
-        typer.Option("--token-file", help="Bearer token for the services.", metavar="FILE"),
-    ] = None,
+    token_file: Annotated[Path | None, _client_token("Bearer token for the services.")] = None,
     api_addr: ApiAddr = DEFAULT_API_ADDR,
     as_json: JsonFlag = False,
 ) -> None:
     """Workers (name, region, reachable, probes/s, last result), targets served, results/s and
     hops discovered."""
-    token = None
-    if token_file is not None:
-        try:
-            token = token_file.read_text().strip() or None
-        except OSError as exc:
-            raise fail(f"cannot read {token_file}: {exc}", EXIT_USAGE) from None
+    token = read_token(token_file)
     now = time.time()
     stats = _get(store_url, "/stats", token)
     feeder_stats = _get(feeder_url, "/stats", token) if feeder_url else None
@@ -475,29 +480,20 @@ def _read_json_items(path: Path) -> list[Any]:
 
 @map_app.command("import")
 def import_(
-    store_url: Annotated[str, typer.Option("--store", help="Store URL.", metavar="URL")],
+    store_url: StoreUrl,
     atlas: Annotated[
         list[Path] | None,
-        typer.Option(
-            "--atlas",
-            help="RIPE Atlas traceroute results (JSON array or NDJSON); repeatable.",
-            exists=True,
-            metavar="FILE",
+        _input_files(
+            "--atlas", "RIPE Atlas traceroute results (JSON array or NDJSON); repeatable."
         ),
     ] = None,
     globalping: Annotated[
         list[Path] | None,
-        typer.Option(
-            "--globalping",
-            help="Globalping measurements (GET /v1/measurements/ID bodies); repeatable.",
-            exists=True,
-            metavar="FILE",
+        _input_files(
+            "--globalping", "Globalping measurements (GET /v1/measurements/ID bodies); repeatable."
         ),
     ] = None,
-    token_file: Annotated[
-        Path | None,
-        typer.Option("--token-file", help="Bearer token for the store.", metavar="FILE"),
-    ] = None,
+    token_file: Annotated[Path | None, _client_token("Bearer token for the store.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Load RIPE Atlas or Globalping traceroutes into the store (importing twice is harmless)."""
@@ -506,22 +502,21 @@ def import_(
 
     results: list[dict[str, Any]] = []
     skipped: list[str] = []
+    converters: list[tuple[list[Path], Callable[[Any], list[dict[str, Any]]]]] = [
+        (atlas or [], lambda item: [from_atlas(item).to_json()]),
+        (globalping or [], lambda item: [r.to_json() for r in from_globalping(item)]),
+    ]
     try:
-        for path in atlas or []:
-            for n, item in enumerate(_read_json_items(path), 1):
-                try:
-                    results.append(from_atlas(item).to_json())
-                except (ResultError, AttributeError, TypeError, ValueError) as exc:
-                    skipped.append(f"{path}:{n}: {exc}")
-        for path in globalping or []:
-            for n, item in enumerate(_read_json_items(path), 1):
-                try:
-                    results += [r.to_json() for r in from_globalping(item)]
-                except (ResultError, AttributeError, TypeError, ValueError) as exc:
-                    skipped.append(f"{path}:{n}: {exc}")
+        for paths, convert in converters:
+            for path in paths:
+                for n, item in enumerate(_read_json_items(path), 1):
+                    try:
+                        results += convert(item)
+                    except (ResultError, AttributeError, TypeError, ValueError) as exc:
+                        skipped.append(f"{path}:{n}: {exc}")
     except (OSError, ValueError) as exc:
         raise fail(f"cannot read the input: {exc}", EXIT_USAGE) from None
-    token = token_file.read_text().strip() if token_file else None
+    token = read_token(token_file)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     accepted = duplicates = 0
     for i in range(0, len(results), 500):

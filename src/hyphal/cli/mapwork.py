@@ -36,6 +36,7 @@ from hyphal.cli.common import (
     print_json,
     visible,
 )
+from hyphal.cli.map import read_token
 from hyphal.client import ApiError, Client
 from hyphal.config import DEFAULT_API_ADDR
 
@@ -43,15 +44,6 @@ WORKER_PORT = 9683
 WORKER_TAG = "map-worker"
 DEFAULT_DESCRIPTION_URL = "https://hyphal.invalid/probing"
 log = logging.getLogger("hyphal.mapping")
-
-
-def _read_token(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    try:
-        return path.read_text().strip() or None
-    except OSError as exc:
-        raise fail(f"cannot read the token file {path}: {exc.strerror}", EXIT_USAGE) from None
 
 
 def _local_node(api_addr: str) -> dict[str, Any] | None:
@@ -211,7 +203,7 @@ def worker(
     except ValueError as exc:
         raise fail(f"--contact: {exc}", EXIT_USAGE) from None
     ident = Identity(worker_name, key, worker_region, text)
-    token = _read_token(token_file)
+    token = read_token(token_file)
     host, port = _listen_addr(listen, node)
 
     logging.basicConfig(
@@ -295,7 +287,8 @@ async def _serve_api(
 ) -> Any:
     import uvicorn
 
-    from hyphal.mapping.worker.api import MemberAuth, create_app
+    from hyphal.mapping.service_app import Access, MemberResolver
+    from hyphal.mapping.worker.api import create_app
 
     local_token = None
     try:
@@ -304,8 +297,8 @@ async def _serve_api(
         local_token = find_token()
     except OSError:
         local_token = None
-    members = MemberAuth(f"http://{api_addr}", local_token, frozenset(roles))
-    app = create_app(w, token=token, members=members)
+    members = MemberResolver(f"http://{api_addr}", local_token)
+    app = create_app(w, Access(token=token, members=members, roles=frozenset(roles)))
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     asyncio.get_running_loop().create_task(server.serve())
@@ -434,11 +427,11 @@ def trace(
         result = _trace_here(body, raw, allow or [])
         label = "local"
     elif store is not None:
-        result = _trace_via_store(store, source, body, _read_token(token_file))
+        result = _trace_via_store(store, source, body, read_token(token_file))
         label = f"{source} via the store"
     else:
         address, port, label = _find_worker(source, api_addr)
-        token = _read_token(token_file)
+        token = read_token(token_file)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         url = (
             f"http://[{address}]:{port}/measure"

@@ -18,7 +18,7 @@ from collections import Counter
 from ipaddress import IPv6Address, ip_address
 from typing import Any
 
-from hyphal.ingress.limits import Admission
+from hyphal.ingress.limits import Admission, Limits
 from hyphal.ingress.pipe import Pipe, Side
 from hyphal.ingress.proxy import Address, encode_v1, encode_v2, normalise
 from hyphal.ingress.spec import IngressSpec, show_endpoint
@@ -43,6 +43,39 @@ def proxy_header(mode: str, client: Address, dialled: Address) -> bytes:
     return b""
 
 
+class ListenerBase:
+    """What the ingress and unwrap listeners share: admission per client, counters, the
+    server, the connection tasks, and shutting those down."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.admission = Admission(limits)
+        self.counters: Counter[str] = Counter()
+        self.server: asyncio.Server | None = None
+        self.error: str | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def bound(self) -> tuple[str, int] | None:
+        if self.server is None or not self.server.sockets:
+            return None
+        raw = self.server.sockets[0].getsockname()
+        return raw[0], raw[1]
+
+    async def _shut(self) -> None:
+        """Stop accepting, cancel every connection's task and wait for them, close the server."""
+        if self.server is not None:
+            self.server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+        if self.server is not None:
+            with contextlib.suppress(Exception):
+                await self.server.wait_closed()
+            self.server = None
+
+
 class ClientSide(Side):
     """The client's end: reading waits until the backend is connected and the header sent."""
 
@@ -57,24 +90,13 @@ class ClientSide(Side):
         self.listener.accepted(self.pipe)
 
 
-class IngressListener:
+class IngressListener(ListenerBase):
     def __init__(self, spec: IngressSpec, directory: ServiceDirectory) -> None:
+        super().__init__(spec.limits)
         self.spec = spec
         self.directory = directory
-        self.admission = Admission(spec.limits)
-        self.counters: Counter[str] = Counter()
-        self.server: asyncio.Server | None = None
-        self.error: str | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
         self._pipes: set[Pipe] = set()
         self.last_instance: Instance | None = None
-
-    @property
-    def bound(self) -> tuple[str, int] | None:
-        if self.server is None or not self.server.sockets:
-            return None
-        raw = self.server.sockets[0].getsockname()
-        return raw[0], raw[1]
 
     def _side(self) -> Side:
         limits = self.spec.limits
@@ -103,15 +125,7 @@ class IngressListener:
             self.server.close()
         for pipe in list(self._pipes):
             pipe.finish("reset")
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await task
-        if self.server is not None:
-            with contextlib.suppress(Exception):
-                await self.server.wait_closed()
-            self.server = None
+        await self._shut()
 
     def accepted(self, pipe: Pipe) -> None:
         """A client connected (its reading paused): admit it and start connecting."""
@@ -219,4 +233,3 @@ class IngressListener:
             "instances": len(self.directory.instances(self.spec.service, "tcp")),
             "counters": dict(self.counters),
         }
-

@@ -64,7 +64,7 @@ def _family(ip: str) -> tuple[int, int, str]:
 
 def _install(backend_ip: str, table: int) -> bool:
     """Add the rule and the local route unless present; True if we added either."""
-    family, plen, default = _family(backend_ip)
+    family, _, default = _family(backend_ip)
     added = False
     with IPRoute() as ipr:
         lo = ipr.link_lookup(ifname="lo")[0]
@@ -75,15 +75,7 @@ def _install(backend_ip: str, table: int) -> bool:
             and r.get_attr("FRA_IIFNAME") == "lo"
             for r in rules
         ):
-            ipr.rule(
-                "add",
-                family=family,
-                table=table,
-                priority=RULE_PRIORITY,
-                src=backend_ip,
-                src_len=plen,
-                iifname="lo",
-            )
+            _rule(ipr, "add", backend_ip, table)
             added = True
         try:
             ipr.route("add", **_local_route(default, lo, table, family))
@@ -91,7 +83,7 @@ def _install(backend_ip: str, table: int) -> bool:
         except NetlinkError as exc:
             if exc.code != 17:  # EEXIST: someone (or an earlier run of ours) set it up
                 if added:
-                    _del_rule(ipr, backend_ip, table)
+                    _rule(ipr, "del", backend_ip, table)
                 raise
     log.info(
         "transparent unwrap: replies from %s on lo go to local sockets (rule + table %d)",
@@ -106,7 +98,7 @@ def _remove(backend_ip: str, table: int) -> None:
     with IPRoute() as ipr:
         lo = ipr.link_lookup(ifname="lo")[0]
         try:
-            _del_rule(ipr, backend_ip, table)
+            _rule(ipr, "del", backend_ip, table)
         except NetlinkError as exc:
             log.warning("could not remove the policy rule for %s: %s", backend_ip, exc)
         try:
@@ -127,10 +119,11 @@ def _local_route(default: str, lo: int, table: int, family: int) -> dict[str, An
     return route
 
 
-def _del_rule(ipr: Any, backend_ip: str, table: int) -> None:
+def _rule(ipr: Any, action: str, backend_ip: str, table: int) -> None:
+    """Add or delete ``from BACKEND iif lo lookup TABLE`` (our priority)."""
     family, plen, _ = _family(backend_ip)
     ipr.rule(
-        "del",
+        action,
         family=family,
         table=table,
         priority=RULE_PRIORITY,

@@ -16,12 +16,10 @@ import contextlib
 import errno
 import logging
 import socket
-from collections import Counter
 from ipaddress import IPv4Address, ip_address
 from typing import Any
 
-from hyphal.ingress.limits import Admission
-from hyphal.ingress.listener import sock_address
+from hyphal.ingress.listener import ListenerBase, sock_address
 from hyphal.ingress.policy import PolicyRouting
 from hyphal.ingress.proxy import Address, ProxyDecoder, ProxyError, ProxyHeader
 from hyphal.ingress.spec import UnwrapSpec, show_endpoint
@@ -32,24 +30,13 @@ IP_TRANSPARENT = getattr(socket, "IP_TRANSPARENT", 19)
 IPV6_TRANSPARENT = 75
 
 
-class UnwrapListener:
+class UnwrapListener(ListenerBase):
     def __init__(self, spec: UnwrapSpec, routing: PolicyRouting) -> None:
+        super().__init__(spec.limits)
         self.spec = spec
         self.routing = routing
-        self.admission = Admission(spec.limits)
-        self.counters: Counter[str] = Counter()
-        self.server: asyncio.Server | None = None
-        self.error: str | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
         self._routed = False
         self._warned: set[str] = set()
-
-    @property
-    def bound(self) -> tuple[str, int] | None:
-        if self.server is None or not self.server.sockets:
-            return None
-        raw = self.server.sockets[0].getsockname()
-        return raw[0], raw[1]
 
     async def start(self) -> None:
         if self.spec.transparent:
@@ -68,7 +55,12 @@ class UnwrapListener:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
             self.server = await asyncio.start_server(
-                self._accepted, host, port, family=family, reuse_address=True, backlog=1024,
+                self._accepted,
+                host,
+                port,
+                family=family,
+                reuse_address=True,
+                backlog=1024,
                 limit=self.spec.limits.buffer_bytes,
             )
         except OSError as exc:
@@ -88,17 +80,7 @@ class UnwrapListener:
             await self.routing.release(self.spec.backend[0], self.spec.route_table)
 
     async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await task
-        if self.server is not None:
-            with contextlib.suppress(Exception):
-                await self.server.wait_closed()
-            self.server = None
+        await self._shut()
         await self._unroute()
 
     async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -184,11 +166,7 @@ class UnwrapListener:
         backend_v4 = isinstance(ip_address(host), IPv4Address)
         family = socket.AF_INET if backend_v4 else socket.AF_INET6
         src = header.src
-        spoof = (
-            self._routed
-            and src is not None
-            and isinstance(src[0], IPv4Address) == backend_v4
-        )
+        spoof = self._routed and src is not None and isinstance(src[0], IPv4Address) == backend_v4
         if src is not None and self._routed and not spoof:
             self._warn_once(
                 "family",

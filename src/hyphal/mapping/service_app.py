@@ -155,6 +155,7 @@ class Access:
     token: str | None = None
     members: MemberResolver | None = None
     roles: frozenset[str] = frozenset({"peer", "client"})
+    """Members let in; empty: every member (the map worker's default)."""
     allow_loopback: bool = False
     """Trust callers on 127.0.0.1/::1 (local tools, tests); off unless configured."""
 
@@ -179,7 +180,7 @@ class Access:
             )
         if row is None:
             return f"{source} is not a member of this mesh"
-        if not member_roles(row) & self.roles:
+        if self.roles and not member_roles(row) & self.roles:
             wanted = ", ".join(sorted(self.roles))
             return f"member {row.get('name') or source} has none of the roles {wanted}"
         return Caller(name=str(row.get("name") or source), public_key=row.get("publicKey"))

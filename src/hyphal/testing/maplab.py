@@ -35,6 +35,7 @@ import ipaddress
 import os
 import secrets
 import subprocess
+import sys
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +46,19 @@ ROUTERS = ("R1", "R2a", "R2b", "R3", "S", "R4")
 TARGET4 = "198.19.0.1"
 TARGET6 = "2001:db8:ff::1"
 LAB_NETS = (ipaddress.ip_network("198.18.0.0/15"), ipaddress.ip_network("2001:db8::/32"))
+LAB_ALLOW = ("--allow", "198.18.0.0/15", "--allow", "2001:db8::/32")
+"""The worker's and ``map trace``'s flags that let them probe the lab's (non-global) nets."""
+
+
+def local_trace_argv(target: str, *extra: str, wait: str = "0.4") -> list[str]:
+    """``hyphal map trace TARGET --from local --json -q 1 -w WAIT`` (this Python, the lab's nets
+    allowed), then ``extra``: run it in a worker's namespace."""
+    return [
+        *(sys.executable, "-m", "hyphal", "map", "trace", target, "--from", "local", "--json"),
+        *("-q", "1", "-w", wait, *LAB_ALLOW, *extra),
+    ]
+
+
 # (a, b): a is ".1" / "::1", b is ".2" / "::2" on link i
 _LINKS: tuple[tuple[str, str], ...] = (
     ("R1", "W1"),

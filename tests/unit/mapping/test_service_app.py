@@ -95,6 +95,26 @@ async def test_members_with_the_right_role_pass() -> None:
     assert calls["n"] == 1  # cached
 
 
+async def test_no_roles_means_every_member() -> None:
+    """The map worker's default (no --allow-role): any member, whatever its roles; strangers and
+    departed members are still refused."""
+    rows = [
+        {"name": "relay1", "address": MEMBER, "roles": ["relay"], "tags": {}, "left": False},
+        {"name": "gone", "address": "5bb::1", "roles": ["peer"], "tags": {}, "left": True},
+    ]
+
+    async def fetch() -> list[dict[str, Any]]:
+        return rows
+
+    access = Access(members=MemberResolver("http://unused", fetch=fetch), roles=frozenset())
+    app = make_service_app(ServiceInfo("map-worker", "w1"), access)
+    async with client(app, host=MEMBER) as c:
+        assert (await c.get("/service-info")).status_code == 200
+    for stranger in ("5bb::1", "5cc::1", "198.51.100.1"):
+        async with client(app, host=stranger) as c:
+            assert (await c.get("/service-info")).status_code == 403
+
+
 async def test_unreachable_api_fails_closed() -> None:
     async def fetch() -> list[dict[str, Any]]:
         raise httpx.ConnectError("refused")

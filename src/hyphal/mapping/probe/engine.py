@@ -55,6 +55,19 @@ async def _wait_reply(channel: Channel, wait: float) -> tuple[int, Any, float] |
         return None
 
 
+async def _may_send(limiter: Limiter, target: str, now: float) -> bool:
+    """Whether one probe to ``target`` may go now (then the limiter has counted it); when not,
+    waits until it might (or a moment, when a cap other than the target's holds it back)."""
+    ready = limiter.ready_at(target, now)
+    if ready > now:
+        await asyncio.sleep(ready - now)
+        return False
+    if not limiter.try_send(target, now):
+        await asyncio.sleep(0.01)
+        return False
+    return True
+
+
 def _base(
     ident: Identity, kind: str, target: str, proto: str, flow_id: int, channel: Channel | None
 ) -> dict[str, Any]:
@@ -100,12 +113,7 @@ async def run_trace(
             now = time.monotonic()
             probe = plan.next_probe()
             if probe is not None:
-                ready = limiter.ready_at(target, now)
-                if ready > now:
-                    await asyncio.sleep(ready - now)
-                    continue
-                if not limiter.try_send(target, now):
-                    await asyncio.sleep(0.01)
+                if not await _may_send(limiter, target, now):
                     continue
                 try:
                     channel.send(probe.seq, probe.ttl, probe.index)
@@ -181,12 +189,7 @@ async def run_ping(
             now = time.monotonic()
             seq = plan.next_probe(now)
             if seq is not None:
-                ready = limiter.ready_at(target, now)
-                if ready > now:
-                    await asyncio.sleep(ready - now)
-                    continue
-                if not limiter.try_send(target, now):
-                    await asyncio.sleep(0.01)
+                if not await _may_send(limiter, target, now):
                     continue
                 try:
                     channel.send(seq, 64, seq)

@@ -95,6 +95,36 @@ class _ErrQueue:
                 ttl = data[0] if len(data) == 1 else int.from_bytes(data[:4], "little")
         return err, ttl
 
+    @staticmethod
+    def icmp_error(
+        ancdata: list[tuple[int, int, bytes]], v6: bool
+    ) -> tuple[str, int, int, int | None] | None:
+        """(offender, type, code, reply TTL) of an ICMP error from a router or the target; None
+        for anything else on the error queue (local errors, errors without an offender)."""
+        err, ttl = _ErrQueue.parse(ancdata, v6)
+        if err is None:
+            return None
+        origin, typ, code, source = err
+        if source is None or origin not in (SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6):
+            return None
+        return source, typ, code, ttl
+
+
+def _probe_socket(v6: bool, kind: int, port: int) -> socket.socket:
+    """A non-blocking UDP or TCP socket bound to ``port``, reading ICMP errors from its error
+    queue, with a fixed IPv6 flow label (closed again if any step fails)."""
+    sock = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, kind)
+    try:
+        sock.setblocking(False)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        _ErrQueue.setup(sock, v6)
+        _fixed_flowlabel(sock, v6)
+        sock.bind(("::" if v6 else "0.0.0.0", port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
 
 def _fixed_flowlabel(sock: socket.socket, v6: bool) -> None:
     """IPv6: flow label 0 for every probe. Linux derives an automatic label from the socket's
@@ -153,7 +183,33 @@ class Channel:
         raise NotImplementedError
 
 
-class IcmpChannel(Channel):
+class _SocketChannel(Channel):
+    """A channel reading one socket for its whole life (ICMP, UDP)."""
+
+    sock: socket.socket
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+
+
+class _PortChannel(Channel):
+    """A channel whose flow is its ports (UDP, TCP): Paris fixes both, classic moves one."""
+
+    def __init__(
+        self, target: str, contact: bytes, flow_id: int, paris: bool, dst_port: int | None = None
+    ) -> None:
+        super().__init__(target, contact, flow_id, paris)
+        self._base_dport = dst_port
+        self.src_port, self.dst_port = packets.ports_for(self.proto, flow_id, 0, paris, dst_port)
+
+    def _ports(self, index: int) -> tuple[int, int]:
+        """(source, destination) port of a trace's ``index``-th probe."""
+        return packets.ports_for(self.proto, self.flow_id, index, self.paris, self._base_dport)
+
+
+class IcmpChannel(_SocketChannel):
     """ICMP echo over a ping socket (unprivileged) or a raw socket (``raw=True``)."""
 
     proto = "icmp"
@@ -209,12 +265,10 @@ class IcmpChannel(Channel):
     def _read_errqueue(self) -> None:
         while True:
             data, anc, _flags, _addr = self.sock.recvmsg(2048, 512, socket.MSG_ERRQUEUE)
-            err, ttl = _ErrQueue.parse(anc, self.v6)
-            if err is None:
+            error = _ErrQueue.icmp_error(anc, self.v6)
+            if error is None:
                 continue
-            origin, typ, code, source = err
-            if source is None or origin not in (SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6):
-                continue
+            source, typ, code, ttl = error
             try:
                 _kind, _ident, seq = packets.echo_seq(data)
             except packets.PacketError:
@@ -290,13 +344,8 @@ class IcmpChannel(Channel):
             ),
         )
 
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._loop.remove_reader(self.sock.fileno())
-        self.sock.close()
 
-
-class UdpChannel(Channel):
+class UdpChannel(_SocketChannel, _PortChannel):
     """UDP probes from one socket; Paris: both ports fixed; classic: the destination port moves."""
 
     proto = "udp"
@@ -304,21 +353,14 @@ class UdpChannel(Channel):
     def __init__(
         self, target: str, contact: bytes, flow_id: int, paris: bool, dst_port: int | None = None
     ) -> None:
-        super().__init__(target, contact, flow_id, paris)
-        self._base_dport = dst_port
-        self.src_port, self.dst_port = packets.ports_for("udp", flow_id, 0, paris, dst_port)
-        self.sock = socket.socket(socket.AF_INET6 if self.v6 else socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setblocking(False)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        _ErrQueue.setup(self.sock, self.v6)
-        _fixed_flowlabel(self.sock, self.v6)
-        self.sock.bind(("::" if self.v6 else "0.0.0.0", self.src_port))
+        super().__init__(target, contact, flow_id, paris, dst_port)
+        self.sock = _probe_socket(self.v6, socket.SOCK_DGRAM, self._ports(0)[0])
         self._loop.add_reader(self.sock.fileno(), self._readable)
         self._flows: dict[int, int] = {}
         self._connected: int | None = None
 
     def send(self, seq: int, ttl: int, index: int) -> None:
-        _sport, dport = packets.ports_for("udp", self.flow_id, index, self.paris, self._base_dport)
+        _sport, dport = self._ports(index)
         self._flows[seq] = dport
         _set_ttl(self.sock, self.v6, ttl)
         if self._connected != dport:  # connected: the kernel hands this socket our errors
@@ -332,12 +374,10 @@ class UdpChannel(Channel):
                 data, anc, _flags, _addr = self.sock.recvmsg(2048, 512, socket.MSG_ERRQUEUE)
             except (BlockingIOError, InterruptedError):
                 break
-            err, ttl = _ErrQueue.parse(anc, self.v6)
-            if err is None:
+            error = _ErrQueue.icmp_error(anc, self.v6)
+            if error is None:
                 continue
-            origin, typ, code, source = err
-            if source is None or origin not in (SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6):
-                continue
+            source, typ, code, ttl = error
             try:
                 seq = packets.payload_seq(data)
             except packets.PacketError:
@@ -365,13 +405,8 @@ class UdpChannel(Channel):
             except OSError:
                 continue
 
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._loop.remove_reader(self.sock.fileno())
-        self.sock.close()
 
-
-class TcpChannel(Channel):
+class TcpChannel(_PortChannel):
     """TCP SYN probes through non-blocking ``connect()`` from a fixed source port (Paris)."""
 
     proto = "tcp"
@@ -379,25 +414,18 @@ class TcpChannel(Channel):
     def __init__(
         self, target: str, contact: bytes, flow_id: int, paris: bool, dst_port: int | None = None
     ) -> None:
-        super().__init__(target, contact, flow_id, paris)
-        self._base_dport = dst_port
-        self.src_port, self.dst_port = packets.ports_for("tcp", flow_id, 0, paris, dst_port)
+        super().__init__(target, contact, flow_id, paris, dst_port)
         self._open: dict[int, tuple[socket.socket, int]] = {}
 
     def send(self, seq: int, ttl: int, index: int) -> None:
-        sport, dport = packets.ports_for("tcp", self.flow_id, index, self.paris, self._base_dport)
+        sport, dport = self._ports(index)
         for old in list(self._open):
             self._drop(old)  # one SYN at a time per channel: the same 4-tuple is reused
-        sock = socket.socket(socket.AF_INET6 if self.v6 else socket.AF_INET, socket.SOCK_STREAM)
+        sock = _probe_socket(self.v6, socket.SOCK_STREAM, sport)
         try:
-            sock.setblocking(False)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_SYNCNT, 1)
-            _ErrQueue.setup(sock, self.v6)
-            _fixed_flowlabel(sock, self.v6)
             _set_ttl(sock, self.v6, ttl)
-            sock.bind(("::" if self.v6 else "0.0.0.0", sport))
             code = sock.connect_ex((self.target, dport))
             if code not in (0, errno.EINPROGRESS):
                 raise OSError(code, f"connect: {errno.errorcode.get(code, code)}")
@@ -425,11 +453,9 @@ class TcpChannel(Channel):
             return
         except OSError:
             return
-        err, ttl = _ErrQueue.parse(anc, self.v6)
-        if err is None:
-            return
-        origin, typ, code, source = err
-        if source is not None and origin in (SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6):
+        error = _ErrQueue.icmp_error(anc, self.v6)
+        if error is not None:
+            source, typ, code, ttl = error
             self._put(
                 seq,
                 Reply(

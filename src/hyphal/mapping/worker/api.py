@@ -5,21 +5,18 @@ hand. Endpoints: ``/health``, ``/ready``, ``/service-info``, ``/metrics`` (Prome
 ``/status``, and ``POST /measure`` (a traceroute or ping run now; the answer is the result,
 which also goes to the outbox like any other).
 
-Who may call: a bearer token (``--token-file``), or a mesh member: the caller's overlay source
-address must belong to a member the local hyphal daemon knows (``/api/v1/members``), with one
-of ``allowed_roles`` when those are set. The worker binds its node's overlay address by default,
+Who may call: decided by the mapping services' :class:`~hyphal.mapping.service_app.Access`, the
+same check the feeder and store use: a bearer token (``--token-file``), or a mesh member whose
+overlay /64 holds the caller's source address (asked from the local hyphal daemon's
+``/api/v1/members``), with one of the allowed roles when those are set. The worker binds its node's overlay address by default,
 never a public one unless told to.
 """
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
-import time
 import uuid
 from typing import Any
 
-import httpx
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
@@ -28,10 +25,9 @@ from hyphal import __version__
 from hyphal.mapping.probe.engine import LimitRefused, measure
 from hyphal.mapping.probe.plan import PingParams, TraceParams
 from hyphal.mapping.probe.sockets import ProbeSocketError
+from hyphal.mapping.service_app import Access
 from hyphal.mapping.worker.guard import TargetRefused
 from hyphal.mapping.worker.service import Worker
-
-MEMBER_CACHE_SECONDS = 10.0
 
 
 class MeasureRequest(BaseModel):
@@ -47,57 +43,17 @@ class MeasureRequest(BaseModel):
     count: int = Field(default=4, ge=1, le=20)
 
 
-class MemberAuth:
-    """Maps a caller's overlay address to a member through the local daemon's API (cached)."""
-
-    def __init__(self, api_url: str | None, token: str | None, roles: frozenset[str]) -> None:
-        self.api_url = api_url
-        self.roles = roles
-        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._cache: tuple[float, dict[str, dict[str, Any]]] = (-1e9, {})
-
-    async def member(self, address: str) -> dict[str, Any] | None:
-        if self.api_url is None:
-            return None
-        now = time.monotonic()
-        if now - self._cache[0] > MEMBER_CACHE_SECONDS:
-            try:
-                async with httpx.AsyncClient(timeout=5.0, headers=self._headers) as http:
-                    rows = (await http.get(f"{self.api_url}/api/v1/members")).json()
-                table = {
-                    str(ipaddress.ip_address(r["address"])): r for r in rows if r.get("address")
-                }
-            except (httpx.HTTPError, ValueError, KeyError, TypeError):
-                table = self._cache[1]
-            self._cache = (now, table)
-        try:
-            row = self._cache[1].get(str(ipaddress.ip_address(address)))
-        except ValueError:
-            return None
-        if row is None or row.get("left"):
-            return None
-        if self.roles and not self.roles & set(row.get("roles") or []):
-            return None
-        return row
-
-
-def create_app(
-    worker: Worker,
-    *,
-    token: str | None = None,
-    members: MemberAuth | None = None,
-) -> FastAPI:
+def create_app(worker: Worker, access: Access) -> FastAPI:
+    """The worker's API; ``access`` decides who may use /status and /measure."""
     app = FastAPI(title="hyphal map worker", version=__version__)
     instance = uuid.uuid4().hex
 
     async def authorise(request: Request) -> None:
-        header = request.headers.get("authorization", "")
-        if token and header.startswith("Bearer ") and hmac.compare_digest(header[7:], token):
-            return
-        host = request.client.host if request.client else ""
-        if members is not None and await members.member(host) is not None:
-            return
-        raise HTTPException(403, "only mesh members (or a bearer token) may ask this worker")
+        verdict = await access.check(request)
+        if isinstance(verdict, str):
+            raise HTTPException(
+                403, f"only mesh members (or a bearer token) may ask this worker: {verdict}"
+            )
 
     @app.get("/health")
     async def health() -> dict[str, str]:
