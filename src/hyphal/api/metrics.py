@@ -11,7 +11,12 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, make_asgi_app
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
@@ -31,6 +36,13 @@ class NodeCollector(Collector):
             "hyphal_loop_lag_max_seconds",
             "Largest event-loop lag over the last minute.",
             view.loop_lag(),
+        )
+        buckets, lag_sum = view.loop_lag_histogram()
+        yield HistogramMetricFamily(
+            "hyphal_loop_lag_seconds",
+            "Event-loop lag, sampled every 100 ms since the start.",
+            buckets=buckets,
+            sum_value=lag_sum,
         )
         yield _gauge("hyphal_routes_selected", "Selected routes.", len(view.selected_routes()))
         yield _gauge("hyphal_routes_fallback", "Fallback routes.", len(view.fallback_routes()))

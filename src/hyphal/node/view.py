@@ -263,6 +263,10 @@ class NodeView:
         """The largest event-loop lag over the last minute, in seconds."""
         return self._loop_lag.max_lag()
 
+    def loop_lag_histogram(self) -> tuple[list[tuple[str, int]], float]:
+        """Every event-loop lag sample since the start: cumulative bucket counts and their sum."""
+        return self._loop_lag.histogram()
+
     def part_status(self, name: str) -> dict[str, Any] | None:
         """A node part's status snapshot (e.g. ``dns``), or None when the part is off."""
         part = self._parts.get(name)

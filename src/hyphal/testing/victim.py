@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -56,8 +56,43 @@ def bus_event(samples: dict[str, float], event: str) -> float:
     return samples.get(f"hyphal_message_bus_events_total{{event={event}}}", 0.0)
 
 
-def loop_lag(samples: dict[str, float]) -> float:
-    return samples["hyphal_loop_lag_max_seconds"]
+LAG_BOUND = 0.25  # seconds: an attack may not hold the victim's loop up this long ...
+LAG_SHARE = 0.01  # ... in more than this share of its 10 Hz lag samples
+LAG_STALL = 1.0  # seconds: and never this long
+
+
+def _lag_bucket(samples: dict[str, float], le: str) -> float:
+    return samples[f"hyphal_loop_lag_seconds_bucket{{le={le}}}"]
+
+
+@dataclass
+class LagWindow:
+    """The victim's event-loop lag between two scrapes of its histogram: the samples taken
+    while an attack ran, without the start-up's (the ``max`` gauge spans the last minute)."""
+
+    node: Node
+    before: dict[str, float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.before = metrics(self.node)
+
+    def check(self) -> None:
+        """Assert the loop kept its pace: at most :data:`LAG_SHARE` of the samples over
+        :data:`LAG_BOUND`, none over :data:`LAG_STALL`."""
+        after = metrics(self.node)
+
+        def gained(le: str) -> float:
+            return _lag_bucket(after, le) - _lag_bucket(self.before, le)
+
+        taken = gained("+Inf")
+        slow = taken - gained(str(LAG_BOUND))
+        stalled = taken - gained(str(LAG_STALL))
+        assert taken > 0, f"{self.node.name} took no lag samples"
+        assert stalled == 0 and slow <= max(1.0, LAG_SHARE * taken), (
+            f"{self.node.name}: {slow:.0f} of {taken:.0f} lag samples over {LAG_BOUND} s, "
+            f"{stalled:.0f} over {LAG_STALL} s",
+            self.node.log_tail(30),
+        )
 
 
 @dataclass
