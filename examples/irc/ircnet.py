@@ -407,22 +407,9 @@ class MagnetNetwork:
 
     def wait(self, predicate: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
         """Pump IRC events until ``predicate()`` is truthy; TopologyError with logs if not."""
-        deadline = time.monotonic() + timeout
-        last: object = None
-        while True:
-            try:
-                value = predicate()
-                if value:
-                    return value
-                last = value
-            except Exception as exc:  # "not yet"
-                last = exc
-            if time.monotonic() >= deadline:
-                raise TopologyError(
-                    f"timed out after {timeout}s waiting for {what}; last: {last!r}\n"
-                    + self.describe()
-                )
-            self.pump(0.1)
+        return self.topo.wait_until(
+            predicate, timeout, 0.1, what, pause=self.pump, context=self.describe
+        )
 
     def linked_servers(self) -> set[str]:
         """Server names the hub's LINKS lists now (asked through the hub's operator port)."""

@@ -6,9 +6,9 @@ Config file keys mirror the command-line flags in snake_case (``peers``, ``tcp_l
 ``member_name``, ``region``, ``member_record_lifetime``, ``role``, ``listen``, ``no_dns``,
 ``dns_port``, ``admin_keys``, ``admission_file``, ``services_file``, ...; the ``[names]`` table
 maps static DNS labels to overlay addresses or public keys; ``[[service]]`` tables declare local
-service instances and ``[service_owners]`` pins service owners, docs/services.md). A flag given on the command line wins over the
-file; the file wins over built-in defaults. The private-network key file is read and
-checked here too.
+service instances and ``[service_owners]`` pins service owners, docs/services.md). A flag given
+on the command line wins over the file; the file wins over built-in defaults. The
+private-network key file is read and checked here too.
 """
 
 from __future__ import annotations

@@ -42,8 +42,10 @@ def resolve(node: Node, name: str) -> tuple[int, str]:
 
 
 def names_on(node: Node) -> dict[str, tuple[str, bool, bool]]:
-    """address -> (name, ownsName, reachable) as ``node`` lists its members."""
-    return {r["address"]: (r["name"], r["ownsName"], r["reachable"]) for r in members(node)}
+    """address -> (name, ownsName, reachable) as ``node``'s API lists its members (the waits
+    poll this; a CLI process per poll cost most of this test's minute and a half)."""
+    rows: list[dict[str, Any]] = node.get("/api/v1/members")
+    return {r["address"]: (r["name"], r["ownsName"], r["reachable"]) for r in rows}
 
 
 def test_members_names_rename_duplicate_and_expiry(

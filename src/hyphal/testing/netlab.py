@@ -883,11 +883,15 @@ class Topology:
         timeout: float = 30.0,
         interval: float = 0.2,
         message: str = "",
+        *,
+        pause: Callable[[float], None] = time.sleep,
+        context: Callable[[], str] | None = None,
     ) -> T:
         """Poll ``predicate`` until it returns something truthy, and return that.
 
-        An exception raised by the predicate counts as "not yet"; on timeout raise
-        TopologyTimeout with the last value or exception and every node's log tail.
+        An exception raised by the predicate counts as "not yet"; between polls ``pause(interval)``
+        runs (a caller pumping its own events passes its pump). On timeout raise TopologyTimeout
+        with the last value or exception and ``context()`` (by default every node's log tail).
         """
         deadline = time.monotonic() + timeout
         last: object = None
@@ -903,9 +907,9 @@ class Topology:
                 what = message or getattr(predicate, "__name__", "condition")
                 raise TopologyTimeout(
                     f"timed out after {timeout}s waiting for {what}; last: {last!r}\n"
-                    + self.log_tails()
+                    + (context or self.log_tails)()
                 )
-            time.sleep(interval)
+            pause(interval)
 
     def describe(self) -> str:
         lines = [f"topology {self.id} in {self.workdir}"]
