@@ -4,11 +4,11 @@ Config file keys mirror the command-line flags in snake_case (``peers``, ``tcp_l
 ``api_addr``, ``no_tun``, ``no_route_audit``, ``tun_name``, ``key_file``, ``network_name``,
 ``network_key_file``, ``max_links``, ``forward_dir``, ``log_level``, ``log_format``,
 ``member_name``, ``region``, ``member_record_lifetime``, ``role``, ``listen``, ``no_dns``,
-``dns_port``, ``admin_keys``, ``admission_file``, ``services_file``, ...; the ``[names]`` table
-maps static DNS labels to overlay addresses or public keys; ``[[service]]`` tables declare local
-service instances and ``[service_owners]`` pins service owners, docs/services.md). A flag given
-on the command line wins over the file; the file wins over built-in defaults. The
-private-network key file is read and checked here too.
+``dns_port``, ``admin_keys``, ``admission_file``, ``services_file``, ``ingress_file``, ...; the
+``[names]`` table maps static DNS labels to overlay addresses or public keys; ``[[service]]``
+tables declare local service instances and ``[service_owners]`` pins service owners,
+docs/services.md). A flag given on the command line wins over the file; the file wins over
+built-in defaults. The private-network key file is read and checked here too.
 """
 
 from __future__ import annotations
@@ -135,6 +135,9 @@ class NodeConfig:
     #: Where runtime-added services, drains and our claims are kept (the daemon defaults it to
     #: services.json beside the key file; None keeps them in memory only).
     services_file: Path | None = None
+    #: Where listeners added at run time (``hyphal ingress add``/``unwrap``) are kept (the daemon
+    #: defaults it to ingress.json beside the key file; None keeps them in memory only).
+    ingress_file: Path | None = None
 
     def with_overrides(self, **overrides: Any) -> NodeConfig:
         """A copy with every override that is not None applied (flags beat the file)."""
@@ -355,6 +358,7 @@ _PATH_KEYS = {
     "forward_dir",
     "admission_file",
     "services_file",
+    "ingress_file",
 }
 _SCALAR_KEYS: dict[str, type] = {
     "tcp_listen_port": int,

@@ -73,6 +73,8 @@ async def serve(
     _log_start(config)
     if config.services_file is None:  # runtime `hyphal service add` outlives a restart
         config = replace(config, services_file=config.key_file.parent / "services.json")
+    if config.ingress_file is None:  # and so do listeners from `hyphal ingress add`
+        config = replace(config, ingress_file=config.key_file.parent / "ingress.json")
     node = Node(config, identity)
     api_host, api_port = node.api_bind()
     token = None

@@ -72,3 +72,14 @@ def private_file(path: Path) -> None:
                 log.warning("%s had mode %04o; set it to 0600 (it holds messages)", path, mode)
     finally:
         os.close(fd)
+
+
+def replace_private(path: Path, data: bytes) -> None:
+    """Replace ``path`` atomically with ``data`` in a mode 0600 file (temporary file + rename;
+    missing parents are created). OSError when it cannot."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    tmp.replace(path)

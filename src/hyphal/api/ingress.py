@@ -82,7 +82,7 @@ def ingress_router(parts: Parts) -> APIRouter:
         if found.find(spec.key) is not None:
             return error(409, f"{spec.key} already has a listener; remove it first")
         try:
-            await found.add(spec)
+            await found.add(spec, keep=True)
         except SpecError as exc:
             return error(409, str(exc))
         except OSError as exc:

@@ -44,7 +44,7 @@ from hyphal.config import (
     read_network_key,
 )
 from hyphal.crypto.signing import XEdDSASigner
-from hyphal.filemodes import PRIVATE_FILE, private_dir
+from hyphal.filemodes import private_dir, replace_private
 from hyphal.identity import IdentityError, NodeIdentity, parse_public_key
 from hyphal.membership import admission, invites
 from hyphal.membership import token as token_mod
@@ -78,15 +78,6 @@ def _default_config_dir() -> Path:
 def admin_key_path(config_dir: Path, network: str) -> Path:
     """Where `network create` puts the admin key: a 0700 directory of its own."""
     return config_dir / "admin" / f"{network}.admin.key"
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    tmp.replace(path)
 
 
 def _write_public(path: Path, data: bytes) -> None:
@@ -207,10 +198,10 @@ def network_create(
         )
     private_dir(admin_path.parent, "admin key directory")
     admin = NodeIdentity.generate()
-    _write_private(admin_path, admin.private_bytes())
+    replace_private(admin_path, admin.private_bytes())
     network_key_file = key_file.parent / f"{name}.network.key"
     if not network_key_file.exists():
-        _write_private(network_key_file, os.urandom(32))
+        replace_private(network_key_file, os.urandom(32))
     admission_file = key_file.parent / f"{name}.admission"
     _write_public(
         admission_file,
@@ -591,7 +582,7 @@ def _write_join_files(
         else base / f"{t.network_name}.network.key"
     )
     if not network_key_file.exists():
-        _write_private(network_key_file, t.network_key)
+        replace_private(network_key_file, t.network_key)
         wrote.append(f"wrote network key {network_key_file} (0600)")
     admission_file = (
         existing.admission_file

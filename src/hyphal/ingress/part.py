@@ -2,9 +2,10 @@
 and the transparent unwrap listeners (``[[unwrap]]``, ``hyphal ingress unwrap``), added from
 the config at start and at run time through the API (``/api/v1/ingress``).
 
-Listeners added at run time live until the daemon stops or they are removed; put them in the
-config file to keep them across restarts. A listener that cannot open is an error in its status
-and in the log, and the node keeps running.
+Listeners added at run time are kept in the ingress state file (:mod:`hyphal.ingress.state`)
+and opened again at the next start; removing one forgets it. A configured listener removed at
+run time comes back at the next start, as the config file says. A listener that cannot open is
+an error in its status and in the log, and the node keeps running.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from hyphal.ingress.listener import IngressListener
@@ -26,6 +28,7 @@ from hyphal.ingress.spec import (
     show_endpoint,
     unwrap_to_dict,
 )
+from hyphal.ingress.state import load_listeners, save_listeners
 from hyphal.ingress.unwrap import UnwrapListener
 from hyphal.services.directory import ServiceDirectory
 
@@ -43,9 +46,12 @@ class IngressPart:
         directory: Callable[[], ServiceDirectory | None],
         ingresses: tuple[IngressSpec, ...] = (),
         unwraps: tuple[UnwrapSpec, ...] = (),
+        state_file: Path | None = None,
     ) -> None:
         self._directory = directory
         self._configured = (ingresses, unwraps)
+        self._state_file = state_file
+        self._runtime: dict[str, IngressSpec | UnwrapSpec] = {}  # key -> spec added at run time
         self.routing = PolicyRouting()
         self.listeners: dict[str, IngressListener | UnwrapListener] = {}
         self._retired: Counter[str] = Counter()  # removed listeners' counts (totals only grow)
@@ -53,14 +59,29 @@ class IngressPart:
     async def start(self) -> None:
         ingresses, unwraps = self._configured
         specs: list[IngressSpec | UnwrapSpec] = [*unwraps, *ingresses]
+        configured = {spec.key for spec in specs}
+        for spec in load_listeners(self._state_file):
+            if spec.key in configured:
+                log.warning(
+                    "%s: the config file declares %s too; using the config's listener",
+                    self._state_file,
+                    spec.key,
+                )
+                continue
+            self._runtime[spec.key] = spec
+            specs.append(spec)
         for spec in specs:
             try:
                 await self.add(spec)
             except (SpecError, OSError) as exc:
                 log.error("%s", exc)
 
-    async def add(self, spec: IngressSpec | UnwrapSpec) -> IngressListener | UnwrapListener:
-        """Open a listener for ``spec`` (SpecError: taken key or no directory; OSError: bind)."""
+    async def add(
+        self, spec: IngressSpec | UnwrapSpec, *, keep: bool = False
+    ) -> IngressListener | UnwrapListener:
+        """Open a listener for ``spec`` (SpecError: taken key or no directory; OSError: bind).
+
+        ``keep``: a run-time addition, saved in the state file once it listens."""
         if spec.key in self.listeners:
             raise SpecError(f"{spec.key} already has a listener; remove it first")
         if len(self.listeners) >= MAX_LISTENERS:
@@ -75,24 +96,38 @@ class IngressPart:
             listener = UnwrapListener(spec, self.routing)
         self.listeners[spec.key] = listener  # in status even when the bind fails
         await listener.start()
+        if keep:
+            self._runtime[spec.key] = spec
+            self._save()
         return listener
 
     async def remove(self, key: str) -> bool:
-        """Close the listener on ``key`` (ADDR:PORT, in any spelling parse_endpoint takes)."""
+        """Close the listener on ``key`` (ADDR:PORT, in any spelling parse_endpoint takes) and
+        forget it: it is not opened again at the next start unless the config declares it."""
         with contextlib.suppress(SpecError):  # not an endpoint: looked up as given
             key = show_endpoint(*parse_endpoint(key, "listen"))
+        if not await self._close(key):
+            return False
+        if self._runtime.pop(key, None) is not None:
+            self._save()
+        return True
+
+    async def _close(self, key: str) -> bool:
         listener = self.listeners.pop(key, None)
         if listener is None:
             return False
         await listener.stop()
         self._retired.update(listener.counters)
-        log.info("removed %s %s", "ingress" if isinstance(listener, IngressListener) else
-                 "unwrap", key)
+        kind = "ingress" if isinstance(listener, IngressListener) else "unwrap"
+        log.info("closed %s %s", kind, key)
         return True
+
+    def _save(self) -> None:
+        save_listeners(self._state_file, list(self._runtime.values()))
 
     async def stop(self) -> None:
         for key in list(self.listeners):
-            await self.remove(key)
+            await self._close(key)
 
     def find(self, key: str) -> IngressListener | UnwrapListener | None:
         return self.listeners.get(key)

@@ -111,7 +111,11 @@ def _remove(backend_ip: str, table: int) -> None:
 def _local_route(default: str, lo: int, table: int, family: int) -> dict[str, Any]:
     """``local default dev lo table T`` (scope host, as ``ip route`` makes it for IPv4)."""
     route: dict[str, Any] = {
-        "dst": default, "dst_len": 0, "type": "local", "oif": lo, "table": table,
+        "dst": default,
+        "dst_len": 0,
+        "type": "local",
+        "oif": lo,
+        "table": table,
         "family": family,
     }
     if family == socket.AF_INET:

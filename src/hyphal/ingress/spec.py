@@ -118,8 +118,9 @@ def ingress_from_dict(data: dict[str, Any], where: str = "ingress") -> IngressSp
     proxy = data.get("proxy_protocol", "v2")
     if proxy not in PROXY_MODES:
         raise SpecError(f"{where}: proxy_protocol must be one of {', '.join(PROXY_MODES)}")
-    return IngressSpec(parse_endpoint(listen, f"{where}: listen"), service, proxy,
-                       _limits(data, where))
+    return IngressSpec(
+        parse_endpoint(listen, f"{where}: listen"), service, proxy, _limits(data, where)
+    )
 
 
 def unwrap_from_dict(data: dict[str, Any], where: str = "unwrap") -> UnwrapSpec:
@@ -180,6 +181,32 @@ def unwrap_to_dict(spec: UnwrapSpec) -> dict[str, Any]:
         "routeTable": spec.route_table,
         **_limits_dict(spec.limits),
     }
+
+
+def ingress_table(spec: IngressSpec) -> dict[str, Any]:
+    """``spec`` as an ``[[ingress]]`` table (what :func:`ingress_from_dict` reads back)."""
+    return {
+        "listen": spec.key,
+        "service": spec.service,
+        "proxy_protocol": spec.proxy,
+        **_limits_table(spec.limits),
+    }
+
+
+def unwrap_table(spec: UnwrapSpec) -> dict[str, Any]:
+    """``spec`` as an ``[[unwrap]]`` table (what :func:`unwrap_from_dict` reads back)."""
+    return {
+        "listen": spec.key,
+        "backend": show_endpoint(*spec.backend),
+        "allow": [str(a) for a in spec.allow],
+        "transparent": spec.transparent,
+        "route_table": spec.route_table,
+        **_limits_table(spec.limits),
+    }
+
+
+def _limits_table(limits: Limits) -> dict[str, Any]:
+    return {key: getattr(limits, key) for key in _LIMIT_KEYS}
 
 
 def _limits_dict(limits: Limits) -> dict[str, Any]:

@@ -190,7 +190,9 @@ class Node:
             )
         )  # service addresses in the dataplane: flow pinning, the TUN's service addresses
         # public ingress and unwrap listeners, asking the services part's directory
-        self.parts.add(IngressPart(lambda: self.services, config.ingress, config.unwrap))
+        self.parts.add(
+            IngressPart(lambda: self.services, config.ingress, config.unwrap, config.ingress_file)
+        )
         self.gate = AdmissionGate(
             self.members, self._link_full, self.peers.close_link, self.forwarder.stats.drop
         )

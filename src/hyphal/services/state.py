@@ -14,10 +14,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hyphal.filemodes import replace_private
 from hyphal.services.spec import ServiceSpec, SpecError, parse_spec
 
 log = logging.getLogger("hyphal.services")
@@ -79,13 +79,8 @@ def save_state(path: Path | None, state: SavedState) -> None:
         },
         indent=2,
     )
-    tmp = path.with_name(path.name + ".tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(body + "\n")
-        tmp.replace(path)
+        replace_private(path, (body + "\n").encode())
     except OSError as exc:
         log.error(
             "cannot write the services state file %s: %s (changes last until restart)", path, exc
