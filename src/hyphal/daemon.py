@@ -64,6 +64,20 @@ def _log_start(config: NodeConfig) -> None:
         )
 
 
+def with_state_files(config: NodeConfig) -> NodeConfig:
+    """``config`` with the daemon's state files beside the key file where it names none: what
+    ``hyphal service add`` and ``hyphal ingress add`` change outlives a restart."""
+    if config.services_file is None:
+        config = replace(config, services_file=config.key_file.parent / "services.json")
+    if config.ingress_file is None:
+        config = replace(config, ingress_file=config.key_file.parent / "ingress.json")
+    return config
+
+
+def _with_state_files_on_reload(load: ConfigLoader) -> ConfigLoader:
+    return lambda: with_state_files(load())
+
+
 async def serve(
     config: NodeConfig,
     identity: NodeIdentity,
@@ -71,10 +85,9 @@ async def serve(
     config_source: str | None = None,
 ) -> None:
     _log_start(config)
-    if config.services_file is None:  # runtime `hyphal service add` outlives a restart
-        config = replace(config, services_file=config.key_file.parent / "services.json")
-    if config.ingress_file is None:  # and so do listeners from `hyphal ingress add`
-        config = replace(config, ingress_file=config.key_file.parent / "ingress.json")
+    config = with_state_files(config)
+    if reload is not None:  # a reload must see the same defaults, or it reports them changed
+        reload = _with_state_files_on_reload(reload)
     node = Node(config, identity)
     api_host, api_port = node.api_bind()
     token = None

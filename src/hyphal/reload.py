@@ -7,6 +7,9 @@ same command-line flags on top, so flags still win), then applies what can chang
   dialed. Peers added through the API (``hyphal peers add``) are not touched: the diff is against
   the previous configuration, not against the running peer set.
 * **log levels**: :func:`apply_log_levels` with the ``log_level`` key, when the config has one.
+* **the parts' own tables**: every node part that is reconfigurable
+  (:class:`hyphal.node.parts.Reconfigurable`) applies its keys, e.g. ``[[service]]``,
+  ``[[ingress]]`` and ``[[unwrap]]``.
 
 Every other key needs a restart; a changed one is named in the log line and the running value is
 kept. A config that does not load (bad TOML, unknown key, bad value) is refused with one ERROR
@@ -25,6 +28,7 @@ from hyphal.config import ConfigError, NodeConfig
 from hyphal.links.endpoint import Endpoint
 from hyphal.links.manager import PeerExistsError, PeerNotFoundError
 from hyphal.logs import LogSpecError, apply_levels
+from hyphal.node.parts import Parts
 
 log = logging.getLogger("hyphal.reload")
 
@@ -36,6 +40,8 @@ ConfigLoader = Callable[[], NodeConfig]
 
 class StaticPeers(Protocol):
     """The part of the node a reload changes (``hyphal.node.Node`` has it)."""
+
+    parts: Parts
 
     def add_static(self, endpoint: Endpoint) -> None: ...
 
@@ -97,15 +103,18 @@ class Reloader:
         for endpoint in added:
             with contextlib.suppress(PeerExistsError):  # already added through the API
                 self._node.add_static(endpoint)
+        part_keys = self._node.parts.live_keys()
+        changes = self._node.parts.reconfigure(new)
+        live_keys = LIVE_KEYS | part_keys
         restart = sorted(
             f.name
             for f in fields(NodeConfig)
-            if f.name not in LIVE_KEYS and getattr(old, f.name) != getattr(new, f.name)
+            if f.name not in live_keys and getattr(old, f.name) != getattr(new, f.name)
         )
-        self.config = _replace_live(old, new)
+        self.config = _replace_live(old, new, live_keys)
         self.reloads += 1
         log.info(
-            "SIGHUP: reloaded %s: %d static peers (added: %s; removed: %s)%s%s",
+            "SIGHUP: reloaded %s: %d static peers (added: %s; removed: %s)%s%s%s",
             self._source,
             len(new.peers),
             ", ".join(map(str, added)) or "none",
@@ -113,12 +122,13 @@ class Reloader:
             f", log level {getattr(new, 'log_level', None)}"
             if getattr(new, "log_level", None) is not None
             else "",
+            "".join(f"; {change}" for change in changes),
             f"; restart to apply {', '.join(restart)} (running values kept)" if restart else "",
         )
         return True
 
 
-def _replace_live(old: NodeConfig, new: NodeConfig) -> NodeConfig:
+def _replace_live(old: NodeConfig, new: NodeConfig, live_keys: frozenset[str]) -> NodeConfig:
     """``old`` with only the keys a reload applies taken from ``new``."""
-    live = {name: getattr(new, name) for name in LIVE_KEYS if hasattr(new, name)}
+    live = {name: getattr(new, name) for name in live_keys if hasattr(new, name)}
     return old.with_overrides(**live)

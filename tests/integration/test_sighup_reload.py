@@ -140,3 +140,42 @@ def test_sighup_adds_and_removes_peers_and_refuses_a_bad_config(
     assert "Traceback" not in a.text()
     a.stop()
     assert a.proc.returncode == 0
+
+
+def test_sighup_follows_service_and_unwrap_tables(tmp_path: Path) -> None:
+    web, chat, old_unwrap, new_unwrap = (free_port() for _ in range(4))
+
+    def config(service: str, port: int, unwrap: int) -> str:
+        return (
+            f'[[service]]\nname = "{service}"\nport = {port}\n\n'
+            f'[[unwrap]]\nlisten = "127.0.0.1:{unwrap}"\nbackend = "127.0.0.1:6668"\n'
+            "transparent = false\n"
+        )
+
+    a = Daemon(tmp_path, "a", config("web", web, old_unwrap))
+    try:
+
+        def local() -> set[tuple[str, int, bool]]:
+            rows = (a.api("/services") or {}).get("local", [])
+            return {(r["name"], r["port"], r["fromConfig"]) for r in rows}
+
+        def listening() -> list[str]:
+            return [r["listen"] for r in (a.api("/ingress") or {}).get("listeners", [])]
+
+        wait(lambda: local() == {("web", web, True)}, 10, a)
+        assert listening() == [f"127.0.0.1:{old_unwrap}"]
+
+        a.config.write_text(config("chat", chat, new_unwrap))
+        a.hup()
+        wait(lambda: local() == {("chat", chat, True)}, 10, a)
+        wait(lambda: listening() == [f"127.0.0.1:{new_unwrap}"], 10, a)
+        socket.create_connection(("127.0.0.1", new_unwrap), timeout=2).close()
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", old_unwrap), timeout=2)
+        (line,) = [ln for ln in a.text().splitlines() if "SIGHUP: reloaded" in ln]
+        assert f"services: adding chat tcp/{chat}; removing web tcp/{web}" in line, line
+        assert f"ingress: opening 127.0.0.1:{new_unwrap}; closing 127.0.0.1:{old_unwrap}" in line
+        assert "restart to apply" not in line, line
+        assert "Traceback" not in a.text()
+    finally:
+        a.stop()

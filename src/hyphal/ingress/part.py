@@ -10,12 +10,13 @@ an error in its status and in the log, and the node keeps running.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hyphal.ingress.listener import IngressListener
 from hyphal.ingress.policy import PolicyRouting
@@ -32,6 +33,9 @@ from hyphal.ingress.state import load_listeners, save_listeners
 from hyphal.ingress.unwrap import UnwrapListener
 from hyphal.services.directory import ServiceDirectory
 
+if TYPE_CHECKING:
+    from hyphal.config import NodeConfig
+
 log = logging.getLogger("hyphal.ingress")
 MAX_LISTENERS = 256
 
@@ -40,6 +44,7 @@ class IngressPart:
     """A :class:`hyphal.node.parts.NodePart` holding every ingress and unwrap listener."""
 
     name = "ingress"
+    live_keys = frozenset({"ingress", "unwrap"})
 
     def __init__(
         self,
@@ -55,6 +60,7 @@ class IngressPart:
         self.routing = PolicyRouting()
         self.listeners: dict[str, IngressListener | UnwrapListener] = {}
         self._retired: Counter[str] = Counter()  # removed listeners' counts (totals only grow)
+        self._reconfiguring: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         ingresses, unwraps = self._configured
@@ -122,10 +128,58 @@ class IngressPart:
         log.info("closed %s %s", kind, key)
         return True
 
+    def reconfigure(self, config: NodeConfig) -> str | None:
+        """Follow reloaded ``[[ingress]]``/``[[unwrap]]`` tables: close the listeners whose table
+        went or changed, open the new ones (a saved run-time listener on an address the config
+        now declares gives way). The sockets change in a task; returns what will change."""
+        before: list[IngressSpec | UnwrapSpec] = [*self._configured[1], *self._configured[0]]
+        after: list[IngressSpec | UnwrapSpec] = [*config.unwrap, *config.ingress]
+        old = {spec.key: spec for spec in before}
+        new = {spec.key: spec for spec in after}
+        closing = [key for key, spec in old.items() if new.get(key) != spec]
+        opening = [spec for key, spec in new.items() if old.get(key) != spec]
+        self._configured = (config.ingress, config.unwrap)
+        if not closing and not opening:
+            return None
+        for spec in opening:
+            if self._runtime.pop(spec.key, None) is not None:
+                closing.append(spec.key)
+                self._save()
+        previous = self._reconfiguring
+        self._reconfiguring = asyncio.get_running_loop().create_task(
+            self._switch(previous, closing, opening), name="ingress-reload"
+        )
+        parts = []
+        if opening:
+            parts.append("opening " + ", ".join(spec.key for spec in opening))
+        if closing:
+            parts.append("closing " + ", ".join(sorted(set(closing))))
+        return "; ".join(parts)
+
+    async def _switch(
+        self,
+        previous: asyncio.Task[None] | None,
+        closing: list[str],
+        opening: list[IngressSpec | UnwrapSpec],
+    ) -> None:
+        if previous is not None:  # reloads apply in order
+            with contextlib.suppress(Exception):
+                await previous
+        for key in set(closing):
+            await self._close(key)
+        for spec in opening:
+            try:
+                await self.add(spec)
+            except (SpecError, OSError) as exc:
+                log.error("reload: %s", exc)
+
     def _save(self) -> None:
         save_listeners(self._state_file, list(self._runtime.values()))
 
     async def stop(self) -> None:
+        if self._reconfiguring is not None:
+            with contextlib.suppress(Exception):
+                await self._reconfiguring
         for key in list(self.listeners):
             await self._close(key)
 

@@ -5,13 +5,19 @@ before they go. It shows itself to the API and metrics through two snapshots: ``
 (a JSON-able dict for ``GET /api/v1/<name>`` and the CLI) and ``counters()`` (exported as
 ``hyphal_<name>_events{event=...}``). A part whose start fails logs why and stays stopped: a
 feature never takes the node down with it.
+
+A part whose config tables can change while it runs is also :class:`Reconfigurable`: on a
+reload (SIGHUP) it gets the new configuration and applies its own keys (``live_keys``).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from hyphal.config import NodeConfig
 
 log = logging.getLogger("hyphal.node")
 
@@ -29,6 +35,17 @@ class NodePart(Protocol):
     def status(self) -> dict[str, Any]: ...
 
     def counters(self) -> Mapping[str, int]: ...
+
+
+@runtime_checkable
+class Reconfigurable(Protocol):
+    """A part that takes its config keys over from a reloaded configuration."""
+
+    live_keys: frozenset[str]
+
+    def reconfigure(self, config: NodeConfig) -> str | None:
+        """Apply ``config``'s :attr:`live_keys`; a few words on what changed (None: nothing)."""
+        ...
 
 
 class Parts:
@@ -68,6 +85,30 @@ class Parts:
                 await part.stop()
             except Exception:
                 log.exception("%s failed to stop cleanly", part.name)
+
+    def live_keys(self) -> frozenset[str]:
+        """Config keys some part applies on a reload."""
+        keys: frozenset[str] = frozenset()
+        for part in self._parts.values():
+            if isinstance(part, Reconfigurable):
+                keys |= part.live_keys
+        return keys
+
+    def reconfigure(self, config: NodeConfig) -> list[str]:
+        """Hand a reloaded ``config`` to every started reconfigurable part; what each changed.
+        A part that fails logs why and keeps what it had."""
+        changes: list[str] = []
+        for part in self._started:
+            if not isinstance(part, Reconfigurable):
+                continue
+            try:
+                change = part.reconfigure(config)
+            except Exception:
+                log.exception("%s could not apply the reloaded configuration", part.name)
+                continue
+            if change:
+                changes.append(f"{part.name}: {change}")
+        return changes
 
     def counters(self) -> dict[str, dict[str, int]]:
         return {name: dict(part.counters()) for name, part in self._parts.items()}

@@ -98,6 +98,7 @@ class ServicesPart:
     """Services on this node (a NodePart and the node's ServiceDirectory)."""
 
     name = "services"
+    live_keys = frozenset({"services"})
 
     def __init__(
         self,
@@ -365,7 +366,7 @@ class ServicesPart:
         if in_config:
             raise ServiceError(
                 f"{name} is declared by a [[service]] table in the config file; remove it there "
-                "and restart the daemon"
+                "and reload the daemon (systemctl reload hyphal, or SIGHUP)"
             )
         for key in keys:
             del self.specs[key]
@@ -380,6 +381,48 @@ class ServicesPart:
         log.info("service %s%s removed: no new flows come to it", name, _which(proto, port))
         self._wake.set()
         return len(keys)
+
+    def reconfigure(self, config: NodeConfig) -> str | None:
+        """Follow reloaded ``[[service]]`` tables: instances whose table went or changed are
+        removed, new and changed ones installed (starting unhealthy, like at start); a runtime
+        instance the config now declares becomes the config's. Returns what changed."""
+        new = {spec.key: spec for spec in config.services}
+        old = self.config_specs
+        gone = [key for key, spec in old.items() if new.get(key) != spec]
+        added = [spec for key, spec in new.items() if old.get(key) != spec]
+        if not gone and not added:
+            return None
+        now = self._clock()
+        for key in gone:
+            if key in self.specs:
+                del self.specs[key]
+                self.health.remove(key)
+        adopted = {spec.key for spec in added} & {s.key for s in self._saved.services}
+        for key in adopted:  # the config declares it now: the runtime copy goes
+            self.specs.pop(key, None)
+            self.health.remove(key)
+        self._saved.services = [s for s in self._saved.services if s.key not in adopted]
+        self.config_specs = dict(new)
+        failed = []
+        for spec in added:
+            try:
+                self._install(spec, now)
+            except ServiceError as exc:
+                log.error("reload: service %s not added: %s", spec.name, exc)
+                self.config_specs.pop(spec.key, None)
+                failed.append(spec)
+        for name in {key[0] for key in gone} - {key[0] for key in self.specs}:
+            self.grants.pop(name, None)
+        self._save()
+        self._schedule(now, urgent=bool(gone))
+        self._wake.set()
+        installed = [spec for spec in added if spec not in failed]
+        words = []
+        if installed:
+            words.append("adding " + ", ".join(map(_spec_words, installed)))
+        if gone:
+            words.append("removing " + ", ".join(_spec_words(old[key]) for key in gone))
+        return "; ".join(words) or None
 
     def drain(self, name: str, draining: bool = True) -> dict[str, Any]:
         """Stop (or resume) new flows to every local instance of ``name``; flows already pinned
@@ -675,6 +718,10 @@ class ServicesPart:
 
     def counters(self) -> Mapping[str, int]:
         return dict(self.counters_)
+
+
+def _spec_words(spec: ServiceSpec) -> str:
+    return f"{spec.name} {spec.proto}/{spec.port}"
 
 
 def _which(proto: Proto | None, port: int | None) -> str:

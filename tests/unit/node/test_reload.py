@@ -10,6 +10,7 @@ import pytest
 from hyphal.config import ConfigError, NodeConfig
 from hyphal.links.endpoint import Endpoint
 from hyphal.links.manager import PeerExistsError
+from hyphal.node.parts import Parts
 from hyphal.reload import Reloader, apply_log_levels
 
 P1, P2, P3 = (Endpoint("tcp", "192.0.2.1", p) for p in (9651, 9652, 9653))
@@ -20,6 +21,7 @@ class Peers:
 
     def __init__(self, *endpoints: Endpoint) -> None:
         self.static = set(endpoints)
+        self.parts = Parts()  # no parts: only peers and log levels change
 
     def add_static(self, endpoint: Endpoint) -> None:
         if endpoint in self.static:

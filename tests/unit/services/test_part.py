@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from hyphal.config import NodeConfig
 from hyphal.crypto.signing import XEdDSASigner, XEdDSAVerifier
 from hyphal.identity import NodeIdentity
 from hyphal.node.members import PUBLIC_NETWORK, MembersPart
@@ -160,3 +161,21 @@ def test_a_private_network_member_without_a_grant_is_published_without_proof() -
     assert row["owner"] is None and row["grant"] is None
     part.tick(part._clock())  # type: ignore[attr-defined]
     assert part.local_services() == []
+
+
+def test_a_reload_follows_the_service_tables_and_adopts_a_runtime_instance(
+    tmp_path: Path,
+) -> None:
+    web = parse_spec({"name": "web", "port": 80})
+    part = make(tmp_path, specs=(web,))
+    part.add(parse_spec({"name": "chat", "port": 6667}))
+    web81 = parse_spec({"name": "web", "port": 81})
+    chat = parse_spec({"name": "chat", "port": 6667, "rise": 1})
+    change = part.reconfigure(NodeConfig(services=(web81, chat)))
+    assert change == "adding web tcp/81, chat tcp/6667; removing web tcp/80"
+    rows = {(r["name"], r["port"]): r for r in part.local_rows()}
+    assert set(rows) == {("web", 81), ("chat", 6667)}
+    assert rows[("chat", 6667)]["fromConfig"] and rows[("chat", 6667)]["rise"] == 1
+    # the config declares chat now: the state file no longer holds it
+    assert make(tmp_path).local_rows() == []
+    assert part.reconfigure(NodeConfig(services=(web81, chat))) is None
