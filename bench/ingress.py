@@ -102,8 +102,18 @@ async def ingress(port: int, mode: ProxyMode) -> tuple[IngressListener, int]:
 
 async def iperf(port: int, seconds: float, streams: int) -> float:
     proc = await asyncio.create_subprocess_exec(
-        "iperf3", "-c", "::1", "-p", str(port), "-t", str(seconds), "-P", str(streams), "-J",
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        "iperf3",
+        "-c",
+        "::1",
+        "-p",
+        str(port),
+        "-t",
+        str(seconds),
+        "-P",
+        str(streams),
+        "-J",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     out, err = await proc.communicate()
     if proc.returncode != 0:
@@ -143,8 +153,9 @@ def spawn_echo(port: int, mode: str) -> subprocess.Popen[str]:
     return proc
 
 
-async def run(seconds: float, rounds: int, iperf_port: int, plain_port: int,
-              proxy_port: int) -> dict[str, Any]:
+async def run(
+    seconds: float, rounds: int, iperf_port: int, plain_port: int, proxy_port: int
+) -> dict[str, Any]:
     result: dict[str, Any] = {}
     await asyncio.sleep(0.5)  # iperf3 -s binding
     listener, via = await ingress(iperf_port, "none")
@@ -152,7 +163,9 @@ async def run(seconds: float, rounds: int, iperf_port: int, plain_port: int,
         direct = await iperf(iperf_port, seconds, streams)
         through = await iperf(via, seconds, streams)
         result[f"throughputP{streams}"] = {
-            "directGbps": direct, "ingressGbps": through, "ratio": through / direct
+            "directGbps": direct,
+            "ingressGbps": through,
+            "ratio": through / direct,
         }
     await listener.stop()
     listener, via = await ingress(proxy_port, "v2")
@@ -200,8 +213,10 @@ def failover(rounds: int, seconds: float) -> dict[str, Any]:
             web = node.dir / "web"
             web.mkdir(exist_ok=True)
             (web / "who").write_text(node.name.lower())
-            proc = node.popen([sys.executable, "-m", "http.server", "8080", "--bind", "::",
-                               "-d", str(web)], "web.log")
+            proc = node.popen(
+                [sys.executable, "-m", "http.server", "8080", "--bind", "::", "-d", str(web)],
+                "web.log",
+            )
             topo.wait_until(lambda: node.listening(8080), 15)
             return proc
 
@@ -216,15 +231,24 @@ def failover(rounds: int, seconds: float) -> dict[str, Any]:
         s1, s2 = servers
         out = s1.cli("service", "add", "web", *common)
         assert out.returncode == 0, out.stderr
-        granted = s1.cli("service", "grant", "web", "--to", s2.public_key, "-k",
-                         str(s1.key_file), "--json")  # S1 owns the name; S2 serves by grant
+        granted = s1.cli(
+            "service", "grant", "web", "--to", s2.public_key, "-k", str(s1.key_file), "--json"
+        )  # S1 owns the name; S2 serves by grant
         assert granted.returncode == 0, granted.stderr
         grant = json.loads(granted.stdout)["grant"]
         out = s2.cli("service", "add", "web", *common, "--grant", grant)
         assert out.returncode == 0, out.stderr
         topo.wait_until(lambda: usable() == {"s1", "s2"}, 30)
-        out = i.cli("ingress", "add", "--listen", "0.0.0.0:8080", "--service", "web",
-                    "--proxy-protocol", "none")
+        out = i.cli(
+            "ingress",
+            "add",
+            "--listen",
+            "0.0.0.0:8080",
+            "--service",
+            "web",
+            "--proxy-protocol",
+            "none",
+        )
         assert out.returncode == 0, out.stderr
         overlay = overlay_throughput(topo, seconds)
         for _ in range(rounds):
@@ -249,11 +273,13 @@ def failover(rounds: int, seconds: float) -> dict[str, Any]:
                 if gone is None and victim.name.lower() not in usable():
                     gone = time.monotonic() - died
                 time.sleep(0.05)
-            results.append({
-                "landedElsewhereS": -1.0 if landed is None else landed,
-                "directoryDropS": -1.0 if gone is None else gone,
-                "clientFailures": failures,
-            })
+            results.append(
+                {
+                    "landedElsewhereS": -1.0 if landed is None else landed,
+                    "directoryDropS": -1.0 if gone is None else gone,
+                    "clientFailures": failures,
+                }
+            )
             procs[victim.name] = start_backend(victim)
     return {"failover": results, "overlay": overlay}
 
@@ -266,16 +292,23 @@ def overlay_throughput(topo: Any, seconds: float) -> dict[str, float]:
     topo.wait_until(lambda: s1.listening(5201), 15)
     out = s1.cli("service", "add", "perf", "--port", "5201", "--check", "none")
     assert out.returncode == 0, out.stderr
-    out = i.cli("ingress", "add", "--listen", "0.0.0.0:5201", "--service", "perf",
-                "--proxy-protocol", "none")
-    assert out.returncode == 0, out.stderr
-    topo.wait_until(
-        lambda: i.get("/api/v1/ingress")["listeners"][-1]["instances"] == 1, 30
+    out = i.cli(
+        "ingress",
+        "add",
+        "--listen",
+        "0.0.0.0:5201",
+        "--service",
+        "perf",
+        "--proxy-protocol",
+        "none",
     )
+    assert out.returncode == 0, out.stderr
+    topo.wait_until(lambda: i.get("/api/v1/ingress")["listeners"][-1]["instances"] == 1, 30)
 
     def gbps(node: Any, host: str) -> float:
-        run = node.exec(["iperf3", "-c", host, "-p", "5201", "-t", str(seconds), "-J"],
-                        timeout=seconds + 30)
+        run = node.exec(
+            ["iperf3", "-c", host, "-p", "5201", "-t", str(seconds), "-J"], timeout=seconds + 30
+        )
         data = json.loads(run.stdout)
         return float(data["end"]["sum_received"]["bits_per_second"]) / 1e9
 
@@ -290,11 +323,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=300, help="latency connections per side")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument(
-        "--failover", type=int, default=0, metavar="N",
+        "--failover",
+        type=int,
+        default=0,
+        metavar="N",
         help="also measure N backend deaths in network namespaces (root)",
     )
     parser.add_argument(
-        "--loop", choices=("uvloop", "asyncio"), default="uvloop",
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop",
         help="event loop for the ingress (the daemon runs uvloop)",
     )
     args = parser.parse_args()

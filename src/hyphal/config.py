@@ -106,6 +106,7 @@ class NodeConfig:
     def listens(self) -> bool:
         """True if the node accepts inbound peer links (``listen``, else its role's default)."""
         return self.node_role.listens_by_default if self.listen is None else self.listen
+
     #: Advanced: seconds a member record lives unless refreshed (every third of it). Every node
     #: of a mesh should use one value; a shorter one makes vanished members go sooner.
     member_record_lifetime: int = MEMBERSHIP_PARAMS.record_ttl_s
@@ -235,7 +236,6 @@ class NodeConfig:
         expanded = expand_name(name, self.region, socket.gethostname())
         return self if expanded == name else replace(self, member_name=expanded)
 
-
     def _validate_dns(self) -> None:
         try:
             domain_for(self.network_name, self.dns_domain)
@@ -248,7 +248,7 @@ class NodeConfig:
                 ip_address(self.dns_loopback)
             except ValueError:
                 raise ConfigError(
-                    f"dns_loopback must be an IP address such as 127.0.0.1 or ::1 (or \"\" for "
+                    f'dns_loopback must be an IP address such as 127.0.0.1 or ::1 (or "" for '
                     f"none), got {self.dns_loopback!r}"
                 ) from None
 
@@ -293,6 +293,7 @@ def expand_name(template: str, region: str | None, hostname: str) -> str:
             "at most 63 characters"
         )
     return name
+
 
 def read_network_key(path: Path) -> bytes:
     """A network key file: exactly 32 raw bytes or 64 hex characters, optionally plus a newline.

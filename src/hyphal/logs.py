@@ -162,7 +162,9 @@ def apply_levels(spec: str | LogSpec) -> LogSpec:
     return parsed
 
 
-def setup(spec: str | LogSpec = DEFAULT_SPEC, fmt: str = "text", stream: TextIO | None = None) -> LogSpec:
+def setup(
+    spec: str | LogSpec = DEFAULT_SPEC, fmt: str = "text", stream: TextIO | None = None
+) -> LogSpec:
     """Install the one stderr handler (text or JSON) and apply ``spec``; idempotent."""
     global _handler
     if fmt not in FORMATS:

@@ -77,7 +77,9 @@ idle_timeout = {IDLE}
     summary = json.loads((a.dir / "attack").read_text().strip().splitlines()[-1])
     status = i.get("/api/v1/ingress")["listeners"][0]
     print(f"attack: {summary}")
-    print(f"I: fds {fds0} -> peak {most_fds}, RSS {rss0} -> peak {most_rss} KiB; {status['counters']}")
+    print(
+        f"I: fds {fds0} -> peak {most_fds}, RSS {rss0} -> peak {most_rss} KiB; {status['counters']}"
+    )
 
     assert served >= 10  # the good client got through all along
     assert summary["floodConnects"] > 200, summary  # it really was a flood

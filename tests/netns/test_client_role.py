@@ -61,15 +61,17 @@ def test_client_behind_one_way_links_is_reachable_and_relays_nothing(
     # C reaches everyone and everyone reaches C, with real ping -6 over the TUNs
     topo.wait_until(lambda: a.ping(c.address, timeout=2).returncode == 0, timeout=30)
     for src, dst in ((c, a), (d, c), (c, d), (a, d)):
-        topo.wait_until(lambda s=src, t=dst: s.ping(t.address, timeout=2).returncode == 0,
-                        timeout=20)
+        topo.wait_until(
+            lambda s=src, t=dst: s.ping(t.address, timeout=2).returncode == 0, timeout=20
+        )
     assert not c.listening(netlab.DAEMON_PORT)  # one-way: C only dials out
     assert c.get("/api/v1/admin/status")["self"]["role"] == "client"
     assert hops(a, c) == 2  # A - B - C
     # ... and by name: its member record says what it is, and its DNS name answers everywhere
     for node in (a, b, d):
-        topo.wait_until(lambda n=node: n.cli("ping", "phone", "-c", "1").returncode == 0,
-                        timeout=20)
+        topo.wait_until(
+            lambda n=node: n.cli("ping", "phone", "-c", "1").returncode == 0, timeout=20
+        )
         rows = [m for m in node.get("/api/v1/members") if m["name"] == "phone"]
         assert [m["roles"] for m in rows] == [["client"]], rows
     aaaa = a.exec(["dig", "+short", "@127.0.0.1", "phone.hyphal.internal", "AAAA"], timeout=20)
@@ -87,8 +89,13 @@ def test_client_behind_one_way_links_is_reachable_and_relays_nothing(
     # the hostile variant: C's key, C's client bit, a relaying router that lies with metric 0
     c.kill()
     liar = c.popen(
-        [sys.executable, str(LIAR), str(c.key_file), str(b.link_address("C")),
-         str(d.link_address("C"))],
+        [
+            sys.executable,
+            str(LIAR),
+            str(c.key_file),
+            str(b.link_address("C")),
+            str(d.link_address("C")),
+        ],
         "liar.log",
     )
     try:

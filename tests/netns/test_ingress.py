@@ -96,8 +96,19 @@ def chain(topology: Callable[..., Topology]) -> Topology:
 
 def add_service(topo: Topology, name: str, port: int) -> None:
     i, s = topo.node("I"), topo.node("S")
-    added = s.cli("service", "add", name, "--port", str(port), "--check", "tcp",
-                  "--interval", "0.5", "--rise", "1")
+    added = s.cli(
+        "service",
+        "add",
+        name,
+        "--port",
+        str(port),
+        "--check",
+        "tcp",
+        "--interval",
+        "0.5",
+        "--rise",
+        "1",
+    )
     assert added.returncode == 0, added.stdout + added.stderr
 
     def usable() -> bool:
@@ -108,8 +119,17 @@ def add_service(topo: Topology, name: str, port: int) -> None:
 
 
 def add_ingress(node: Node, listen: str, service: str, mode: str) -> None:
-    out = node.cli("ingress", "add", "--listen", listen, "--service", service,
-                   "--proxy-protocol", mode, "--json")
+    out = node.cli(
+        "ingress",
+        "add",
+        "--listen",
+        listen,
+        "--service",
+        service,
+        "--proxy-protocol",
+        mode,
+        "--json",
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert json.loads(out.stdout)["state"] == "listening", out.stdout
 
@@ -136,7 +156,10 @@ def test_haproxy_reads_the_exact_client_and_dialled_addresses(
     ):
         out = c.exec(["curl", "-sS", "-m", "10", "-w", " local=%{local_port}", url], timeout=20)
         match = FIELDS.search(out.stdout)
-        assert match, f"{mode}: {out.stdout} {out.stderr} " + s.exec(["tail", "-5", str(s.dir / "haproxy.log")]).stdout
+        assert match, (
+            f"{mode}: {out.stdout} {out.stderr} "
+            + s.exec(["tail", "-5", str(s.dir / "haproxy.log")]).stdout
+        )
         local_port = out.stdout.rsplit("local=", 1)[1].strip()
         assert match.groups() == (client_ip, local_port, dialled_ip, str(port)), (mode, out.stdout)
         assert str(s.address) not in out.stdout and str(i.address) not in out.stdout
@@ -156,8 +179,15 @@ def test_ngircd_behind_transparent_unwrap_sees_the_client(
     topo = chain(topology)
     c, i, s = topo.node("C"), topo.node("I"), topo.node("S")
     start_ngircd(s, "127.0.0.1", 6668)
-    out = s.cli("ingress", "unwrap", "--listen", f"[{s.address}]:6667",
-                "--backend", "127.0.0.1:6668", "--json")
+    out = s.cli(
+        "ingress",
+        "unwrap",
+        "--listen",
+        f"[{s.address}]:6667",
+        "--backend",
+        "127.0.0.1:6668",
+        "--json",
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert json.loads(out.stdout)["transparentActive"], out.stdout
     add_service(topo, "irc", 6667)

@@ -29,9 +29,7 @@ v6 = st.builds(IPv6Address, st.integers(0, 2**128 - 1))
 addr4 = st.tuples(v4, ports)
 addr6 = st.tuples(v6, ports)
 any_addr: st.SearchStrategy[Address] = st.one_of(addr4, addr6)
-tlvs = st.lists(
-    st.tuples(st.integers(0, 255), st.binary(max_size=40)), max_size=4
-).map(tuple)
+tlvs = st.lists(st.tuples(st.integers(0, 255), st.binary(max_size=40)), max_size=4).map(tuple)
 
 
 def split_feed(decoder: ProxyDecoder, data: bytes, cuts: list[int]) -> ProxyHeader | None:
@@ -44,8 +42,13 @@ def split_feed(decoder: ProxyDecoder, data: bytes, cuts: list[int]) -> ProxyHead
     return result
 
 
-@given(any_addr, any_addr, st.sampled_from([1, 2]), st.binary(max_size=64), st.lists(
-    st.integers(0, 1000), max_size=6))
+@given(
+    any_addr,
+    any_addr,
+    st.sampled_from([1, 2]),
+    st.binary(max_size=64),
+    st.lists(st.integers(0, 1000), max_size=6),
+)
 def test_round_trip_any_split(
     src: Address, dst: Address, version: int, payload: bytes, cuts: list[int]
 ) -> None:
@@ -60,9 +63,9 @@ def test_round_trip_any_split(
 
 
 @given(addr6, addr6, tlvs)
-def test_v2_tlvs_round_trip(src: Address, dst: Address, items: tuple[tuple[int, bytes], ...]) -> (
-    None
-):
+def test_v2_tlvs_round_trip(
+    src: Address, dst: Address, items: tuple[tuple[int, bytes], ...]
+) -> None:
     wire = encode_v2(src, dst, items)
     header = ProxyDecoder().feed(wire)
     assert header is not None and header.tlvs == items

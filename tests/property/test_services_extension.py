@@ -117,7 +117,9 @@ def test_two_services_with_grants_fit_and_many_do_not() -> None:
 KEY = NodeIdentity.generate()
 
 
-@given(labels, st.binary(min_size=32, max_size=32), st.integers(0, 2**31), st.integers(0, 2**31 - 1))
+@given(
+    labels, st.binary(min_size=32, max_size=32), st.integers(0, 2**31), st.integers(0, 2**31 - 1)
+)
 def test_grant_round_trip(name: str, instance: bytes, since: int, extra: int) -> None:
     g = make_grant(
         XEdDSASigner(KEY.private_bytes()),

@@ -217,9 +217,7 @@ def message_destination(
     An address outside the overlay (400::/7) can never be reached: BadDestination (400).
     """
     try:
-        return resolve_destination(
-            ip, pk, owner_of, what, name=name, key_for_name=key_for_name
-        )
+        return resolve_destination(ip, pk, owner_of, what, name=name, key_for_name=key_for_name)
     except NoRoute:
         if ip is None:
             raise

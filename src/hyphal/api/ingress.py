@@ -94,8 +94,12 @@ def ingress_router(parts: Parts) -> APIRouter:
         "/ingress", status_code=201, tags=["Ingress"], responses=error_responses(400, 404, 409)
     )
     async def add_ingress(body: AddIngress) -> Any:
-        data = {"listen": body.listen, "service": body.service,
-                "proxy_protocol": body.proxyProtocol, **body.limits.snake()}
+        data = {
+            "listen": body.listen,
+            "service": body.service,
+            "proxy_protocol": body.proxyProtocol,
+            **body.limits.snake(),
+        }
         return await add(data, unwrap=False)
 
     @router.post(
@@ -116,9 +120,7 @@ def ingress_router(parts: Parts) -> APIRouter:
             data["allow"] = body.allow
         return await add(data, unwrap=True)
 
-    @router.delete(
-        "/ingress", status_code=204, tags=["Ingress"], responses=error_responses(404)
-    )
+    @router.delete("/ingress", status_code=204, tags=["Ingress"], responses=error_responses(404))
     async def remove_ingress(
         listen: str = Query(description="The listener's ADDR:PORT, as `ingress list` shows it"),
     ) -> Response:

@@ -35,9 +35,9 @@ class SelfChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(
-        default=None, description="Our member name, a DNS label; \"\" drops the name"
+        default=None, description='Our member name, a DNS label; "" drops the name'
     )
-    region: str | None = Field(default=None, description="Our region, a DNS label; \"\" drops it")
+    region: str | None = Field(default=None, description='Our region, a DNS label; "" drops it')
     tags: dict[str, str | None] | None = Field(
         default=None,
         description="Tags to set (key: value) or remove (key: null); other tags stay",

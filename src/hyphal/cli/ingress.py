@@ -32,8 +32,9 @@ IdleTimeout = Annotated[
 ]
 
 
-def _limits(max_connections: int | None, max_per_client: int | None,
-            idle_timeout: float | None) -> dict[str, Any]:
+def _limits(
+    max_connections: int | None, max_per_client: int | None, idle_timeout: float | None
+) -> dict[str, Any]:
     limits = {
         "maxConnections": max_connections,
         "maxPerClient": max_per_client,
@@ -69,24 +70,30 @@ def ingress_list(api_addr: ApiAddr = DEFAULT_API_ADDR, as_json: JsonFlag = False
         return
     rows = body["listeners"]
     if not rows:
-        out.print("no ingress listeners (add one: hyphal ingress add --listen ADDR:PORT "
-                  "--service NAME)")
+        out.print(
+            "no ingress listeners (add one: hyphal ingress add --listen ADDR:PORT --service NAME)"
+        )
         return
     table = Table("listen", "kind", "to", "state", "open", "last instance", "counters", box=None)
     for row in rows:
         if row["kind"] == "ingress":
             to = f"{row['service']} (PROXY {row['proxyProtocol']}, {row['instances']} healthy)"
             last = row["lastInstance"]
-            last_text = "-" if last is None else (
-                f"{last['node'] or last['publicKey'][:16]} [{last['address']}]:{last['port']}"
+            last_text = (
+                "-"
+                if last is None
+                else (
+                    f"{last['node'] or last['publicKey'][:16]} [{last['address']}]:{last['port']}"
+                )
             )
         else:
             to = f"{row['backend']} ({'transparent' if row['transparentActive'] else 'plain'})"
             last_text = "-"
         counters = ", ".join(f"{k} {v}" for k, v in sorted(row["counters"].items()) if v)
         state = row["state"] if row["error"] is None else f"error: {row['error']}"
-        table.add_row(row["listen"], row["kind"], to, state, str(row["open"]), last_text,
-                      counters or "-")
+        table.add_row(
+            row["listen"], row["kind"], to, state, str(row["open"]), last_text, counters or "-"
+        )
     out.print(table)
 
 
@@ -139,9 +146,7 @@ def ingress_unwrap(
     ] = None,
     plain: Annotated[
         bool,
-        typer.Option(
-            "--plain", help="Do not connect from the client's address (no root needed)."
-        ),
+        typer.Option("--plain", help="Do not connect from the client's address (no root needed)."),
     ] = False,
     route_table: Annotated[
         int, typer.Option(help="Policy routing table for replies (transparent mode).")

@@ -612,7 +612,9 @@ def _write_join_files(
     if region:
         values["region"] = region
     if t.role:
-        values["role"] = t.role  # the invite's suggestion: a client dials out only (docs/routing.md)
+        values["role"] = (
+            t.role
+        )  # the invite's suggestion: a client dials out only (docs/routing.md)
     if api_addr is not None:
         values["api_addr"] = api_addr
     if tcp_listen_port is not None:

@@ -75,7 +75,10 @@ def worker(
     ] = None,
     store: Annotated[
         str | None,
-        typer.Option("--store", help="Store URL over the overlay, e.g. http://[4xx::1]:7411 (the store's default port)"),
+        typer.Option(
+            "--store",
+            help="Store URL over the overlay, e.g. http://[4xx::1]:7411 (the store's default port)",
+        ),
     ] = None,
     feeder: Annotated[
         str | None, typer.Option("--feeder", help="Feeder URL over the overlay (GET /targets)")

@@ -50,7 +50,8 @@ def send(
     dest: Annotated[
         str,
         typer.Argument(
-            help="Member name, overlay IPv6 address or hex public key of the receiver", metavar="DEST"
+            help="Member name, overlay IPv6 address or hex public key of the receiver",
+            metavar="DEST",
         ),
     ],
     message: Annotated[

@@ -26,7 +26,8 @@ from hyphal.config import DEFAULT_API_ADDR
 
 def ping(
     dest: Annotated[
-        str, typer.Argument(help="Member name, overlay IPv6 address or hex public key", metavar="DEST")
+        str,
+        typer.Argument(help="Member name, overlay IPv6 address or hex public key", metavar="DEST"),
     ],
     count: Annotated[
         int,

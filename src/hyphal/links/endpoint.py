@@ -97,7 +97,9 @@ def _parse_query(uri: str, query: str) -> bytes:
     try:
         pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True)
     except ValueError:
-        raise EndpointError(f"{uri!r}: the part after '?' must be key=<64 hex characters>") from None
+        raise EndpointError(
+            f"{uri!r}: the part after '?' must be key=<64 hex characters>"
+        ) from None
     names = [name for name, _ in pairs]
     unknown = sorted(set(names) - {"key"})
     if unknown:

@@ -28,8 +28,12 @@ async def test_add_list_conflict_remove(node: Node) -> None:
         assert (await api.get("/api/v1/ingress")).json()["listeners"] == []
         bad = await api.post("/api/v1/ingress", json={"listen": "nowhere", "service": "web"})
         assert bad.status_code == 400 and "ADDR:PORT" in bad.json()["error"]
-        body = {"listen": f"127.0.0.1:{port}", "service": "web", "proxyProtocol": "v1",
-                "limits": {"maxPerClient": 8, "idleTimeout": 30}}
+        body = {
+            "listen": f"127.0.0.1:{port}",
+            "service": "web",
+            "proxyProtocol": "v1",
+            "limits": {"maxPerClient": 8, "idleTimeout": 30},
+        }
         added = await api.post("/api/v1/ingress", json=body)
         assert added.status_code == 201, added.text
         row = added.json()
@@ -39,8 +43,11 @@ async def test_add_list_conflict_remove(node: Node) -> None:
         assert again.status_code == 409
         unwrap = await api.post(
             "/api/v1/ingress/unwrap",
-            json={"listen": f"127.0.0.1:{uport}", "backend": "127.0.0.1:6668",
-                  "transparent": False},
+            json={
+                "listen": f"127.0.0.1:{uport}",
+                "backend": "127.0.0.1:6668",
+                "transparent": False,
+            },
         )
         assert unwrap.status_code == 201, unwrap.text
         assert unwrap.json()["transparentActive"] is False

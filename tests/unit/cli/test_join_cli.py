@@ -138,11 +138,15 @@ def test_join_region_overrides_the_invites_suggestion(
     assert code == 0, err
     t = token_mod.decode(out.split()[0])
     files = dict(member_name=None, api_addr=None, tcp_listen_port=None, no_tun=True, service=False)
-    suggested, _ = _write_join_files(t, tmp_path / "b" / "hyphal.toml", tmp_path / "b" / "k", **files)
+    suggested, _ = _write_join_files(
+        t, tmp_path / "b" / "hyphal.toml", tmp_path / "b" / "k", **files
+    )
     chosen, _ = _write_join_files(
         t, tmp_path / "c" / "hyphal.toml", tmp_path / "c" / "k", region="ams", **files
     )
     assert (suggested.region, chosen.region) == ("fra", "ams")
     assert load_config_file(tmp_path / "c" / "hyphal.toml").region == "ams"
-    code, _, err = run_cli(capsys, "join", out.split()[0], "--foreground", "--region", "not a label")
+    code, _, err = run_cli(
+        capsys, "join", out.split()[0], "--foreground", "--region", "not a label"
+    )
     assert code == 2 and "--region" in err

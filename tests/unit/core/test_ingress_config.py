@@ -54,13 +54,20 @@ allow = ["400::/7"]
         ('[[ingress]]\nlisten = "0.0.0.0:1"\nservice = "irc"\nproxy_protocol = "v3"\n', "v2, v1"),
         ('[[ingress]]\nlisten = "0.0.0.0:1"\nservice = "irc"\nmax_per_client = 0\n', "max_per"),
         ('[[ingress]]\nlisten = "0.0.0.0:1"\nservice = "irc"\nbogus = 1\n', "unknown keys"),
-        ('[[ingress]]\nlisten = "0.0.0.0:1"\nservice = "a"\n[[ingress]]\nlisten = "0.0.0.0:1"\n'
-         'service = "b"\n', "one address"),
+        (
+            '[[ingress]]\nlisten = "0.0.0.0:1"\nservice = "a"\n[[ingress]]\nlisten = "0.0.0.0:1"\n'
+            'service = "b"\n',
+            "one address",
+        ),
         ('[[unwrap]]\nlisten = "0.0.0.0:1"\nbackend = "0.0.0.0:2"\n', "real address"),
-        ('[[unwrap]]\nlisten = "0.0.0.0:1"\nbackend = "127.0.0.1:2"\nroute_table = 254\n',
-         "route_table"),
-        ('[[unwrap]]\nlisten = "0.0.0.0:1"\nbackend = "127.0.0.1:2"\nheader_timeout = 1\n',
-         "header_timeout"),
+        (
+            '[[unwrap]]\nlisten = "0.0.0.0:1"\nbackend = "127.0.0.1:2"\nroute_table = 254\n',
+            "route_table",
+        ),
+        (
+            '[[unwrap]]\nlisten = "0.0.0.0:1"\nbackend = "127.0.0.1:2"\nheader_timeout = 1\n',
+            "header_timeout",
+        ),
         ('ingress = "x"\n', "[[ingress]] tables"),
     ],
 )

@@ -63,7 +63,9 @@ def test_names_table_takes_addresses_and_keys() -> None:
 
 def test_config_file_keys(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
-    path.write_text('member_name = "db1"\ndns_port = 5353\nno_dns = false\n[names]\nweb = "5bb::2"\n')
+    path.write_text(
+        'member_name = "db1"\ndns_port = 5353\nno_dns = false\n[names]\nweb = "5bb::2"\n'
+    )
     config = load_config_file(path)
     assert config.member_name == "db1" and config.dns_port == 5353 and config.names == (("web", B),)
     assert NodeConfig().dns_port == 53 and NodeConfig().dns_loopback == "127.0.0.1"

@@ -22,8 +22,13 @@ def router_with_client(client: int = CLIENT) -> Router:
     """Router 0 with neighbour PEER up and measured, PEER having declared the client role."""
     router = make_router(0)
     actions = router.neighbour_up(PEER, 0.0, identity(client).public_key)
-    hello = next(t for a in actions if isinstance(a, SendControl)
-                 for t in decode_payload(a.payload) if isinstance(t, Hello))
+    hello = next(
+        t
+        for a in actions
+        if isinstance(a, SendControl)
+        for t in decode_payload(a.payload)
+        if isinstance(t, Hello)
+    )
     router.handle_control(PEER, encode_payload([IHU(hello.seqno, 25, hello.timestamp)]), 0.002)
     return router
 
@@ -62,8 +67,13 @@ def test_peer_neighbour_may_relay_others_routes() -> None:
     """Control: the same updates from a neighbour without the client bit are taken."""
     router = make_router(0)
     actions = router.neighbour_up(PEER, 0.0)
-    hello = next(t for a in actions if isinstance(a, SendControl)
-                 for t in decode_payload(a.payload) if isinstance(t, Hello))
+    hello = next(
+        t
+        for a in actions
+        if isinstance(a, SendControl)
+        for t in decode_payload(a.payload)
+        if isinstance(t, Hello)
+    )
     router.handle_control(PEER, encode_payload([IHU(hello.seqno, 25, hello.timestamp)]), 0.002)
     deliver(router, signed_update(2), signed_update(3))
     assert len(router.selected_routes()) == 2
@@ -76,8 +86,13 @@ def test_client_key_must_be_a_key() -> None:
 
 
 def sent_prefixes(actions: Iterable[Action]) -> set[bytes]:
-    return {tlv.prefix64 for a in actions if isinstance(a, SendControl)
-            for tlv in decode_payload(a.payload) if isinstance(tlv, Update | SeqnoRequest)}
+    return {
+        tlv.prefix64
+        for a in actions
+        if isinstance(a, SendControl)
+        for tlv in decode_payload(a.payload)
+        if isinstance(tlv, Update | SeqnoRequest)
+    }
 
 
 class Recording(RouterNet):
@@ -90,8 +105,12 @@ class Recording(RouterNet):
     def _apply(self, src: int, actions: Iterable[Action]) -> None:
         actions = list(actions)
         self.sent.setdefault(src, set()).update(
-            tlv.prefix64 for a in actions if isinstance(a, SendControl)
-            for tlv in decode_payload(a.payload) if isinstance(tlv, Update))
+            tlv.prefix64
+            for a in actions
+            if isinstance(a, SendControl)
+            for tlv in decode_payload(a.payload)
+            if isinstance(tlv, Update)
+        )
         super()._apply(src, actions)
 
 
@@ -125,7 +144,8 @@ def test_client_router_sends_no_seqno_answers_or_forwards_for_others() -> None:
     # 0 asks the client for 2's prefix: a peer would answer (or forward towards 2)
     for seqno in (0, 50):
         actions = client.handle_control(
-            0, encode_payload([SeqnoRequest(target, seqno, 16, router_id)]), net.now)
+            0, encode_payload([SeqnoRequest(target, seqno, 16, router_id)]), net.now
+        )
         assert target not in sent_prefixes(actions)
 
 

@@ -14,7 +14,9 @@ def reporting(net: RouterNet, *nodes: int) -> None:
 
 
 def changes(net: RouterNet, node: int, prefix: bytes | None = None) -> list[RouteChange]:
-    return [c for _, n, c in net.route_changes if n == node and (prefix is None or c.prefix64 == prefix)]
+    return [
+        c for _, n, c in net.route_changes if n == node and (prefix is None or c.prefix64 == prefix)
+    ]
 
 
 def triangle() -> RouterNet:
