@@ -68,6 +68,11 @@ def summary_tables(result: RunResult) -> list[Table]:
             f"{result.control_bytes_per_node_s / 1000:.1f} kB/s over the run, "
             f"{result.steady_bytes_per_node_s / 1000:.2f} kB/s idle",
         ),
+        (
+            "cold-start update TLVs (sent / minimum)",
+            f"{result.cold_start_update_tlvs} / {result.cold_start_min_update_tlvs} "
+            f"({result.cold_start_update_tlvs / max(1, result.cold_start_min_update_tlvs):.2f}x)",
+        ),
         ("peak routing-table entries (sampled nodes)", str(result.peak_table_entries)),
         ("router memory per node", f"{result.memory_per_node / 1e6:.2f} MB (deep sizeof)"),
         (

@@ -61,6 +61,13 @@ class RoutingParams:
     significant_change_rel: float = 0.0
 
     # --- updates ----------------------------------------------------------------------------
+    # Triggered updates other than retractions and a prefix's first route are held this long
+    # (from the first one held) and then sent together: during a cold start or after a failure a
+    # prefix's route often improves several times within a few tens of milliseconds (path
+    # exploration), and each neighbour then gets one update instead of one per step. Retractions
+    # and first routes go at once, so failover and reachability do not wait. 0 sends everything
+    # at once.
+    update_coalesce: float = 0.03
     # Periodic full-table update to every neighbour. Triggered updates carry every real change,
     # so this only repairs losses and refreshes expiry; 30 s keeps background load modest.
     update_interval: float = 30.0
@@ -201,6 +208,8 @@ class RoutingParams:
                 "an origin must not reach 2^15 seqnos within one freshness window: raise "
                 "seqno_bump_min_interval or shorten announcement_lifetime"
             )
+        if not 0 <= self.update_coalesce < self.hello_interval:
+            raise ValueError("update_coalesce must be in [0, hello_interval)")
         if self.seqno_request_retries < 0:
             raise ValueError("seqno_request_retries cannot be negative")
         if not 256 <= self.max_payload_size <= MAX_PAYLOAD_SIZE:

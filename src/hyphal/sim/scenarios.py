@@ -36,6 +36,8 @@ from hyphal.sim.metrics import (
     convergence_times,
     percentile,
     router_memory,
+    update_tlvs_minimum,
+    update_tlvs_sent,
 )
 from hyphal.sim.topologies import Topology
 
@@ -109,6 +111,10 @@ class RunResult:
     """Router deadlines not in the future right after on_timer (see engine); should be 0."""
     signature_checks: int
     signatures_computed: int
+    cold_start_update_tlvs: int = 0
+    """Update TLVs (retractions included) sent from boot to the end of the warm-up."""
+    cold_start_min_update_tlvs: int = 0
+    """The fewest that deliver the tables held then (see metrics.update_tlvs_minimum)."""
     params: dict[str, float | int] = field(default_factory=dict)
 
 
@@ -171,6 +177,8 @@ class Run:
         self._planned_end = 0.0
         self._wall_start = time.perf_counter()
         self.warm_wall = 0.0
+        self.cold_tlvs = 0
+        self.cold_min_tlvs = 0
         self._play_wall = time.perf_counter()
 
     # ------------------------------------------------------------------ sampling
@@ -307,6 +315,8 @@ class Run:
         warm = self.window if self.scenario == "cold-start" else self.warmup
         self._planned_end = warm + self._plan()
         self._start_all(warm)
+        self.cold_tlvs = update_tlvs_sent(self.sim)
+        self.cold_min_tlvs = update_tlvs_minimum(self.sim)
         self.warm_wall = time.perf_counter() - self._wall_start
 
     def play(self, scenario: str | None = None) -> RunResult:
@@ -438,12 +448,15 @@ class Run:
             timer_stalls=sim.stats.timer_stalls,
             signature_checks=sim.verifier.calls,
             signatures_computed=sim.verifier.computed,
+            cold_start_update_tlvs=self.cold_tlvs,
+            cold_start_min_update_tlvs=self.cold_min_tlvs,
             params={
                 "hello_interval": p.hello_interval,
                 "dead_interval": p.dead_interval,
                 "update_interval": p.update_interval,
                 "hysteresis_rel": p.hysteresis_rel,
                 "cost_floor": p.cost_floor,
+                "update_coalesce": p.update_coalesce,
             },
         )
 
