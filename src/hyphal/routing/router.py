@@ -1079,9 +1079,10 @@ class Router:
             out.append(tlv)
 
     def _flush_triggered(self, now: float) -> None:
-        """Send triggered updates: retractions and a prefix's first route at once, every other
-        change once ``update_coalesce`` after the first one held, so a prefix whose route
-        improves several times within the window costs each neighbour one update."""
+        """Send triggered updates: retractions at once, every other change (a first route too:
+        in a cold start it is usually not the last) ``update_coalesce`` after the first one
+        held, so a prefix whose route changes several times within the window costs each
+        neighbour one update, with its state when the window closes."""
         pending = self._pending
         self._pending = {}
         held = self._held
@@ -1091,7 +1092,7 @@ class Router:
             entry = self._table.get(prefix)
             if entry is None:
                 held.pop(prefix, None)
-            elif window <= 0 or entry.selected is None or entry.advertised_metric >= INFINITY:
+            elif window <= 0 or entry.selected is None:
                 held.pop(prefix, None)
                 send.append(entry)
             elif prefix in held:
@@ -1103,7 +1104,10 @@ class Router:
         if now >= self._held_due:
             for prefix in held:
                 entry = self._table.get(prefix)
-                if entry is not None:
+                # (lost meanwhile and never advertised: nobody needs a retraction)
+                if entry is not None and (
+                    entry.selected is not None or entry.advertised_metric < INFINITY
+                ):
                     send.append(entry)
             self._held = {}
             self._held_due = float("inf")

@@ -1,5 +1,6 @@
-"""Triggered updates are coalesced: first routes and retractions go at once, later changes of a
-prefix within ``update_coalesce`` go out once, with the latest state, when the window closes."""
+"""Triggered updates are coalesced: retractions go at once; other changes of a prefix (its first
+route included) within ``update_coalesce`` go out once, with the latest state, when the window
+closes."""
 
 from __future__ import annotations
 
@@ -37,21 +38,19 @@ def updates_to(actions: list[Action], peer: int) -> list[Update]:
     ]
 
 
-def test_first_route_at_once_then_changes_coalesced() -> None:
+def test_changes_within_the_window_go_out_once() -> None:
     router = two_neighbours()
     window = router.params.update_coalesce
     assert window > 0
-    first = router.handle_control(PEER, encode_payload([signed_update(ORIGIN, metric=1000)]), 0.01)
-    assert [u.metric < INFINITY for u in updates_to(first, OTHER)] == [True]
-    # Two improvements within the window: nothing sent yet, then one update with the last.
-    for at, metric in ((0.012, 500), (0.014, 300)):
+    # A first route and two improvements within the window: nothing sent yet.
+    for at, metric in ((0.01, 1000), (0.012, 500), (0.014, 300)):
         held = router.handle_control(
             PEER, encode_payload([signed_update(ORIGIN, metric=metric)]), at
         )
         assert updates_to(held, OTHER) == []
-    assert router.counters["updates_coalesced"] == 1
+    assert router.counters["updates_coalesced"] == 2
     due = router.next_deadline()
-    assert due <= 0.012 + window + 1e-9
+    assert due <= 0.01 + window + 1e-9
     assert updates_to(router.on_timer(due - 0.001), OTHER) == []
     sent = updates_to(router.on_timer(due), OTHER)
     selected = router.selected_route(sent[0].prefix64) if sent else None
@@ -61,15 +60,26 @@ def test_first_route_at_once_then_changes_coalesced() -> None:
 
 def test_retraction_goes_at_once_and_drops_the_held_change() -> None:
     router = two_neighbours()
+    window = router.params.update_coalesce
     router.handle_control(PEER, encode_payload([signed_update(ORIGIN, metric=1000)]), 0.01)
-    router.handle_control(PEER, encode_payload([signed_update(ORIGIN, metric=500)]), 0.012)
+    assert len(updates_to(router.on_timer(0.01 + window), OTHER)) == 1  # advertised
+    router.handle_control(PEER, encode_payload([signed_update(ORIGIN, metric=500)]), 0.05)
     retract = Update(
         signed_update(ORIGIN).prefix64, 0, INFINITY, 3000, 0, signed_update(ORIGIN).router_id, b""
     )
-    lost = router.handle_control(PEER, encode_payload([retract]), 0.013)
+    lost = router.handle_control(PEER, encode_payload([retract]), 0.06)
     assert [u.metric for u in updates_to(lost, OTHER)] == [INFINITY]
-    later = router.on_timer(0.013 + router.params.update_coalesce)
+    later = router.on_timer(0.05 + window)
     assert [u for u in updates_to(later, OTHER) if u.metric < INFINITY] == []
+
+
+def test_lost_before_advertised_sends_nothing() -> None:
+    router = two_neighbours()
+    update = signed_update(ORIGIN, metric=1000)
+    router.handle_control(PEER, encode_payload([update]), 0.01)
+    retract = Update(update.prefix64, 0, INFINITY, 3000, 0, update.router_id, b"")
+    assert updates_to(router.handle_control(PEER, encode_payload([retract]), 0.012), OTHER) == []
+    assert updates_to(router.on_timer(0.01 + router.params.update_coalesce), OTHER) == []
 
 
 def test_window_zero_sends_every_change() -> None:
