@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import heapq
 import random
+from dataclasses import replace
 
 from test_routing_security import signed_update
 
