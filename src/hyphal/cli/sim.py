@@ -28,6 +28,10 @@ def _num(x: float | None, digits: int = 2, unit: str = "") -> str:
     return f"{x:.{digits}f}{unit}"
 
 
+def _kb(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate / 1000:.2f}"
+
+
 def result_to_json(result: RunResult) -> str:
     """The whole result (samples included) as JSON; ``inf``/``nan`` become null."""
 
@@ -68,6 +72,16 @@ def summary_tables(result: RunResult) -> list[Table]:
             f"{result.control_bytes_per_node_s / 1000:.1f} kB/s over the run, "
             f"{result.steady_bytes_per_node_s / 1000:.2f} kB/s idle",
         ),
+        (
+            "cold-start update TLVs (sent / minimum)",
+            f"{result.cold_start_update_tlvs} / {result.cold_start_min_update_tlvs} "
+            f"({result.cold_start_update_tlvs / max(1, result.cold_start_min_update_tlvs):.2f}x)",
+        ),
+        (
+            "control per node: idle / churn / peak second after an event",
+            f"{result.steady_bytes_per_node_s / 1000:.2f} / {_kb(result.churn_bytes_per_node_s)}"
+            f" / {_kb(result.peak_after_event_bytes_per_node_s)} kB/s",
+        ),
         ("peak routing-table entries (sampled nodes)", str(result.peak_table_entries)),
         ("router memory per node", f"{result.memory_per_node / 1e6:.2f} MB (deep sizeof)"),
         (
@@ -88,6 +102,8 @@ def summary_tables(result: RunResult) -> list[Table]:
         "affected",
         "min reach",
         "loops",
+        "ctl kB/s",
+        "peak kB/s",
     ):
         events.add_column(col, justify="right" if col not in ("event",) else "left")
     for e in result.events:
@@ -101,6 +117,8 @@ def summary_tables(result: RunResult) -> list[Table]:
             str(e.affected),
             f"{e.min_reach_fraction:.3f}",
             str(e.max_loops),
+            f"{e.ctl_bytes_per_node_s / 1000:.1f}",
+            f"{e.ctl_peak_bytes_per_node_s / 1000:.1f}",
         )
     return [head, events]
 

@@ -85,6 +85,7 @@ COUNTERS = (  # every key of Router.counters; docs/routing.md lists the same nam
     "rtt_samples",
     "rtt_samples_discarded",
     "updates_sent",
+    "updates_coalesced",
     "updates_received",
     "updates_accepted",
     "updates_unfeasible",
@@ -206,6 +207,9 @@ class Router:
         self._answer_budget: dict[int, TokenBucket] = {}
         # Output collected during one call.
         self._pending: dict[bytes, None] = {}
+        # Triggered updates held back to coalesce (see _flush) and when they go out.
+        self._held: dict[bytes, None] = {}
+        self._held_due = float("inf")
         self._out: dict[int, list[bytes]] = {}
         self._dead: list[Action] = []  # NeighbourDead and RouteChange actions, flushed first
 
@@ -424,6 +428,8 @@ class Router:
                 deadline = nb.last_heard + dead
         if self._heap and self._heap[0][0] < deadline:
             deadline = self._heap[0][0]
+        if self._held_due < deadline:
+            deadline = self._held_due
         return min(deadline, self._origin.next_deadline())
 
     # ------------------------------------------------------------------ neighbours
@@ -1072,6 +1078,46 @@ class Router:
         else:
             out.append(tlv)
 
+    def _flush_triggered(self, now: float) -> None:
+        """Send triggered updates: retractions at once, every other change (a first route too:
+        in a cold start it is usually not the last) ``update_coalesce`` after the first one
+        held, so a prefix whose route changes several times within the window costs each
+        neighbour one update, with its state when the window closes."""
+        pending = self._pending
+        self._pending = {}
+        held = self._held
+        window = self.params.update_coalesce
+        send: list[PrefixEntry] = []
+        for prefix in pending:
+            entry = self._table.get(prefix)
+            if entry is None:
+                held.pop(prefix, None)
+            elif window <= 0 or entry.selected is None:
+                held.pop(prefix, None)
+                send.append(entry)
+            elif prefix in held:
+                self.counters["updates_coalesced"] += 1
+            else:
+                held[prefix] = None
+                if self._held_due == float("inf"):
+                    self._held_due = now + window
+        if now >= self._held_due:
+            for prefix in held:
+                entry = self._table.get(prefix)
+                # (lost meanwhile and never advertised: nobody needs a retraction)
+                if entry is not None and (
+                    entry.selected is not None or entry.advertised_metric < INFINITY
+                ):
+                    send.append(entry)
+            self._held = {}
+            self._held_due = float("inf")
+        elif not held:
+            self._held_due = float("inf")
+        if send:
+            usable = [nb for nb in self._neighbours.values() if nb.usable]
+            for entry in send:
+                self._advertise(entry, usable, now, poison=True)
+
     def _flush(self, now: float) -> list[Action]:
         if self._own_pending:
             announcements = self._origin.announcements
@@ -1082,14 +1128,8 @@ class Router:
                     for tlv in tlvs:
                         self._queue(nb.peer, tlv)
                     self.counters["updates_sent"] += len(tlvs)
-        if self._pending:
-            pending = self._pending
-            self._pending = {}
-            usable = [nb for nb in self._neighbours.values() if nb.usable]
-            for prefix in pending:
-                entry = self._table.get(prefix)
-                if entry is not None:
-                    self._advertise(entry, usable, now, poison=True)
+        if self._pending or now >= self._held_due:
+            self._flush_triggered(now)
         actions = self._dead
         self._dead = []
         if not self._out:

@@ -292,6 +292,32 @@ def convergence_times(
     return np.maximum(result, 0.0), int((changed & last.alive).sum())
 
 
+def update_tlvs_sent(sim: Simulator) -> int:
+    """Update TLVs (retractions included) the alive routers have sent, per neighbour."""
+    total = 0
+    for node in sim.nodes:
+        if node.router is not None:
+            c = node.router.counters
+            total += c["updates_sent"] + c["retractions_sent"]
+    return total
+
+
+def update_tlvs_minimum(sim: Simulator) -> int:
+    """The fewest update TLVs that give every router's usable neighbours its current table:
+    per directed link, one update per prefix the sender originates or has selected, except
+    towards that prefix's next hop (split horizon). What a cold start must send at least."""
+    total = 0
+    for node in sim.nodes:
+        router = node.router
+        if router is None:
+            continue
+        usable = {n.peer for n in router.neighbours() if n.alive}
+        total += len(router.originated()) * len(usable)
+        for route in router.selected_routes():
+            total += len(usable) - (route.next_hop in usable)
+    return total
+
+
 _SKIP_TYPES = (type, ModuleType, FunctionType)
 
 

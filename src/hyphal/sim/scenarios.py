@@ -36,6 +36,8 @@ from hyphal.sim.metrics import (
     convergence_times,
     percentile,
     router_memory,
+    update_tlvs_minimum,
+    update_tlvs_sent,
 )
 from hyphal.sim.topologies import Topology
 
@@ -77,6 +79,10 @@ class EventResult:
     """Nodes not correct and stable at the end of the window."""
     min_reach_fraction: float
     max_loops: int
+    ctl_bytes_per_node_s: float = 0.0
+    """Control bytes per alive node per second over the window (framing included)."""
+    ctl_peak_bytes_per_node_s: float = 0.0
+    """The same over the window's busiest second (sampled at the sample instants)."""
 
 
 @dataclass
@@ -109,6 +115,14 @@ class RunResult:
     """Router deadlines not in the future right after on_timer (see engine); should be 0."""
     signature_checks: int
     signatures_computed: int
+    churn_bytes_per_node_s: float | None = None
+    """Control bytes per node per second while the churn ran (churn scenario only)."""
+    peak_after_event_bytes_per_node_s: float | None = None
+    """The busiest second after any scenario event (failures, heal, churn end), per node."""
+    cold_start_update_tlvs: int = 0
+    """Update TLVs (retractions included) sent from boot to the end of the warm-up."""
+    cold_start_min_update_tlvs: int = 0
+    """The fewest that deliver the tables held then (see metrics.update_tlvs_minimum)."""
     params: dict[str, float | int] = field(default_factory=dict)
 
 
@@ -118,6 +132,8 @@ class _Window:
     at: float
     states: list[tuple[float, NodeState]] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
+    sent: list[tuple[float, int, int]] = field(default_factory=list)
+    """(time, bytes sent by all nodes so far, alive nodes) at each sample."""
 
 
 class Run:
@@ -171,6 +187,8 @@ class Run:
         self._planned_end = 0.0
         self._wall_start = time.perf_counter()
         self.warm_wall = 0.0
+        self.cold_tlvs = 0
+        self.cold_min_tlvs = 0
         self._play_wall = time.perf_counter()
 
     # ------------------------------------------------------------------ sampling
@@ -178,6 +196,7 @@ class Run:
     def _sample(self, win: _Window, *, stretch: bool = False) -> Sample:
         sample, state = self.meter.sample(stretch=stretch, tables=stretch)
         win.states.append((self.sim.now, state))
+        win.sent.append((self.sim.now, self.sim.total_sent()[1], sample.alive))
         win.samples.append(sample)
         self.samples.append(sample)
         return sample
@@ -209,6 +228,7 @@ class Run:
             min_reach_fraction=min((s.reach_fraction for s in win.samples), default=1.0),
             max_loops=max((s.loops for s in win.samples), default=0),
         )
+        result.ctl_bytes_per_node_s, result.ctl_peak_bytes_per_node_s = _rates(win.sent)
         self.events.append(result)
         return result
 
@@ -307,6 +327,8 @@ class Run:
         warm = self.window if self.scenario == "cold-start" else self.warmup
         self._planned_end = warm + self._plan()
         self._start_all(warm)
+        self.cold_tlvs = update_tlvs_sent(self.sim)
+        self.cold_min_tlvs = update_tlvs_minimum(self.sim)
         self.warm_wall = time.perf_counter() - self._wall_start
 
     def play(self, scenario: str | None = None) -> RunResult:
@@ -438,12 +460,22 @@ class Run:
             timer_stalls=sim.stats.timer_stalls,
             signature_checks=sim.verifier.calls,
             signatures_computed=sim.verifier.computed,
+            churn_bytes_per_node_s=next(
+                (e.ctl_bytes_per_node_s for e in self.events if e.label.startswith("churn (")),
+                None,
+            ),
+            peak_after_event_bytes_per_node_s=max(
+                (e.ctl_peak_bytes_per_node_s for e in self.events[1:]), default=None
+            ),
+            cold_start_update_tlvs=self.cold_tlvs,
+            cold_start_min_update_tlvs=self.cold_min_tlvs,
             params={
                 "hello_interval": p.hello_interval,
                 "dead_interval": p.dead_interval,
                 "update_interval": p.update_interval,
                 "hysteresis_rel": p.hysteresis_rel,
                 "cost_floor": p.cost_floor,
+                "update_coalesce": p.update_coalesce,
             },
         )
 
@@ -456,6 +488,25 @@ class Run:
         after = sim.total_sent()[1]
         alive = max(1, len(sim.alive_indices()))
         return (after - before) / alive / 2.0
+
+
+def _rates(sent: list[tuple[float, int, int]], span: float = 1.0) -> tuple[float, float]:
+    """Mean and busiest-``span`` control bytes per alive node per second of a window."""
+    if len(sent) < 2 or sent[-1][0] <= sent[0][0]:
+        return 0.0, 0.0
+    t0, b0, _ = sent[0]
+    t1, b1, _ = sent[-1]
+    alive = max(1, min(a for _, _, a in sent))
+    mean = (b1 - b0) / alive / (t1 - t0)
+    peak = 0.0
+    j = 0
+    for i in range(1, len(sent)):
+        while j < i and sent[i][0] - sent[j + 1][0] >= span - 1e-9:
+            j += 1
+        dt = sent[i][0] - sent[j][0]
+        if dt >= span - 1e-9:
+            peak = max(peak, (sent[i][1] - sent[j][1]) / alive / dt)
+    return mean, max(peak, mean) if peak == 0.0 else peak
 
 
 def run_scenario(topology: Topology, scenario: str, **kwargs: object) -> RunResult:

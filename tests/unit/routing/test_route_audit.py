@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import heapq
 import random
+from dataclasses import replace
 
 from test_routing_security import signed_update
 
 from hyphal.routing import Router, SendControl
 from hyphal.routing.audit import RouteAudit, SendProbe
+from hyphal.routing.params import DEFAULT_PARAMS
 from hyphal.sim.routernet import make_router
 from hyphal.wire.control import IHU, Hello, SeqnoRequest, decode_payload, encode_payload
 
@@ -18,7 +20,9 @@ HONEST_ONE_WAY = 0.011  # seconds: advertised 100 units + the 1 ms link floor
 
 
 def router_with_peers(*peers: int) -> Router:
-    router = make_router(0)
+    # Updates go out at once (no coalescing window): these tests rely on the feasibility
+    # distance the first route's advertisement sets, in the same call.
+    router = make_router(0, params=replace(DEFAULT_PARAMS, update_coalesce=0.0))
     for peer in peers:
         actions = router.neighbour_up(peer, 0.0)
         hello = next(

@@ -128,6 +128,8 @@ def test_split_horizon_and_triggered_update() -> None:
     add_measured_neighbour(router, PEER + 1)
     update = signed_update(1)
     actions = router.handle_control(PEER, encode_payload([update]), 0.3)
+    assert _updates_to(actions, PEER + 1) == []  # held for the coalescing window
+    actions = router.on_timer(0.3 + router.params.update_coalesce)
     to_other = [u for u in _updates_to(actions, PEER + 1) if u.prefix64 == update.prefix64]
     to_next_hop = [u for u in _updates_to(actions, PEER) if u.prefix64 == update.prefix64]
     assert len(to_other) == 1 and to_other[0].metric > update.metric

@@ -1,0 +1,94 @@
+"""Triggered updates are coalesced: retractions go at once; other changes of a prefix (its first
+route included) within ``update_coalesce`` go out once, with the latest state, when the window
+closes."""
+
+from __future__ import annotations
+
+from test_routing_security import PEER, deliver, signed_update
+
+from hyphal.routing import INFINITY, Router, SendControl
+from hyphal.routing.types import Action
+from hyphal.sim.routernet import make_router
+from hyphal.wire.control import IHU, Hello, Update, decode_payload, encode_payload
+
+OTHER = 8
+ORIGIN = 5
+
+
+def two_neighbours() -> Router:
+    router = make_router(0, 0.0)
+    for peer in (PEER, OTHER):
+        for action in router.neighbour_up(peer, 0.0):
+            assert isinstance(action, SendControl)
+            for tlv in decode_payload(action.payload):
+                if isinstance(tlv, Hello):
+                    answer = encode_payload([IHU(tlv.seqno, 25, tlv.timestamp)])
+                    router.handle_control(peer, answer, 0.002)
+    assert all(n.alive for n in router.neighbours())
+    return router
+
+
+def updates_to(actions: list[Action], peer: int) -> list[Update]:
+    return [
+        tlv
+        for a in actions
+        if isinstance(a, SendControl) and a.peer == peer
+        for tlv in decode_payload(a.payload)
+        if isinstance(tlv, Update)
+    ]
+
+
+def test_changes_within_the_window_go_out_once() -> None:
+    router = two_neighbours()
+    window = router.params.update_coalesce
+    assert window > 0
+    # A first route and two improvements within the window: nothing sent yet.
+    for at, metric in ((0.01, 1000), (0.012, 500), (0.014, 300)):
+        held = router.handle_control(
+            PEER, encode_payload([signed_update(ORIGIN, metric=metric)]), at
+        )
+        assert updates_to(held, OTHER) == []
+    assert router.counters["updates_coalesced"] == 2
+    due = router.next_deadline()
+    assert due <= 0.01 + window + 1e-9
+    assert updates_to(router.on_timer(due - 0.001), OTHER) == []
+    sent = updates_to(router.on_timer(due), OTHER)
+    selected = router.selected_route(sent[0].prefix64) if sent else None
+    assert selected is not None and [u.metric for u in sent] == [selected.metric]
+    assert router.next_deadline() > due  # nothing held any more
+
+
+def test_retraction_goes_at_once_and_drops_the_held_change() -> None:
+    router = two_neighbours()
+    window = router.params.update_coalesce
+    router.handle_control(PEER, encode_payload([signed_update(ORIGIN, metric=1000)]), 0.01)
+    assert len(updates_to(router.on_timer(0.01 + window), OTHER)) == 1  # advertised
+    router.handle_control(PEER, encode_payload([signed_update(ORIGIN, metric=500)]), 0.05)
+    retract = Update(
+        signed_update(ORIGIN).prefix64, 0, INFINITY, 3000, 0, signed_update(ORIGIN).router_id, b""
+    )
+    lost = router.handle_control(PEER, encode_payload([retract]), 0.06)
+    assert [u.metric for u in updates_to(lost, OTHER)] == [INFINITY]
+    later = router.on_timer(0.05 + window)
+    assert [u for u in updates_to(later, OTHER) if u.metric < INFINITY] == []
+
+
+def test_lost_before_advertised_sends_nothing() -> None:
+    router = two_neighbours()
+    update = signed_update(ORIGIN, metric=1000)
+    router.handle_control(PEER, encode_payload([update]), 0.01)
+    retract = Update(update.prefix64, 0, INFINITY, 3000, 0, update.router_id, b"")
+    assert updates_to(router.handle_control(PEER, encode_payload([retract]), 0.012), OTHER) == []
+    assert updates_to(router.on_timer(0.01 + router.params.update_coalesce), OTHER) == []
+
+
+def test_window_zero_sends_every_change() -> None:
+    from dataclasses import replace
+
+    from hyphal.routing import DEFAULT_PARAMS
+
+    router = two_neighbours()
+    router.params = replace(DEFAULT_PARAMS, update_coalesce=0.0)
+    deliver(router, signed_update(ORIGIN, metric=1000), now=0.01)
+    again = router.handle_control(PEER, encode_payload([signed_update(ORIGIN, metric=500)]), 0.012)
+    assert len(updates_to(again, OTHER)) == 1
