@@ -17,12 +17,15 @@ given by ``--baseline`` (it does not fit this machine beyond ~1000).
 from __future__ import annotations
 
 import argparse
+import functools
+import itertools
 import json
 import random
 import resource
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -37,7 +40,7 @@ FAIL_WINDOW = 10.0
 CHURN_S = 10.0
 
 
-def pct(values: list[float], q: float) -> float:
+def pct(values: Sequence[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
@@ -64,7 +67,7 @@ def ondemand_run(n: int, degree: int, k: int, seed: int) -> dict[str, object]:
             d = d if d < s else d + 1
             at = ACTIVE_FROM + rng.random() * (ACTIVE_TO - ACTIVE_FROM - 2.0)
             wants[(s, d)] = at
-            net.engine.schedule(at, lambda s=s, d=d: net.want(s, d))
+            net.engine.schedule(at, functools.partial(net.want, s, d))
     b0 = net.sent_bytes()
     net.run_until(ACTIVE_TO)
     active = (net.sent_bytes() - b0) / n / (ACTIVE_TO - ACTIVE_FROM)
@@ -100,7 +103,7 @@ def ondemand_run(n: int, degree: int, k: int, seed: int) -> dict[str, object]:
         for d in ds:
             result, path = net.walk(s, d)
             if result == "ok" and dist[d] > 0:
-                lat = sum(adj[a][b] for a, b in zip(path, path[1:], strict=False))
+                lat = sum(adj[a][b] for a, b in itertools.pairwise(path))
                 stretches.append(lat / dist[d])
 
     # Failover: the member carrying the most active paths dies silently.
@@ -151,7 +154,7 @@ def ondemand_run(n: int, degree: int, k: int, seed: int) -> dict[str, object]:
             net.start(v)
             for s, d in wants:
                 if s == v:
-                    net.engine.schedule(net.now + 3.0, lambda s=s, d=d: net.want(s, d))
+                    net.engine.schedule(net.now + 3.0, functools.partial(net.want, s, d))
 
         net.engine.schedule(t, leave)
         net.engine.schedule(t + 3.0, back)
@@ -170,24 +173,35 @@ def ondemand_run(n: int, degree: int, k: int, seed: int) -> dict[str, object]:
         "links": len(topo.edges),
         "k": k,
         "firstRouteS": {
-            "median": pct(first, 50), "p99": pct(first, 99), "max": max(first, default=0.0),
-            "pairs": len(wants), "unanswered": missing,
+            "median": pct(first, 50),
+            "p99": pct(first, 99),
+            "max": max(first, default=0.0),
+            "pairs": len(wants),
+            "unanswered": missing,
         },
         "landmarks": len(net.landmarks),
         "walksAfterAcquire": dict(walks),
-        "stretch": {"median": pct(stretches, 50), "p99": pct(stretches, 99),
-                    "max": max(stretches, default=0.0)},
+        "stretch": {
+            "median": pct(stretches, 50),
+            "p99": pct(stretches, 99),
+            "max": max(stretches, default=0.0),
+        },
         "stateRoutes": {"mean": float(np.mean(routes)), "p99": pct(routes, 99), "max": max(routes)},
         "statePrefixes": {
-            "mean": float(np.mean(prefixes)), "p99": pct(prefixes, 99), "max": max(prefixes),
+            "mean": float(np.mean(prefixes)),
+            "p99": pct(prefixes, 99),
+            "max": max(prefixes),
         },
         "neighbourhoodPrefixesMean": float(np.mean(ball)),
         "memPerNodeBytes": float(np.mean(mem)),
         "ctlBytesPerNodeS": {"idle": idle, "acquiring": active, "churn": churn},
         "failover": {
             "victimPaths": len(affected),
-            "median": pct(fail, 50), "p99": pct(fail, 99), "max": max(fail, default=0.0),
-            "unrecovered": len(affected) - len(fail), "loopSamples": fail_loops,
+            "median": pct(fail, 50),
+            "p99": pct(fail, 99),
+            "max": max(fail, default=0.0),
+            "unrecovered": len(affected) - len(fail),
+            "loopSamples": fail_loops,
         },
         "churnEvents": len(down),
         "walksAfterChurn": dict(after),

@@ -406,9 +406,7 @@ class OnDemandNode:
                     return
             else:
                 asked = (
-                    register
-                    or prefix in self.interests
-                    or (reply and u.query_id in self.pending)
+                    register or prefix in self.interests or (reply and u.query_id in self.pending)
                 )
                 if not asked:
                     self.counters.add("updates_unsolicited")
@@ -478,7 +476,7 @@ class OnDemandNode:
             return
         self._reregister[u.prefix] = want
         qid = self._rng.getrandbits(32)
-        self.pending[qid] = [Pending(want, -1, at=now)]
+        self._own_pending(qid, want, now)
         self.counters.add("seqno_queries")
         self._queue(peer, Query(qid, u.prefix, want, QUERY_SEQNO | QUERY_DIRECTED, 64))
 
@@ -528,13 +526,16 @@ class OnDemandNode:
         if best is not None and old is not None and old is not best and table.get(old.peer) is old:
             old_metric = self._metric(old)
             margin = max(self.params.hysteresis_abs, int(old_metric * self.params.hysteresis_rel))
-            if old_metric < INFINITY and best_metric + margin >= old_metric and self._feasible(
-                prefix, old.router_id, old.seqno, old.metric
+            if (
+                old_metric < INFINITY
+                and best_metric + margin >= old_metric
+                and self._feasible(prefix, old.router_id, old.seqno, old.metric)
             ):
                 best, best_metric = old, old_metric
-        if (old is not None and old.landmark) or (best is not None and best.landmark):
-            if old is None or best is None or old.landmark != best.landmark:
-                self._landmarks_changed(now)
+        was_landmark = old is not None and old.landmark
+        is_landmark = best is not None and best.landmark
+        if was_landmark != is_landmark:
+            self._landmarks_changed(now)
         if best is None:
             if old is not None:
                 del self.selected[prefix]
@@ -611,8 +612,15 @@ class OnDemandNode:
             self._queue(
                 peer,
                 Update(
-                    prefix, self.seqno, 0, scope, flags, query_id, self.router_id,
-                    self.issued, self.signature,
+                    prefix,
+                    self.seqno,
+                    0,
+                    scope,
+                    flags,
+                    query_id,
+                    self.router_id,
+                    self.issued,
+                    self.signature,
                 ),
             )
             return
@@ -635,8 +643,15 @@ class OnDemandNode:
         self._queue(
             peer,
             Update(
-                prefix, sel.seqno, metric, scope, flags, query_id, sel.router_id,
-                sel.issued, sel.signature,
+                prefix,
+                sel.seqno,
+                metric,
+                scope,
+                flags,
+                query_id,
+                sel.router_id,
+                sel.issued,
+                sel.signature,
             ),
         )
 
@@ -763,7 +778,7 @@ class OnDemandNode:
             self.counters.add("own_queries_rate_limited")
             return
         interest.query_id = qid = self._rng.getrandbits(32)
-        self.pending[qid] = [Pending(None, -1, at=now)]
+        self._own_pending(qid, None, now)
         self.counters.add("queries_sent")
         if lookup:
             toward = self._toward_rendezvous(prefix)
@@ -772,7 +787,7 @@ class OnDemandNode:
             if ring != 0:
                 return
             qid ^= 1
-            self.pending[qid] = [Pending(None, -1, at=now)]
+            self._own_pending(qid, None, now)
             ttl = self.params.local_ttl
         query = Query(qid, prefix, 0, 0, ttl)
         for peer in self.neighbours:
@@ -858,11 +873,17 @@ class OnDemandNode:
                 return
             # Re-confirm the route along its path; the answer refreshes every hop.
             qid = self._rng.getrandbits(32)
-            self.pending[qid] = [Pending(None, -1, at=now)]
+            self._own_pending(qid, None, now)
             self._queue(sel.peer, Query(qid, prefix, 0, QUERY_DIRECTED, 64))
             self.counters.add("refreshes_sent")
             interest.refresh_at = now + p.ondemand_lifetime - p.refresh_before
             self._push(interest.refresh_at, prefix)
+
+    def _own_pending(self, qid: int, want: int | None, now: float) -> None:
+        """Record a query of our own; at the cap the oldest entry makes room (bounded)."""
+        while len(self.pending) >= self.params.query_cache_max:
+            self.pending.popitem(last=False)
+        self.pending[qid] = [Pending(want, -1, at=now)]
 
     def _push(self, at: float, prefix: bytes) -> None:
         self._heap_seq += 1

@@ -11,6 +11,7 @@ hops from any node (``walk``) to check paths and loop freedom.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from collections.abc import Callable, Iterable
@@ -209,7 +210,7 @@ class OnDemandNet:
             if self.members[link.other(index)].core is None:
                 continue
             delay = CONNECT_RTTS * 2 * link.latency + (self.rng.random() * jitter)
-            self.engine.schedule(self.now + delay, lambda link=link: self._connect(link))
+            self.engine.schedule(self.now + delay, functools.partial(self._connect, link))
 
     def kill(self, index: int) -> None:
         """Silent death: the member stops; its neighbours notice through missing hellos."""
