@@ -48,10 +48,12 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def ondemand_run(n: int, degree: int, k: int, seed: int) -> dict[str, object]:
+def ondemand_run(
+    n: int, degree: int, k: int, seed: int, landmarks: int | None = None
+) -> dict[str, object]:
     wall0 = time.perf_counter()
     topo = topologies.build("geo", n, degree, seed)
-    net = OnDemandNet(topo, seed=seed)
+    net = OnDemandNet(topo, seed=seed, landmarks=landmarks)
     rng = random.Random(f"bench-{seed}")
     for i in range(n):
         net.start(i, jitter=0.5)
@@ -253,6 +255,12 @@ def main() -> None:
     ap.add_argument("--degree", type=int, default=3)
     ap.add_argument("--k", type=int, default=4, help="active destinations per member")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--landmarks",
+        type=int,
+        default=None,
+        help="landmark count (default sqrt(n); 0: flood only)",
+    )
     ap.add_argument("--json", metavar="FILE", help="also write every result to FILE")
     args = ap.parse_args()
     results = []
@@ -260,7 +268,7 @@ def main() -> None:
         results.append(baseline_run(n, args.degree, args.seed))
         print(show(results[-1]), flush=True)
     for n in [int(x) for x in args.nodes.split(",") if x]:
-        results.append(ondemand_run(n, args.degree, args.k, args.seed))
+        results.append(ondemand_run(n, args.degree, args.k, args.seed, args.landmarks))
         print(show(results[-1]), flush=True)
     if args.json:
         with open(args.json, "w") as f:
