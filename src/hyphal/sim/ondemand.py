@@ -78,7 +78,7 @@ class OnDemandParams:
     register_delay: float = 2.0
     """A member registers with its rendezvous landmark this long after boot, and again this long
     after its view of the landmark set last changed (debounced); then every ``dump_interval``."""
-    lookup_timeouts: tuple[float, ...] = (1.0, 2.0, 3.0)
+    lookup_timeouts: tuple[float, ...] = (0.8, 1.5)
     """Lookups towards the rendezvous landmark (tried first when landmarks are known)."""
     local_ttl: int = 2
     """The first lookup goes with a flood of this TTL, for destinations a few hops away."""
