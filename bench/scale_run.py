@@ -247,10 +247,14 @@ def run_row(args: argparse.Namespace) -> Row:
 # ------------------------------------------------------------------------------------ driver
 
 
-def _estimate(prior: list[Row], n: int) -> tuple[float, float, float, int] | None:
+def _estimate(prior: list[Row], n: int, degree: int) -> tuple[float, float, float, int] | None:
     """(tree peak, single-process peak, CPU s) extrapolated to ``n`` nodes from the largest
-    smaller row of the same code that ran, as base + (measured - base) * (n / n0)^2."""
-    ran = [d for d in prior if d.get("fits") and d.get("peakPssKb") and d["nodes"] < n]
+    smaller row of the same code and degree that ran, as base + (measured - base) * (n / n0)^2."""
+    ran = [
+        d
+        for d in prior
+        if d.get("fits") and d.get("peakPssKb") and d["nodes"] < n and d["degree"] == degree
+    ]
     if not ran:
         return None
     d = max(ran, key=lambda x: x["nodes"])
@@ -265,7 +269,7 @@ def drive_row(
     py: str, src: str, label: str, n: int, degree: int, args: argparse.Namespace, prior: list[Row]
 ) -> Row:
     limit = args.mem_limit * 1e9 if args.mem_limit else 0.85 * mem_available()
-    est = _estimate(prior, n)
+    est = _estimate(prior, n, degree)
     sequential = args.sequential
     note = ""
     if est is not None:
