@@ -115,15 +115,17 @@ def _worker(spec: Path, repeat: int, profile: int) -> dict[str, Any]:
     from hyphal.wire.control import announcement_message
 
     for prefix, router_id, seqno, issued, signature in rows:  # warm the shared memo
-        verifier.verify(router_id[:32], announcement_message(prefix, seqno, router_id, issued),
-                        signature)
+        verifier.verify(
+            router_id[:32], announcement_message(prefix, seqno, router_id, issued), signature
+        )
     hub_ident = NodeIdentity.generate()
     signer = XEdDSASigner(hub_ident.private_bytes())
     hello_tlv = encode_tlv(Hello(1, 25, 0))
 
     def hub(now: float) -> Router:
-        router = Router(hub_ident.public_key, signer, DEFAULT_PARAMS, now, random.Random(1),
-                        verifier=verifier)
+        router = Router(
+            hub_ident.public_key, signer, DEFAULT_PARAMS, now, random.Random(1), verifier=verifier
+        )
         for peer in (1, 2, 3, 4):
             for action in router.neighbour_up(peer, now):
                 if isinstance(action, SendControl):
@@ -191,8 +193,17 @@ def _worker(spec: Path, repeat: int, profile: int) -> dict[str, Any]:
 
 def _run_side(src: Path, spec: Path, repeat: int, profile: int) -> dict[str, Any]:
     cmd = [
-        sys.executable, str(Path(__file__).resolve()), "--worker", "--src", str(src),
-        "--spec", str(spec), "--repeat", str(repeat), "--profile-top", str(profile),
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        "--src",
+        str(src),
+        "--spec",
+        str(spec),
+        "--repeat",
+        str(repeat),
+        "--profile-top",
+        str(profile),
     ]
     env = dict(os.environ, PYTHONPATH=str(src))
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
@@ -255,8 +266,17 @@ def main() -> None:
         if old_src is None:
             worktree = Path(tmp) / "old"
             subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(worktree),
-                 args.old],
+                [
+                    "git",
+                    "-C",
+                    str(ROOT),
+                    "worktree",
+                    "add",
+                    "--detach",
+                    "-q",
+                    str(worktree),
+                    args.old,
+                ],
                 check=True,
             )
             old_src = worktree / "src"

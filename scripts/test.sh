@@ -12,6 +12,8 @@ export PYTHONUNBUFFERED=1
 export CI="${CI:-true}"
 
 echo "== ruff"; .venv/bin/ruff check src tests bench examples
+.venv/bin/ruff format --check --quiet src tests bench examples || {
+    echo "ruff format: the files above are not formatted (run: .venv/bin/ruff format)"; exit 1; }
 echo "== mypy"; .venv/bin/mypy
 # Unit, property, in-process integration and simulator tests in parallel. The tests that bound
 # the event loop's lag (marked loop_lag), the netns and the hostile tests run one at a time: they

@@ -12,8 +12,14 @@ from hyphal.sim.scenarios import Run
 
 def _cold(window: float) -> tuple[int, int, int]:
     top = topologies.build("geo", 40, 4, seed=2)
-    run = Run(top, "cold-start", seed=2, params=replace(DEFAULT_PARAMS, update_coalesce=window),
-              window=6.0, sample_dt=0.2)
+    run = Run(
+        top,
+        "cold-start",
+        seed=2,
+        params=replace(DEFAULT_PARAMS, update_coalesce=window),
+        window=6.0,
+        sample_dt=0.2,
+    )
     result = run.run()
     assert result.events[0].unconverged == 0 and result.max_loops == 0
     return result.cold_start_update_tlvs, result.cold_start_min_update_tlvs, len(top.edges)
@@ -38,8 +44,9 @@ def test_rates_mean_and_busiest_second() -> None:
 
 def test_control_rates_idle_churn_and_peak_are_reported() -> None:
     top = topologies.build("geo", 30, 3, seed=3)
-    run = Run(top, "churn", seed=3, window=3.0, warmup=6.0, sample_dt=0.2, churn_rate=2.0,
-              churn_time=4.0)
+    run = Run(
+        top, "churn", seed=3, window=3.0, warmup=6.0, sample_dt=0.2, churn_rate=2.0, churn_time=4.0
+    )
     result = run.run()
     churn = result.churn_bytes_per_node_s
     peak = result.peak_after_event_bytes_per_node_s

@@ -122,14 +122,15 @@ class SeqnoRequests:
         lifetime = self._params.seqno_request_resend
         while sent:
             oldest = next(iter(sent.values()))
-            if now - oldest[2] < lifetime and self._forwarded_count <= self._params.request_cache_size:
+            if (
+                now - oldest[2] < lifetime
+                and self._forwarded_count <= self._params.request_cache_size
+            ):
                 break
             sent.popitem(last=False)
             self._forwarded_count -= 1
 
-    def take_forwarded(
-        self, peer: int, now: float
-    ) -> list[tuple[bytes, bytes, int, int, int]]:
+    def take_forwarded(self, peer: int, now: float) -> list[tuple[bytes, bytes, int, int, int]]:
         """Requests forwarded to ``peer`` within the resend time and not yet known answered:
         (prefix, router id, seqno, hop count, asker). Forgets them."""
         sent = self._forwarded.pop(peer, None)

@@ -339,9 +339,7 @@ class Router:
             self._request_starved(entry, now)
         return self._flush(now)
 
-    def neighbour_up(
-        self, peer: int, now: float, client_key: bytes | None = None
-    ) -> list[Action]:
+    def neighbour_up(self, peer: int, now: float, client_key: bytes | None = None) -> list[Action]:
         """A link to ``peer`` is up. ``client_key``: the neighbour's public key if it declared the
         client role; then only updates for prefixes it originates (router id of this key: its
         own /64 or a prefix delegated to it) are accepted from it, so nothing else is ever routed
@@ -763,7 +761,12 @@ class Router:
             pending, entry.lost_reason = entry.lost_reason, None
             if lost is not None and lost != best.peer and (pending or entry.hold_until > now):
                 change = RouteChange(
-                    "failover", prefix, best.router_id[:32], lost, best.peer, best_metric,
+                    "failover",
+                    prefix,
+                    best.router_id[:32],
+                    lost,
+                    best.peer,
+                    best_metric,
                     f"{pending}; a seqno request made another route usable"
                     if pending
                     else "the route through the old next hop was lost; found another",
@@ -782,7 +785,12 @@ class Router:
                 else "the old route is unusable"
             )
             change = RouteChange(
-                "failover", prefix, best.router_id[:32], old.peer, best.peer, best_metric,
+                "failover",
+                prefix,
+                best.router_id[:32],
+                old.peer,
+                best.peer,
+                best_metric,
                 self._why_gone(entry, old, now, better),
             )
         else:
@@ -953,7 +961,9 @@ class Router:
         if not self.requests.may_forward(peer, prefix, req.router_id, req.seqno, now):
             self.counters["seqno_requests_over_budget"] += 1
             return
-        self._forward_request(target, prefix, req.router_id, req.seqno, req.hop_count - 1, peer, now)
+        self._forward_request(
+            target, prefix, req.router_id, req.seqno, req.hop_count - 1, peer, now
+        )
 
     def _forward_target(self, entry: PrefixEntry, asker: int, router_id: bytes) -> int | None:
         """Where a request from ``asker`` goes: our next hop, else a neighbour announcing it."""
@@ -1021,9 +1031,7 @@ class Router:
                 items.append((entry.hold_until, next(self._heap_seq), _HOLD_EXPIRY, prefix, None))
         # at most one retry per prefix; demotions are bounded by the audit's probe rate
         items += [
-            item
-            for item in self._heap
-            if item[2] in (_SEQNO_RETRY, _DEMOTION_EXPIRY, _LOST_REPORT)
+            item for item in self._heap if item[2] in (_SEQNO_RETRY, _DEMOTION_EXPIRY, _LOST_REPORT)
         ]
         heapq.heapify(items)
         self._heap = items
