@@ -4,5 +4,5 @@
 # `python -m bench.throughput` (--time, --repeat, --pings, --systems, --profile, --json, ...; see --help).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh
+./scripts/setup.sh --bench
 exec .venv/bin/python -m bench.throughput "$@"

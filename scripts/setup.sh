@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Installs everything hyphal needs on a Debian machine: system packages (when root and missing)
 # and a virtualenv in .venv with hyphal and its pinned dependencies. Safe to run again: it only
-# does work that is not done yet.
+# does work that is not done yet. `--bench` also installs the benchmarks' baselines (scamper,
+# yggdrasil, wireguard-go and wg), which the tests do not need.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(python3 python3-venv python3-dev gcc iproute2 iputils-ping iperf3 traceroute curl procps systemd bind9-dnsutils dnsmasq-base postgresql libpq5 inspircd nginx-light)
+DEBIAN_PACKAGES=(python3 python3-venv python3-dev gcc iproute2 iputils-ping iperf3 traceroute curl procps systemd bind9-dnsutils dnsmasq-base postgresql libpq5 inspircd nginx-light haproxy ngircd)
+case "${1:-}" in
+  --bench) DEBIAN_PACKAGES+=(scamper yggdrasil wireguard-go wireguard-tools) ;;
+  "") ;;
+  *) echo "usage: $0 [--bench]" >&2; exit 2 ;;
+esac
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   for pkg in "${DEBIAN_PACKAGES[@]}"; do

@@ -38,8 +38,7 @@ print(whois_host(sys.argv[1], int(sys.argv[2]), "bob", preamble=header))
 
 def start_ngircd(node: Node, listen: str, port: int) -> None:
     conf = ngircd_config(node.dir / "ngircd.conf", listen, port)
-    node.popen(["ngircd", "-n", "-f", str(conf)], "ngircd.log")
-    node.topo.wait_until(lambda: node.listening(port), timeout=15, message="ngircd listening")
+    node.serve(["ngircd", "-n", "-f", str(conf)], "ngircd.log", port)
 
 
 def rules(node: Node) -> str:
@@ -144,8 +143,7 @@ def test_haproxy_reads_the_exact_client_and_dialled_addresses(
     c, i, s = topo.node("C"), topo.node("I"), topo.node("S")
     conf = s.dir / "haproxy.cfg"
     conf.write_text(HAPROXY.format(port=8080))
-    s.popen(["haproxy", "-db", "-f", str(conf)], "haproxy.log")
-    topo.wait_until(lambda: s.listening(8080), timeout=15, message="haproxy listening")
+    s.serve(["haproxy", "-db", "-f", str(conf)], "haproxy.log", 8080)
     add_service(topo, "web", 8080)
     add_ingress(i, "0.0.0.0:8080", "web", "v2")
     add_ingress(i, "[::]:8081", "web", "v1")

@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -341,3 +342,21 @@ def test_real_daemon_contract(topology: TopologyFactory) -> None:
     topo.wait_until(lambda: peer_count(a) == 2, message="A connected to B and C")
     topo.wait_until(lambda: peer_count(c) == 1, message="C accepted A through the delay line")
     assert "connected to" in topo.link("A", "C").proxy_log_tail(50)
+
+
+@pytest.mark.netns
+def test_serve_waits_for_the_port_and_fails_fast_with_the_programs_log(
+    topology: TopologyFactory,
+) -> None:
+    topo: Topology = topology("A")
+    a = topo.node("A")
+    server = [sys.executable, "-m", "http.server", "8099", "--bind", "127.0.0.1"]
+    proc = a.serve(server, "web.log", 8099)
+    assert proc.poll() is None and a.listening(8099)
+    broken = [sys.executable, "-c", "import sys; print('bad config line 3'); sys.exit(2)"]
+    started = time.monotonic()
+    with pytest.raises(TopologyError, match=r"(?s)exited with 2 before listening on 8098.*line 3"):
+        a.serve(broken, "broken.log", 8098, timeout=60)
+    assert time.monotonic() - started < 30  # it did not sit out the timeout
+    with pytest.raises(TopologyError, match="not installed"):
+        a.serve(["no-such-server-program"], "none.log", 8097)

@@ -33,6 +33,7 @@ import os
 import re
 import secrets
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -383,6 +384,37 @@ class Node:
         """Start a background process in the namespace (own process group, killed at close);
         stdout and stderr go to ``<node dir>/<log_name>``."""
         return self.topo._spawn(self.ns_argv(cmd), self.dir / log_name, self.dir, env)
+
+    def serve(
+        self,
+        cmd: Sequence[str],
+        log_name: str,
+        port: int,
+        *,
+        timeout: float = 30,
+        env: Mapping[str, str] | None = None,
+    ) -> subprocess.Popen[bytes]:
+        """Start a server program (``popen``) and wait until it listens on TCP ``port``.
+
+        A program that exits first (not installed, bad config) fails at once with its log,
+        not after the timeout; a slow one gets ``timeout`` seconds, generous for a busy machine.
+        """
+        if shutil.which(cmd[0]) is None:
+            raise TopologyError(f"{cmd[0]} is not installed (./scripts/setup.sh installs it)")
+        proc = self.popen(cmd, log_name, env)
+        log = self.dir / log_name
+        self.topo.wait_until(
+            lambda: proc.poll() is not None or self.listening(port),
+            timeout,
+            message=f"{cmd[0]} to listen on {port}",
+            context=lambda: f"{log}:\n{_tail(log, 40)}",
+        )
+        if proc.poll() is not None:
+            raise TopologyError(
+                f"{cmd[0]} exited with {proc.returncode} before listening on {port}; "
+                f"{log}:\n{_tail(log, 40)}"
+            )
+        return proc
 
     def api(self, method: str, path: str, json: Any = None, timeout: float = 10) -> ApiResponse:
         """HTTP request to this node's API (inside its namespace, with curl)."""
