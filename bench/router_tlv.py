@@ -60,20 +60,13 @@ SEQNO = 7
 def make_spec(prefixes: int, path: Path) -> None:
     """Sign one announcement per prefix (own key each) and pickle what the workers need."""
     sys.path.insert(0, str(ROOT / "src"))
-    from hyphal.crypto.signing import XEdDSASigner
-    from hyphal.identity import NodeIdentity, prefix64_for_public_key
-    from hyphal.wire.control import announcement_message
+    from hyphal.testing.announcements import signed_announcements
 
     issued = int(time.time())
-    rows = []
-    for _ in range(prefixes):
-        ident = NodeIdentity.generate()
-        router_id = ident.public_key + os.urandom(8)
-        prefix = prefix64_for_public_key(ident.public_key)
-        signature = XEdDSASigner(ident.private_bytes()).sign(
-            announcement_message(prefix, SEQNO, router_id, issued)
-        )
-        rows.append((prefix, router_id, SEQNO, issued, signature))
+    rows = [
+        (prefix, router_id, SEQNO, issued, signature)
+        for prefix, router_id, signature in signed_announcements(prefixes, SEQNO, issued)
+    ]
     path.write_bytes(pickle.dumps(rows))
 
 

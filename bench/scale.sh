@@ -9,6 +9,7 @@
 #   bench/scale.sh --compare 84c2d6c        # the same rows with the code of 84c2d6c, same run
 #   OLD=cf8aaa3 SIZES=300 DEGREES=4 bench/scale.sh
 #   bench/scale.sh --with-3000              # add the 3000-node rows (if they fit: see below)
+#   bench/scale.sh -- --no-pool-too         # each row also without the announcement pool
 #   bench/scale.sh --sizes "300" --degrees "3 6" -- --death-at 26   # after --: scale_run.py
 #
 # The old code runs from a temporary `git worktree add --detach` of REV (removed at exit,
@@ -28,7 +29,7 @@ SIZES=${SIZES:-"300 1000"}
 DEGREES=${DEGREES:-"3 4 6"}
 OLD=${OLD:-}
 extra=()
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --compare) OLD=${2:-84c2d6c}; shift 2 ;;

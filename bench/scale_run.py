@@ -34,6 +34,8 @@ from typing import Any
 Row = dict[str, Any]
 
 EVENTS = ("random", "busiest")
+NO_POOL = "-nopool"
+"""Label suffix of a side run with the simulator's announcement pool off (``--no-pool-too``)."""
 POLL_S = 1.0
 
 
@@ -179,7 +181,9 @@ def run_row(args: argparse.Namespace) -> Row:
 
     t0, c0 = time.perf_counter(), _cpu_s()
     top = topologies.geo(args.nodes, args.degree, args.seed)
-    run = Run(top, "node-failure", seed=args.seed, window=args.window, warmup=args.warmup)
+    # only when asked: older code (``--compare``) has no such parameter
+    pool: dict[str, Any] = {"share_announcements": False} if args.no_pool else {}
+    run = Run(top, "node-failure", seed=args.seed, window=args.window, warmup=args.warmup, **pool)
     base_kb = _status_kb("self", "VmRSS")
     print(f"[{args.label} {args.nodes}/{args.degree}] cold start ...", file=sys.stderr, flush=True)
     run.warm()
@@ -313,6 +317,8 @@ def drive_row(
     ]
     if args.death_at:
         cmd += ["--death-at", str(args.death_at)]
+    if label.endswith(NO_POOL):
+        cmd.append("--no-pool")
     if sequential:
         cmd.append("--sequential")
     env = dict(os.environ, PYTHONPATH=src)
@@ -457,6 +463,13 @@ def main() -> None:
     ap.add_argument("--python", default=sys.executable, help="interpreter for the rows")
     ap.add_argument("--json", action="store_true", help="print the rows as JSON, not a table")
     ap.add_argument("--table", type=Path, nargs="*", help="print the table of saved rows")
+    ap.add_argument(
+        "--no-pool-too",
+        action="store_true",
+        help=f"also run each side with its routers' announcement pool off (label +{NO_POOL[1:]}):"
+        "\nwhat the pool saves the simulator's process",
+    )
+    ap.add_argument("--no-pool", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--row", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--label", default="new", help=argparse.SUPPRESS)
     ap.add_argument("--row-out", type=Path, help=argparse.SUPPRESS)
@@ -470,6 +483,8 @@ def main() -> None:
         args.row_out.write_text(json.dumps(doc, indent=1))
         return
     sides = [s.split("=", 1) for s in args.side] or [["new", "src"]]
+    if args.no_pool_too:
+        sides += [[label + NO_POOL, src] for label, src in sides]
     args.out.mkdir(parents=True, exist_ok=True)
     rows: list[Row] = []
     for n in sorted(args.nodes or [300]):
@@ -478,7 +493,7 @@ def main() -> None:
                 prior = [d for d in rows if d["label"] == label]
                 t0 = time.perf_counter()
                 doc = drive_row(args.python, src, label, n, degree, args, prior)
-                doc["rev"] = os.environ.get(f"REV_{label.upper()}", "")
+                doc["rev"] = os.environ.get(f"REV_{label.removesuffix(NO_POOL).upper()}", "")
                 rows.append(doc)
                 (args.out / f"scale-{label}-{n}-d{degree}.json").write_text(json.dumps(doc))
                 print(

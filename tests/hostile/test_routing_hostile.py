@@ -4,7 +4,7 @@ the attacker runs in A's namespace and links to B only.
 
 After each attack B still routes A <-> C, its two honest links never dropped, its RSS and file
 descriptors stayed within the stated bounds, its event loop kept its pace while the attack ran
-(never 1 s late, 250 ms late in at most 1 % of its samples), and a counter names what it
+(never 1 s late, 250 ms late in at most 5 % of its samples), and a counter names what it
 refused.
 """
 

@@ -24,7 +24,6 @@ class Neighbour:
         "last_heard",
         "next_hello",
         "peer",
-        "prefixes",
         "rtt",
         "rtt_samples",
         "sent_hellos",
@@ -45,8 +44,6 @@ class Neighbour:
         self.created: dict[bytes, None] = {}
         # Timestamps of the last few hellos by seqno: an IHU must echo one of them exactly.
         self.sent_hellos: dict[int, int] = {}
-        # Prefixes for which this neighbour has a route entry (to touch only those on changes).
-        self.prefixes: set[bytes] = set()
 
     @property
     def usable(self) -> bool:

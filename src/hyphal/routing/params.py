@@ -70,6 +70,16 @@ class RoutingParams:
     # for up to ~30 ms more per hop of propagation. Holding first routes matters: sending them
     # at once only reached 1.98x / 3.12x. 0 sends everything at once (the old behaviour).
     update_coalesce: float = 0.03
+    # A prefix we have never advertised (new to us, not one found again after a loss) may be
+    # held this long before its first advertisement, so its routes can stop improving first:
+    # most of a cold start's excess updates are re-advertisements of improved routes. Measured
+    # on geo 100, seed 1 (bench/cold_start_tlvs.py --first-hold, docs/scaling.md): at 0.1 s
+    # the cold start sends 1.12x / 1.30x / 1.46x the minimum update TLVs at degree 3 / 4 / 6
+    # (1.45x / 2.31x / 2.63x at 0) and converges within 2.1 / 1.6 / 1.4 s (1.2 / 1.0 / 1.0 s
+    # at 0); failover does not use it. Off until its cost on joins is measured in the
+    # namespace tests: each hop adds up to this much before a new node's prefix is known
+    # beyond it.
+    first_update_hold: float = 0.0
     # Periodic full-table update to every neighbour. Triggered updates carry every real change,
     # so this only repairs losses and refreshes expiry; 30 s keeps background load modest.
     update_interval: float = 30.0
@@ -212,6 +222,8 @@ class RoutingParams:
             )
         if not 0 <= self.update_coalesce < self.hello_interval:
             raise ValueError("update_coalesce must be in [0, hello_interval)")
+        if not 0 <= self.first_update_hold <= 1.0:
+            raise ValueError("first_update_hold must be in [0, 1] s")
         if self.seqno_request_retries < 0:
             raise ValueError("seqno_request_retries cannot be negative")
         if not 256 <= self.max_payload_size <= MAX_PAYLOAD_SIZE:

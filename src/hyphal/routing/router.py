@@ -4,8 +4,10 @@ Inputs are control payloads, neighbour up/down events and the current time; outp
 :class:`SendControl` / :class:`NeighbourDead` actions. Nothing here does I/O; the only clock read
 is the injected ``wall_clock``, for the signed freshness of announcements.
 
-Work per input is proportional to what the input touches: an update reselects one prefix, a
-link-cost change reselects only the prefixes that neighbour announced, timers sit in a lazy heap.
+Work per input is proportional to what the input touches: an update reselects one prefix, and
+timers sit in a lazy heap, one route-expiry timer per prefix. A link-cost change or a lost
+neighbour scans the table once: nearly every neighbour announces nearly every prefix, so an index
+per neighbour would cost as much memory as the table for little saved work.
 Changes made while handling one input are collected and flushed at the end as batched payloads.
 """
 
@@ -15,7 +17,7 @@ import heapq
 import random
 import time
 from collections.abc import Callable, Iterable
-from itertools import count, islice
+from itertools import islice
 from typing import assert_never
 
 from hyphal.crypto.signing import Signer, Verifier, XEdDSAVerifier
@@ -26,6 +28,7 @@ from hyphal.routing.auth import (
     FUTURE,
     OK,
     AnnouncementChecker,
+    AnnouncementPool,
     in_overlay,
 )
 from hyphal.routing.bucket import TokenBucket
@@ -45,7 +48,6 @@ from hyphal.routing.types import (
     SendControl,
 )
 from hyphal.wire.control import (
-    FLAG_SUB_TLVS,
     IHU,
     SUB_TLV_DELEGATION,
     Delegation,
@@ -54,6 +56,8 @@ from hyphal.wire.control import (
     Update,
     decode_delegation,
     decode_payload,
+    encode_relayed_update,
+    encode_retraction,
     encode_tlv,
 )
 from hyphal.wire.errors import DecodeError
@@ -148,6 +152,7 @@ class Router:
         verifier: Verifier | None = None,
         router_id_suffix: bytes | None = None,
         *,
+        announcement_pool: AnnouncementPool | None = None,
         wall_clock: Callable[[], float] = time.time,
         report_routes: bool = False,
         client: bool = False,
@@ -176,6 +181,7 @@ class Router:
             params.signature_cache_size,
             params.announcement_lifetime,
             params.max_clock_skew,
+            announcement_pool,
         )
         self._update_interval_cs = _centiseconds(params.update_interval)
         self._hello_interval_cs = _centiseconds(params.hello_interval)
@@ -195,13 +201,18 @@ class Router:
         self._table: dict[bytes, PrefixEntry] = {}
         self._route_count = 0
         self._fib: dict[bytes, int] = {}
+        # The selected route's key per prefix: sealing a packet looks it up, so it is kept
+        # rather than sliced from the router id for every packet.
         self._fib_key: dict[bytes, bytes] = {}
         self._sources = SourceTable(2 * params.max_routes, params.max_sources_per_prefix)
-        self._heap: list[tuple[float, int, int, bytes, Route | None]] = []
-        self._heap_seq = count()
+        # (when, kind, prefix): route expiries one per prefix (PrefixEntry.timer), and the rest
+        self._heap: list[tuple[float, int, bytes]] = []
+        self._last_expires = 0.0  # the last route expiry set (see _on_update)
         self._next_periodic = now + self._jittered(params.update_interval, params.update_jitter)
         self._next_sweep = now + params.source_sweep_interval
         self.requests = SeqnoRequests(params)
+        # The last seqno request encoded: ((prefix, seqno, router id), TLV).
+        self._last_request: tuple[tuple[bytes, int, bytes], bytes] = ((b"", -1, b""), b"")
         self._tlv_budget: dict[int, TokenBucket] = {}
         self._reply_budget: dict[int, TokenBucket] = {}
         self._answer_budget: dict[int, TokenBucket] = {}
@@ -210,6 +221,9 @@ class Router:
         # Triggered updates held back to coalesce (see _flush) and when they go out.
         self._held: dict[bytes, None] = {}
         self._held_due = float("inf")
+        # Never-advertised prefixes held for first_update_hold (prefix -> when), the earliest.
+        self._first_held: dict[bytes, float] = {}
+        self._first_due = float("inf")
         self._out: dict[int, list[bytes]] = {}
         self._dead: list[Action] = []  # NeighbourDead and RouteChange actions, flushed first
 
@@ -234,20 +248,22 @@ class Router:
 
     def selected_routes(self) -> list[RouteInfo]:
         return [
-            self._info(e.selected, True) for e in self._table.values() if e.selected is not None
+            self._info(e.prefix, e.selected, True)
+            for e in self._table.values()
+            if e.selected is not None
         ]
 
     def selected_route(self, prefix64: bytes) -> RouteInfo | None:
         entry = self._table.get(prefix64)
         if entry is None or entry.selected is None:
             return None
-        return self._info(entry.selected, True)
+        return self._info(prefix64, entry.selected, True)
 
     def fallback_routes(self) -> list[RouteInfo]:
         return [
-            self._info(r, False)
+            self._info(e.prefix, r, False)
             for e in self._table.values()
-            for r in e.routes.values()
+            for r in e.routes
             if r is not e.selected
         ]
 
@@ -261,10 +277,10 @@ class Router:
         """Number of prefixes in the table (selected or not)."""
         return len(self._table)
 
-    def _info(self, route: Route, selected: bool) -> RouteInfo:
+    def _info(self, prefix: bytes, route: Route, selected: bool) -> RouteInfo:
         cost = self._neighbours[route.peer].cost
         return RouteInfo(
-            route.prefix,
+            prefix,
             route.peer,
             metric_add(route.metric, cost),
             route.seqno,
@@ -291,10 +307,6 @@ class Router:
         entry = self._table.get(prefix64)
         if entry is not None:  # we are its origin now: forget what others told us
             self._route_count -= len(entry.routes)
-            for peer in entry.routes:
-                nb = self._neighbours.get(peer)
-                if nb is not None:
-                    nb.prefixes.discard(prefix64)
             self._fib.pop(prefix64, None)
             self._fib_key.pop(prefix64, None)
             self._pending.pop(prefix64, None)
@@ -326,13 +338,13 @@ class Router:
         feasibility distance), the demoted route stays and a seqno request goes out, whose answer
         makes them feasible."""
         entry = self._table.get(prefix64)
-        if entry is None or peer not in entry.routes or until <= now:
+        if entry is None or entry.route(peer) is None or until <= now:
             return []
         if entry.demoted is None:
             entry.demoted = {}
         entry.demoted[peer] = until
         self.counters["routes_demoted"] += 1
-        self._push(until, _DEMOTION_EXPIRY, prefix64, None)
+        self._push(until, _DEMOTION_EXPIRY, prefix64)
         self._reselect(entry, now)
         selected = entry.selected
         if selected is not None and selected.peer == peer and len(entry.routes) > 1:
@@ -404,8 +416,8 @@ class Router:
             self._bumped(announcement.prefix64)
         heap = self._heap
         while heap and heap[0][0] <= now:
-            _, _, kind, prefix, route = heapq.heappop(heap)
-            self._on_heap_item(kind, prefix, route, now)
+            _, kind, prefix = heapq.heappop(heap)
+            self._on_heap_item(kind, prefix, now)
         if now >= self._next_periodic:
             self._next_periodic = now + self._jittered(params.update_interval, params.update_jitter)
             self._dump(list(self._neighbours.values()), now)
@@ -428,6 +440,8 @@ class Router:
             deadline = self._heap[0][0]
         if self._held_due < deadline:
             deadline = self._held_due
+        if self._first_due < deadline:
+            deadline = self._first_due
         return min(deadline, self._origin.next_deadline())
 
     # ------------------------------------------------------------------ neighbours
@@ -464,9 +478,12 @@ class Router:
         self.counters["rtt_samples"] += 1
         was_usable = nb.usable
         if nb.rtt_sample(sample, self.params):
-            for prefix in list(nb.prefixes):
-                entry = self._table.get(prefix)
-                if entry is not None:
+            # At most once per hello we sent it. The table is scanned, not a per-neighbour index:
+            # nearly every neighbour announces nearly every prefix, so an index would repeat the
+            # table once per neighbour (docs/scaling.md).
+            peer = nb.peer
+            for entry in list(self._table.values()):
+                if entry.route(peer) is not None:
                     self._reselect(entry, now)
         if not was_usable:
             self._dump([nb], now)
@@ -477,13 +494,10 @@ class Router:
             return
         self.counters["neighbours_down"] += 1
         self._out.pop(peer, None)
-        for prefix in nb.prefixes:
-            entry = self._table.get(prefix)
-            if entry is None:
-                continue
-            if entry.routes.pop(peer, None) is not None:
+        for entry in list(self._table.values()):
+            if entry.pop(peer) is not None:
                 self._route_count -= 1
-            self._reselect(entry, now)
+                self._reselect(entry, now)
         self._reforward(peer, now)
         self.requests.forget_peer(peer)
         del self._tlv_budget[peer], self._reply_budget[peer], self._answer_budget[peer]
@@ -511,17 +525,19 @@ class Router:
             self.counters["updates_rejected_prefix"] += 1
             return
         entry = self._table.get(prefix)
+        if entry is not None:
+            prefix = entry.prefix  # one bytes object per prefix, shared by its announcements
         peer = nb.peer
         if u.is_retraction:
             self.counters["retractions_received"] += 1
             if entry is None:
                 return
-            route = entry.routes.get(peer)
+            route = entry.route(peer)
             if route is None or route.metric >= INFINITY:
                 return
             route.metric = INFINITY
             route.expires = min(route.expires, now + self.params.retraction_hold)
-            self._push(route.expires, _ROUTE_EXPIRY, prefix, route)
+            self._arm(entry, route.expires)
             self._reselect(entry, now)
             return
         if nb.client_key is not None and u.router_id[:32] != nb.client_key:
@@ -531,8 +547,14 @@ class Router:
         checker = self._checker
         before = checker.verifications
         wall = self._wall_clock()
-        verdict = checker.check(
-            prefix, u.seqno, u.router_id, u.issued, u.signature, wall, delegation
+        carried = (
+            None if entry is None else entry.carried(u.router_id, u.seqno, u.issued, u.signature)
+        )
+        verdict, announcement = checker.check(
+            carried or (u.router_id, u.seqno, u.issued, u.signature, prefix),
+            wall,
+            delegation,
+            verified=carried is not None,
         )
         self.counters["signature_verifications"] += checker.verifications - before
         if verdict != OK:
@@ -542,13 +564,14 @@ class Router:
             self.counters["updates_rejected_wrapped"] += 1
             return
         if entry is None:
+            prefix = announcement[4]  # the pooled bytes, where a pool shares them
             if len(self._table) >= self.params.max_routes and not self._evict_for(nb, now):
                 self.counters["updates_rejected_table_full"] += 1
                 return
             entry = self._table[prefix] = PrefixEntry(prefix, peer)
             nb.created[prefix] = None
         feasible = self._sources.feasible(prefix, u.router_id, u.seqno, u.metric)
-        route = entry.routes.get(peer)
+        route = entry.route(peer)
         if (
             not feasible
             and route is not None
@@ -570,39 +593,51 @@ class Router:
         if delegation is not None:
             lifetime = min(lifetime, checker.delegation_expires_in(delegation, wall))
         expires = now + lifetime
-        if route is None:
-            route = Route(
-                prefix,
-                peer,
-                u.router_id,
-                u.seqno,
-                u.metric,
-                u.signature,
-                u.interval,
-                expires,
-                u.issued,
-                delegation,
-            )
-            entry.routes[peer] = route
-            self._route_count += 1
-            nb.prefixes.add(prefix)
-            self._push(expires, _ROUTE_EXPIRY, prefix, route)
+        if expires == self._last_expires:
+            expires = self._last_expires  # one float for a whole dump's routes, not one each
         else:
-            route.router_id = u.router_id
-            route.seqno = u.seqno
+            self._last_expires = expires
+        unchanged = False
+        if carried is None:
+            checker.carried(announcement)
+        if route is None:
+            route = Route(peer, announcement, u.metric, expires, delegation)
+            entry.routes.append(route)
+            self._route_count += 1
+        else:
+            unchanged = route.announcement is announcement and route.metric == u.metric
+            route.announcement = announcement
             route.metric = u.metric
-            route.signature = u.signature
-            route.issued = u.issued
             route.delegation = delegation
-            route.interval = u.interval
-            if expires < route.expires:
-                self._push(expires, _ROUTE_EXPIRY, prefix, route)
             route.expires = expires
+        self._arm(entry, expires)
         if not feasible:
             self.counters["updates_unfeasible"] += 1
             if entry.selected is None:
                 self._request_seqno(peer, prefix, u.router_id, now)
-        self._reselect(entry, now)
+        if not self._selection_stands(entry, route, unchanged, feasible, nb):
+            self._reselect(entry, now)
+
+    def _selection_stands(
+        self, entry: PrefixEntry, route: Route, unchanged: bool, feasible: bool, nb: Neighbour
+    ) -> bool:
+        """True if ``route``'s update cannot change ``entry``'s selection, so the full rescan in
+        _reselect may be skipped: the selected route repeated as it was, or another route that
+        is unfeasible or does not beat the selected one by the hysteresis margin. Every other
+        input to selection (link costs, demotions, expiries) reselects by itself."""
+        selected = entry.selected
+        if selected is None or entry.demoted is not None:
+            return False
+        if route is selected:
+            return unchanged
+        if not feasible or route.metric >= INFINITY:
+            return True
+        old = metric_add(selected.metric, self._neighbours[selected.peer].cost)
+        if old >= INFINITY:
+            return False
+        params = self.params
+        margin = max(params.hysteresis_abs, params.hysteresis_rel * old)
+        return metric_add(route.metric, nb.cost) + margin >= old
 
     def _wrapped(self, entry: PrefixEntry | None, peer: int, u: Update) -> bool:
         """True if ``u``'s seqno is ambiguous (2^15 away) or newer than one recorded for its
@@ -612,7 +647,7 @@ class Router:
         source = self._sources.get(u.prefix64, u.router_id)
         if source is not None:
             recorded.append((source.seqno, source.issued))
-        route = entry.routes.get(peer) if entry is not None else None
+        route = entry.route(peer) if entry is not None else None
         if route is not None and route.router_id == u.router_id and route.metric < INFINITY:
             recorded.append((route.seqno, route.issued))
         for seqno, issued in recorded:
@@ -641,14 +676,13 @@ class Router:
             return False
         for prefix in islice(reversed(heaviest.created), _EVICTION_SCAN):
             entry = self._table.get(prefix)
-            if entry is not None and entry.routes.keys() <= {heaviest.peer}:
+            if entry is not None and all(r.peer == heaviest.peer for r in entry.routes):
                 break
         else:
             return False
         self.counters["routes_evicted"] += 1
-        if entry.routes.pop(heaviest.peer, None) is not None:
+        if entry.pop(heaviest.peer) is not None:
             self._route_count -= 1
-        heaviest.prefixes.discard(prefix)
         self._reselect(entry, now)  # withdraws it from the FIB
         if prefix in self._table:
             self._forget(prefix)
@@ -667,7 +701,7 @@ class Router:
         demoted = entry.demoted
         fallback: Route | None = None  # best demoted route, used only if nothing else is
         fallback_metric = INFINITY
-        for route in entry.routes.values():
+        for route in entry.routes:
             if route.metric >= INFINITY:
                 continue
             total = metric_add(route.metric, neighbours[route.peer].cost)
@@ -706,12 +740,12 @@ class Router:
                 entry.last_router_id = old.router_id
                 entry.last_seqno = old.seqno
                 entry.hold_until = now + params.retraction_hold
-                self._push(entry.hold_until, _HOLD_EXPIRY, prefix, None)
+                self._push(entry.hold_until, _HOLD_EXPIRY, prefix)
                 if entry.advertised_metric < INFINITY:
                     self._pending[prefix] = None
                 self._request_starved(entry, now)
                 if entry.routes and self.requests.arm_retries(prefix):
-                    self._push(now + self.params.seqno_request_resend, _SEQNO_RETRY, prefix, None)
+                    self._push(now + self.params.seqno_request_resend, _SEQNO_RETRY, prefix)
             elif not entry.routes and entry.hold_until <= now:
                 self._forget(prefix)
             return
@@ -748,10 +782,10 @@ class Router:
                 return
             entry.lost_peer = old.peer
             reason = self._why_gone(entry, old, now, "no usable route is left")
-            if any(r.metric < INFINITY for r in entry.routes.values()):
+            if any(r.metric < INFINITY for r in entry.routes):
                 # unfeasible ones: a seqno request may make one usable at once
                 entry.lost_reason = reason
-                self._push(now + _LOST_REPORT_GRACE, _LOST_REPORT, prefix, None)
+                self._push(now + _LOST_REPORT_GRACE, _LOST_REPORT, prefix)
                 return
             change = RouteChange(
                 "lost", prefix, old.router_id[:32], old.peer, None, INFINITY, reason
@@ -811,7 +845,7 @@ class Router:
         """Why the selected route ``old`` stopped being the one, in words."""
         if old.peer not in self._neighbours:
             return "the link to the old next hop went down"
-        if entry.routes.get(old.peer) is not old:
+        if entry.route(old.peer) is not old:
             return "the route through the old next hop expired"
         if old.metric >= INFINITY:
             return "the old next hop retracted the route"
@@ -825,33 +859,24 @@ class Router:
         demoted = entry.demoted
         if demoted is not None and demoted.get(route.peer, 0.0) > now:
             metric = _DEMOTED_METRIC
+        router_id, seqno, issued, signature, prefix = route.announcement
         self._sources.advertised(
-            entry.prefix,
-            route.router_id,
-            route.seqno,
-            metric,
-            now + self.params.source_gc_time,
-            route.issued,
+            prefix, router_id, seqno, metric, now + self.params.source_gc_time, issued
         )
-        tlv = encode_tlv(
-            Update(
-                entry.prefix,
-                route.seqno,
-                metric,
-                self._update_interval_cs,
-                FLAG_SUB_TLVS if route.delegation is not None else 0,
-                route.router_id,
-                route.signature,
-                () if route.delegation is None else (route.delegation.sub_tlv(),),
-                route.issued,
-            )
+        tlv = encode_relayed_update(
+            prefix,
+            seqno,
+            metric,
+            self._update_interval_cs,
+            router_id,
+            signature,
+            issued,
+            route.delegation,
         )
         return tlv, metric
 
     def _retraction_tlv(self, prefix: bytes, seqno: int, router_id: bytes) -> bytes:
-        return encode_tlv(
-            Update(prefix, seqno, INFINITY, self._update_interval_cs, 0, router_id, b"")
-        )
+        return encode_retraction(prefix, seqno, self._update_interval_cs, router_id)
 
     def _advertise(
         self, entry: PrefixEntry, targets: Iterable[Neighbour], now: float, poison: bool
@@ -912,13 +937,15 @@ class Router:
         if not self.requests.should_send(peer, prefix, router_id, seqno, now):
             return
         self.counters["seqno_requests_sent"] += 1
-        self._queue(
-            peer, encode_tlv(SeqnoRequest(prefix, seqno, self.params.seqno_request_hops, router_id))
-        )
+        key = (prefix, seqno, router_id)
+        if key != self._last_request[0]:  # a starved prefix asks every neighbour the same
+            tlv = encode_tlv(SeqnoRequest(prefix, seqno, self.params.seqno_request_hops, router_id))
+            self._last_request = (key, tlv)
+        self._queue(peer, self._last_request[1])
 
     def _request_starved(self, entry: PrefixEntry, now: float) -> None:
         """No feasible route left: ask every neighbour still announcing it for a newer seqno."""
-        for route in entry.routes.values():
+        for route in entry.routes:
             if route.metric < INFINITY and route.peer in self._neighbours:
                 self._request_seqno(route.peer, entry.prefix, route.router_id, now)
 
@@ -971,7 +998,7 @@ class Router:
         if selected is not None and selected.peer != asker:
             return selected.peer
         target: int | None = None
-        for route in entry.routes.values():
+        for route in entry.routes:
             if route.peer != asker and route.metric < INFINITY and route.peer in self._neighbours:
                 target = route.peer
                 if route.router_id == router_id:
@@ -1017,26 +1044,32 @@ class Router:
 
     # ------------------------------------------------------------------ timers
 
-    def _push(self, when: float, kind: int, prefix: bytes, route: Route | None) -> None:
-        heapq.heappush(self._heap, (when, next(self._heap_seq), kind, prefix, route))
-        if len(self._heap) > 4 * (self._route_count + len(self._table)) + 1024:
+    def _push(self, when: float, kind: int, prefix: bytes) -> None:
+        heapq.heappush(self._heap, (when, kind, prefix))
+        if len(self._heap) > 4 * len(self._table) + 1024:
             self._compact_heap()
 
+    def _arm(self, entry: PrefixEntry, expires: float) -> None:
+        """Make sure ``entry``'s route-expiry timer fires by ``expires``."""
+        if expires < entry.timer:
+            entry.timer = expires
+            self._push(expires, _ROUTE_EXPIRY, entry.prefix)
+
     def _compact_heap(self) -> None:
-        items: list[tuple[float, int, int, bytes, Route | None]] = []
+        items: list[tuple[float, int, bytes]] = []
         for prefix, entry in self._table.items():
-            for route in entry.routes.values():
-                items.append((route.expires, next(self._heap_seq), _ROUTE_EXPIRY, prefix, route))
+            if entry.timer < float("inf"):
+                items.append((entry.timer, _ROUTE_EXPIRY, prefix))
             if entry.hold_until > 0:
-                items.append((entry.hold_until, next(self._heap_seq), _HOLD_EXPIRY, prefix, None))
+                items.append((entry.hold_until, _HOLD_EXPIRY, prefix))
         # at most one retry per prefix; demotions are bounded by the audit's probe rate
         items += [
-            item for item in self._heap if item[2] in (_SEQNO_RETRY, _DEMOTION_EXPIRY, _LOST_REPORT)
+            item for item in self._heap if item[1] in (_SEQNO_RETRY, _DEMOTION_EXPIRY, _LOST_REPORT)
         ]
         heapq.heapify(items)
         self._heap = items
 
-    def _on_heap_item(self, kind: int, prefix: bytes, route: Route | None, now: float) -> None:
+    def _on_heap_item(self, kind: int, prefix: bytes, now: float) -> None:
         entry = self._table.get(prefix)
         if kind == _SEQNO_RETRY:
             retry, again = self.requests.take_retry(prefix)
@@ -1045,7 +1078,7 @@ class Router:
             self.counters["seqno_request_retries"] += 1
             self._request_starved(entry, now)
             if again:
-                self._push(now + self.params.seqno_request_resend, _SEQNO_RETRY, prefix, None)
+                self._push(now + self.params.seqno_request_resend, _SEQNO_RETRY, prefix)
             return
         if entry is None:
             return
@@ -1064,18 +1097,19 @@ class Router:
                 if not entry.routes:
                     self._forget(prefix)
             return
-        if route is None or entry.routes.get(route.peer) is not route:
-            return  # stale: the route was replaced or removed
-        if route.expires > now:
-            self._push(route.expires, _ROUTE_EXPIRY, prefix, route)
-            return
-        self.counters["routes_expired"] += 1
-        del entry.routes[route.peer]
-        self._route_count -= 1
-        nb = self._neighbours.get(route.peer)
-        if nb is not None:
-            nb.prefixes.discard(prefix)
-        self._reselect(entry, now)
+        if entry.timer > now:
+            return  # stale: an earlier expiry was armed and handled since
+        routes = entry.routes
+        kept = [route for route in routes if route.expires > now]
+        expired = len(routes) - len(kept)
+        entry.timer = float("inf")
+        if kept:
+            self._arm(entry, min(route.expires for route in kept))
+        if expired:
+            entry.routes = kept
+            self.counters["routes_expired"] += expired
+            self._route_count -= expired
+            self._reselect(entry, now)
 
     # ------------------------------------------------------------------ output
 
@@ -1095,6 +1129,7 @@ class Router:
         self._pending = {}
         held = self._held
         window = self.params.update_coalesce
+        first_hold = self.params.first_update_hold
         send: list[PrefixEntry] = []
         for prefix in pending:
             entry = self._table.get(prefix)
@@ -1102,7 +1137,12 @@ class Router:
                 held.pop(prefix, None)
             elif window <= 0 or entry.selected is None:
                 held.pop(prefix, None)
+                self._first_held.pop(prefix, None)
                 send.append(entry)
+            elif first_hold > 0 and entry.advertised_metric >= INFINITY and entry.hold_until == 0:
+                # never advertised: its first advertisement waits for the routes to settle
+                if self._first_held.setdefault(prefix, now + first_hold) < self._first_due:
+                    self._first_due = self._first_held[prefix]
             elif prefix in held:
                 self.counters["updates_coalesced"] += 1
             else:
@@ -1121,6 +1161,14 @@ class Router:
             self._held_due = float("inf")
         elif not held:
             self._held_due = float("inf")
+        if now >= self._first_due:
+            first = self._first_held
+            for prefix in [p for p, due in first.items() if due <= now]:
+                del first[prefix]
+                entry = self._table.get(prefix)
+                if entry is not None and entry.selected is not None:
+                    send.append(entry)
+            self._first_due = min(first.values(), default=float("inf"))
         if send:
             usable = [nb for nb in self._neighbours.values() if nb.usable]
             for entry in send:
@@ -1136,7 +1184,7 @@ class Router:
                     for tlv in tlvs:
                         self._queue(nb.peer, tlv)
                     self.counters["updates_sent"] += len(tlvs)
-        if self._pending or now >= self._held_due:
+        if self._pending or now >= self._held_due or now >= self._first_due:
             self._flush_triggered(now)
         actions = self._dead
         self._dead = []

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from hyphal.crypto.signing import XEdDSASigner, XEdDSAVerifier
 from hyphal.identity import NodeIdentity, prefix64_for_public_key
+from hyphal.routing.auth import AnnouncementPool
 from hyphal.routing.params import DEFAULT_PARAMS, RoutingParams
 from hyphal.routing.router import Router
 from hyphal.routing.types import Action, NeighbourDead, SendControl
@@ -233,6 +234,7 @@ class Simulator:
         loss_mode: str = "retransmit",
         bandwidth_bps: float = DEFAULT_BANDWIDTH_BPS,
         verifier: MemoVerifier | None = None,
+        share_announcements: bool = True,
     ) -> None:
         self.topology = topology
         self.params = params
@@ -241,6 +243,11 @@ class Simulator:
         self.engine = Engine()
         self.stats = self.engine.stats
         self.verifier = verifier or MemoVerifier()
+        # Every router holds a relayed announcement as the same object (it is the same bytes
+        # in every router): the process holds it once, each router's tables still point at it.
+        # ``share_announcements=False`` gives every router its own copies, as separate daemons
+        # have (the scale bench's comparison).
+        self.announcements = AnnouncementPool() if share_announcements else None
         self.version = 0
         """Bumped whenever the true graph changes (links, node liveness, latencies)."""
         key_rng = random.Random(f"keys-{seed}")
@@ -443,6 +450,7 @@ class Simulator:
             rng,
             verifier=self.verifier,
             router_id_suffix=rng.randbytes(8),
+            announcement_pool=self.announcements,
         )
         node.alive = True
         self.version += 1

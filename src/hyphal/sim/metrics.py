@@ -324,9 +324,10 @@ _SKIP_TYPES = (type, ModuleType, FunctionType)
 def deep_size(root: object, exclude: set[int]) -> int:
     """``sys.getsizeof`` summed over every object reachable from ``root`` (via gc referents).
 
-    Objects whose id is in ``exclude`` (shared by all routers: parameters, the verifier) are not
-    entered, nor are classes, modules and functions. Small ints and interned bytes shared with
-    the rest of the process are counted, so this slightly overestimates a router's own memory.
+    Objects whose id is in ``exclude`` (shared by all routers: parameters, the verifier, the
+    announcement pool) are not entered, nor are classes, modules and functions. Small ints,
+    interned bytes and pooled announcements shared with the rest of the process are counted, so
+    this is what one router alone would hold, slightly more than its share of the process.
     """
     seen: set[int] = set(exclude)
     total = 0
@@ -344,7 +345,10 @@ def deep_size(root: object, exclude: set[int]) -> int:
 
 def router_memory(sim: Simulator, nodes: list[int]) -> float:
     """Mean deep size in bytes of the routers on ``nodes`` (see :func:`deep_size`)."""
+    # shared by every router; what a router's own tables point at in the pool is still counted
     exclude = {id(sim.params), id(sim.verifier), id(sim.verifier.__dict__)}
+    if sim.announcements is not None:
+        exclude |= {id(sim.announcements), id(sim.announcements.__dict__)}
     sizes = []
     for i in nodes:
         router = sim.nodes[i].router

@@ -12,10 +12,12 @@ ways unless the node that declared it is silenced (its close would never be seen
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Iterable
 
-from hyphal.crypto.signing import XEdDSASigner
+from hyphal.crypto.signing import Signer, XEdDSASigner
 from hyphal.identity import NodeIdentity
+from hyphal.routing.auth import AnnouncementPool
 from hyphal.routing.params import DEFAULT_PARAMS, RoutingParams
 from hyphal.routing.router import Router
 from hyphal.routing.types import Action, NeighbourDead, RouteChange, SendControl
@@ -38,17 +40,24 @@ def make_router(
     verifier: MemoVerifier | None = None,
     seed: int = 0,
     client: bool = False,
+    wall_clock: Callable[[], float] = time.time,
+    signer: Signer | None = None,
+    announcement_pool: AnnouncementPool | None = None,
 ) -> Router:
-    """A router for node ``index`` with a seeded random source (a client router if ``client``)."""
+    """A router for node ``index`` with a seeded random source (a client router if ``client``);
+    ``wall_clock`` dates what it signs, ``signer`` (else the node's own) signs it, and
+    ``announcement_pool`` is shared with the other routers of the process, as the simulator's."""
     ident = identity(index)
     return Router(
         ident.public_key,
-        XEdDSASigner(ident.private_bytes()),
+        signer or XEdDSASigner(ident.private_bytes()),
         params,
         now,
         random.Random(seed * 1000 + index),
         verifier=verifier,
         client=client,
+        wall_clock=wall_clock,
+        announcement_pool=announcement_pool,
     )
 
 

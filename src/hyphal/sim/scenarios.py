@@ -156,6 +156,7 @@ class Run:
         loss: float = 0.0,
         bandwidth_bps: float | None = None,
         progress: Progress | None = None,
+        share_announcements: bool = True,
     ) -> None:
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}; choose one of {', '.join(SCENARIOS)}")
@@ -170,6 +171,7 @@ class Run:
             jitter=jitter,
             loss=loss,
             bandwidth_bps=bandwidth_bps if bandwidth_bps is not None else DEFAULT_BANDWIDTH_BPS,
+            share_announcements=share_announcements,
         )
         if dest_sample is None and n > 400:
             dest_sample = 256

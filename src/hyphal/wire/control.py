@@ -212,6 +212,53 @@ def encode_tlv(tlv: Tlv) -> bytes:
     return _HEADER.pack(kind, len(body)) + body
 
 
+_RELAYED_HEAD = struct.Struct(">BH8sHHHB40sI")  # TLV header + fixed update fields + issued
+
+
+def encode_relayed_update(
+    prefix64: bytes,
+    seqno: int,
+    metric: int,
+    interval: int,
+    router_id: bytes,
+    signature: bytes,
+    issued: int,
+    delegation: Delegation | None,
+) -> bytes:
+    """``encode_tlv`` of a signed (non-retraction) update, for the router's hot path: the
+    announcement's fields come from a TLV that was decoded and verified, so only the packing
+    is left (struct still refuses fields out of range)."""
+    if len(signature) != SIGNATURE_SIZE or metric >= METRIC_INFINITY:
+        raise ValueError("a relayed update carries a signature and a finite metric")
+    subs = b"" if delegation is None else _encode_sub_tlv(delegation.sub_tlv())
+    return (
+        _RELAYED_HEAD.pack(
+            TLV_UPDATE,
+            _UPDATE_FIXED.size + _ISSUED.size + SIGNATURE_SIZE + len(subs),
+            prefix64,
+            seqno,
+            metric,
+            interval,
+            FLAG_SUB_TLVS if subs else 0,
+            router_id,
+            issued,
+        )
+        + signature
+        + subs
+    )
+
+
+_RETRACTION = struct.Struct(">BH8sHHHB40s")  # TLV header + the fixed update fields
+
+
+def encode_retraction(prefix64: bytes, seqno: int, interval: int, router_id: bytes) -> bytes:
+    """``encode_tlv`` of a retraction (metric infinite, no signature), for the router's hot
+    path (struct still refuses fields out of range)."""
+    return _RETRACTION.pack(
+        TLV_UPDATE, _UPDATE_FIXED.size, prefix64, seqno, METRIC_INFINITY, interval, 0, router_id
+    )
+
+
 def _encode_sub_tlv(sub: SubTlv) -> bytes:
     if not 0 <= sub.kind <= 0xFF or len(sub.body) > 0xFF:
         raise ValueError("sub-TLV type or body does not fit in u8")

@@ -10,6 +10,7 @@ import pytest
 from hyphal.crypto.signing import XEdDSASigner
 from hyphal.identity import prefix64_for_public_key
 from hyphal.routing import Router, SendControl
+from hyphal.routing.auth import AnnouncementPool
 from hyphal.sim.routernet import identity, make_router
 from hyphal.wire.control import (
     IHU,
@@ -24,9 +25,9 @@ from hyphal.wire.errors import DecodeError
 PEER = 7
 
 
-def usable_router(now: float = 0.0) -> Router:
+def usable_router(now: float = 0.0, pool: AnnouncementPool | None = None) -> Router:
     """A router with neighbour PEER up and measured (so routes via it are selectable)."""
-    router = make_router(0, now)
+    router = make_router(0, now, announcement_pool=pool)
     actions = router.neighbour_up(PEER, now)
     hello = next(
         t
@@ -146,6 +147,42 @@ def test_signature_verified_once_per_announcement() -> None:
     for i in range(5):
         deliver(router, replace(update, metric=10 + i), now=0.01 * (i + 1))
     assert router.counters["signature_verifications"] == 1
+
+
+def test_the_routes_are_the_cache_for_what_they_carry() -> None:
+    """Each new seqno is verified once; the cache does not keep the versions the route replaced
+    (before, a long-running router kept every version it ever saw)."""
+    router = usable_router()
+    for seqno in range(5):
+        update = signed_update(1, seqno=seqno)
+        deliver(router, update, now=0.01 * (seqno + 1))
+        deliver(router, replace(update, metric=20), now=0.01 * (seqno + 1) + 0.005)
+    assert router.counters["signature_verifications"] == 5
+    assert router.selected_routes()[0].seqno == 4
+    assert len(router._checker._cache) == 0
+
+
+def test_routers_sharing_a_pool_hold_one_copy_of_each_announcement() -> None:
+    """The simulator's pool: the same announcement reaching two routers (each decodes its own
+    copy) is held once, and only verified ones are pooled."""
+    pool = AnnouncementPool()
+    first, second = usable_router(pool=pool), usable_router(pool=pool)
+    update = signed_update(1)
+    deliver(first, update)
+    deliver(second, update)
+    held = [r._table[update.prefix64].routes[0].announcement for r in (first, second)]
+    signed = (update.router_id, update.seqno, update.issued, update.signature, update.prefix64)
+    assert held[0] == signed
+    assert held[0] is held[1]
+    assert held[0][0] is held[1][0] and held[0][3] is held[1][3]
+    alone = usable_router()  # without a pool, nothing is shared
+    deliver(alone, update)
+    assert alone._table[update.prefix64].routes[0].announcement is not held[0]
+    forged = replace(signed_update(2), signature=bytes(64))
+    deliver(first, forged)
+    assert forged.prefix64 not in first._table or not first._table[forged.prefix64].routes
+    assert (forged.router_id, 0, forged.issued, forged.signature, forged.prefix64) not in pool._held
+    assert len(pool._held) == 1
 
 
 def test_table_is_bounded() -> None:

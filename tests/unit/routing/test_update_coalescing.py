@@ -92,3 +92,25 @@ def test_window_zero_sends_every_change() -> None:
     deliver(router, signed_update(ORIGIN, metric=1000), now=0.01)
     again = router.handle_control(PEER, encode_payload([signed_update(ORIGIN, metric=500)]), 0.012)
     assert len(updates_to(again, OTHER)) == 1
+
+
+def test_first_update_hold_delays_only_a_prefix_never_advertised() -> None:
+    from dataclasses import replace
+
+    from hyphal.routing import DEFAULT_PARAMS
+
+    router = two_neighbours()
+    hold = 0.1
+    router.params = replace(DEFAULT_PARAMS, first_update_hold=hold)
+    # A new prefix and an improvement: nothing goes out when the coalescing window closes...
+    deliver(router, signed_update(ORIGIN, metric=1000), now=0.01)
+    router.handle_control(PEER, encode_payload([signed_update(ORIGIN, metric=300)]), 0.05)
+    assert updates_to(router.on_timer(0.01 + router.params.update_coalesce + 0.001), OTHER) == []
+    assert router.next_deadline() <= 0.01 + hold + 1e-9
+    # ... but one update, with the settled metric, when the hold ends.
+    sent = updates_to(router.on_timer(0.01 + hold), OTHER)
+    selected = router.selected_route(sent[0].prefix64) if sent else None
+    assert selected is not None and [u.metric for u in sent] == [selected.metric]
+    # Once advertised, a change waits only for the coalescing window.
+    router.handle_control(PEER, encode_payload([signed_update(ORIGIN, metric=100)]), 0.2)
+    assert len(updates_to(router.on_timer(0.2 + router.params.update_coalesce), OTHER)) == 1
