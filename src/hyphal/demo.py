@@ -15,7 +15,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from rich.table import Table
 
 from hyphal.client import ApiError, Client
 from hyphal.identity import NodeIdentity
+from hyphal.testing.loopback import daemon_argv, free_port
 from hyphal.testing.routes import SELECTED_ROUTES, selected_route
 
 console = Console()
@@ -37,12 +37,6 @@ SLOW_LINK_MS = 25
 
 
 REGIONS = {"A": "fra", "B": "ams", "C": "lon", "D": "nyc"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -155,27 +149,19 @@ def run_loopback_act(keep_running: bool = False) -> int:
         for node in nodes.values():
             key_file = work / f"{node.name}.key"
             node.identity.save(key_file)
-            cmd = [
-                sys.executable,
-                "-m",
-                "hyphal",
-                "run",
-                "-k",
-                str(key_file),
-                "-t",
-                str(node.port),
-                "--api-addr",
-                f"127.0.0.1:{node.api_port}",
-                "--no-tun",
-                "--listen-address",
-                "127.0.0.1",
-                "--name",
-                node.name.lower(),
-                "--region",
-                REGIONS[node.name],
-                "--dns-port",
-                str(node.dns_port),
-            ]
+            cmd = daemon_argv(
+                key_file,
+                node.port,
+                node.api_port,
+                extra=[
+                    "--name",
+                    node.name.lower(),
+                    "--region",
+                    REGIONS[node.name],
+                    "--dns-port",
+                    str(node.dns_port),
+                ],
+            )
             for peer in peers_of[node.name]:
                 cmd += ["--peers", peer]
             log = (work / f"{node.name}.log").open("wb")

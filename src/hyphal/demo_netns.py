@@ -340,17 +340,23 @@ def trace_act(console: Console, topo: Topology, lab: MapLab) -> None:
     console.print(
         "fra1's namespace now also has a veth into a lab of Linux routers (R1, ECMP over R2a/R2b, "
         "R3, a silent S, R4) in front of a target T; only 198.18.0.0/15 and 2001:db8::/32, no "
-        "route out. A store runs on I; a worker on fra1 probes "
+        "route out. A store runs on I and advertises itself as the hyphal service map-store; a "
+        "worker on fra1 finds it by that name (svc:map-store), probes "
         + BACKGROUND_TARGET
         + " and ships its results there, over the overlay."
     )
     lab.assert_closed()
-    store_url = f"http://[{i.address}]:7411"
+    store_url = "svc:map-store"
     with console.status("starting the store on I and the worker on fra1…"):
         i.popen(
             [*PY, "map", "store", "--db", str(i.dir / "mapstore"), "--name", "ams"], "store.log"
         )
         wait("the store listening on I", lambda: i.listening(7411), 20)
+        wait(
+            "fra1's directory names the store",
+            lambda: a.api("GET", "/api/v1/services/map-store/choose").status == 200,
+            30,
+        )
         worker = a.popen(
             [
                 *PY, "map", "worker", "--store", store_url, "--target", BACKGROUND_TARGET, *LAB_ALLOW,
@@ -370,8 +376,8 @@ def trace_act(console: Console, topo: Topology, lab: MapLab) -> None:
     if "T" not in hops:
         raise ActFailed("the trace did not reach the target T")
     wait("the worker's results in the store", lambda: stored(i, store_url) > 0, 20, 0.3)
-    console.print(f"\n[bold]$ hyphal map status --store {store_url}[/]   (on I)")
-    console.print(cli(i, "map", "status", "--store", store_url).rstrip(), highlight=False)
+    console.print("\n[bold]$ hyphal map status[/]   (on I; the store found as svc:map-store)")
+    console.print(cli(i, "map", "status").rstrip(), highlight=False)
 
 
 def stored(node: Node, store_url: str) -> int:

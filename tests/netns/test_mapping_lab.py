@@ -439,25 +439,27 @@ def test_a_worker_cut_off_from_the_store_delivers_everything_exactly_once(
             store.wait(timeout=10)
 
 
-def test_map_trace_through_the_store_measurement_api(
+def test_map_trace_through_the_store_found_by_service_name(
     lab: tuple[Topology, MapLab], tmp_path: Path
 ) -> None:
-    """`hyphal map trace --store URL --from fra`: the store queues the request, the worker
-    (which only dials out to the store) claims it, runs it and ships the result back."""
-    _topo, maplab = lab
+    """`hyphal map trace --store svc:map-store --from fra` from the other region's client-role
+    node: the store advertised itself as hyphal service map-store on W1, the worker (which only
+    dials out) found it by that name too, claimed the request, ran it and shipped the result
+    back. When the store stops, it withdraws the service."""
+    topo, maplab = lab
+    w1, w2 = topo.node("W1"), topo.node("W2")
     token = tmp_path / "token"
     token.write_text("lab-token-" + "y" * 24 + "\n")
     token.chmod(0o600)
-    port = 9691
-    surl = f"http://127.0.0.1:{port}"
     ns = maplab.ns("W1")
-    store = start_store(
-        maplab,
-        tmp_path / "store",
-        port,
-        token,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    store = subprocess.Popen(
+        [
+            *("ip", "netns", "exec", ns, *PY, "map", "store", "--db", str(tmp_path / "store")),
+            *("--port", "9691", "--token-file", str(token)),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     worker = subprocess.Popen(
         [
@@ -471,7 +473,7 @@ def test_map_trace_through_the_store_measurement_api(
             "--feeder",
             "http://[::1]:1",
             "--store",
-            surl,
+            "svc:map-store",
             "--token-file",
             str(token),
             "--outbox",
@@ -483,8 +485,6 @@ def test_map_trace_through_the_store_measurement_api(
             "fra",
             "--region",
             "eu",
-            "--api-addr",
-            "127.0.0.1:1",
             "--prefix-pps",
             "5",
         ],
@@ -493,33 +493,17 @@ def test_map_trace_through_the_store_measurement_api(
         text=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while run_in(maplab, "W1", ["curl", "-sf", f"{surl}/health"]).returncode != 0:
-            assert time.monotonic() < deadline and store.poll() is None, "the store did not start"
-            time.sleep(0.2)
-        report = run_in(
-            maplab,
-            "W1",
-            [
-                *PY,
-                "map",
-                "trace",
-                TARGET4,
-                "--store",
-                surl,
-                "--from",
-                "fra",
-                "--token-file",
-                str(token),
-                "-q",
-                "1",
-                "-w",
-                "0.4",
-                "--proto",
-                "udp",
-                "--api-addr",
-                "127.0.0.1:1",
-            ],
+
+        def found_from_w2() -> bool:
+            assert store.poll() is None, store.stdout.read() if store.stdout else ""
+            return w2.api("GET", "/api/v1/services/map-store/choose").status == 200
+
+        topo.wait_until(found_from_w2, timeout=30, message="W2's directory names the store")
+        chosen = w2.api("GET", "/api/v1/services/map-store/choose").data
+        assert chosen["publicKey"] == w1.public_key and chosen["port"] == 9691, chosen
+        report = w2.cli(
+            *("map", "trace", TARGET4, "--store", "svc:map-store", "--from", "fra"),
+            *("-q", "1", "-w", "0.4", "--proto", "udp"),
             timeout=90,
         )
         assert report.returncode == 0, report.stderr
@@ -531,3 +515,82 @@ def test_map_trace_through_the_store_measurement_api(
         store.terminate()
         worker.wait(timeout=15)
         store.wait(timeout=15)
+    local = w1.api("GET", "/api/v1/services").data["local"]
+    assert not [i for i in local if i.get("name") == "map-store"], local
+
+
+def test_feeder_store_and_worker_find_each_other_by_name_and_hops_grow_the_pool(
+    lab: tuple[Topology, MapLab], tmp_path: Path
+) -> None:
+    """The whole plane by service names: the feeder and the store on W1 advertise themselves,
+    the store sends hops to svc:map-feeder, and a worker on the client-role node in the other
+    region takes targets from svc:map-feeder and ships to svc:map-store. Its trace's hops past
+    its own neighbourhood become feeder targets, and `hyphal map status` (no address given)
+    reports them."""
+    topo, maplab = lab
+    w1, w2 = topo.node("W1"), topo.node("W2")
+    token = tmp_path / "token"
+    token.write_text("lab-token-" + "z" * 24 + "\n")
+    token.chmod(0o600)
+    sources = tmp_path / "sources.txt"
+    sources.write_text(f"{TARGET4}/32\n")
+    ns1 = ("ip", "netns", "exec", maplab.ns("W1"), *PY, "map")
+    services = [
+        subprocess.Popen(
+            [
+                *(*ns1, "feeder", "--sources", str(sources), "--db", str(tmp_path / "feeder.db")),
+                *(*ALLOW, "--port", "9692", "--token-file", str(token)),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        ),
+        subprocess.Popen(
+            [
+                *(*ns1, "store", "--db", str(tmp_path / "store"), "--feeder", "svc:map-feeder"),
+                *("--port", "9691", "--token-file", str(token), "--feeder-token-file", str(token)),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        ),
+    ]
+    worker = None
+    try:
+
+        def named(service: str, port: int) -> bool:
+            for proc in services:
+                assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            answer = w2.api("GET", f"/api/v1/services/{service}/choose")
+            return answer.status == 200 and answer.data["port"] == port
+
+        topo.wait_until(lambda: named("map-feeder", 9692) and named("map-store", 9691), timeout=30)
+        worker = w2.popen(
+            [
+                *(*PY, "map", "worker", "--feeder", "svc:map-feeder", "--store", "svc:map-store"),
+                *("--token-file", str(token), "--outbox", str(tmp_path / "outbox"), *ALLOW),
+                *("--listen", "none", "--pps", "50", "--prefix-pps", "5", "--attempts", "1"),
+            ],
+            "map-worker.log",
+        )
+
+        def status() -> dict[str, Any]:
+            out = w2.cli("map", "status", "--feeder", "svc:map-feeder", "--json")
+            assert out.returncode == 0, out.stderr
+            return dict(json.loads(out.stdout))
+
+        def grown() -> dict[str, Any] | None:
+            assert worker is not None and worker.poll() is None, w2.log_tail()
+            body = status()
+            return body if body["results"] >= 1 and (body["hopsDiscovered"] or 0) >= 2 else None
+
+        body = topo.wait_until(grown, timeout=60, message="a result and the hops it found")
+        assert body["targetsServed"] >= 1, body
+        assert [w["name"] for w in body["workers"]] == ["sgp"], body  # W2's member name
+    finally:
+        for proc in [*services, *([worker] if worker else [])]:
+            proc.terminate()
+        for proc in [*services, *([worker] if worker else [])]:
+            proc.wait(timeout=15)
+    names = {i.get("name") for i in w1.api("GET", "/api/v1/services").data["local"]}
+    assert not names & {"map-feeder", "map-store"}, names

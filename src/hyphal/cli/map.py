@@ -4,13 +4,15 @@ and load RIPE Atlas or Globalping data into the store.
 ``map_app`` is the typer group every ``hyphal map`` command hangs off (the worker's commands are
 registered onto it from ``cli/mapwork.py``). The services listen on this node's overlay address
 by default (asked from the local hyphal API), and admit mesh members with an allowed role, or
-callers with the bearer token from ``--token-file``. Until the services directory resolves
-``map-store``/``map-feeder`` by name, clients take ``--store``/``--feeder`` URLs.
+callers with the bearer token from ``--token-file``. Listening there, they advertise themselves
+as the hyphal services ``map-feeder``/``map-store``, and clients name them ``svc:NAME``
+(``mapping/discovery.py``) or give a URL.
 """
 
 from __future__ import annotations
 
 import re
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,9 +34,18 @@ from hyphal.cli.common import (
     print_json,
     visible,
 )
-from hyphal.client import find_token
+from hyphal.client import ApiError, Client, find_token
 from hyphal.config import DEFAULT_API_ADDR
 from hyphal.mapping.db import Database
+from hyphal.mapping.discovery import (
+    FEEDER_SERVICE,
+    STORE_SERVICE,
+    SVC,
+    DiscoveryError,
+    Locator,
+    advertise,
+    withdraw,
+)
 from hyphal.mapping.service_app import (
     Access,
     BindError,
@@ -94,7 +105,20 @@ def _client_token(help: str) -> Any:
 
 
 Port = Annotated[int, typer.Option("--port", help="TCP port.", metavar="PORT")]
-StoreUrl = Annotated[str, typer.Option("--store", help="Store URL.", metavar="URL")]
+StoreUrl = Annotated[
+    str,
+    typer.Option(
+        "--store", help="Store URL, or svc:NAME (the nearest healthy instance).", metavar="URL"
+    ),
+]
+Advertise = Annotated[
+    bool | None,
+    typer.Option(
+        "--advertise/--no-advertise",
+        help="Serve as a hyphal service on this node, so clients may name it svc:NAME "
+        "[default: when listening on the overlay address].",
+    ),
+]
 Name = Annotated[
     str | None, typer.Option("--name", help="Instance name [default: hostname].", metavar="NAME")
 ]
@@ -186,13 +210,58 @@ def _bind(listen: str | None, public: bool, api_addr: str) -> str:
     return host
 
 
-def _serve(app: Any, host: str, port: int, what: str) -> None:
+def _daemon(api_addr: str) -> Client:
+    """The local hyphal API, for service lookups and advertising."""
+    try:
+        return Client(api_addr, timeout=5.0)
+    except ApiError as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+
+
+def locate(value: str, api_addr: str) -> Locator:
+    """A ``--store``/``--feeder`` value: a URL, or ``svc:NAME`` resolved by the local daemon."""
+    try:
+        return Locator(value, _daemon(api_addr) if value.strip().startswith(SVC) else None)
+    except DiscoveryError as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+
+
+def base_url(value: str, api_addr: str) -> str:
+    """:func:`locate`, resolved now (for one-shot commands)."""
+    try:
+        return locate(value, api_addr).url_now()
+    except DiscoveryError as exc:
+        raise fail(str(exc), EXIT_RUNTIME) from None
+
+
+def _serve(app: Any, host: str, port: int, service: str, api_addr: str, advertised: bool) -> None:
+    """Run ``app`` until SIGINT/SIGTERM; while it runs, ``advertised`` makes it an instance of
+    hyphal service ``service`` on this node (withdrawn again when it stops, if we added it)."""
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    out.print(f"{what} listening on http://{where}", highlight=False)
+    out.print(f"{service} listening on http://{where}", highlight=False)
+    api = _daemon(api_addr) if advertised else None
+    added = False
+    if api is not None:
+        try:
+            added = advertise(api, service, port)
+            out.print(f"{service}: clients may name it {SVC}{service}", highlight=False)
+        except DiscoveryError as exc:
+            out.print(f"{service}: {exc}; clients need its URL", style="yellow", highlight=False)
     config = uvicorn.Config(
         app, host=host, port=port, log_config=None, access_log=False, lifespan="on"
     )
-    uvicorn.Server(config).run()
+    # uvicorn re-raises the signal that stopped it once it has shut down; the default SIGTERM
+    # action would end the process before the service is withdrawn, so SIGTERM exits cleanly.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        if api is not None and added:
+            withdraw(api, service, port)
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _instance_name(name: str | None) -> str:
@@ -244,6 +313,7 @@ def feeder(
     token_file: TokenFile = None,
     allow_role: AllowRole = None,
     name: Name = None,
+    advertised: Advertise = None,
     api_addr: ApiAddr = DEFAULT_API_ADDR,
 ) -> None:
     """Serve targets from CIDR lists to mapping workers, and take their hops back."""
@@ -272,12 +342,17 @@ def feeder(
         highlight=False,
     )
     info = ServiceInfo(
-        "map-feeder",
+        FEEDER_SERVICE,
         _instance_name(name),
         capabilities=("targets", "hops", "stopset", "consumers", state.db.kind),
     )
     _serve(
-        feeder_app(state, info, _access(api_addr, token_file, allow_role)), host, port, "map-feeder"
+        feeder_app(state, info, _access(api_addr, token_file, allow_role)),
+        host,
+        port,
+        FEEDER_SERVICE,
+        api_addr,
+        listen is None if advertised is None else advertised,
     )
 
 
@@ -293,7 +368,11 @@ def store(
     ] = "/var/lib/hyphal-map/store",
     feeder_url: Annotated[
         str | None,
-        typer.Option("--feeder", help="Feeder to send discovered hops to.", metavar="URL"),
+        typer.Option(
+            "--feeder",
+            help=f"Feeder to send discovered hops to: a URL, or {SVC}{FEEDER_SERVICE}.",
+            metavar="URL",
+        ),
     ] = None,
     feeder_token_file: Annotated[
         Path | None,
@@ -328,6 +407,7 @@ def store(
     token_file: TokenFile = None,
     allow_role: AllowRole = None,
     name: Name = None,
+    advertised: Advertise = None,
     api_addr: ApiAddr = DEFAULT_API_ADDR,
 ) -> None:
     """Store mapping results (SQLite with rotation, or PostgreSQL) and serve queries."""
@@ -340,14 +420,17 @@ def store(
     backend = Store(db, rotation, retention_days)
     shipper = None
     if feeder_url:
-        shipper = HopShipper(feeder_url, _token(feeder_token_file) if feeder_token_file else None)
+        shipper = HopShipper(
+            locate(feeder_url, api_addr),
+            _token(feeder_token_file) if feeder_token_file else None,
+        )
     out.print(
         f"store: {backend.kind} at {db}"
         + (f", hops to {feeder_url}" if feeder_url else ", no feeder (hops are not fed back)"),
         highlight=False,
     )
     info = ServiceInfo(
-        "map-store",
+        STORE_SERVICE,
         _instance_name(name),
         capabilities=("results", "query", "measurements", "sse", backend.kind),
     )
@@ -355,7 +438,9 @@ def store(
         store_app(backend, info, _access(api_addr, token_file, allow_role), shipper),
         host,
         port,
-        "map-store",
+        STORE_SERVICE,
+        api_addr,
+        listen is None if advertised is None else advertised,
     )
 
 
@@ -396,9 +481,10 @@ def _ago(then: float | None, now: float) -> str:
 
 @map_app.command("status")
 def status(
-    store_url: StoreUrl,
+    store_url: StoreUrl = SVC + STORE_SERVICE,
     feeder_url: Annotated[
-        str | None, typer.Option("--feeder", help="Feeder URL.", metavar="URL")
+        str | None,
+        typer.Option("--feeder", help=f"Feeder URL, or {SVC}{FEEDER_SERVICE}.", metavar="URL"),
     ] = None,
     token_file: Annotated[Path | None, _client_token("Bearer token for the services.")] = None,
     api_addr: ApiAddr = DEFAULT_API_ADDR,
@@ -408,8 +494,8 @@ def status(
     hops discovered."""
     token = read_token(token_file)
     now = time.time()
-    stats = _get(store_url, "/stats", token)
-    feeder_stats = _get(feeder_url, "/stats", token) if feeder_url else None
+    stats = _get(base_url(store_url, api_addr), "/stats", token)
+    feeder_stats = _get(base_url(feeder_url, api_addr), "/stats", token) if feeder_url else None
     members = _members(api_addr)
     workers = []
     for w in stats.get("workers", []):
@@ -480,7 +566,7 @@ def _read_json_items(path: Path) -> list[Any]:
 
 @map_app.command("import")
 def import_(
-    store_url: StoreUrl,
+    store: StoreUrl = SVC + STORE_SERVICE,
     atlas: Annotated[
         list[Path] | None,
         _input_files(
@@ -494,6 +580,7 @@ def import_(
         ),
     ] = None,
     token_file: Annotated[Path | None, _client_token("Bearer token for the store.")] = None,
+    api_addr: ApiAddr = DEFAULT_API_ADDR,
     as_json: JsonFlag = False,
 ) -> None:
     """Load RIPE Atlas or Globalping traceroutes into the store (importing twice is harmless)."""
@@ -518,6 +605,7 @@ def import_(
         raise fail(f"cannot read the input: {exc}", EXIT_USAGE) from None
     token = read_token(token_file)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    store_url = base_url(store, api_addr)
     accepted = duplicates = 0
     for i in range(0, len(results), 500):
         try:

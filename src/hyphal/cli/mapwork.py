@@ -36,7 +36,7 @@ from hyphal.cli.common import (
     print_json,
     visible,
 )
-from hyphal.cli.map import read_token
+from hyphal.cli.map import base_url, locate, read_token
 from hyphal.client import ApiError, Client
 from hyphal.config import DEFAULT_API_ADDR
 
@@ -77,11 +77,15 @@ def worker(
         str | None,
         typer.Option(
             "--store",
-            help="Store URL over the overlay, e.g. http://[4xx::1]:7411 (the store's default port)",
+            help="Store URL over the overlay, e.g. http://[4xx::1]:7411 (the store's default "
+            "port), or svc:map-store: the nearest healthy store, asked again when it fails",
         ),
     ] = None,
     feeder: Annotated[
-        str | None, typer.Option("--feeder", help="Feeder URL over the overlay (GET /targets)")
+        str | None,
+        typer.Option(
+            "--feeder", help="Feeder URL over the overlay (GET /targets), or svc:map-feeder"
+        ),
     ] = None,
     targets_file: Annotated[
         Path | None,
@@ -212,10 +216,11 @@ def worker(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    store_at = locate(store, api_addr) if store else None
 
     async def main() -> int:
         outbox = Outbox(outbox_dir)
-        shipper = Shipper(outbox, store, worker_name, token=token) if store else None
+        shipper = Shipper(outbox, store_at, worker_name, token=token) if store_at else None
 
         def printed(result: dict[str, Any]) -> None:
             if as_json:
@@ -230,7 +235,7 @@ def worker(
             guard,
             outbox,
             WorkerConfig(trace=trace, ping=ping, raw=raw, once=once),
-            feeder_url=feeder,
+            feeder=locate(feeder, api_addr) if feeder else None,
             targets=tasks,
             shipper=shipper,
             token=token,
@@ -406,7 +411,8 @@ def trace(
         str | None,
         typer.Option(
             "--store",
-            help="Ask through the store's measurement API (--from NAME, or region:NAME)",
+            help="Ask through the store's measurement API (--from NAME, or region:NAME): its "
+            "URL, or svc:map-store",
         ),
     ] = None,
     api_addr: ApiAddr = DEFAULT_API_ADDR,
@@ -430,7 +436,7 @@ def trace(
         result = _trace_here(body, raw, allow or [])
         label = "local"
     elif store is not None:
-        result = _trace_via_store(store, source, body, read_token(token_file))
+        result = _trace_via_store(base_url(store, api_addr), source, body, read_token(token_file))
         label = f"{source} via the store"
     else:
         address, port, label = _find_worker(source, api_addr)

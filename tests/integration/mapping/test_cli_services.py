@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,12 +17,7 @@ import pytest
 from mapping_results import ATLAS, trace
 
 from hyphal.cli import main
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from hyphal.testing.loopback import free_port
 
 
 def hyphal(*args: str) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import threading
+import time
 
 import httpx
 
@@ -30,14 +31,17 @@ def test_instances_share_a_cycle_without_handing_a_block_out_twice(db_url: str) 
     feeders = [FeederState(Database(db_url), space, LAB) for _ in range(3)]
     got: dict[str, list[tuple[str, str]]] = {}
     lock = threading.Lock()
+    start = threading.Barrier(3)
 
     def work(i: int) -> None:
         mine: list[tuple[str, str]] = []
+        start.wait(30)  # all three claim at once, however late a busy machine starts a thread
         while True:
             claim = feeders[i].claim(f"w{i}", 7, 1.0)
             if claim.cycle_id != "c1":
                 break
             mine.extend((claim.cycle_id, t.ip) for t in claim.targets)
+            time.sleep(0.005)  # a worker between requests: lets the others in on a busy machine
         with lock:
             got[f"w{i}"] = mine
 

@@ -22,7 +22,9 @@ from hyphal.mapping.feeder.permute import Permutation
 from hyphal.mapping.feeder.prefixes import TargetFilter
 from hyphal.mapping.feeder.space import TargetSpace, block_key
 
-MAX_KEY_VARIANTS = 8
+# Keys tried for a cycle whose first block is not the last one's: all miss with chance n^-64, so
+# even a two-block universe (1/2 per try) never repeats a block across the boundary in practice.
+MAX_KEY_VARIANTS = 64
 
 
 def cycle_key(secret: bytes, cycle: int, variant: int = 0) -> bytes:
@@ -43,7 +45,7 @@ def choose_cycle_key(secret: bytes, cycle: int, universe: int, previous_last: in
         key = cycle_key(secret, cycle, variant)
         if Permutation(universe, key)[0] != previous_last:
             return key
-    return key  # 8 misses in a row: chance 1/n^8; a repeat once is harmless
+    return key  # 64 misses in a row (chance n^-64): a repeat once is harmless
 
 
 @dataclass(frozen=True, slots=True)

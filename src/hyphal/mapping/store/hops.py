@@ -15,6 +15,7 @@ from collections.abc import Iterable
 
 import httpx
 
+from hyphal.mapping.discovery import DiscoveryError, Locator
 from hyphal.mapping.model import HopAddress
 
 log = logging.getLogger("hyphal.mapping.store")
@@ -28,12 +29,12 @@ BACKOFF_MAX = 60.0
 class HopShipper:
     def __init__(
         self,
-        feeder_url: str,
+        feeder: str | Locator,
         token: str | None = None,
         max_queue: int = MAX_QUEUE,
         client: httpx.AsyncClient | None = None,
     ) -> None:
-        self.url = feeder_url.rstrip("/") + "/hops"
+        self.feeder = feeder if isinstance(feeder, Locator) else Locator(feeder)
         self.token = token
         self.queue: deque[HopAddress] = deque()
         self.max_queue = max_queue
@@ -64,7 +65,12 @@ class HopShipper:
                 {"ip": h.ip, "ttl": h.ttl, "target": h.target, "worker": h.worker} for h in batch
             ]
         }
-        response = await client.post(self.url, json=body, headers=headers, timeout=30.0)
+        url = await self.feeder.url() + "/hops"
+        try:
+            response = await client.post(url, json=body, headers=headers, timeout=30.0)
+        except httpx.HTTPError:
+            self.feeder.forget()
+            raise
         if response.status_code == 429:
             raise httpx.HTTPStatusError(
                 "feeder overloaded (429)", request=response.request, response=response
@@ -89,12 +95,12 @@ class HopShipper:
                 try:
                     await self.ship_once(client)
                     delay = BACKOFF_MIN
-                except (httpx.HTTPError, ValueError) as exc:
+                except (httpx.HTTPError, ValueError, DiscoveryError) as exc:
                     self.failures += 1
                     if self.last_error != str(exc):
                         log.warning(
                             "store: cannot send hops to the feeder at %s: %s; retrying (%d queued)",
-                            self.url,
+                            self.feeder,
                             exc,
                             len(self.queue),
                         )

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from hyphal.mapping.discovery import DiscoveryError, Locator
 from hyphal.mapping.limits import Limiter
 from hyphal.mapping.probe.engine import Identity, LimitRefused, measure
 from hyphal.mapping.probe.plan import PingParams, TraceParams
@@ -62,7 +63,7 @@ class Worker:
         outbox: Outbox,
         config: WorkerConfig,
         *,
-        feeder_url: str | None = None,
+        feeder: str | Locator | None = None,
         targets: list[Task] | None = None,
         shipper: Shipper | None = None,
         token: str | None = None,
@@ -73,7 +74,7 @@ class Worker:
         self.guard = guard
         self.outbox = outbox
         self.config = config
-        self.feeder_url = feeder_url.rstrip("/") if feeder_url else None
+        self.feeder = Locator(feeder) if isinstance(feeder, str) else feeder
         self.fixed: deque[Task] = deque(targets or [])
         self.deferred: deque[Task] = deque()
         self.shipper = shipper
@@ -87,14 +88,14 @@ class Worker:
         self.stop = asyncio.Event()
 
     async def _fetch(self) -> list[Task]:
-        if self.feeder_url is None:
+        if self.feeder is None:
             out: list[Task] = []
             while self.fixed and len(out) < self.config.batch:
                 out.append(self.fixed.popleft())
             return out
         try:
             response = await self._http.get(
-                f"{self.feeder_url}/targets",
+                await self.feeder.url() + "/targets",
                 params={"worker": self.ident.worker, "n": self.config.batch},
             )
             response.raise_for_status()
@@ -110,24 +111,25 @@ class Worker:
                 for t in data.get("targets", [])[: self.config.batch * 4]
                 if isinstance(t, dict) and "ip" in t
             ]
-        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        except (httpx.HTTPError, ValueError, KeyError, TypeError, DiscoveryError) as exc:
             self.counters["feederErrors"] += 1
-            log.warning("feeder %s: %s; retrying in %.0f s", self.feeder_url, exc, self.config.idle)
+            self.feeder.forget()
+            log.warning("feeder %s: %s; retrying in %.0f s", self.feeder, exc, self.config.idle)
             return []
 
     async def _poll_store(self) -> None:
         """One-off requests (``hyphal map trace`` through the store) go first in the queue."""
         if self.shipper is None or len(self.deferred) >= MAX_DEFERRED:
             return
-        url = self.shipper.url.removesuffix("/results") + "/measurements/pending"
         params: dict[str, str | int] = {"worker": self.ident.worker, "limit": 4}
         if self.ident.region:
             params["region"] = self.ident.region
         try:
+            url = await self.shipper.store.url() + "/measurements/pending"
             response = await self._http.get(url, params=params)
             response.raise_for_status()
             rows = response.json().get("measurements", [])
-        except (httpx.HTTPError, ValueError, AttributeError):
+        except (httpx.HTTPError, ValueError, AttributeError, DiscoveryError):
             return  # the shipper reports the store's trouble
         for row in rows[:4]:
             try:
@@ -212,7 +214,7 @@ class Worker:
                     if fetched:
                         continue
                     if (
-                        self.feeder_url is None
+                        self.feeder is None
                         and not self.fixed
                         and not self.deferred
                         and not self.running
@@ -220,7 +222,7 @@ class Worker:
                         break
                 if not started:
                     await asyncio.sleep(
-                        0.05 if self.deferred else self.config.idle if self.feeder_url else 0.2
+                        0.05 if self.deferred else self.config.idle if self.feeder else 0.2
                     )
             if self.running:
                 await asyncio.gather(*self.running, return_exceptions=True)

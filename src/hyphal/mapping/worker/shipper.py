@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from hyphal.mapping.discovery import DiscoveryError, Locator
 from hyphal.mapping.worker.outbox import Outbox
 
 log = logging.getLogger("hyphal.mapping.shipper")
@@ -33,7 +34,7 @@ class Shipper:
     def __init__(
         self,
         outbox: Outbox,
-        store_url: str,
+        store: str | Locator,
         worker: str,
         *,
         token: str | None = None,
@@ -41,7 +42,7 @@ class Shipper:
         timeout: float = 30.0,
     ) -> None:
         self.outbox = outbox
-        self.url = store_url.rstrip("/") + "/results"
+        self.store = store if isinstance(store, Locator) else Locator(store)
         self.worker = worker
         self.batch = max(1, min(batch, 1000))
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -58,11 +59,16 @@ class Shipper:
         if not results:
             return 0
         try:
+            base = await self.store.url()
+        except DiscoveryError as exc:
+            raise ShipError(str(exc)) from exc
+        try:
             response = await self._client.post(
-                self.url, json={"worker": self.worker, "results": results}
+                base + "/results", json={"worker": self.worker, "results": results}
             )
         except httpx.HTTPError as exc:
-            raise ShipError(f"store unreachable at {self.url}: {exc}") from exc
+            self.store.forget()
+            raise ShipError(f"store unreachable at {base}: {exc}") from exc
         if response.status_code == 429:
             retry = _retry_after(response.headers.get("retry-after"))
             raise ShipError("store overloaded (429)", retry)
