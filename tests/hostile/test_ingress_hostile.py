@@ -45,11 +45,11 @@ idle_timeout = {IDLE}
     topo.wait_until(lambda: has_route(i, s) and has_route(s, i), timeout=30)
     (s.dir / "web").mkdir()
     (s.dir / "web" / "big").write_bytes(b"x" * (20 << 20))
-    s.popen(
+    s.serve(
         [sys.executable, "-m", "http.server", "8080", "--bind", "::", "-d", str(s.dir / "web")],
         "web.log",
+        8080,
     )
-    topo.wait_until(lambda: s.listening(8080), timeout=15)
     added = s.cli("service", "add", "web", "--port", "8080", "--interval", "0.5", "--rise", "1")
     assert added.returncode == 0, added.stderr
     topo.wait_until(

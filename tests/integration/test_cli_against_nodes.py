@@ -104,10 +104,12 @@ async def test_a_failover_is_in_the_ring_and_in_status(
 ) -> None:
     a, b, c, addr = triangle
     c_prefix = c.identity.address_bytes[:8]
-    assert a.router.next_hop(c_prefix) == link_to(a, c)  # direct: 1 hop beats 2
-    # Fallback through B known before the cut, so the failover happens at once.
+    # Direct: 1 hop beats 2 (on a busy machine loopback RTT samples may put B's path ahead for
+    # a moment), with the fallback through B known before the cut, so the failover is at once.
     async with asyncio.timeout(CONVERGE_WITHIN):
-        while not any(r.prefix64 == c_prefix for r in a.router.fallback_routes()):  # noqa: ASYNC110
+        while a.router.next_hop(c_prefix) != link_to(a, c) or not any(  # noqa: ASYNC110
+            r.prefix64 == c_prefix for r in a.router.fallback_routes()
+        ):
             await asyncio.sleep(0.01)
     cut = link_to(a, c)
     key_c = c.identity.public_key.hex()

@@ -16,14 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
+from hyphal.testing.loopback import daemon_argv, free_port
+
 STARTUP = 30.0  # generous on a shared 2-core machine; not a performance bound
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Daemon:
@@ -32,23 +27,7 @@ class Daemon:
         self.config = workdir / f"{name}.toml"
         self.config.write_text(config)
         self.log = workdir / f"{name}.log"
-        argv = [
-            sys.executable,
-            "-m",
-            "hyphal",
-            "run",
-            "--no-tun",
-            "-c",
-            str(self.config),
-            "-k",
-            str(workdir / f"{name}.key"),
-            "--listen-address",
-            "127.0.0.1",
-            "-t",
-            str(self.port),
-            "--api-addr",
-            f"127.0.0.1:{self.api_port}",
-        ]
+        argv = daemon_argv(workdir / f"{name}.key", self.port, self.api_port, config=self.config)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)

@@ -427,7 +427,11 @@ class PeerManager:
         now = time.time()
         infos: list[PeerInfo] = []
         for peer in self.static.values():
-            link = peer.link if peer.link is not None and peer.link.established else None
+            # a link refused after its handshake (a pinned key) is established but closing
+            dialed = peer.link
+            link = (
+                dialed if dialed is not None and dialed.established and not dialed.closed else None
+            )
             if link is None and peer.remote_public_key in self.by_key and not peer.gave_up:
                 link = self.by_key[peer.remote_public_key]  # connected the other way round
             infos.append(

@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
+
+from hyphal.testing.loopback import free_port
 
 PG_BIN_DIRS = (
     "/usr/lib/postgresql/15/bin",
@@ -30,12 +31,6 @@ def pg_bin() -> Path | None:
     return Path(found).parent if found else None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class PgCluster:
     def __init__(self, user: str = "postgres") -> None:
         bindir = pg_bin()
@@ -44,7 +39,7 @@ class PgCluster:
         self.bin = bindir
         self.dir = Path(tempfile.mkdtemp(prefix="hyphal-pg-"))
         self.data = self.dir / "data"
-        self.port = _free_port()  # only names the socket file; no TCP listener
+        self.port = free_port()  # only names the socket file; no TCP listener
         self.db = "hyphal"
         self._as: list[str] = []
         if os.geteuid() == 0:

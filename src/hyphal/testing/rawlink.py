@@ -47,7 +47,7 @@ class RawLink:
             reply = hs.receive(data)
             if reply:
                 self.sock.sendall(reply)
-        self._sender, _receiver, _left = hs.split()
+        self._sender, self._receiver, self._leftover = hs.split()
         self.sock.settimeout(None)
 
     def send_frame(self, frame_type: int, body: bytes) -> None:

@@ -4,21 +4,15 @@ conflicts, bad definitions and removal, through the app the daemon serves."""
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import httpx
 import pytest
 
 from hyphal.api.app import create_app
 from hyphal.node import Node
+from hyphal.testing.loopback import free_port
 
 BASE = "http://127.0.0.1:8989"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_add_list_conflict_remove(node: Node) -> None:

@@ -31,9 +31,7 @@ import importlib
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -42,6 +40,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from hyphal.testing.loopback import daemon_argv, free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 # The repository's own virtualenv, else whichever schemathesis is on PATH.
@@ -90,12 +90,6 @@ OWN_DOC_CHECKS = "status_code_conformance,content_type_conformance,response_head
 MYCELIUM_CHECKS = "not_a_server_error,response_schema_conformance,content_type_conformance"
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_for_api(base: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -122,21 +116,7 @@ class Daemon:
         self.hooks_dir = workdir / "hooks"
         self.hooks_dir.mkdir()
         (self.hooks_dir / "hyphal_st_hooks.py").write_text(HOOKS)
-        argv = [
-            sys.executable,
-            "-m",
-            "hyphal",
-            "run",
-            "--no-tun",
-            "-k",
-            str(workdir / "priv_key.bin"),
-            "-t",
-            "0",
-            "--listen-address",
-            "127.0.0.1",
-            "--api-addr",
-            f"127.0.0.1:{self.port}",
-        ]
+        argv = daemon_argv(workdir / "priv_key.bin", 0, self.port)
         env = {**os.environ, "HOME": str(workdir), "XDG_DATA_HOME": str(workdir)}
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(

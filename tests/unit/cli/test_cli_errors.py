@@ -23,6 +23,7 @@ import pytest
 
 from hyphal.cli import main
 from hyphal.config import read_network_key
+from hyphal.testing.loopback import free_port
 
 SRC = str(Path(__file__).resolve().parents[3] / "src")
 
@@ -38,12 +39,6 @@ def json_error(err: str) -> dict[str, object]:
     body = json.loads(err)
     assert set(body) == {"error", "kind", "exitCode"}, body
     return body  # type: ignore[no-any-return]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):

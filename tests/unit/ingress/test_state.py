@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import stat
 from pathlib import Path
 
@@ -15,12 +14,7 @@ from hyphal.ingress.limits import Limits
 from hyphal.ingress.part import IngressPart
 from hyphal.ingress.spec import IngressSpec, UnwrapSpec, unwrap_from_dict
 from hyphal.ingress.state import load_listeners, save_listeners
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from hyphal.testing.loopback import free_port
 
 
 def unwrap(port: int) -> UnwrapSpec:
