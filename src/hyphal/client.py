@@ -36,6 +36,12 @@ def default_api_addr() -> str:
     return os.environ.get(API_ADDR_ENV) or DEFAULT_API_ADDR
 
 
+def bearer_headers(token: str | None) -> dict[str, str]:
+    """The ``Authorization`` header for ``token`` (none without one): the daemon's API and the
+    mapping services take the same bearer form."""
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 class ApiError(Exception):
     """The daemon answered with an error, or could not be reached; the message says which."""
 
@@ -105,13 +111,11 @@ class Client:
             f"${API_ADDR_ENV}" if os.environ.get(API_ADDR_ENV) == api_addr else "--api-addr"
         )
         host, port = check_api_addr(api_addr, where)
-        headers = {}
         # The token file is this machine's daemon's secret: only ever sent to this machine.
         token = (os.environ.get(TOKEN_ENV) or "").strip() or (
             find_token() if is_local_host(host) else None
         )
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
+        headers = bearer_headers(token)
         netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self._http = httpx.Client(
             base_url=f"http://{netloc}/api/v1", timeout=timeout, headers=headers

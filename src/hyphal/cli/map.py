@@ -34,7 +34,7 @@ from hyphal.cli.common import (
     print_json,
     visible,
 )
-from hyphal.client import ApiError, Client, find_token
+from hyphal.client import ApiError, Client, bearer_headers, find_token
 from hyphal.config import DEFAULT_API_ADDR
 from hyphal.mapping.db import Database
 from hyphal.mapping.discovery import (
@@ -445,7 +445,7 @@ def store(
 
 
 def _get(url: str, path: str, token: str | None) -> Any:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = bearer_headers(token)
     try:
         response = httpx.get(url.rstrip("/") + path, headers=headers, timeout=10.0)
     except httpx.HTTPError as exc:
@@ -461,7 +461,7 @@ def _members(api_addr: str) -> dict[str, dict[str, Any]] | None:
         response = httpx.get(
             _api_url(api_addr) + "/api/v1/members",
             timeout=5.0,
-            headers={"Authorization": f"Bearer {t}"} if (t := find_token()) else {},
+            headers=bearer_headers(find_token()),
         )
         response.raise_for_status()
         rows = response.json()
@@ -604,7 +604,7 @@ def import_(
     except (OSError, ValueError) as exc:
         raise fail(f"cannot read the input: {exc}", EXIT_USAGE) from None
     token = read_token(token_file)
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = bearer_headers(token)
     store_url = base_url(store, api_addr)
     accepted = duplicates = 0
     for i in range(0, len(results), 500):

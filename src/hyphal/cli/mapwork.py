@@ -37,7 +37,7 @@ from hyphal.cli.common import (
     visible,
 )
 from hyphal.cli.map import base_url, locate, read_token
-from hyphal.client import ApiError, Client
+from hyphal.client import ApiError, Client, bearer_headers
 from hyphal.config import DEFAULT_API_ADDR
 
 WORKER_PORT = 9683
@@ -441,7 +441,7 @@ def trace(
     else:
         address, port, label = _find_worker(source, api_addr)
         token = read_token(token_file)
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = bearer_headers(token)
         url = (
             f"http://[{address}]:{port}/measure"
             if ":" in address
@@ -473,7 +473,7 @@ def _trace_via_store(
     store: str, source: str, body: dict[str, Any], token: str | None
 ) -> dict[str, Any]:
     """Create a one-off measurement at the store, wait for a worker to run it, return it."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = bearer_headers(token)
     where = (
         {"region": source.removeprefix("region:")}
         if source.startswith("region:")

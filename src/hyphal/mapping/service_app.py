@@ -34,6 +34,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from hyphal import __version__
+from hyphal.client import bearer_headers
 from hyphal.identity import OVERLAY_NETWORK
 
 log = logging.getLogger("hyphal.mapping")
@@ -100,7 +101,7 @@ class MemberResolver:
         self._lock = asyncio.Lock()
 
     async def _fetch_http(self) -> list[dict[str, Any]]:
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        headers = bearer_headers(self.token)
         async with httpx.AsyncClient(timeout=5.0) as client:
             response = await client.get(f"{self.api_url}/api/v1/members", headers=headers)
             response.raise_for_status()
@@ -355,7 +356,7 @@ def register_paths(paths: Iterable[str]) -> None:
 
 def overlay_address(api_url: str, token: str | None = None, timeout: float = 5.0) -> str:
     """This node's overlay address, from the local hyphal API (``GET /api/v1/admin``)."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = bearer_headers(token)
     response = httpx.get(f"{api_url.rstrip('/')}/api/v1/admin", headers=headers, timeout=timeout)
     response.raise_for_status()
     return str(response.json()["nodeIp"])

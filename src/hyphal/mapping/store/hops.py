@@ -15,6 +15,7 @@ from collections.abc import Iterable
 
 import httpx
 
+from hyphal.client import bearer_headers
 from hyphal.mapping.discovery import DiscoveryError, Locator
 from hyphal.mapping.model import HopAddress
 
@@ -59,7 +60,7 @@ class HopShipper:
         batch = [self.queue[i] for i in range(min(BATCH, len(self.queue)))]
         if not batch:
             return True
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        headers = bearer_headers(self.token)
         body = {
             "hops": [
                 {"ip": h.ip, "ttl": h.ttl, "target": h.target, "worker": h.worker} for h in batch

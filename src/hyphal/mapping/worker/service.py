@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from hyphal.client import bearer_headers
 from hyphal.mapping.discovery import DiscoveryError, Locator
 from hyphal.mapping.limits import Limiter
 from hyphal.mapping.probe.engine import Identity, LimitRefused, measure
@@ -79,7 +80,7 @@ class Worker:
         self.deferred: deque[Task] = deque()
         self.shipper = shipper
         self.on_result = on_result
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = bearer_headers(token)
         self._http = httpx.AsyncClient(timeout=15.0, headers=headers)
         self.running: set[asyncio.Task[None]] = set()
         self.counters = {"results": 0, "refused": 0, "errors": 0, "deferred": 0, "feederErrors": 0}

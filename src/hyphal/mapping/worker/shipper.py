@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from hyphal.client import bearer_headers
 from hyphal.mapping.discovery import DiscoveryError, Locator
 from hyphal.mapping.worker.outbox import Outbox
 
@@ -45,7 +46,7 @@ class Shipper:
         self.store = store if isinstance(store, Locator) else Locator(store)
         self.worker = worker
         self.batch = max(1, min(batch, 1000))
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = bearer_headers(token)
         self._client = httpx.AsyncClient(timeout=timeout, headers=headers)
         self.delivered = 0
         self.rejected = 0
