@@ -212,7 +212,10 @@ def encode_tlv(tlv: Tlv) -> bytes:
     return _HEADER.pack(kind, len(body)) + body
 
 
-_RELAYED_HEAD = struct.Struct(">BH8sHHHB40sI")  # TLV header + fixed update fields + issued
+# The router's hot-path encoders pack a whole update in one call: the TLV header, then the
+# fixed update fields (a retraction ends there), then issued.
+_RETRACTION = struct.Struct(_HEADER.format + _UPDATE_FIXED.format[1:])
+_RELAYED_HEAD = struct.Struct(_RETRACTION.format + _ISSUED.format[1:])
 
 
 def encode_relayed_update(
@@ -234,7 +237,7 @@ def encode_relayed_update(
     return (
         _RELAYED_HEAD.pack(
             TLV_UPDATE,
-            _UPDATE_FIXED.size + _ISSUED.size + SIGNATURE_SIZE + len(subs),
+            UPDATE_BODY_SIZE + len(subs),
             prefix64,
             seqno,
             metric,
@@ -248,14 +251,11 @@ def encode_relayed_update(
     )
 
 
-_RETRACTION = struct.Struct(">BH8sHHHB40s")  # TLV header + the fixed update fields
-
-
 def encode_retraction(prefix64: bytes, seqno: int, interval: int, router_id: bytes) -> bytes:
     """``encode_tlv`` of a retraction (metric infinite, no signature), for the router's hot
     path (struct still refuses fields out of range)."""
     return _RETRACTION.pack(
-        TLV_UPDATE, _UPDATE_FIXED.size, prefix64, seqno, METRIC_INFINITY, interval, 0, router_id
+        TLV_UPDATE, RETRACTION_BODY_SIZE, prefix64, seqno, METRIC_INFINITY, interval, 0, router_id
     )
 
 
