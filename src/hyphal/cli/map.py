@@ -457,15 +457,10 @@ def _get(url: str, path: str, token: str | None) -> Any:
 
 
 def _members(api_addr: str) -> dict[str, dict[str, Any]] | None:
+    """The local daemon's member records by name, or None if it cannot be asked."""
     try:
-        response = httpx.get(
-            _api_url(api_addr) + "/api/v1/members",
-            timeout=5.0,
-            headers=bearer_headers(find_token()),
-        )
-        response.raise_for_status()
-        rows = response.json()
-    except (httpx.HTTPError, ValueError):
+        rows = Client(api_addr, timeout=5.0).get("/members")
+    except ApiError:
         return None
     return {str(r.get("name")): r for r in rows if isinstance(r, dict) and r.get("name")}
 
