@@ -69,6 +69,11 @@ def run_in(
     )
 
 
+def popen_in(lab: MapLab, node: str, argv: list[str], **popen: Any) -> subprocess.Popen[Any]:
+    """``argv`` started in ``node``'s namespace (:func:`run_in` without waiting)."""
+    return subprocess.Popen(["ip", "netns", "exec", lab.ns(node), *argv], **popen)
+
+
 def trace_json(
     lab: MapLab, target: str, *extra: str, node: str = "W1", user: str | None = None
 ) -> dict[str, Any]:
@@ -91,9 +96,11 @@ def start_store(
     lab: MapLab, db: Path, port: int, token: Path, **popen: Any
 ) -> subprocess.Popen[Any]:
     """``hyphal map store`` in W1's namespace on 127.0.0.1:PORT, SQLite files under ``db``."""
-    return subprocess.Popen(
+    return popen_in(
+        lab,
+        "W1",
         [
-            *("ip", "netns", "exec", lab.ns("W1"), *PY, "map", "store", "--db", str(db)),
+            *(*PY, "map", "store", "--db", str(db)),
             *("--listen", "127.0.0.1", "--port", str(port), "--token-file", str(token)),
         ],
         **popen,
@@ -251,8 +258,10 @@ def test_rate_caps_hold_and_filters_drop_before_the_wire(
         "127.0.0.1:1",
     ]
     started = time.monotonic()
-    proc = subprocess.Popen(
-        ["ip", "netns", "exec", maplab.ns("W1"), *argv],
+    proc = popen_in(
+        maplab,
+        "W1",
+        argv,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -340,12 +349,10 @@ def test_a_worker_cut_off_from_the_store_delivers_everything_exactly_once(
     token.chmod(0o600)
     port = 9690
     targets = [f"198.19.{net}.{i}" for i in range(2, 14) for net in (0, 1)]
-    worker = subprocess.Popen(
+    worker = popen_in(
+        maplab,
+        "W1",
         [
-            "ip",
-            "netns",
-            "exec",
-            maplab.ns("W1"),
             *PY,
             "map",
             "worker",
@@ -451,22 +458,21 @@ def test_map_trace_through_the_store_found_by_service_name(
     token = tmp_path / "token"
     token.write_text("lab-token-" + "y" * 24 + "\n")
     token.chmod(0o600)
-    ns = maplab.ns("W1")
-    store = subprocess.Popen(
+    store = popen_in(
+        maplab,
+        "W1",
         [
-            *("ip", "netns", "exec", ns, *PY, "map", "store", "--db", str(tmp_path / "store")),
+            *(*PY, "map", "store", "--db", str(tmp_path / "store")),
             *("--port", "9691", "--token-file", str(token)),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    worker = subprocess.Popen(
+    worker = popen_in(
+        maplab,
+        "W1",
         [
-            "ip",
-            "netns",
-            "exec",
-            ns,
             *PY,
             "map",
             "worker",
@@ -534,20 +540,38 @@ def test_feeder_store_and_worker_find_each_other_by_name_and_hops_grow_the_pool(
     token.chmod(0o600)
     sources = tmp_path / "sources.txt"
     sources.write_text(f"{TARGET4}/32\n")
-    ns1 = ("ip", "netns", "exec", maplab.ns("W1"), *PY, "map")
+    hyphal_map = (*PY, "map")
     services = [
-        subprocess.Popen(
+        popen_in(
+            maplab,
+            "W1",
             [
-                *(*ns1, "feeder", "--sources", str(sources), "--db", str(tmp_path / "feeder.db")),
+                *(
+                    *hyphal_map,
+                    "feeder",
+                    "--sources",
+                    str(sources),
+                    "--db",
+                    str(tmp_path / "feeder.db"),
+                ),
                 *(*ALLOW, "--port", "9692", "--token-file", str(token)),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
         ),
-        subprocess.Popen(
+        popen_in(
+            maplab,
+            "W1",
             [
-                *(*ns1, "store", "--db", str(tmp_path / "store"), "--feeder", "svc:map-feeder"),
+                *(
+                    *hyphal_map,
+                    "store",
+                    "--db",
+                    str(tmp_path / "store"),
+                    "--feeder",
+                    "svc:map-feeder",
+                ),
                 *("--port", "9691", "--token-file", str(token), "--feeder-token-file", str(token)),
             ],
             stdout=subprocess.PIPE,

@@ -20,6 +20,7 @@ from hyphal.links.budget import HandshakeBudget
 from hyphal.links.connection import MAX_BACKLOG, PeerLink
 from hyphal.links.endpoint import Endpoint
 from hyphal.links.manager import LinkKind, PeerManager, PeerState
+from hyphal.testing.loopback import free_port
 from hyphal.wire.link import FRAME_CONTROL
 
 
@@ -42,10 +43,7 @@ class Owner:
 
 def closed_port() -> int:
     """A loopback port nobody listens on (bound then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
+    return free_port()
 
 
 def fast_backoff() -> Backoff:

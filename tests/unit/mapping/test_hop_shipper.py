@@ -4,7 +4,6 @@ is down (a real refused connection), retried with backoff, emptied once it answe
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import httpx
 import pytest
@@ -13,12 +12,11 @@ from hyphal.mapping.model import HopAddress
 from hyphal.mapping.service_app import Access, ServiceInfo, make_service_app
 from hyphal.mapping.store import hops as hops_mod
 from hyphal.mapping.store.hops import HopShipper
+from hyphal.testing.loopback import free_port
 
 
 def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])  # closed again when we return: connections are refused
+    return free_port()  # closed again when it returns: connections are refused
 
 
 def hop(i: int) -> HopAddress:
