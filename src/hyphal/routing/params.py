@@ -113,8 +113,9 @@ class RoutingParams:
     # silently would otherwise never be answered), at most seqno_request_retries times.
     seqno_request_resend: float = 1.0
     seqno_request_retries: int = 3
-    # A received request for the same (prefix, router id, seqno) is handled once per this time.
-    # It only merges copies arriving over several paths at once, so it is shorter than
+    # A received request for the same (prefix, router id, seqno) is forwarded to the same
+    # neighbour once per this time (a copy that would go another way goes at once). It only
+    # merges copies arriving over several paths at once, so it is shorter than
     # seqno_request_resend: a retry must get through the relays that forwarded the lost copy.
     seqno_request_dedupe: float = 0.5
     # Forwarding a neighbour's seqno requests costs a token from that neighbour's bucket (this

@@ -54,7 +54,11 @@ class SeqnoRequests:
         self._sent: ExpiringSet[tuple[int, bytes, bytes, int]] = ExpiringSet(
             params.seqno_request_resend, size
         )
-        self._seen: ExpiringSet[tuple[bytes, bytes, int]] = ExpiringSet(
+        # Requests forwarded, with the neighbour they went to: a copy is a duplicate only if it
+        # would go the same way. When our route moved since (the first copy went into a node
+        # that was about to die, or that is starved itself), it is forwarded along the new one
+        # at once, instead of waiting for the asker's retry a second later.
+        self._seen: ExpiringSet[tuple[bytes, bytes, int, int]] = ExpiringSet(
             params.seqno_request_dedupe, size
         )
         self._buckets: dict[int, TokenBucket] = {}
@@ -82,14 +86,17 @@ class SeqnoRequests:
         self._sent.add(key, now)
         return True
 
-    def first_sighting(self, prefix: bytes, router_id: bytes, seqno: int, now: float) -> bool:
-        """False for a request already handled within the dedupe time."""
-        return not self._seen.recent((prefix, router_id, seqno), now)
+    def first_sighting(
+        self, prefix: bytes, router_id: bytes, seqno: int, target: int, now: float
+    ) -> bool:
+        """False for a request already forwarded to ``target`` within the dedupe time."""
+        return not self._seen.recent((prefix, router_id, seqno, target), now)
 
     def may_forward(
-        self, peer: int, prefix: bytes, router_id: bytes, seqno: int, now: float
+        self, peer: int, prefix: bytes, router_id: bytes, seqno: int, target: int, now: float
     ) -> bool:
-        """Spend one of ``peer``'s forwarding tokens; on success the request counts as seen."""
+        """Spend one of ``peer``'s forwarding tokens; on success the request counts as seen
+        (forwarded to ``target``)."""
         bucket = self._buckets.get(peer)
         if bucket is None:
             params = self._params
@@ -97,7 +104,7 @@ class SeqnoRequests:
             self._buckets[peer] = bucket
         if not bucket.take(now):
             return False
-        self._seen.add((prefix, router_id, seqno), now)
+        self._seen.add((prefix, router_id, seqno, target), now)
         return True
 
     def forwarded(

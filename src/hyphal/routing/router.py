@@ -218,6 +218,10 @@ class Router:
         self._answer_budget: dict[int, TokenBucket] = {}
         # Output collected during one call.
         self._pending: dict[bytes, None] = {}
+        # Pending prefixes that skip the coalescing window: a newer seqno, or a route found
+        # again after a loss. Both end a starvation somewhere, so every hop of their flood
+        # would otherwise add up to update_coalesce to a failover (see _flush_triggered).
+        self._urgent: dict[bytes, None] = {}
         # Triggered updates held back to coalesce (see _flush) and when they go out.
         self._held: dict[bytes, None] = {}
         self._held_due = float("inf")
@@ -763,6 +767,8 @@ class Router:
             > max(params.significant_change_abs, params.significant_change_rel * advertised)
         ):
             self._pending[prefix] = None
+            if entry.last_router_id and (old is None or best.seqno != entry.last_seqno):
+                self._urgent[prefix] = None
         entry.last_router_id = best.router_id
         entry.last_seqno = best.seqno
 
@@ -979,13 +985,13 @@ class Router:
             return
         if req.hop_count < 2 or entry is None:
             return
-        if not self.requests.first_sighting(prefix, req.router_id, req.seqno, now):
-            self.counters["seqno_requests_deduped"] += 1
-            return
         target = self._forward_target(entry, peer, req.router_id)
         if target is None:
             return
-        if not self.requests.may_forward(peer, prefix, req.router_id, req.seqno, now):
+        if not self.requests.first_sighting(prefix, req.router_id, req.seqno, target, now):
+            self.counters["seqno_requests_deduped"] += 1
+            return
+        if not self.requests.may_forward(peer, prefix, req.router_id, req.seqno, target, now):
             self.counters["seqno_requests_over_budget"] += 1
             return
         self._forward_request(
@@ -1127,6 +1133,8 @@ class Router:
         neighbour one update, with its state when the window closes."""
         pending = self._pending
         self._pending = {}
+        urgent = self._urgent
+        self._urgent = {}
         held = self._held
         window = self.params.update_coalesce
         first_hold = self.params.first_update_hold
@@ -1135,7 +1143,7 @@ class Router:
             entry = self._table.get(prefix)
             if entry is None:
                 held.pop(prefix, None)
-            elif window <= 0 or entry.selected is None:
+            elif window <= 0 or entry.selected is None or prefix in urgent:
                 held.pop(prefix, None)
                 self._first_held.pop(prefix, None)
                 send.append(entry)

@@ -1,5 +1,6 @@
-"""Triggered updates are coalesced: retractions go at once; other changes of a prefix (its first
-route included) within ``update_coalesce`` go out once, with the latest state, when the window
+"""Triggered updates are coalesced: retractions go at once, and so does what ends a starvation (a
+newer seqno, a route found again after a loss); other changes of a prefix (its first route
+included) within ``update_coalesce`` go out once, with the latest state, when the window
 closes."""
 
 from __future__ import annotations
@@ -71,6 +72,37 @@ def test_retraction_goes_at_once_and_drops_the_held_change() -> None:
     assert [u.metric for u in updates_to(lost, OTHER)] == [INFINITY]
     later = router.on_timer(0.05 + window)
     assert [u for u in updates_to(later, OTHER) if u.metric < INFINITY] == []
+
+
+def test_a_newer_seqno_goes_at_once() -> None:
+    router = two_neighbours()
+    window = router.params.update_coalesce
+    router.handle_control(PEER, encode_payload([signed_update(ORIGIN, metric=1000)]), 0.01)
+    assert len(updates_to(router.on_timer(0.01 + window), OTHER)) == 1  # advertised
+    # The origin answered a seqno request somewhere: its flood is not held at this hop.
+    bumped = router.handle_control(
+        PEER, encode_payload([signed_update(ORIGIN, seqno=1, metric=1000)]), 0.1
+    )
+    assert [u.seqno for u in updates_to(bumped, OTHER)] == [1]
+    # A metric change under the same seqno is held again.
+    held = router.handle_control(
+        PEER, encode_payload([signed_update(ORIGIN, seqno=1, metric=500)]), 0.11
+    )
+    assert updates_to(held, OTHER) == []
+    later = updates_to(router.on_timer(0.11 + window), OTHER)
+    assert [u.metric for u in later] == [500 + 10]  # plus the link's cost
+
+
+def test_a_route_found_again_after_a_loss_goes_at_once() -> None:
+    router = two_neighbours()
+    window = router.params.update_coalesce
+    update = signed_update(ORIGIN, metric=1000)
+    router.handle_control(PEER, encode_payload([update]), 0.01)
+    assert len(updates_to(router.on_timer(0.01 + window), OTHER)) == 1
+    retract = Update(update.prefix64, 0, INFINITY, 3000, 0, update.router_id, b"")
+    router.handle_control(PEER, encode_payload([retract]), 0.1)
+    found = router.handle_control(PEER, encode_payload([signed_update(ORIGIN, metric=800)]), 0.2)
+    assert [u.metric for u in updates_to(found, OTHER)] == [800 + 10]
 
 
 def test_lost_before_advertised_sends_nothing() -> None:
