@@ -1127,7 +1127,8 @@ class Router:
             out.append(tlv)
 
     def _flush_triggered(self, now: float) -> None:
-        """Send triggered updates: retractions at once, every other change (a first route too:
+        """Send triggered updates: retractions and what ends a starvation (``_urgent``) at once,
+        every other change (a first route too:
         in a cold start it is usually not the last) ``update_coalesce`` after the first one
         held, so a prefix whose route changes several times within the window costs each
         neighbour one update, with its state when the window closes."""
