@@ -9,26 +9,15 @@ retry a second later, well after the relay had found a working route to the orig
 
 from __future__ import annotations
 
-from test_routing_core import add_measured_neighbour
+from test_routing_core import add_measured_neighbour, sent_to
 from test_routing_security import PEER, signed_update, usable_router
 
-from hyphal.routing import INFINITY, Router, SendControl
-from hyphal.routing.types import Action
-from hyphal.wire.control import SeqnoRequest, Update, decode_payload, encode_payload
+from hyphal.routing import INFINITY, Router
+from hyphal.wire.control import SeqnoRequest, Update, encode_payload
 
 OTHER = 8
 ASKER = 9
 ORIGIN = 5
-
-
-def requests_to(actions: list[Action], peer: int) -> list[SeqnoRequest]:
-    return [
-        tlv
-        for a in actions
-        if isinstance(a, SendControl) and a.peer == peer
-        for tlv in decode_payload(a.payload)
-        if isinstance(tlv, SeqnoRequest)
-    ]
 
 
 def relay() -> tuple[Router, Update]:
@@ -46,15 +35,15 @@ def relay() -> tuple[Router, Update]:
 def test_a_copy_along_the_same_route_is_dropped() -> None:
     router, update = relay()
     request = encode_payload([SeqnoRequest(update.prefix64, 1, 64, update.router_id)])
-    assert len(requests_to(router.handle_control(ASKER, request, 0.4), PEER)) == 1
-    assert requests_to(router.handle_control(ASKER, request, 0.5), PEER) == []
+    assert len(sent_to(router.handle_control(ASKER, request, 0.4), PEER, SeqnoRequest)) == 1
+    assert sent_to(router.handle_control(ASKER, request, 0.5), PEER, SeqnoRequest) == []
     assert router.counters["seqno_requests_deduped"] == 1
 
 
 def test_a_copy_follows_the_route_once_it_moved() -> None:
     router, update = relay()
     request = encode_payload([SeqnoRequest(update.prefix64, 1, 64, update.router_id)])
-    assert len(requests_to(router.handle_control(ASKER, request, 0.4), PEER)) == 1
+    assert len(sent_to(router.handle_control(ASKER, request, 0.4), PEER, SeqnoRequest)) == 1
     # PEER's route is gone (it was forwarding into a node that died): only OTHER's is left.
     retract = Update(update.prefix64, 0, INFINITY, 3000, 0, update.router_id, b"")
     router.handle_control(PEER, encode_payload([retract]), 0.45)
@@ -62,5 +51,5 @@ def test_a_copy_follows_the_route_once_it_moved() -> None:
     forwarded = router.counters["seqno_requests_forwarded"]
     again = router.handle_control(ASKER, request, 0.5)  # within the dedupe time
     assert router.counters["seqno_requests_forwarded"] == forwarded + 1
-    assert [r.hop_count for r in requests_to(again, OTHER)] == [63]
+    assert [r.hop_count for r in sent_to(again, OTHER, SeqnoRequest)] == [63]
     assert router.counters["seqno_requests_deduped"] == 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
+from typing import TypeVar
 
 import pytest
 from test_routing_security import PEER, deliver, signed_update, usable_router
@@ -12,6 +14,8 @@ from hyphal.routing.metric import metric_add, seqno_newer
 from hyphal.routing.source import SourceTable
 from hyphal.sim.routernet import RouterNet, make_router
 from hyphal.wire.control import IHU, Hello, SeqnoRequest, Update, decode_payload, encode_payload
+
+T = TypeVar("T")
 
 MS = 0.001
 
@@ -112,13 +116,14 @@ def test_hysteresis_keeps_route_against_marginal_improvement() -> None:
     assert router.next_hop(update.prefix64) == PEER + 1
 
 
-def _updates_to(actions: list[object], peer: int) -> list[Update]:
+def sent_to(actions: Iterable[object], peer: int, kind: type[T]) -> list[T]:
+    """The TLVs of type ``kind`` in the control payloads ``actions`` send to ``peer``."""
     return [
         t
         for a in actions
         if isinstance(a, SendControl) and a.peer == peer
         for t in decode_payload(a.payload)
-        if isinstance(t, Update)
+        if isinstance(t, kind)
     ]
 
 
@@ -128,10 +133,10 @@ def test_split_horizon_and_triggered_update() -> None:
     add_measured_neighbour(router, PEER + 1)
     update = signed_update(1)
     actions = router.handle_control(PEER, encode_payload([update]), 0.3)
-    assert _updates_to(actions, PEER + 1) == []  # held for the coalescing window
+    assert sent_to(actions, PEER + 1, Update) == []  # held for the coalescing window
     actions = router.on_timer(0.3 + router.params.update_coalesce)
-    to_other = [u for u in _updates_to(actions, PEER + 1) if u.prefix64 == update.prefix64]
-    to_next_hop = [u for u in _updates_to(actions, PEER) if u.prefix64 == update.prefix64]
+    to_other = [u for u in sent_to(actions, PEER + 1, Update) if u.prefix64 == update.prefix64]
+    to_next_hop = [u for u in sent_to(actions, PEER, Update) if u.prefix64 == update.prefix64]
     assert len(to_other) == 1 and to_other[0].metric > update.metric
     assert to_other[0].signature == update.signature  # relayed unchanged
     assert to_other[0].seqno == update.seqno and to_other[0].router_id == update.router_id
@@ -186,7 +191,7 @@ def test_seqno_bump_is_rate_limited() -> None:
     # one token refills one interval after the bucket was drained at t=0.1
     assert 0.1 + DEFAULT_PARAMS.seqno_bump_min_interval - 1e-6 <= now <= 1.2
     assert router.seqno == burst + 1
-    own = [u for u in _updates_to(actions, PEER) if u.prefix64 == router.own_prefix64]
+    own = [u for u in sent_to(actions, PEER, Update) if u.prefix64 == router.own_prefix64]
     assert own and own[0].seqno == burst + 1 and own[0].metric == 0
 
 
@@ -199,7 +204,7 @@ def test_seqno_request_for_stale_router_id_is_answered_not_bumped() -> None:
         PEER, encode_payload([SeqnoRequest(router.own_prefix64, 9, 10, old_id)]), 0.1
     )
     assert router.seqno == 0
-    own = [u for u in _updates_to(actions, PEER) if u.prefix64 == router.own_prefix64]
+    own = [u for u in sent_to(actions, PEER, Update) if u.prefix64 == router.own_prefix64]
     assert own and own[0].router_id == router.router_id
 
 

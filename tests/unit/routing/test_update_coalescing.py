@@ -5,10 +5,10 @@ closes."""
 
 from __future__ import annotations
 
+from test_routing_core import sent_to
 from test_routing_security import PEER, deliver, signed_update
 
 from hyphal.routing import INFINITY, Router, SendControl
-from hyphal.routing.types import Action
 from hyphal.sim.routernet import make_router
 from hyphal.wire.control import IHU, Hello, Update, decode_payload, encode_payload
 
@@ -29,16 +29,6 @@ def two_neighbours() -> Router:
     return router
 
 
-def updates_to(actions: list[Action], peer: int) -> list[Update]:
-    return [
-        tlv
-        for a in actions
-        if isinstance(a, SendControl) and a.peer == peer
-        for tlv in decode_payload(a.payload)
-        if isinstance(tlv, Update)
-    ]
-
-
 def test_changes_within_the_window_go_out_once() -> None:
     router = two_neighbours()
     window = router.params.update_coalesce
@@ -48,12 +38,12 @@ def test_changes_within_the_window_go_out_once() -> None:
         held = router.handle_control(
             PEER, encode_payload([signed_update(ORIGIN, metric=metric)]), at
         )
-        assert updates_to(held, OTHER) == []
+        assert sent_to(held, OTHER, Update) == []
     assert router.counters["updates_coalesced"] == 2
     due = router.next_deadline()
     assert due <= 0.01 + window + 1e-9
-    assert updates_to(router.on_timer(due - 0.001), OTHER) == []
-    sent = updates_to(router.on_timer(due), OTHER)
+    assert sent_to(router.on_timer(due - 0.001), OTHER, Update) == []
+    sent = sent_to(router.on_timer(due), OTHER, Update)
     selected = router.selected_route(sent[0].prefix64) if sent else None
     assert selected is not None and [u.metric for u in sent] == [selected.metric]
     assert router.next_deadline() > due  # nothing held any more
@@ -63,33 +53,33 @@ def test_retraction_goes_at_once_and_drops_the_held_change() -> None:
     router = two_neighbours()
     window = router.params.update_coalesce
     router.handle_control(PEER, encode_payload([signed_update(ORIGIN, metric=1000)]), 0.01)
-    assert len(updates_to(router.on_timer(0.01 + window), OTHER)) == 1  # advertised
+    assert len(sent_to(router.on_timer(0.01 + window), OTHER, Update)) == 1  # advertised
     router.handle_control(PEER, encode_payload([signed_update(ORIGIN, metric=500)]), 0.05)
     retract = Update(
         signed_update(ORIGIN).prefix64, 0, INFINITY, 3000, 0, signed_update(ORIGIN).router_id, b""
     )
     lost = router.handle_control(PEER, encode_payload([retract]), 0.06)
-    assert [u.metric for u in updates_to(lost, OTHER)] == [INFINITY]
+    assert [u.metric for u in sent_to(lost, OTHER, Update)] == [INFINITY]
     later = router.on_timer(0.05 + window)
-    assert [u for u in updates_to(later, OTHER) if u.metric < INFINITY] == []
+    assert [u for u in sent_to(later, OTHER, Update) if u.metric < INFINITY] == []
 
 
 def test_a_newer_seqno_goes_at_once() -> None:
     router = two_neighbours()
     window = router.params.update_coalesce
     router.handle_control(PEER, encode_payload([signed_update(ORIGIN, metric=1000)]), 0.01)
-    assert len(updates_to(router.on_timer(0.01 + window), OTHER)) == 1  # advertised
+    assert len(sent_to(router.on_timer(0.01 + window), OTHER, Update)) == 1  # advertised
     # The origin answered a seqno request somewhere: its flood is not held at this hop.
     bumped = router.handle_control(
         PEER, encode_payload([signed_update(ORIGIN, seqno=1, metric=1000)]), 0.1
     )
-    assert [u.seqno for u in updates_to(bumped, OTHER)] == [1]
+    assert [u.seqno for u in sent_to(bumped, OTHER, Update)] == [1]
     # A metric change under the same seqno is held again.
     held = router.handle_control(
         PEER, encode_payload([signed_update(ORIGIN, seqno=1, metric=500)]), 0.11
     )
-    assert updates_to(held, OTHER) == []
-    later = updates_to(router.on_timer(0.11 + window), OTHER)
+    assert sent_to(held, OTHER, Update) == []
+    later = sent_to(router.on_timer(0.11 + window), OTHER, Update)
     assert [u.metric for u in later] == [500 + 10]  # plus the link's cost
 
 
@@ -98,11 +88,11 @@ def test_a_route_found_again_after_a_loss_goes_at_once() -> None:
     window = router.params.update_coalesce
     update = signed_update(ORIGIN, metric=1000)
     router.handle_control(PEER, encode_payload([update]), 0.01)
-    assert len(updates_to(router.on_timer(0.01 + window), OTHER)) == 1
+    assert len(sent_to(router.on_timer(0.01 + window), OTHER, Update)) == 1
     retract = Update(update.prefix64, 0, INFINITY, 3000, 0, update.router_id, b"")
     router.handle_control(PEER, encode_payload([retract]), 0.1)
     found = router.handle_control(PEER, encode_payload([signed_update(ORIGIN, metric=800)]), 0.2)
-    assert [u.metric for u in updates_to(found, OTHER)] == [800 + 10]
+    assert [u.metric for u in sent_to(found, OTHER, Update)] == [800 + 10]
 
 
 def test_lost_before_advertised_sends_nothing() -> None:
@@ -110,8 +100,10 @@ def test_lost_before_advertised_sends_nothing() -> None:
     update = signed_update(ORIGIN, metric=1000)
     router.handle_control(PEER, encode_payload([update]), 0.01)
     retract = Update(update.prefix64, 0, INFINITY, 3000, 0, update.router_id, b"")
-    assert updates_to(router.handle_control(PEER, encode_payload([retract]), 0.012), OTHER) == []
-    assert updates_to(router.on_timer(0.01 + router.params.update_coalesce), OTHER) == []
+    assert (
+        sent_to(router.handle_control(PEER, encode_payload([retract]), 0.012), OTHER, Update) == []
+    )
+    assert sent_to(router.on_timer(0.01 + router.params.update_coalesce), OTHER, Update) == []
 
 
 def test_window_zero_sends_every_change() -> None:
@@ -123,7 +115,7 @@ def test_window_zero_sends_every_change() -> None:
     router.params = replace(DEFAULT_PARAMS, update_coalesce=0.0)
     deliver(router, signed_update(ORIGIN, metric=1000), now=0.01)
     again = router.handle_control(PEER, encode_payload([signed_update(ORIGIN, metric=500)]), 0.012)
-    assert len(updates_to(again, OTHER)) == 1
+    assert len(sent_to(again, OTHER, Update)) == 1
 
 
 def test_first_update_hold_delays_only_a_prefix_never_advertised() -> None:
@@ -137,12 +129,14 @@ def test_first_update_hold_delays_only_a_prefix_never_advertised() -> None:
     # A new prefix and an improvement: nothing goes out when the coalescing window closes...
     deliver(router, signed_update(ORIGIN, metric=1000), now=0.01)
     router.handle_control(PEER, encode_payload([signed_update(ORIGIN, metric=300)]), 0.05)
-    assert updates_to(router.on_timer(0.01 + router.params.update_coalesce + 0.001), OTHER) == []
+    assert (
+        sent_to(router.on_timer(0.01 + router.params.update_coalesce + 0.001), OTHER, Update) == []
+    )
     assert router.next_deadline() <= 0.01 + hold + 1e-9
     # ... but one update, with the settled metric, when the hold ends.
-    sent = updates_to(router.on_timer(0.01 + hold), OTHER)
+    sent = sent_to(router.on_timer(0.01 + hold), OTHER, Update)
     selected = router.selected_route(sent[0].prefix64) if sent else None
     assert selected is not None and [u.metric for u in sent] == [selected.metric]
     # Once advertised, a change waits only for the coalescing window.
     router.handle_control(PEER, encode_payload([signed_update(ORIGIN, metric=100)]), 0.2)
-    assert len(updates_to(router.on_timer(0.2 + router.params.update_coalesce), OTHER)) == 1
+    assert len(sent_to(router.on_timer(0.2 + router.params.update_coalesce), OTHER, Update)) == 1
