@@ -222,6 +222,10 @@ class Router:
         # again after a loss. Both end a starvation somewhere, so every hop of their flood
         # would otherwise add up to update_coalesce to a failover (see _flush_triggered).
         self._urgent: dict[bytes, None] = {}
+        # Urgent updates waiting for the pace (urgent_update_pace after the last urgent flush).
+        self._urgent_held: dict[bytes, None] = {}
+        self._urgent_due = float("inf")
+        self._urgent_last = float("-inf")
         # Triggered updates held back to coalesce (see _flush) and when they go out.
         self._held: dict[bytes, None] = {}
         self._held_due = float("inf")
@@ -446,6 +450,8 @@ class Router:
             deadline = self._held_due
         if self._first_due < deadline:
             deadline = self._first_due
+        if self._urgent_due < deadline:
+            deadline = self._urgent_due
         return min(deadline, self._origin.next_deadline())
 
     # ------------------------------------------------------------------ neighbours
@@ -1127,27 +1133,42 @@ class Router:
             out.append(tlv)
 
     def _flush_triggered(self, now: float) -> None:
-        """Send triggered updates: retractions and what ends a starvation (``_urgent``) at once,
-        every other change (a first route too:
-        in a cold start it is usually not the last) ``update_coalesce`` after the first one
-        held, so a prefix whose route changes several times within the window costs each
-        neighbour one update, with its state when the window closes."""
+        """Send triggered updates. Retractions go at once; what ends a starvation (``_urgent``)
+        at once too unless an urgent flush went out within ``urgent_update_pace``, and then
+        with the next one; every other change (a first route too: in a cold start it is
+        usually not the last) ``update_coalesce`` after the first one held, so a prefix whose
+        route changes several times within the window costs each neighbour one update, with
+        its state when the window closes."""
         pending = self._pending
         self._pending = {}
         urgent = self._urgent
         self._urgent = {}
         held = self._held
+        urgent_held = self._urgent_held
         window = self.params.update_coalesce
         first_hold = self.params.first_update_hold
+        urgent_now = now >= self._urgent_last + self.params.urgent_update_pace
         send: list[PrefixEntry] = []
+        sent_urgent = False
         for prefix in pending:
             entry = self._table.get(prefix)
             if entry is None:
                 held.pop(prefix, None)
-            elif window <= 0 or entry.selected is None or prefix in urgent:
+                urgent_held.pop(prefix, None)
+            elif window <= 0 or entry.selected is None:
                 held.pop(prefix, None)
+                urgent_held.pop(prefix, None)
                 self._first_held.pop(prefix, None)
                 send.append(entry)
+            elif prefix in urgent or prefix in urgent_held:
+                held.pop(prefix, None)
+                self._first_held.pop(prefix, None)
+                if urgent_now:
+                    urgent_held.pop(prefix, None)
+                    send.append(entry)
+                    sent_urgent = True
+                else:
+                    urgent_held[prefix] = None
             elif first_hold > 0 and entry.advertised_metric >= INFINITY and entry.hold_until == 0:
                 # never advertised: its first advertisement waits for the routes to settle
                 if self._first_held.setdefault(prefix, now + first_hold) < self._first_due:
@@ -1159,17 +1180,20 @@ class Router:
                 if self._held_due == float("inf"):
                     self._held_due = now + window
         if now >= self._held_due:
-            for prefix in held:
-                entry = self._table.get(prefix)
-                # (lost meanwhile and never advertised: nobody needs a retraction)
-                if entry is not None and (
-                    entry.selected is not None or entry.advertised_metric < INFINITY
-                ):
-                    send.append(entry)
+            send.extend(self._still_to_send(held))
             self._held = {}
             self._held_due = float("inf")
         elif not held:
             self._held_due = float("inf")
+        if urgent_held and now >= self._urgent_due:
+            send.extend(self._still_to_send(urgent_held))
+            urgent_held.clear()
+            sent_urgent = True
+        if sent_urgent:
+            self._urgent_last = now
+        self._urgent_due = (
+            self._urgent_last + self.params.urgent_update_pace if urgent_held else float("inf")
+        )
         if now >= self._first_due:
             first = self._first_held
             for prefix in [p for p, due in first.items() if due <= now]:
@@ -1183,6 +1207,18 @@ class Router:
             for entry in send:
                 self._advertise(entry, usable, now, poison=True)
 
+    def _still_to_send(self, prefixes: Iterable[bytes]) -> list[PrefixEntry]:
+        """The entries of held ``prefixes`` that still need an update: a route, or an
+        advertisement to retract (lost meanwhile and never advertised: nobody needs one)."""
+        entries = []
+        for prefix in prefixes:
+            entry = self._table.get(prefix)
+            if entry is not None and (
+                entry.selected is not None or entry.advertised_metric < INFINITY
+            ):
+                entries.append(entry)
+        return entries
+
     def _flush(self, now: float) -> list[Action]:
         if self._own_pending:
             announcements = self._origin.announcements
@@ -1193,7 +1229,12 @@ class Router:
                     for tlv in tlvs:
                         self._queue(nb.peer, tlv)
                     self.counters["updates_sent"] += len(tlvs)
-        if self._pending or now >= self._held_due or now >= self._first_due:
+        if (
+            self._pending
+            or now >= self._held_due
+            or now >= self._first_due
+            or now >= self._urgent_due
+        ):
             self._flush_triggered(now)
         actions = self._dead
         self._dead = []

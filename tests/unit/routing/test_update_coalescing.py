@@ -1,7 +1,7 @@
 """Triggered updates are coalesced: retractions go at once, and so does what ends a starvation (a
-newer seqno, a route found again after a loss); other changes of a prefix (its first route
-included) within ``update_coalesce`` go out once, with the latest state, when the window
-closes."""
+newer seqno, a route found again after a loss) unless another such flush went out within
+``urgent_update_pace``; other changes of a prefix (its first route included) within
+``update_coalesce`` go out once, with the latest state, when the window closes."""
 
 from __future__ import annotations
 
@@ -81,6 +81,31 @@ def test_a_newer_seqno_goes_at_once() -> None:
     assert sent_to(held, OTHER, Update) == []
     later = sent_to(router.on_timer(0.11 + window), OTHER, Update)
     assert [u.metric for u in later] == [500 + 10]  # plus the link's cost
+
+
+def test_a_burst_of_newer_seqnos_is_paced_into_one_packet_per_neighbour() -> None:
+    router = two_neighbours()
+    window, pace = router.params.update_coalesce, router.params.urgent_update_pace
+    assert 0 < pace < window
+    for origin in (ORIGIN, ORIGIN + 1):
+        router.handle_control(PEER, encode_payload([signed_update(origin, metric=1000)]), 0.01)
+    assert len(sent_to(router.on_timer(0.01 + window), OTHER, Update)) == 2  # advertised
+    first = router.handle_control(
+        PEER, encode_payload([signed_update(ORIGIN, seqno=1, metric=1000)]), 0.1
+    )
+    assert [u.seqno for u in sent_to(first, OTHER, Update)] == [1]  # the first goes at once
+    # Two more within the pace wait for it, and then go to each neighbour together.
+    for at, origin, seqno in ((0.102, ORIGIN + 1, 1), (0.104, ORIGIN, 2)):
+        held = router.handle_control(
+            PEER, encode_payload([signed_update(origin, seqno=seqno, metric=1000)]), at
+        )
+        assert sent_to(held, OTHER, Update) == []
+    assert router.next_deadline() <= 0.1 + pace + 1e-9
+    due = router.on_timer(0.1 + pace)
+    packets = [a for a in due if isinstance(a, SendControl) and a.peer == OTHER]
+    assert len(packets) == 1
+    assert sorted(u.seqno for u in sent_to(due, OTHER, Update)) == [1, 2]
+    assert router.next_deadline() > 0.1 + window
 
 
 def test_a_route_found_again_after_a_loss_goes_at_once() -> None:
