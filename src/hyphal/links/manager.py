@@ -223,7 +223,9 @@ class PeerManager:
 
     async def _dial_loop(self, peer: StaticPeer) -> None:
         loop = asyncio.get_running_loop()
-        while not self._closing and not peer.gave_up:
+        # Still in `static` is checked as well as the cancel in remove_static: a cancel that
+        # lands as the dial itself finishes can be lost, and the loop must end anyway.
+        while not self._closing and not peer.gave_up and self.static.get(peer.endpoint) is peer:
             # A live link to the same node (e.g. it dialed us) makes a second one pointless.
             known = peer.remote_public_key
             if (
@@ -242,10 +244,8 @@ class PeerManager:
             self._closed_waiters[link] = done
             started = time.monotonic()
             try:
-                await asyncio.wait_for(
-                    self.transport.dial(peer.endpoint.host, peer.endpoint.port, link),
-                    CONNECT_TIMEOUT,
-                )
+                async with asyncio.timeout(CONNECT_TIMEOUT):
+                    await self.transport.dial(peer.endpoint.host, peer.endpoint.port, link)
                 await done
             except asyncio.CancelledError:
                 link.close("dial cancelled")

@@ -111,6 +111,20 @@ async def test_remove_static_cleans_up() -> None:
         assert mgr.static == {}
 
 
+async def test_dial_loop_ends_when_its_peer_is_removed_even_if_the_cancel_is_lost() -> None:
+    # A cancel that lands as the dial finishes can be swallowed; leaving `static` alone must
+    # still end the loop (the CI hang this reproduces waited on the task for 300 s).
+    async with manager() as mgr:
+        endpoint = Endpoint("tcp", "127.0.0.1", closed_port())
+        peer = mgr.add_static(endpoint)
+        peer.backoff = fast_backoff()
+        await asyncio.sleep(0.2)
+        del mgr.static[endpoint]  # removed, with no cancel
+        assert peer.task is not None
+        await asyncio.wait_for(peer.task, 5)
+        assert mgr.all_links == set()
+
+
 # item 9: the dial task survives unexpected exceptions ------------------------------------------
 
 
